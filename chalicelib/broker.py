@@ -1,0 +1,118 @@
+"""The credential broker: an OIDC identity in, a short-lived, policy-scoped credential out."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Callable, Iterable
+
+from chalicelib.config import Settings
+from chalicelib.eks_token import make_eks_token
+from chalicelib.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge
+from chalicelib.exec_credential import API_VERSIONS, V1BETA1, exec_credential
+from chalicelib.identity import Identity
+from chalicelib.policy import Policy, select_policy
+from chalicelib.role_credentials import RoleCredentialCache, role_session_for
+from chalicelib.session_token import SessionTokenCodec
+
+MODES = ("gateway", "direct")
+
+
+@dataclass(frozen=True)
+class TokenRequest:
+    cluster: str
+    mode: str = "gateway"
+    api_version: str = V1BETA1
+
+
+@dataclass(frozen=True)
+class IssuedCredential:
+    """What the broker issued; ``exec_credential`` is the response body."""
+
+    exec_credential: dict
+    mode: str
+    policy: str
+    cluster: str
+    session_id: str | None
+    expires_at: datetime
+    role_session_name: str | None = None
+    source_identity: str | None = None
+
+
+def parse_token_request(body: bytes | None, max_bytes: int) -> TokenRequest:
+    """Validate the ``/v1/token`` body; BadRequest says exactly what is wrong."""
+    if body is None or not body.strip():
+        raise BadRequest('request body is empty; send {"cluster": "<name>", "mode": "gateway"}')
+    if len(body) > max_bytes:
+        raise PayloadTooLarge(f"request body is larger than {max_bytes} bytes")
+    try:
+        data = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise BadRequest('request body is not JSON; send {"cluster": "<name>", "mode": "gateway"}')
+    if not isinstance(data, dict):
+        raise BadRequest("request body must be a JSON object")
+    unknown = set(data) - {"cluster", "mode", "apiVersion"}
+    if unknown:
+        raise BadRequest(f"unknown field(s) {', '.join(sorted(unknown))}; "
+                         "expected cluster, mode, apiVersion")
+    cluster = data.get("cluster")
+    if not isinstance(cluster, str) or not cluster:
+        raise BadRequest("field 'cluster' is required and must be a string")
+    mode = data.get("mode", "gateway")
+    if mode not in MODES:
+        raise BadRequest(f"field 'mode' must be one of {', '.join(MODES)}")
+    api_version = data.get("apiVersion", V1BETA1)
+    if api_version not in API_VERSIONS:
+        raise BadRequest(f"field 'apiVersion' must be one of {', '.join(API_VERSIONS)}")
+    return TokenRequest(cluster=cluster, mode=mode, api_version=api_version)
+
+
+class Broker:
+    def __init__(
+        self,
+        settings: Settings,
+        policies: Iterable[Policy],
+        sessions: SessionTokenCodec,
+        role_credentials: RoleCredentialCache,
+        clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+    ) -> None:
+        self._settings = settings
+        self._policies = tuple(policies)
+        self._sessions = sessions
+        self._roles = role_credentials
+        self._clock = clock
+
+    def issue(self, identity: Identity, request: TokenRequest) -> IssuedCredential:
+        """A credential for ``identity`` on ``request.cluster`` as its policy allows."""
+        cluster = self._settings.clusters.get(request.cluster)
+        if cluster is None:
+            raise NotFound(f"cluster {request.cluster!r} is not served by this gateway")
+        policy = select_policy(identity, request.cluster, self._policies)
+        if request.mode == "direct":
+            return self._issue_direct(identity, policy, request)
+        lifetime = min(policy.max_session_seconds, self._settings.max_session_seconds)
+        token, session = self._sessions.issue(identity, request.cluster, policy.name, lifetime,
+                                              policy.matched_claims(identity))
+        expires = datetime.fromtimestamp(session.expires_at, timezone.utc)
+        return IssuedCredential(
+            exec_credential=exec_credential(token, expires, request.api_version),
+            mode="gateway", policy=policy.name, cluster=request.cluster,
+            session_id=session.session_id, expires_at=expires)
+
+    def _issue_direct(self, identity: Identity, policy: Policy,
+                      request: TokenRequest) -> IssuedCredential:
+        if not policy.direct:
+            raise Forbidden(f"policy {policy.name!r} does not allow direct mode; use the "
+                            "gateway (mode: gateway)", details={"policy": policy.name})
+        cluster = self._settings.clusters[request.cluster]
+        role_session = role_session_for(identity, policy.role_arn, policy.name, request.cluster,
+                                        purpose="direct")
+        credentials = self._roles.credentials(role_session)
+        eks = make_eks_token(credentials, cluster.eks_cluster_name, cluster.region,
+                             now=self._clock())
+        return IssuedCredential(
+            exec_credential=exec_credential(eks.token, eks.expiration, request.api_version),
+            mode="direct", policy=policy.name, cluster=request.cluster, session_id=None,
+            expires_at=eks.expiration, role_session_name=role_session.session_name,
+            source_identity=role_session.source_identity)

@@ -1,0 +1,84 @@
+"""Decisions: which policy applies to a caller, and what it says about a request.
+
+Deny beats approve beats allow; a request no rule matches is denied.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+from chalicelib.errors import Forbidden
+from chalicelib.identity import Identity
+from chalicelib.kube_request import KubeRequest
+from chalicelib.policy.model import Policy, Rule
+
+_PRECEDENCE = {"deny": 0, "approve": 1, "allow": 2}
+
+
+@dataclass(frozen=True)
+class Decision:
+    effect: str                 # allow | approve | deny
+    policy: str
+    rule: Rule | None
+    reason: str
+
+    @property
+    def rule_label(self) -> str:
+        return self.rule.label if self.rule else "(no rule matched)"
+
+
+def select_policy(identity: Identity, cluster: str, policies: Iterable[Policy]) -> Policy:
+    """The one policy for this caller on this cluster; Forbidden if none or several apply.
+
+    Several would make the outcome depend on file order, so we refuse rather than guess.
+    """
+    matching = [p for p in policies if p.applies_to(identity, cluster)]
+    if not matching:
+        raise Forbidden(f"no policy grants {identity.describe()} access to cluster {cluster!r}",
+                        details={"cluster": cluster, "subject": identity.subject})
+    if len(matching) > 1:
+        names = ", ".join(sorted(p.name for p in matching))
+        raise Forbidden(
+            f"{identity.describe()} matches several policies for cluster {cluster!r} ({names}); "
+            "an administrator must make their subjects disjoint",
+            details={"cluster": cluster, "policies": names})
+    return matching[0]
+
+
+def evaluate(policy: Policy, request: KubeRequest) -> Decision:
+    """What ``policy`` says about ``request``."""
+    matched = [r for r in policy.rules if r.matches(request)]
+    if not matched:
+        return Decision("deny", policy.name, None,
+                        f"no rule of policy {policy.name!r} allows {describe_request(request)}")
+    winner = min(matched, key=lambda r: (_PRECEDENCE[r.effect], r.index))
+    verb = {"allow": "allows", "approve": "requires approval for", "deny": "denies"}[winner.effect]
+    reason = f"rule {winner.label} of policy {policy.name!r} {verb} {describe_request(request)}"
+    if winner.reason:
+        reason += f": {winner.reason}"
+    return Decision(winner.effect, policy.name, winner, reason)
+
+
+def decide(identity: Identity, cluster: str, request: KubeRequest,
+           policies: Iterable[Policy]) -> Decision:
+    """The decision for ``identity`` making ``request`` on ``cluster``."""
+    try:
+        policy = select_policy(identity, cluster, policies)
+    except Forbidden as refusal:
+        return Decision("deny", "", None, refusal.message)
+    return evaluate(policy, request)
+
+
+def describe_request(request: KubeRequest) -> str:
+    """``delete namespaces "shop"`` style text for messages."""
+    if not request.is_resource_request:
+        return f"{request.verb} {request.path}"
+    text = f"{request.verb} {request.resource_with_subresource}"
+    if request.api_group:
+        text = f"{request.verb} {request.resource_with_subresource}.{request.api_group}"
+    if request.name:
+        text += f" {request.name!r}"
+    if request.namespace and request.resource != "namespaces":
+        text += f" in namespace {request.namespace!r}"
+    return text

@@ -1,0 +1,137 @@
+"""Policy values, built by the loader from validated YAML. Frozen: they cross modules."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+from typing import Any, Mapping
+
+from chalicelib.identity import Identity
+from chalicelib.kube_request import KubeRequest
+
+
+def glob_match(pattern: str, value: str) -> bool:
+    """Case-sensitive shell-style match (``*``, ``?``, ``[...]``); ``*`` also spans ``/``."""
+    return fnmatchcase(value, pattern)
+
+
+def _claim_text(value: Any) -> str | None:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (str, int)):
+        return str(value)
+    return None
+
+
+@dataclass(frozen=True)
+class Subject:
+    """Who a policy is for: an issuer and claims that must all hold (globs allowed).
+
+    A list in the policy means any of those values; a list-valued claim in the token (such
+    as ``groups``) matches if any of its elements does.
+    """
+
+    issuer: str
+    claims: Mapping[str, tuple[str, ...]] = field(default_factory=dict, hash=False)
+
+    def matches(self, identity: Identity) -> bool:
+        if not glob_match(self.issuer, identity.issuer):
+            return False
+        for name, patterns in self.claims.items():
+            actual = identity.claims.get(name)
+            values = actual if isinstance(actual, list) else [actual]
+            texts = [t for t in (_claim_text(v) for v in values) if t is not None]
+            if not any(glob_match(p, t) for p in patterns for t in texts):
+                return False
+        return True
+
+
+@dataclass(frozen=True)
+class ApprovalSettings:
+    mode: str = "once"                 # once: one exact request; grant: a window for the rule
+    ttl_seconds: int = 900             # how long a pending request waits for a decision
+    window_seconds: int = 900          # grant mode: how long an approved window stays open
+    min_approvers: int = 1
+    direct: bool = False               # grant mode: may /v1/token issue a direct EKS token
+    channel: str | None = None
+
+
+@dataclass(frozen=True)
+class Rule:
+    index: int
+    effect: str
+    name: str | None = None
+    reason: str = ""
+    verbs: tuple[str, ...] = ("*",)
+    api_groups: tuple[str, ...] = ("*",)
+    resources: tuple[str, ...] = ()
+    namespaces: tuple[str, ...] = ()
+    resource_names: tuple[str, ...] = ()
+    non_resource_urls: tuple[str, ...] = ()
+    approvers: tuple[str, ...] = ()
+    approval: ApprovalSettings | None = None
+    line: int = 0
+
+    @property
+    def label(self) -> str:
+        """How messages name this rule: its name, or its position."""
+        return self.name or f"rules[{self.index}]"
+
+    def matches(self, request: KubeRequest) -> bool:
+        """RBAC's matching rules, plus globs in namespaces and ``resource/*``."""
+        if not ("*" in self.verbs or request.verb in self.verbs):
+            return False
+        if not request.is_resource_request:
+            return any(
+                url == request.path or (url.endswith("*") and request.path.startswith(url[:-1]))
+                for url in self.non_resource_urls
+            )
+        if not self.resources:
+            return False
+        if not ("*" in self.api_groups or request.api_group in self.api_groups):
+            return False
+        if not any(_resource_matches(r, request) for r in self.resources):
+            return False
+        if self.namespaces and not any(glob_match(n, request.namespace) for n in self.namespaces):
+            return False
+        if self.resource_names and request.name not in self.resource_names:
+            return False
+        return True
+
+
+def _resource_matches(pattern: str, request: KubeRequest) -> bool:
+    combined = request.resource_with_subresource
+    if pattern in ("*", combined):
+        return True
+    if pattern.startswith("*/"):
+        return request.subresource == pattern[2:]
+    if pattern.endswith("/*"):
+        return bool(request.subresource) and request.resource == pattern[:-2]
+    return False
+
+
+@dataclass(frozen=True)
+class Policy:
+    name: str
+    subjects: tuple[Subject, ...]
+    clusters: tuple[str, ...]
+    role_arn: str
+    rules: tuple[Rule, ...]
+    description: str = ""
+    direct: bool = False
+    max_session_seconds: int = 900
+    masking_patterns: tuple[str, ...] = ()
+    source: str = ""
+    line: int = 0
+
+    def applies_to(self, identity: Identity, cluster: str) -> bool:
+        return any(glob_match(c, cluster) for c in self.clusters) and any(
+            s.matches(identity) for s in self.subjects
+        )
+
+    def matched_claims(self, identity: Identity) -> dict[str, Any]:
+        """The claims the first matching subject checked: what audit records as "why"."""
+        for subject in self.subjects:
+            if subject.matches(identity):
+                return {name: identity.claims.get(name) for name in subject.claims}
+        return {}

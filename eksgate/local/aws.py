@@ -1,0 +1,61 @@
+"""AWS for the local stack: moto in server mode, provisioned like a fresh deployment."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+from typing import Any
+
+import boto3
+from moto.server import ThreadedMotoServer
+
+LOCAL_REGION = "us-east-1"
+# moto accepts any credentials; these name the "eksgate function" in its STS emulation.
+LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local-eksgate-function",
+                     "AWS_SECRET_ACCESS_KEY": "local-only-not-a-secret"}
+
+
+class LocalAws:
+    """moto's server on a free loopback port, for every AWS service the app calls."""
+
+    def __init__(self) -> None:
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+
+    def start(self) -> "LocalAws":
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log in the terminal
+        self._server.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.stop()
+
+    @property
+    def endpoint_url(self) -> str:
+        host, port = self._server.get_host_and_port()
+        return f"http://{host}:{port}"
+
+    def environment(self) -> dict[str, str]:
+        """What a process needs so that boto3 talks to this moto server (AWS_ENDPOINT_URL)."""
+        return {"AWS_ENDPOINT_URL": self.endpoint_url, "AWS_DEFAULT_REGION": LOCAL_REGION,
+                "AWS_REGION": LOCAL_REGION, **LOCAL_CREDENTIALS}
+
+    def client(self, service: str) -> Any:
+        return boto3.client(service, endpoint_url=self.endpoint_url, region_name=LOCAL_REGION,
+                            aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+                            aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"])
+
+
+def create_signing_key(secretsmanager: Any, secret_id: str) -> str:
+    """Create the gateway's signing key secret (random, base64) and return its VersionId."""
+    answer = secretsmanager.create_secret(
+        Name=secret_id, SecretString=base64.b64encode(os.urandom(32)).decode(),
+        Description="eksgate gateway session signing key")
+    return answer["VersionId"]
+
+
+def rotate_signing_key(secretsmanager: Any, secret_id: str) -> str:
+    """Put a new random key; the old one stays valid as AWSPREVIOUS for live sessions."""
+    answer = secretsmanager.put_secret_value(
+        SecretId=secret_id, SecretString=base64.b64encode(os.urandom(32)).decode())
+    return answer["VersionId"]

@@ -1,0 +1,179 @@
+"""Serve the Chalice app on loopback the way API Gateway + Lambda would (local stack only).
+
+``chalice local`` cannot match greedy ``{proxy+}`` routes, which the Kubernetes proxy needs.
+Rather than a second code path, this server turns each HTTP request into the same REST API
+proxy event API Gateway sends and calls the app's Lambda handler (``app(event, context)``):
+routing, middleware and every route run exactly as deployed.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+API_GATEWAY_MAX_BODY = 10 * 1024 * 1024
+
+
+class _Route:
+    def __init__(self, template: str) -> None:
+        self.template = template
+        pattern = ""
+        for part in template.strip("/").split("/") if template != "/" else []:
+            if part.startswith("{") and part.endswith("+}"):
+                pattern += f"/(?P<{part[1:-2]}>.+)"
+            elif part.startswith("{") and part.endswith("}"):
+                pattern += f"/(?P<{part[1:-1]}>[^/]+)"
+            else:
+                pattern += "/" + re.escape(part)
+        self.regex = re.compile(f"^{pattern or '/'}$")
+        # API Gateway prefers literal segments over variables, and variables over greedy ones.
+        self.rank = (template.count("+}"), template.count("{"), -len(template))
+
+
+class LambdaContext:
+    """The attributes of the Lambda context object that the app and powertools read."""
+
+    def __init__(self, function_name: str = "eksgate-local", timeout_seconds: int = 29) -> None:
+        self.function_name = function_name
+        self.function_version = "$LATEST"
+        self.memory_limit_in_mb = 512
+        self.aws_request_id = str(uuid.uuid4())
+        self.invoked_function_arn = f"arn:aws:lambda:us-east-1:123456789012:function:{function_name}"
+        self.log_group_name = f"/aws/lambda/{function_name}"
+        self._deadline = time.monotonic() + timeout_seconds
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+def build_event(routes: list[_Route], method: str, raw_path: str, headers: list[tuple[str, str]],
+                body: bytes, source_ip: str) -> dict[str, Any] | None:
+    """The API Gateway REST proxy event for a request, or None when no route matches."""
+    parts = urlsplit(raw_path)
+    path = parts.path or "/"
+    match_path = path.rstrip("/") if path != "/" else path
+    for route in sorted(routes, key=lambda r: r.rank):
+        found = route.regex.match(match_path)
+        if found:
+            break
+    else:
+        return None
+    multi_headers: dict[str, list[str]] = {}
+    for name, value in headers:
+        multi_headers.setdefault(name, []).append(value)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    multi_query: dict[str, list[str]] = {}
+    for name, value in query:
+        multi_query.setdefault(name, []).append(value)
+    request_id = str(uuid.uuid4())
+    return {
+        "resource": route.template,
+        "path": path,
+        "httpMethod": method,
+        "headers": {k: v[-1] for k, v in multi_headers.items()},
+        "multiValueHeaders": multi_headers,
+        "queryStringParameters": {k: v[-1] for k, v in multi_query.items()} or None,
+        "multiValueQueryStringParameters": multi_query or None,
+        "pathParameters": found.groupdict() or None,
+        "stageVariables": None,
+        "requestContext": {
+            "resourcePath": route.template, "httpMethod": method, "path": f"/local{path}",
+            "stage": "local", "requestId": request_id, "extendedRequestId": request_id,
+            "requestTimeEpoch": int(time.time() * 1000),
+            "identity": {"sourceIp": source_ip,
+                         "userAgent": multi_headers.get("User-Agent", [""])[-1]},
+        },
+        "body": base64.b64encode(body).decode() if body else None,
+        "isBase64Encoded": bool(body),
+    }
+
+
+class LocalApiGateway:
+    """A threaded HTTP server in front of a Chalice app object."""
+
+    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._app = app
+        self._routes = [_Route(path) for path in app.routes]
+        self._server = ThreadingHTTPServer((host, port), self._handler_class())
+        self._server.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> "LocalApiGateway":
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="local-gateway",
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> "LocalApiGateway":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def invoke(self, event: dict[str, Any]) -> dict[str, Any]:
+        return self._app(event, LambdaContext())
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        gateway = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _handle(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                if length > API_GATEWAY_MAX_BODY:
+                    self._reply(413, {"Content-Type": "application/json"},
+                                b'{"message": "Request Too Long"}')
+                    return
+                body = self.rfile.read(length) if length else b""
+                event = build_event(gateway._routes, self.command, self.path,
+                                    list(self.headers.items()), body, self.client_address[0])
+                if event is None:
+                    # What API Gateway answers for a path no route matches.
+                    self._reply(403, {"Content-Type": "application/json"},
+                                b'{"message": "Missing Authentication Token"}')
+                    return
+                result = gateway.invoke(event)
+                payload = result.get("body") or ""
+                data = (base64.b64decode(payload) if result.get("isBase64Encoded")
+                        else payload.encode())
+                headers: dict[str, Any] = dict(result.get("headers") or {})
+                for name, values in (result.get("multiValueHeaders") or {}).items():
+                    headers[name] = values
+                self._reply(result.get("statusCode", 200), headers, data)
+
+            def _reply(self, status: int, headers: dict[str, Any], data: bytes) -> None:
+                self.send_response(status)
+                for name, value in headers.items():
+                    if name.lower() in ("content-length", "connection", "transfer-encoding"):
+                        continue
+                    for item in value if isinstance(value, list) else [value]:
+                        self.send_header(name, str(item))
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _handle
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        return Handler

@@ -1,0 +1,74 @@
+"""Shared fixtures: an app wired to moto and a local OIDC issuer, served over loopback."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from pathlib import Path
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from chalicelib.config import load_settings
+from eksgate.local.oidc_issuer import LocalOidcIssuer
+
+REGION = "us-east-1"
+SECRET_ID = "eksgate/test/signing-key"
+
+
+@pytest.fixture(scope="session")
+def oidc_issuer():
+    with LocalOidcIssuer() as issuer:
+        yield issuer
+
+
+@pytest.fixture()
+def aws(monkeypatch):
+    """moto for every AWS call, in this process."""
+    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    with mock_aws():
+        yield boto3.session.Session(region_name=REGION)
+
+
+def app_environment(oidc_issuer: LocalOidcIssuer, policy_dir: Path | str) -> dict[str, str]:
+    return {
+        "EKSGATE_STAGE": "test",
+        "EKSGATE_OIDC_ISSUERS": json.dumps([{"issuer": oidc_issuer.issuer,
+                                             "audiences": ["eksgate"],
+                                             "jwks_url": oidc_issuer.jwks_url}]),
+        "EKSGATE_CLUSTERS": json.dumps({"demo": {"region": REGION},
+                                        "prod-eu": {"region": "eu-west-1"}}),
+        "EKSGATE_SIGNING_SECRET_ID": SECRET_ID,
+        "EKSGATE_POLICY_DIR": str(policy_dir),
+    }
+
+
+@pytest.fixture()
+def signing_secret(aws):
+    client = aws.client("secretsmanager")
+    client.create_secret(Name=SECRET_ID, SecretString=base64.b64encode(os.urandom(32)).decode())
+    return client
+
+
+@pytest.fixture()
+def settings(oidc_issuer, signing_secret):
+    from chalicelib.config import DEFAULT_POLICY_DIR
+    return load_settings(app_environment(oidc_issuer, DEFAULT_POLICY_DIR))
+
+
+@pytest.fixture()
+def app_log():
+    """Everything the app logs (and its metrics), as text."""
+    import io
+    import sys
+    from chalicelib.observability import redirect_output
+    buffer = io.StringIO()
+    redirect_output(buffer)
+    yield buffer
+    redirect_output(sys.stdout)
