@@ -340,7 +340,7 @@ def _decode_list_options(values: dict[str, list[str]]) -> tuple[bool, str | None
     """
     try:
         for key in ("timeoutSeconds", "limit"):
-            if key in values and values[key]:
+            if values.get(key):
                 _go_parse_int64(values[key][0])
         field_selector = values["fieldSelector"][0] if values.get("fieldSelector") else ""
         name = _selector_exact_name(field_selector)

@@ -14,7 +14,7 @@ import yaml
 
 from chalicelib.policy.durations import parse_duration
 from chalicelib.policy.model import ApprovalSettings, Policy, Rule, Subject
-from chalicelib.policy.schema import POLICY_SCHEMA
+from chalicelib.policy.schema import PATTERN_NAMES, POLICY_SCHEMA
 
 MAX_SESSION_CEILING = 900       # an EKS token lives 15 minutes; no session outlives one
 MAX_APPROVAL_SECONDS = 24 * 3600
@@ -207,7 +207,8 @@ def _build_policy(doc: dict, file: str, tracker: _LineTracker, prefix: Path_) ->
         rules=tuple(rules),
         direct=doc.get("direct", False),
         max_session_seconds=parse_duration(doc.get("max_session", "15m")),
-        masking_patterns=tuple(doc.get("masking", {}).get("patterns", [])),
+        masking_patterns=tuple(doc["masking"]["patterns"]) if "patterns" in doc.get(
+            "masking", {}) else tuple(sorted(PATTERN_NAMES)),
         source=file,
         line=tracker.line(prefix),
     )

@@ -8,6 +8,7 @@ from typing import Any, Mapping
 
 from chalicelib.identity import Identity
 from chalicelib.kube_request import KubeRequest
+from chalicelib.masking import PATTERN_NAMES, MaskingSettings
 
 
 def glob_match(pattern: str, value: str) -> bool:
@@ -120,7 +121,8 @@ class Policy:
     description: str = ""
     direct: bool = False
     max_session_seconds: int = 900
-    masking_patterns: tuple[str, ...] = ()
+    # Every pattern unless the policy narrows them: masking too much beats leaking.
+    masking_patterns: tuple[str, ...] = tuple(sorted(PATTERN_NAMES))
     source: str = ""
     line: int = 0
 
@@ -128,6 +130,10 @@ class Policy:
         return any(glob_match(c, cluster) for c in self.clusters) and any(
             s.matches(identity) for s in self.subjects
         )
+
+    @property
+    def masking(self) -> MaskingSettings:
+        return MaskingSettings(patterns=self.masking_patterns)
 
     def matched_claims(self, identity: Identity) -> dict[str, Any]:
         """The claims the first matching subject checked: what audit records as "why"."""

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from chalicelib.masking import PATTERN_NAMES as _MASKING_PATTERNS
 from chalicelib.policy.durations import DURATION_PATTERN
 
 VERBS = ["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection",
          "proxy", "*"]
-PATTERN_NAMES = ["aws-access-key", "aws-secret-key", "private-key", "jwt", "password-assignment",
-                 "bearer-token", "slack-token", "github-token"]
+PATTERN_NAMES = sorted(_MASKING_PATTERNS)
 
 _strings = {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1}
 _claim_value = {"oneOf": [{"type": "string"}, {"type": "boolean"}, {"type": "integer"},

@@ -23,13 +23,16 @@ def _split_url(url: str) -> tuple[str, str]:
 # (staging/src/k8s.io/apiserver/pkg/endpoints/request/requestinfo_test.go), same inputs and
 # expectations: method, url, verb, prefix, group, version, namespace, resource, subresource, name.
 # (Upstream expects prefix "api" for /apis/... but never asserts it; we assert the real prefix.)
+# fmt: off
 KUBE_API_REQUEST_INFO_CASES = [
     # resource paths
     ("GET", "/api/v1/namespaces", "list", "api", "", "v1", "", "namespaces", "", ""),
     ("GET", "/api/v1/namespaces/other", "get", "api", "", "v1", "other", "namespaces", "", "other"),
     ("GET", "/api/v1/namespaces/other/pods", "list", "api", "", "v1", "other", "pods", "", ""),
-    ("GET", "/api/v1/namespaces/other/pods/foo", "get", "api", "", "v1", "other", "pods", "", "foo"),
-    ("HEAD", "/api/v1/namespaces/other/pods/foo", "get", "api", "", "v1", "other", "pods", "", "foo"),
+    ("GET", "/api/v1/namespaces/other/pods/foo", "get", "api", "", "v1", "other", "pods", "",
+     "foo"),
+    ("HEAD", "/api/v1/namespaces/other/pods/foo", "get", "api", "", "v1", "other", "pods", "",
+     "foo"),
     ("GET", "/api/v1/pods", "list", "api", "", "v1", "", "pods", "", ""),
     ("HEAD", "/api/v1/pods", "list", "api", "", "v1", "", "pods", "", ""),
     ("PATCH", "/api/v1/namespaces/new-namespace", "patch", "api", "", "v1", "", "namespaces", "",
@@ -77,6 +80,7 @@ KUBE_API_REQUEST_INFO_CASES = [
     ("POST", "/apis/extensions/v1beta3/namespaces/other/pods", "create", "apis", "extensions",
      "v1beta3", "other", "pods", "", ""),
 ]
+# fmt: on
 
 
 @pytest.mark.parametrize(
@@ -148,14 +152,23 @@ def test_resource_and_non_resource_paths_are_told_apart_like_kube(path, is_resou
     [
         ("/apis/group/version/resource", "", "list"),
         ("/apis/group/version/resource?fieldSelector=metadata.name=name1", "name1", "list"),
-        ("/apis/group/version/resource?watch=true&fieldSelector=metadata.name=name1", "name1",
-         "watch"),
+        (
+            "/apis/group/version/resource?watch=true&fieldSelector=metadata.name=name1",
+            "name1",
+            "watch",
+        ),
         ("/apis/group/version/resource?fieldSelector=foo=bar", "", "list"),
         ("/apis/group/version/resource?fieldSelector=metadata.name=name1,foo", "", "list"),
-        ("/apis/group/version/resource?fieldSelector=metadata.name=name1,foo&watch=true", "",
-         "watch"),
-        ("/apis/group/version/resource?fieldSelector=metadata.name=name1,foo&watch=false", "",
-         "list"),
+        (
+            "/apis/group/version/resource?fieldSelector=metadata.name=name1,foo&watch=true",
+            "",
+            "watch",
+        ),
+        (
+            "/apis/group/version/resource?fieldSelector=metadata.name=name1,foo&watch=false",
+            "",
+            "list",
+        ),
     ],
 )
 def test_field_selector_names_a_single_object_like_kube(url, name, verb):
@@ -199,9 +212,7 @@ def test_field_selector_name_is_taken_from_a_mapping_query():
 
 
 def test_field_selector_is_ignored_for_delete_so_it_stays_a_deletecollection():
-    request = resolve(
-        "DELETE", "/api/v1/namespaces/shop/pods", "fieldSelector=metadata.name%3Dweb"
-    )
+    request = resolve("DELETE", "/api/v1/namespaces/shop/pods", "fieldSelector=metadata.name%3Dweb")
     assert (request.verb, request.name) == ("deletecollection", "")
 
 
@@ -280,7 +291,9 @@ def test_pod_log_is_the_log_subresource():
 
 
 def test_cluster_scoped_group_resource():
-    request = resolve("GET", "/apis/rbac.authorization.k8s.io/v1/clusterroles/system:basic-user", "")
+    request = resolve(
+        "GET", "/apis/rbac.authorization.k8s.io/v1/clusterroles/system:basic-user", ""
+    )
     assert (request.api_group, request.resource, request.name, request.namespace) == (
         "rbac.authorization.k8s.io",
         "clusterroles",
@@ -291,8 +304,15 @@ def test_cluster_scoped_group_resource():
 
 @pytest.mark.parametrize(
     "method,verb",
-    [("GET", "get"), ("POST", "post"), ("PUT", "put"), ("DELETE", "delete"), ("HEAD", "head"),
-     ("OPTIONS", "options"), ("PATCH", "patch")],
+    [
+        ("GET", "get"),
+        ("POST", "post"),
+        ("PUT", "put"),
+        ("DELETE", "delete"),
+        ("HEAD", "head"),
+        ("OPTIONS", "options"),
+        ("PATCH", "patch"),
+    ],
 )
 def test_non_resource_verb_is_the_lower_cased_method(method, verb):
     request = resolve(method, "/version", "")

@@ -234,3 +234,12 @@ def test_shipped_policies_load_and_lint_clean():
     from eksgate.policy_cmd import _trusted_issuers
     policies = load_policies(DEFAULT_POLICY_DIR)
     assert [str(w) for w in lint_warnings(policies, _trusted_issuers(DEFAULT_POLICY_DIR))] == []
+
+
+def test_masking_defaults_to_every_pattern_and_can_be_narrowed():
+    from chalicelib.masking import PATTERN_NAMES
+    [policy] = load_policy_text(VALID)
+    assert set(policy.masking.patterns) == PATTERN_NAMES
+    [narrow] = load_policy_text(VALID + "masking: {patterns: [jwt]}\n")
+    assert narrow.masking.patterns == ("jwt",)
+    assert any("masking.patterns[0]" in e for e in errors_for(VALID + "masking: {patterns: [x]}\n"))
