@@ -7,13 +7,16 @@ import time
 from chalice import Chalice, Response
 
 from chalicelib.errors import EksgateError, ServiceUnavailable
-from chalicelib.http_responses import json_error, json_response
+from chalicelib.http_responses import json_error, json_response, proxy_response
 from chalicelib.observability import flush_metrics, logger
+from chalicelib.proxy_api import handle_proxy
 from chalicelib.services import Services, build_services
 from chalicelib.token_api import issue_token
 
 app = Chalice(app_name="eksgate")
 _services: Services | None = None
+# Chalice's ANY does not reach greedy routes on API Gateway; list every method kubectl uses.
+PROXY_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
 def services() -> Services:
@@ -54,3 +57,17 @@ def token() -> Response:
 @app.route("/healthz", methods=["GET"])
 def healthz() -> Response:
     return json_response({"status": "ok"})
+
+
+@app.route("/k8s/{cluster}", methods=PROXY_METHODS, content_types=["*/*"])
+def k8s_root(cluster: str) -> Response:
+    return proxy_response(handle_proxy(services, app.current_request, app.lambda_context,
+                                       cluster, ""))
+
+
+@app.route("/k8s/{cluster}/{proxy+}", methods=PROXY_METHODS, content_types=["*/*"])
+def k8s_proxy(cluster: str) -> Response:
+    # Chalice passes no view argument for a greedy parameter; API Gateway names it "proxy".
+    path = app.current_request.to_original_event()["pathParameters"]["proxy"]
+    return proxy_response(handle_proxy(services, app.current_request, app.lambda_context,
+                                       cluster, path))

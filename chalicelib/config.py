@@ -58,6 +58,7 @@ class Settings:
     max_oidc_token_bytes: int = 16 * 1024
     oidc_leeway_seconds: int = 30
     jwks_min_refresh_seconds: int = 60
+    watch_timeout_seconds: int = 20
 
     def issuer(self, issuer: str) -> IssuerConfig | None:
         return next((i for i in self.issuers if i.issuer == issuer), None)
@@ -133,4 +134,6 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         # A gateway session never outlives the EKS token lifetime, whatever a stage says.
         max_session_seconds=min(max_session, 900),
         max_request_body_bytes=int(env.get("EKSGATE_MAX_REQUEST_BODY_BYTES", str(64 * 1024))),
+        # Watches end (and clients reconnect) before API Gateway's 29 s integration timeout.
+        watch_timeout_seconds=min(int(env.get("EKSGATE_WATCH_TIMEOUT_SECONDS", "20")), 24),
     )

@@ -7,6 +7,7 @@ import json
 from chalice import Response
 
 from chalicelib.errors import EksgateError
+from chalicelib.proxy import ProxyResponse
 
 
 def json_response(body: dict, status: int = 200, headers: dict | None = None) -> Response:
@@ -29,3 +30,8 @@ def bearer_token(headers: dict) -> str:
     value = headers.get("authorization", "") or ""
     scheme, _, token = value.partition(" ")
     return token.strip() if scheme.lower() == "bearer" else ""
+
+
+def proxy_response(result: ProxyResponse) -> Response:
+    return Response(body=result.body, status_code=result.status,
+                    headers={"Content-Type": result.content_type, **result.headers})

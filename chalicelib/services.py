@@ -13,14 +13,17 @@ import boto3
 import urllib3
 
 from chalicelib.broker import Broker
+from chalicelib.clusters import ClusterDirectory
 from chalicelib.config import Settings, load_settings
 from chalicelib.errors import ServiceUnavailable
 from chalicelib.identity import IdentityVerifier, JwksCache, http_jwks_fetcher
 from chalicelib.observability import logger
 from chalicelib.policy import Policy, PolicyError, load_policies
+from chalicelib.proxy import Gateway
 from chalicelib.role_credentials import RoleCredentialCache
 from chalicelib.session_token import SessionTokenCodec
 from chalicelib.signing_keys import SecretsManagerKeyStore
+from chalicelib.upstream import HttpsUpstream, Upstream
 
 
 @dataclass
@@ -31,9 +34,11 @@ class Services:
     sessions: SessionTokenCodec
     role_credentials: RoleCredentialCache
     broker: Broker
+    gateway: Gateway
 
 
-def build_services(settings: Settings | None = None, session: Any = None) -> Services:
+def build_services(settings: Settings | None = None, session: Any = None,
+                   upstream: Upstream | None = None) -> Services:
     settings = settings or load_settings()
     session = session or boto3.session.Session(region_name=settings.region)
     try:
@@ -54,4 +59,12 @@ def build_services(settings: Settings | None = None, session: Any = None) -> Ser
     sessions = SessionTokenCodec(keys)
     role_credentials = RoleCredentialCache(session.client("sts"))
     broker = Broker(settings, policies, sessions, role_credentials)
-    return Services(settings, policies, verifier, sessions, role_credentials, broker)
+    gateway = Gateway(
+        sessions=sessions, policies=policies,
+        # an EKS client is made only if a cluster's endpoint is not configured
+        clusters=ClusterDirectory(settings.clusters,
+                                  lambda region: session.client("eks", region_name=region)),
+        role_credentials=role_credentials, upstream=upstream or HttpsUpstream(),
+        max_request_body_bytes=settings.max_request_body_bytes,
+        watch_timeout_seconds=settings.watch_timeout_seconds)
+    return Services(settings, policies, verifier, sessions, role_credentials, broker, gateway)

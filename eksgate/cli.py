@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--oidc-token-env", help="environment variable holding the OIDC token "
                         "(default EKSGATE_OIDC_TOKEN)")
     token.add_argument("--no-cache", action="store_true", help="always ask the broker")
+    token.add_argument("--ca-file", help="CA bundle to verify the gateway with (default: system)")
 
     kubeconfig = commands.add_parser("kubeconfig", help="print or merge a kubeconfig entry")
     kubeconfig.add_argument("--cluster", required=True)
@@ -36,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     kubeconfig.add_argument("--oidc-token-file", default="")
     kubeconfig.add_argument("--oidc-token-env", default="")
     kubeconfig.add_argument("--context", default="")
+    kubeconfig.add_argument("--ca-file", default="", help="CA bundle for a private gateway")
     kubeconfig.add_argument("--merge", metavar="KUBECONFIG", help="merge into this file")
 
     policy = commands.add_parser("policy", help="check policies")
@@ -59,6 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
     local_commands = local.add_subparsers(dest="local_command", required=True)
     up = local_commands.add_parser("up", help="start everything until Ctrl-C")
     up.add_argument("--kubeconfig", default=".eksgate-local/kubeconfig")
+    up.add_argument("--state-file", help="write the stack's addresses here as JSON when ready")
+    up.add_argument("--policies", help="policy directory (default: the app's policies/)")
+    up.add_argument("--watch-timeout", type=int, default=20,
+                    help="seconds a watch through the gateway lasts before clients reconnect")
     local_commands.add_parser("demo", help="start the stack, run the scripted scenario, stop")
     return parser
 

@@ -108,8 +108,8 @@ def store_cached(path: Path, credential: dict[str, Any]) -> None:
 
 
 def request_credential(gateway: str, oidc_token: str, cluster: str, mode: str,
-                       api_version: str, http: urllib3.PoolManager | None = None) -> dict[str, Any]:
-    http = http or urllib3.PoolManager()
+                       api_version: str, ca_file: str | None = None) -> dict[str, Any]:
+    http = urllib3.PoolManager(ca_certs=ca_file) if ca_file else urllib3.PoolManager()
     url = gateway.rstrip("/") + "/v1/token"
     try:
         response = http.request(
@@ -142,7 +142,7 @@ def cmd_token(args: Any) -> int:
         credential = None if args.no_cache else load_cached(path, now)
         if credential is None:
             credential = request_credential(args.gateway, oidc_token, args.cluster, args.mode,
-                                            api_version)
+                                            api_version, args.ca_file)
             if not args.no_cache:
                 store_cached(path, credential)
     except CliError as exc:
@@ -155,7 +155,8 @@ def cmd_token(args: Any) -> int:
 
 def kubeconfig_entry(cluster: str, gateway: str, *, mode: str = "gateway", server: str = "",
                      ca_data: str = "", token_file: str = "", token_env: str = "",
-                     context: str = "", command: str = "eksgate") -> dict[str, Any]:
+                     context: str = "", command: str = "eksgate",
+                     ca_file: str = "") -> dict[str, Any]:
     """A kubeconfig with one cluster, user and context that uses ``eksgate token``."""
     name = context or f"eksgate-{cluster}"
     args = ["token", "--cluster", cluster, "--gateway", gateway, "--mode", mode]
@@ -163,6 +164,8 @@ def kubeconfig_entry(cluster: str, gateway: str, *, mode: str = "gateway", serve
         args += ["--oidc-token-file", token_file]
     if token_env:
         args += ["--oidc-token-env", token_env]
+    if ca_file:
+        args += ["--ca-file", ca_file]
     cluster_entry: dict[str, Any] = {
         "server": server or f"{gateway.rstrip('/')}/k8s/{cluster}"}
     if ca_data:
@@ -198,7 +201,7 @@ def cmd_kubeconfig(args: Any) -> int:
     entry = kubeconfig_entry(args.cluster, args.gateway, mode=args.mode, server=args.server,
                              ca_data=args.certificate_authority_data,
                              token_file=args.oidc_token_file, token_env=args.oidc_token_env,
-                             context=args.context)
+                             context=args.context, ca_file=args.ca_file)
     if not args.merge:
         yaml.safe_dump(entry, sys.stdout, sort_keys=False)
         return 0

@@ -9,19 +9,21 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 from urllib.parse import parse_qs, urlsplit
 
 import jwt
 import urllib3
 
 from chalicelib.eks_token import decode_eks_token
+from chalicelib.masking import MASK
 from eksgate.local.oidc_issuer import DEMO_IDENTITIES
-from eksgate.local.stack import CLUSTER, ComponentError, LocalStack
+from eksgate.local.stack import CLUSTER, ComponentError, LocalStack, write_kubeconfig
 
 BOLD, DIM, GREEN, RED, YELLOW, RESET = "\033[1m", "\033[2m", "\033[32m", "\033[31m", "\033[33m", "\033[0m"
 
@@ -64,7 +66,8 @@ def eksgate_token(stack: LocalStack, identity: str, cluster: str = CLUSTER,
     env = dict(os.environ, EKSGATE_OIDC_TOKEN=token or stack.mint(identity))
     return subprocess.run(
         [sys.executable, "-m", "eksgate.cli", "token", "--cluster", cluster, "--gateway",
-         stack.gateway_url, "--mode", mode, *([] if cache else ["--no-cache"])],
+         stack.gateway_url, "--mode", mode, "--ca-file", str(stack.gateway_ca_file),
+         *([] if cache else ["--no-cache"])],
         capture_output=True, text=True, env=env, timeout=60)
 
 
@@ -134,7 +137,7 @@ def step_direct_token(stack: LocalStack, n: Narrator) -> None:
 
 def step_api_errors(stack: LocalStack, n: Narrator) -> None:
     n.title("The API answers bad input with a JSON error, never a stack trace")
-    http = urllib3.PoolManager()
+    http = urllib3.PoolManager(ca_certs=str(stack.gateway_ca_file))
     response = http.request("POST", f"{stack.gateway_url}/v1/token", body=b"{not json",
                             headers={"Authorization": f"Bearer {stack.mint('ci-agent')}",
                                      "Content-Type": "application/json"})
@@ -147,13 +150,81 @@ def step_api_errors(stack: LocalStack, n: Narrator) -> None:
 
 LOG_FILE = Path(".eksgate-local") / "demo-app.log"
 
+def kube_client(stack: LocalStack, identity: str) -> Any:
+    """The Python kubernetes client, pointed at the gateway with a fresh session token."""
+    from kubernetes import client
+    result = eksgate_token(stack, identity)
+    if result.returncode != 0:
+        raise RuntimeError(result.stderr.strip())
+    configuration = client.Configuration()
+    configuration.host = f"{stack.gateway_url}/k8s/{CLUSTER}"
+    configuration.ssl_ca_cert = str(stack.gateway_ca_file)
+    configuration.api_key = {"authorization": "Bearer " + json.loads(result.stdout)["status"]["token"]}
+    return client.ApiClient(configuration)
+
+
+def kubectl(stack: LocalStack, *args: str) -> subprocess.CompletedProcess | None:
+    """kubectl with the stack's kubeconfig (exec plugin), or None when it is not installed."""
+    if shutil.which("kubectl") is None:
+        return None
+    return subprocess.run(["kubectl", "--context", f"{CLUSTER}-ci-agent", *args],
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "KUBECONFIG": str(stack.workdir / "kubeconfig")})
+
+
+def step_allowed_read(stack: LocalStack, n: Narrator) -> None:
+    from kubernetes import client
+    n.title("An allowed read: the agent lists pods in its namespace")
+    pods = client.CoreV1Api(kube_client(stack, "ci-agent")).list_namespaced_pod("shop")
+    n.ok(f"python kubernetes client: {len(pods.items)} pods in shop "
+         f"({', '.join(p.metadata.name for p in pods.items[:3])})")
+    reached = [c for c in stack.kube.calls if c.path == "/api/v1/namespaces/shop/pods"] \
+        if stack.kube else []
+    if reached:
+        n.say(f"the cluster saw the policy's role, not the agent: {reached[-1].principal}")
+    result = kubectl(stack, "get", "pods", "-n", "shop")
+    if result is None:
+        n.say("(kubectl is not installed; skipping the kubectl half of this step)")
+    elif result.returncode == 0:
+        n.ok("kubectl get pods -n shop (through the `eksgate token` exec plugin):")
+        for line in result.stdout.strip().splitlines():
+            n.say(f"   {line}")
+    else:
+        n.fail(f"kubectl get pods: {result.stderr.strip()}")
+
+
+def step_masked_secret(stack: LocalStack, n: Narrator) -> None:
+    from kubernetes import client
+    n.title("A Secret read: allowed, but its values never leave the gateway")
+    secret = client.CoreV1Api(kube_client(stack, "ci-agent")).read_namespaced_secret(
+        "db-credentials", "shop")
+    for key, value in sorted((secret.data or {}).items()):
+        n.say(f"data.{key}: {value}  (decodes to {base64.b64decode(value).decode()!r})")
+    if secret.data and all(base64.b64decode(v).decode() == MASK for v in secret.data.values()):
+        n.ok("every value is masked: valid base64, same marker for all, no length revealed")
+    else:
+        n.fail("a Secret value came back unmasked")
+
+
+def step_refused_delete(stack: LocalStack, n: Narrator) -> None:
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+    n.title("A refused `delete namespace shop`")
+    try:
+        client.CoreV1Api(kube_client(stack, "ci-agent")).delete_namespace("shop")
+        n.fail("the namespace delete was forwarded")
+    except ApiException as err:
+        n.refused(f"HTTP {err.status} {json.loads(err.body)['message']}")
+    result = kubectl(stack, "delete", "namespace", "shop")
+    if result is not None:
+        n.say(f"kubectl says: {result.stderr.strip().splitlines()[-1]}")
+
+
 STEPS: list[Callable[[LocalStack, Narrator], None]] = [
     step_token_issued, step_refusals, step_direct_token, step_api_errors,
+    step_allowed_read, step_masked_secret, step_refused_delete,
 ]
 NOT_YET = [
-    ("An allowed read through the gateway (kubectl get pods)", "The gateway"),
-    ("A Secret read with its values masked", "The gateway"),
-    ("A refused `delete namespace`", "The gateway"),
     ("A deployment change that waits for approval in Slack, is approved, and is retried",
      "Just-in-time approvals in Slack"),
     ("A refused self-approval", "Just-in-time approvals in Slack"),
@@ -173,10 +244,15 @@ def run_demo() -> int:
         print(f"eksgate local demo: {exc}", file=sys.stderr)
         return 1
     try:
+        write_kubeconfig(stack, stack.workdir / "kubeconfig")
         n.say(f"gateway {stack.gateway_url}, AWS (moto) {stack.aws.endpoint_url}, "
-              f"OIDC issuer {stack.oidc.base_url}")
+              f"OIDC issuer {stack.oidc.base_url}, Kubernetes emulator "
+              f"{stack.kube.url if stack.kube else ''}")
         for step in STEPS:
-            step(stack, n)
+            try:
+                step(stack, n)
+            except Exception as exc:  # a broken step is reported, the rest still run
+                n.fail(f"{type(exc).__name__}: {exc}")
         for what, issue in NOT_YET:
             n.not_yet(what, issue)
     finally:

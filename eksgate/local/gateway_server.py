@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import base64
 import re
+import socket
+import ssl
 import threading
 import time
 import uuid
@@ -94,20 +96,43 @@ def build_event(routes: list[_Route], method: str, raw_path: str, headers: list[
     }
 
 
-class LocalApiGateway:
-    """A threaded HTTP server in front of a Chalice app object."""
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
 
-    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler],
+                 tls: ssl.SSLContext | None) -> None:
+        self.tls = tls
+        super().__init__(address, handler)
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        sock, address = self.socket.accept()
+        if self.tls:
+            # The handshake happens in the handler thread, so a slow client cannot stall accept().
+            sock = self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        return sock, address
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # clients that hang up or reject our CA are routine here
+
+
+class LocalApiGateway:
+    """A threaded HTTP(S) server in front of a Chalice app object.
+
+    API Gateway is HTTPS only, and kubectl sends exec-plugin credentials only over TLS, so the
+    local stack passes ``tls`` (the local CA's server context); tests may serve plain HTTP.
+    """
+
+    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0,
+                 tls: ssl.SSLContext | None = None) -> None:
         self._app = app
         self._routes = [_Route(path) for path in app.routes]
-        self._server = ThreadingHTTPServer((host, port), self._handler_class())
-        self._server.daemon_threads = True
+        self._server = _Server((host, port), self._handler_class(), tls)
         self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"{'https' if self._server.tls else 'http'}://{host}:{port}"
 
     def start(self) -> "LocalApiGateway":
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="local-gateway",

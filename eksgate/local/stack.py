@@ -6,8 +6,11 @@ started is stopped. Ports are picked free at start, so two stacks never collide.
 
 from __future__ import annotations
 
+import base64
 import importlib.util
+import json
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -17,7 +20,10 @@ from types import ModuleType
 from typing import Any, Callable
 
 from eksgate.local.aws import LocalAws, create_signing_key
+from eksgate.local.control import ControlServer
 from eksgate.local.gateway_server import LocalApiGateway
+from eksgate.local.kube_emulator import EksTokenAuthenticator, KubeEmulator
+from eksgate.local.kube_emulator.tls import TlsMaterial, generate_tls_material, server_ssl_context
 from eksgate.local.oidc_issuer import DEMO_IDENTITIES, LocalOidcIssuer
 from eksgate.local.stage import PROJECT_DIR, local_app_environment
 
@@ -43,15 +49,24 @@ def load_app_module(project_dir: Path = PROJECT_DIR) -> ModuleType:
 class LocalStack:
     """Everything eksgate needs, in this process, on loopback."""
 
-    def __init__(self, log_file: Path | None = None) -> None:
+    def __init__(self, log_file: Path | None = None, policy_dir: Path | None = None,
+                 extra_env: dict[str, str] | None = None) -> None:
         self.log_file = log_file
+        self.policy_dir = policy_dir
+        self.extra_env = extra_env or {}
+        self.control: ControlServer | None = None
         self.aws = LocalAws()
         self.oidc = LocalOidcIssuer()
+        self.kube: KubeEmulator | None = None
         self.gateway: LocalApiGateway | None = None
         self.app_module: ModuleType | None = None
         self._started: list[tuple[str, Callable[[], None]]] = []
         self._saved_env: dict[str, str | None] = {}
         self.workdir = Path(tempfile.mkdtemp(prefix="eksgate-local-"))
+        # The gateway's own CA, as API Gateway's certificate would be (HTTPS only).
+        self.gateway_tls: TlsMaterial = generate_tls_material()
+        self.gateway_ca_file = self.workdir / "gateway-ca.pem"
+        self.gateway_ca_file.write_bytes(self.gateway_tls.ca_pem)
 
     @property
     def gateway_url(self) -> str:
@@ -70,9 +85,13 @@ class LocalStack:
         self._start("AWS emulation (moto server)", self.aws.start, self.aws.stop)
         self._start("AWS provisioning", self._provision, lambda: None)
         self._start("OIDC issuer", self.oidc.start, self.oidc.stop)
+        self._start("Kubernetes API emulator", self._start_kube,
+                    lambda: self.kube.stop() if self.kube else None)
         self._start("app environment", self._configure_app, self._restore_env)
         self._start("gateway (app.py behind a local API Gateway)", self._start_gateway,
                     lambda: self.gateway.stop() if self.gateway else None)
+        self._start("control endpoint", self._start_control,
+                    lambda: self.control.stop() if self.control else None)
         return self
 
     def stop(self) -> None:
@@ -93,10 +112,30 @@ class LocalStack:
         env = local_app_environment(self.oidc.jwks_url)
         create_signing_key(self.aws.client("secretsmanager"), env["EKSGATE_SIGNING_SECRET_ID"])
 
+    def _start_kube(self) -> None:
+        # The emulator authenticates the gateway's EKS tokens through moto's STS, so tests can
+        # see which assumed role (which credential) reached the cluster.
+        self.kube = KubeEmulator(EksTokenAuthenticator(self.aws.endpoint_url, CLUSTER),
+                                 watch_timeout_cap=30).start()
+
+    def _start_control(self) -> None:
+        assert self.kube is not None
+        kube = self.kube
+        self.control = ControlServer(
+            calls=lambda: kube.calls, clear_calls=kube.clear_calls,
+            mint=lambda body: self.oidc.mint(body.get("identity") or body.get("claims", {}),
+                                             **body.get("overrides", {}))).start()
+
     def _configure_app(self) -> None:
+        assert self.kube is not None
+        clusters = {CLUSTER: {"region": "us-east-1", "endpoint": self.kube.url,
+                              "ca_data": base64.b64encode(self.kube.ca_pem).decode()}}
         env = {**self.aws.environment(), **local_app_environment(self.oidc.jwks_url),
+               "EKSGATE_CLUSTERS": json.dumps(clusters),
                # the agent CLI's credential cache stays inside this run
-               "XDG_CACHE_HOME": str(self.workdir / "cache")}
+               "XDG_CACHE_HOME": str(self.workdir / "cache"), **self.extra_env}
+        if self.policy_dir:
+            env["EKSGATE_POLICY_DIR"] = str(self.policy_dir.resolve())
         for name, value in env.items():
             self._saved_env.setdefault(name, os.environ.get(name))
             os.environ[name] = value
@@ -113,10 +152,21 @@ class LocalStack:
         if self.log_file:
             from chalicelib.observability import redirect_output
             redirect_output(self.log_file.open("a", encoding="utf-8"))
-        self.gateway = LocalApiGateway(self.app_module.app).start()
+        self.gateway = LocalApiGateway(self.app_module.app,
+                                       tls=server_ssl_context(self.gateway_tls)).start()
 
     def mint(self, identity: str, **overrides: Any) -> str:
         return self.oidc.mint(identity, **overrides)
+
+    def state(self) -> dict[str, Any]:
+        """What another process needs to use this stack (written by ``up --state-file``)."""
+        assert self.kube is not None
+        return {"gateway_url": self.gateway_url, "cluster": CLUSTER,
+                "aws_endpoint_url": self.aws.endpoint_url, "oidc_url": self.oidc.base_url,
+                "kube_url": self.kube.url, "kube_ca_pem": self.kube.ca_pem.decode(),
+                "workdir": str(self.workdir), "gateway_ca_file": str(self.gateway_ca_file),
+                "control_url": self.control.url if self.control else "",
+                "token_files": {n: str(self.write_token_file(n)) for n in DEMO_IDENTITIES}}
 
     def write_token_file(self, identity: str) -> Path:
         path = self.workdir / f"{identity}.token"
@@ -125,42 +175,65 @@ class LocalStack:
         return path
 
 
-def up(args: Any) -> int:
-    """Start the stack, print how to use it, and run until Ctrl-C."""
+def eksgate_command() -> str:
+    """The eksgate executable of this installation, for kubeconfig exec entries."""
+    beside = Path(sys.executable).parent / "eksgate"
+    return str(beside) if beside.exists() else shutil.which("eksgate") or "eksgate"
+
+
+def write_kubeconfig(stack: LocalStack, path: Path) -> None:
+    """A context per demo identity, each running `eksgate token` with its token file."""
     from eksgate.token_cmd import kubeconfig_entry, merge_kubeconfig
     import yaml
 
-    stack = LocalStack()
+    config: dict[str, Any] = {}
+    for name in DEMO_IDENTITIES:
+        entry = kubeconfig_entry(CLUSTER, stack.gateway_url,
+                                 token_file=str(stack.write_token_file(name)),
+                                 context=f"{CLUSTER}-{name}", command=eksgate_command(),
+                                 ca_data=base64.b64encode(stack.gateway_tls.ca_pem).decode(),
+                                 ca_file=str(stack.gateway_ca_file))
+        config = merge_kubeconfig(config, entry)
+    config["current-context"] = f"{CLUSTER}-ci-agent"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    path.chmod(0o600)
+
+
+def up(args: Any) -> int:
+    """Start the stack, print how to use it, and run until Ctrl-C (or SIGTERM)."""
+    stack = LocalStack(policy_dir=Path(args.policies) if args.policies else None,
+                       extra_env={"EKSGATE_WATCH_TIMEOUT_SECONDS": str(args.watch_timeout)})
     try:
         stack.start()
     except ComponentError as exc:
         print(f"eksgate local: {exc}", file=sys.stderr)
         return 1
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     try:
         kubeconfig = Path(args.kubeconfig).resolve()
-        kubeconfig.parent.mkdir(parents=True, exist_ok=True)
-        config: dict[str, Any] = {}
-        for name in DEMO_IDENTITIES:
-            entry = kubeconfig_entry(CLUSTER, stack.gateway_url,
-                                     token_file=str(stack.write_token_file(name)),
-                                     context=f"{CLUSTER}-{name}")
-            config = merge_kubeconfig(config, entry)
-        config["current-context"] = f"{CLUSTER}-ci-agent"
-        kubeconfig.write_text(yaml.safe_dump(config, sort_keys=False))
-        kubeconfig.chmod(0o600)
+        write_kubeconfig(stack, kubeconfig)
+        if args.state_file:
+            state_file = Path(args.state_file)
+            temporary = state_file.with_suffix(".tmp")
+            temporary.write_text(json.dumps({**stack.state(), "kubeconfig": str(kubeconfig)}))
+            temporary.replace(state_file)  # readers never see half a file
         print(f"""eksgate local stack is up.
-  gateway:     {stack.gateway_url}
-  AWS (moto):  {stack.aws.endpoint_url}
-  OIDC issuer: {stack.oidc.base_url} (iss {stack.oidc.issuer})
-  kubeconfig:  {kubeconfig}  (contexts: {', '.join(f'{CLUSTER}-{n}' for n in DEMO_IDENTITIES)})
+  gateway:          {stack.gateway_url}  (kubectl server: {stack.gateway_url}/k8s/{CLUSTER})
+  AWS (moto):       {stack.aws.endpoint_url}
+  OIDC issuer:      {stack.oidc.base_url} (iss {stack.oidc.issuer})
+  Kubernetes (emulator, a test tool): {stack.kube.url if stack.kube else ''}
+  kubeconfig:       {kubeconfig}
+                    contexts: {', '.join(f'{CLUSTER}-{n}' for n in DEMO_IDENTITIES)}
 
 Try:
   export KUBECONFIG={kubeconfig}
-  eksgate token --cluster {CLUSTER} --gateway {stack.gateway_url} --oidc-token-file {stack.workdir}/ci-agent.token
+  kubectl get pods -n shop
+  kubectl get secret db-credentials -n shop -o yaml     # values come back masked
+  kubectl delete namespace shop                          # refused by policy
 
 Press Ctrl-C to stop everything.""", flush=True)
-        stopped = threading.Event()
-        signal.signal(signal.SIGTERM, lambda *_: stopped.set())
         try:
             stopped.wait()
         except KeyboardInterrupt:

@@ -1,0 +1,94 @@
+"""The local stack, started once per test session in its own process (`eksgate local up`).
+
+Its own process keeps its environment (AWS_ENDPOINT_URL pointing at moto's server, ...) away
+from the in-process moto tests; the tests reach it only through its public interfaces: the
+gateway over HTTPS, the kubeconfig it writes, and its control endpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import urllib3
+
+WATCH_TIMEOUT = 3
+
+
+class Stack:
+    def __init__(self, state: dict[str, Any]) -> None:
+        self.state = state
+        self.http = urllib3.PoolManager()
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.state[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def mint(self, identity: str | None = None, claims: dict | None = None, **overrides) -> str:
+        body = {"identity": identity, "claims": claims or {}, "overrides": overrides}
+        answer = self.http.request("POST", f"{self.control_url}/oidc/mint", json=body)
+        return answer.json()["token"]
+
+    def kube_calls(self) -> list[dict]:
+        return self.http.request("GET", f"{self.control_url}/kube/calls").json()
+
+    def clear_kube_calls(self) -> None:
+        self.http.request("POST", f"{self.control_url}/kube/calls/clear")
+
+    def session_token(self, identity: str = "ci-agent", **overrides) -> str:
+        gateway = urllib3.PoolManager(ca_certs=self.gateway_ca_file)
+        answer = gateway.request("POST", f"{self.gateway_url}/v1/token",
+                                 json={"cluster": self.cluster},
+                                 headers={"Authorization": f"Bearer {self.mint(identity, **overrides)}"})
+        assert answer.status == 200, answer.data
+        return answer.json()["status"]["token"]
+
+
+@pytest.fixture(scope="session")
+def stack():
+    workdir = Path(tempfile.mkdtemp(prefix="eksgate-e2e-"))
+    state_file = workdir / "state.json"
+    log = (workdir / "stack.log").open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "eksgate.cli", "local", "up", "--state-file", str(state_file),
+         "--kubeconfig", str(workdir / "kubeconfig"), "--watch-timeout", str(WATCH_TIMEOUT)],
+        stdout=log, stderr=subprocess.STDOUT, cwd=workdir,
+        env={**os.environ, "XDG_CACHE_HOME": str(workdir / "cache")})
+    deadline = time.monotonic() + 90
+    while not state_file.exists():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail("the local stack did not start:\n" + (workdir / "stack.log").read_text())
+        time.sleep(0.1)
+    yield Stack(json.loads(state_file.read_text()))
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        pytest.fail("the local stack did not stop on SIGTERM")
+
+
+@pytest.fixture(scope="session")
+def kube_config(stack):
+    """Python kubernetes client configuration factory for a demo identity's session token."""
+    from kubernetes import client
+
+    def make(identity: str = "ci-agent", token: str | None = None) -> client.ApiClient:
+        configuration = client.Configuration()
+        configuration.host = f"{stack.gateway_url}/k8s/{stack.cluster}"
+        configuration.ssl_ca_cert = stack.gateway_ca_file
+        configuration.api_key = {"authorization": f"Bearer {token or stack.session_token(identity)}"}
+        return client.ApiClient(configuration)
+
+    return make

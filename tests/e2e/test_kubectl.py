@@ -1,0 +1,101 @@
+"""kubectl through the gateway, with the kubeconfig `eksgate local up` writes (exec plugin)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import textwrap
+
+import pytest
+
+from chalicelib.masking import MASK
+from eksgate.local.kube_emulator.seed import SENSITIVE_VALUES
+
+pytestmark = [pytest.mark.e2e,
+              pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl not installed")]
+
+
+def kubectl(stack, *args, context="demo-ci-agent", stdin=None):
+    return subprocess.run(["kubectl", "--context", context, *args], input=stdin,
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "KUBECONFIG": stack.kubeconfig})
+
+
+def test_get_and_describe(stack):
+    pods = kubectl(stack, "get", "pods", "-n", "shop")
+    assert pods.returncode == 0, pods.stderr
+    assert "NAME" in pods.stdout and "web-" in pods.stdout and "Running" in pods.stdout
+    described = kubectl(stack, "describe", "deployment", "web", "-n", "shop")
+    assert described.returncode == 0, described.stderr
+    assert "nginx:1.27" in described.stdout
+
+
+def test_secrets_come_back_masked(stack):
+    result = kubectl(stack, "get", "secret", "db-credentials", "-n", "shop", "-o", "yaml")
+    assert result.returncode == 0, result.stderr
+    assert all(value not in result.stdout for value in SENSITIVE_VALUES)
+    decoded = kubectl(stack, "get", "secret", "db-credentials", "-n", "shop",
+                      "-o", "jsonpath={.data.password}")
+    import base64
+    assert base64.b64decode(decoded.stdout).decode() == MASK
+
+
+def test_logs_are_masked(stack):
+    result = kubectl(stack, "logs", "deploy/web", "-n", "shop", "--tail=50")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout and all(value not in result.stdout for value in SENSITIVE_VALUES)
+
+
+def test_denied_delete_prints_the_reason(stack):
+    result = kubectl(stack, "delete", "namespace", "shop")
+    assert result.returncode != 0
+    assert "Error from server (Forbidden)" in result.stderr
+    assert "no-namespace-deletes" in result.stderr
+
+
+def test_exec_is_refused_with_a_readable_message(stack):
+    result = kubectl(stack, "exec", "deploy/web", "-n", "shop", "--", "ls")
+    assert result.returncode != 0
+    assert "direct grant" in result.stderr or "Forbidden" in result.stderr
+
+
+DEPLOYMENT = textwrap.dedent("""\
+    apiVersion: apps/v1
+    kind: Deployment
+    metadata:
+      name: hello
+      namespace: default
+    spec:
+      replicas: 1
+      selector: {matchLabels: {app: hello}}
+      template:
+        metadata: {labels: {app: hello}}
+        spec:
+          containers:
+            - name: hello
+              image: IMAGE
+    """)
+
+
+def test_apply_twice_then_delete_in_the_sandbox(stack):
+    first = kubectl(stack, "apply", "-f", "-", context="demo-engineer",
+                    stdin=DEPLOYMENT.replace("IMAGE", "nginx:1.26"))
+    assert first.returncode == 0, first.stderr
+    assert "deployment.apps/hello created" in first.stdout
+    second = kubectl(stack, "apply", "-f", "-", context="demo-engineer",
+                     stdin=DEPLOYMENT.replace("IMAGE", "nginx:1.27"))
+    assert second.returncode == 0, second.stderr
+    assert "configured" in second.stdout
+    image = kubectl(stack, "get", "deploy", "hello", "-n", "default", "-o",
+                    "jsonpath={.spec.template.spec.containers[0].image}", context="demo-engineer")
+    assert image.stdout == "nginx:1.27"
+    deleted = kubectl(stack, "delete", "deploy", "hello", "-n", "default", context="demo-engineer")
+    assert deleted.returncode == 0 and "deleted" in deleted.stdout
+
+
+def test_apply_that_needs_approval_is_refused_for_now(stack):
+    manifest = DEPLOYMENT.replace("IMAGE", "nginx:1.28").replace("name: hello\n  namespace: default",
+                                                                 "name: web\n  namespace: shop")
+    result = kubectl(stack, "apply", "-f", "-", stdin=manifest)
+    assert result.returncode != 0 and "approval required" in result.stderr

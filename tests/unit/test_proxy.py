@@ -1,0 +1,190 @@
+"""The proxy's decisions and limits, with a fake upstream transport (no sockets)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from chalicelib.clusters import ClusterEndpoint
+from chalicelib.config import ClusterConfig
+from chalicelib.eks_token import AwsCredentials
+from chalicelib.errors import (BadGateway, BadRequest, Forbidden, GatewayTimeout, NotAcceptable,
+                               PayloadTooLarge, Unauthorized, UnsupportedMediaType)
+from chalicelib.identity import Identity
+from chalicelib.policy import load_policies
+from chalicelib.proxy import Gateway, IncomingRequest, negotiate_accept, status_response
+from chalicelib.session_token import SessionTokenCodec
+from chalicelib.signing_keys import SigningKey
+from chalicelib.upstream import UpstreamResponse
+
+AGENT = Identity("repo:acme/shop:environment:production", "https://oidc.eksgate.local",
+                 claims={"repository": "acme/shop", "environment": "production"})
+
+
+class Keys:
+    key = SigningKey("k1", b"k" * 32)
+
+    def current(self):
+        return self.key
+
+    def by_kid(self, kid):
+        return self.key if kid == "k1" else None
+
+
+class Clusters:
+    def endpoint(self, name):
+        return ClusterEndpoint(name, "https://127.0.0.1:1", b"", ClusterConfig(name, "us-east-1"))
+
+
+class Roles:
+    def credentials(self, request):
+        self.request = request
+        return AwsCredentials("ASIAFAKE", "secret", "token",
+                              datetime.now(timezone.utc) + timedelta(hours=1))
+
+
+class FakeUpstream:
+    def __init__(self, response=None, error=None):
+        self.response = response or UpstreamResponse(200, {"content-type": "application/json"},
+                                                     b'{"kind": "PodList", "items": []}')
+        self.error = error
+        self.sent = []
+
+    def send(self, cluster, request, max_bytes):
+        self.sent.append(request)
+        if self.error:
+            raise self.error
+        return self.response
+
+
+def gateway(upstream, watch_timeout=20):
+    from chalicelib.config import DEFAULT_POLICY_DIR
+    roles = Roles()
+    return Gateway(sessions=SessionTokenCodec(Keys()), policies=load_policies(DEFAULT_POLICY_DIR),
+                   clusters=Clusters(), role_credentials=roles, upstream=upstream,
+                   max_request_body_bytes=1024, watch_timeout_seconds=watch_timeout), roles
+
+
+def incoming(path, method="GET", query=None, headers=None, body=None, token=None, cluster="demo"):
+    if token is None:
+        token, _ = SessionTokenCodec(Keys()).issue(AGENT, "demo", "ci-agent", 600,
+                                                   {"repository": "acme/shop"})
+    return IncomingRequest(cluster, method, path, query or {},
+                           {"authorization": f"Bearer {token}", **(headers or {})}, body, 29.0)
+
+
+def test_forwarded_request_carries_only_the_eks_token_and_safe_headers():
+    upstream = FakeUpstream()
+    gw, roles = gateway(upstream)
+    gw.handle(incoming("/api/v1/namespaces/shop/pods", headers={
+        "cookie": "a=b", "user-agent": "kubectl/1.31", "x-forwarded-for": "1.2.3.4",
+        "accept": "application/vnd.kubernetes.protobuf,application/json"}))
+    [sent] = upstream.sent
+    assert sent.headers["authorization"].startswith("Bearer k8s-aws-v1.")
+    assert set(sent.headers) == {"authorization", "accept", "accept-encoding", "user-agent"}
+    assert sent.headers["accept"] == "application/json"
+    assert roles.request.role_arn.endswith("role/eksgate-ci-agent")
+    assert roles.request.source_identity == "repo-acme-shop-environment-production"
+
+
+def test_decided_path_and_canonical_query_are_what_is_forwarded():
+    upstream = FakeUpstream()
+    gw, _ = gateway(upstream)
+    gw.handle(incoming("/api/v1/namespaces/shop/pods",
+                       query={"labelSelector": ["app=web"], "limit": ["5"]}))
+    assert upstream.sent[0].path_and_query == \
+        "/api/v1/namespaces/shop/pods?labelSelector=app%3Dweb&limit=5"
+
+
+def test_watch_timeout_is_capped_and_streamed():
+    upstream = FakeUpstream(UpstreamResponse(200, {"content-type": "application/json"}, b""))
+    gw, _ = gateway(upstream, watch_timeout=7)
+    gw.handle(incoming("/api/v1/namespaces/shop/pods", query={"watch": ["true"],
+                                                              "timeoutSeconds": ["600"]}))
+    sent = upstream.sent[0]
+    assert "timeoutSeconds=7" in sent.path_and_query and sent.stream
+    gw.handle(incoming("/api/v1/namespaces/shop/pods", query={"watch": ["1"]}))
+    assert "timeoutSeconds=7" in upstream.sent[1].path_and_query
+
+
+def test_a_stream_cut_at_the_deadline_never_returns_half_an_event():
+    secret = {"kind": "Secret", "apiVersion": "v1", "metadata": {"name": "s"},
+              "data": {"k": base64.b64encode(b"topsecret").decode()}}
+    stream = (json.dumps({"type": "ADDED", "object": secret}) + "\n").encode() + b'{"type": "ADD'
+    upstream = FakeUpstream(UpstreamResponse(200, {"content-type": "application/json"}, stream,
+                                             cut_at_deadline=True))
+    gw, _ = gateway(upstream)
+    result = gw.handle(incoming("/api/v1/namespaces/shop/secrets", query={"watch": ["true"]}))
+    lines = result.body.strip().split("\n")
+    assert len(lines) == 1 and "dG9wc2VjcmV0" not in result.body
+
+
+def test_oversized_answers_get_a_status_advising_chunks():
+    huge = json.dumps({"kind": "PodList", "items": [{"x": "y" * 7_000_000}]}).encode()
+    gw, _ = gateway(FakeUpstream(UpstreamResponse(200, {"content-type": "application/json"}, huge)))
+    with pytest.raises(PayloadTooLarge, match="--chunk-size"):
+        gw.handle(incoming("/api/v1/namespaces/shop/pods"))
+    gw, _ = gateway(FakeUpstream(UpstreamResponse(200, {}, b"", truncated=True)))
+    with pytest.raises(PayloadTooLarge, match="limit=100"):
+        gw.handle(incoming("/api/v1/namespaces/shop/pods"))
+
+
+@pytest.mark.parametrize("error", [BadGateway("down"), GatewayTimeout("slow")])
+def test_upstream_failures_propagate_as_502_and_504(error):
+    gw, _ = gateway(FakeUpstream(error=error))
+    with pytest.raises(type(error)):
+        gw.handle(incoming("/api/v1/namespaces/shop/pods"))
+    status = json.loads(status_response(error).body)
+    assert status["code"] == error.status and status["kind"] == "Status"
+
+
+def test_malformed_or_unexpected_upstream_answers_are_withheld():
+    gw, _ = gateway(FakeUpstream(UpstreamResponse(200, {"content-type": "application/json"},
+                                                  b"{broken")))
+    with pytest.raises(BadGateway, match="malformed"):
+        gw.handle(incoming("/api/v1/namespaces/shop/pods"))
+    gw, _ = gateway(FakeUpstream(UpstreamResponse(
+        200, {"content-type": "application/vnd.kubernetes.protobuf"}, b"\x00k8s")))
+    with pytest.raises(BadGateway, match="cannot inspect"):
+        gw.handle(incoming("/api/v1/namespaces/shop/pods"))
+
+
+def test_refusals_happen_before_anything_is_forwarded():
+    upstream = FakeUpstream()
+    gw, _ = gateway(upstream)
+    cases = [
+        (incoming("/api/v1/namespaces/shop/pods", token="nope"), Unauthorized),
+        (incoming("/api/v1/namespaces/shop/pods", cluster="prod-eu"), Unauthorized),
+        (incoming("/api/v1/namespaces/shop/pods", headers={"impersonate-user": "admin"}), Forbidden),
+        (incoming("/api/v1/namespaces/shop/pods/../secrets"), BadRequest),
+        (incoming("/api/v1/namespaces/shop/pods", method="OPTIONS"), BadRequest),
+        (incoming("/api/v1/namespaces/shop/pods/web/exec"), Forbidden),
+        (incoming("/api/v1/namespaces/shop/pods", headers={"upgrade": "websocket"}), Forbidden),
+        (incoming("/api/v1/namespaces/shop/configmaps", method="POST", body=b"x" * 2048),
+         PayloadTooLarge),
+        (incoming("/api/v1/namespaces/shop/configmaps", method="POST", body=b"\x00",
+                  headers={"content-type": "application/vnd.kubernetes.protobuf"}),
+         UnsupportedMediaType),
+        (incoming("/api/v1/namespaces/shop/pods",
+                  headers={"accept": "application/vnd.kubernetes.protobuf"}), NotAcceptable),
+        (incoming("/api/v1/namespaces/kube-system/secrets"), Forbidden),
+    ]
+    for request, error in cases:
+        with pytest.raises(error):
+            gw.handle(request)
+    assert upstream.sent == []
+
+
+@pytest.mark.parametrize("accept, expected", [
+    ("", "application/json"),
+    ("*/*", "*/*,application/json"),
+    ("application/json;as=Table;v=v1;g=meta.k8s.io,application/json",
+     "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"),
+    ("application/vnd.kubernetes.protobuf;as=Table;v=v1;g=meta.k8s.io,application/json",
+     "application/json"),
+])
+def test_accept_keeps_json_alternatives_only(accept, expected):
+    assert negotiate_accept(accept) == expected
