@@ -8,7 +8,16 @@ import os
 from typing import Any
 
 import boto3
+import yaml
 from moto.server import ThreadedMotoServer
+
+from eksgate.local.stage import PROJECT_DIR
+
+INFRA_TEMPLATE = PROJECT_DIR / "infra" / "template.yaml"
+# What create_table takes; the rest (TTL, recovery, encryption) is CloudFormation's business
+# or, for TTL, a separate API call.
+_CREATE_TABLE_KEYS = ("AttributeDefinitions", "KeySchema", "GlobalSecondaryIndexes",
+                      "BillingMode", "StreamSpecification")
 
 LOCAL_REGION = "us-east-1"
 # moto accepts any credentials; these name the "eksgate function" in its STS emulation.
@@ -59,3 +68,22 @@ def rotate_signing_key(secretsmanager: Any, secret_id: str) -> str:
     answer = secretsmanager.put_secret_value(
         SecretId=secret_id, SecretString=base64.b64encode(os.urandom(32)).decode())
     return answer["VersionId"]
+
+
+def table_definitions(template_path: Any = INFRA_TEMPLATE) -> dict[str, dict[str, Any]]:
+    """The DynamoDB tables of infra/template.yaml: logical id -> Properties."""
+    template = yaml.safe_load(open(template_path, encoding="utf-8"))
+    return {name: resource["Properties"] for name, resource in template["Resources"].items()
+            if resource["Type"] == "AWS::DynamoDB::Table"}
+
+
+def create_tables(dynamodb: Any, names: dict[str, str]) -> None:
+    """Create each infra table (logical id -> table name) exactly as the template defines it."""
+    for logical_id, properties in table_definitions().items():
+        table_name = names[logical_id]
+        dynamodb.create_table(TableName=table_name,
+                              **{k: properties[k] for k in _CREATE_TABLE_KEYS if k in properties})
+        ttl = properties.get("TimeToLiveSpecification")
+        if ttl:
+            dynamodb.update_time_to_live(TableName=table_name, TimeToLiveSpecification={
+                "AttributeName": ttl["AttributeName"], "Enabled": ttl["Enabled"]})
