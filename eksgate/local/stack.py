@@ -10,14 +10,17 @@ import base64
 import importlib.util
 import json
 import os
+import importlib
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 import threading
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable
+from urllib.parse import urlsplit
 
 from eksgate.local.aws import LocalAws, create_signing_key
 from eksgate.local.control import ControlServer
@@ -30,10 +33,35 @@ from eksgate.local.stage import PROJECT_DIR, local_app_environment
 CLUSTER = "demo"
 
 
+# What the stack imports to run; named so a missing one is reported plainly, not as a trace.
+REQUIRED_MODULES = {"moto": "moto[server]", "flask": "moto[server]", "kubernetes": "kubernetes",
+                    "slack_sdk": "slack_sdk", "cryptography": "cryptography", "chalice": "chalice"}
+
+
 class ComponentError(Exception):
-    def __init__(self, component: str, cause: BaseException) -> None:
+    def __init__(self, component: str, cause: BaseException | str) -> None:
         super().__init__(f"{component} failed to start: {cause}")
         self.component = component
+
+
+def check_dependencies() -> None:
+    """ComponentError naming the first missing package, with how to install it."""
+    for module, package in REQUIRED_MODULES.items():
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise ComponentError("dependency check", f"the Python package {package} is not "
+                                 "installed; run ./scripts/demo or ./scripts/bootstrap") from exc
+
+
+def responds(url: str, timeout: float = 1.0) -> bool:
+    """Whether something still accepts connections at ``url`` (a crashed server does not)."""
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname, parts.port), timeout=timeout):
+            return True
+    except OSError:
+        return False
 
 
 def load_app_module(project_dir: Path = PROJECT_DIR) -> ModuleType:
@@ -50,8 +78,9 @@ class LocalStack:
     """Everything eksgate needs, in this process, on loopback."""
 
     def __init__(self, log_file: Path | None = None, policy_dir: Path | None = None,
-                 extra_env: dict[str, str] | None = None) -> None:
+                 extra_env: dict[str, str] | None = None, gateway_port: int = 0) -> None:
         self.log_file = log_file
+        self.gateway_port = gateway_port
         self.policy_dir = policy_dir
         self.extra_env = extra_env or {}
         self.control: ControlServer | None = None
@@ -82,6 +111,7 @@ class LocalStack:
         self._started.append((name, stop))
 
     def start(self) -> "LocalStack":
+        check_dependencies()
         self._start("AWS emulation (moto server)", self.aws.start, self.aws.stop)
         self._start("AWS provisioning", self._provision, lambda: None)
         self._start("OIDC issuer", self.oidc.start, self.oidc.stop)
@@ -152,11 +182,26 @@ class LocalStack:
         if self.log_file:
             from chalicelib.observability import redirect_output
             redirect_output(self.log_file.open("a", encoding="utf-8"))
-        self.gateway = LocalApiGateway(self.app_module.app,
+        self.gateway = LocalApiGateway(self.app_module.app, port=self.gateway_port,
                                        tls=server_ssl_context(self.gateway_tls)).start()
 
     def mint(self, identity: str, **overrides: Any) -> str:
         return self.oidc.mint(identity, **overrides)
+
+    def endpoints(self) -> dict[str, str]:
+        """Each running component and the address it serves, for liveness checks."""
+        found = {"AWS emulation (moto server)": self.aws.endpoint_url,
+                 "OIDC issuer": self.oidc.base_url}
+        if self.kube:
+            found["Kubernetes API emulator"] = self.kube.url
+        if self.gateway:
+            found["gateway"] = self.gateway.url
+        if self.control:
+            found["control endpoint"] = self.control.url
+        return found
+
+    def first_dead_component(self) -> str | None:
+        return next((name for name, url in self.endpoints().items() if not responds(url)), None)
 
     def state(self) -> dict[str, Any]:
         """What another process needs to use this stack (written by ``up --state-file``)."""
@@ -203,7 +248,8 @@ def write_kubeconfig(stack: LocalStack, path: Path) -> None:
 def up(args: Any) -> int:
     """Start the stack, print how to use it, and run until Ctrl-C (or SIGTERM)."""
     stack = LocalStack(policy_dir=Path(args.policies) if args.policies else None,
-                       extra_env={"EKSGATE_WATCH_TIMEOUT_SECONDS": str(args.watch_timeout)})
+                       extra_env={"EKSGATE_WATCH_TIMEOUT_SECONDS": str(args.watch_timeout)},
+                       gateway_port=args.gateway_port)
     try:
         stack.start()
     except ComponentError as exc:
@@ -235,7 +281,12 @@ Try:
 
 Press Ctrl-C to stop everything.""", flush=True)
         try:
-            stopped.wait()
+            while not stopped.wait(2.0):
+                dead = stack.first_dead_component()
+                if dead:
+                    print(f"eksgate local: the {dead} stopped responding; stopping everything",
+                          file=sys.stderr, flush=True)
+                    return 1
         except KeyboardInterrupt:
             pass
     finally:

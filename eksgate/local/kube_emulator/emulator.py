@@ -118,8 +118,9 @@ class KubeEmulator:
 
     @property
     def server_address(self) -> str:
-        """``host:port`` as clients reach it."""
-        return f"{self.host}:{self.port}"
+        """``host:port`` as clients reach it (IPv6 literals bracketed)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
 
     @property
     def url(self) -> str:
