@@ -59,6 +59,15 @@ class Settings:
     oidc_leeway_seconds: int = 30
     jwks_min_refresh_seconds: int = 60
     watch_timeout_seconds: int = 20
+    audit_table: str = ""
+    approvals_table: str = ""
+    idempotency_table: str = ""
+    audit_retention_days: int = 90
+    slack_secret_id: str = ""
+    slack_api_url: str = ""           # empty: Slack itself; the local stack points at its fake
+    slack_channel: str = ""
+    approval_wait_seconds: float = 5.0
+    auditor_groups: tuple[str, ...] = ()
 
     def issuer(self, issuer: str) -> IssuerConfig | None:
         return next((i for i in self.issuers if i.issuer == issuer), None)
@@ -136,4 +145,15 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         max_request_body_bytes=int(env.get("EKSGATE_MAX_REQUEST_BODY_BYTES", str(64 * 1024))),
         # Watches end (and clients reconnect) before API Gateway's 29 s integration timeout.
         watch_timeout_seconds=min(int(env.get("EKSGATE_WATCH_TIMEOUT_SECONDS", "20")), 24),
+        audit_table=env.get("EKSGATE_AUDIT_TABLE", ""),
+        approvals_table=env.get("EKSGATE_APPROVALS_TABLE", ""),
+        idempotency_table=env.get("EKSGATE_IDEMPOTENCY_TABLE", ""),
+        audit_retention_days=int(env.get("EKSGATE_AUDIT_RETENTION_DAYS", "90")),
+        slack_secret_id=env.get("EKSGATE_SLACK_SECRET_ID", ""),
+        slack_api_url=env.get("EKSGATE_SLACK_API_URL", ""),
+        slack_channel=env.get("EKSGATE_SLACK_CHANNEL", ""),
+        # A pending approval is waited for inside API Gateway's 29 s, leaving time to answer.
+        approval_wait_seconds=min(float(env.get("EKSGATE_APPROVAL_WAIT_SECONDS", "5")), 15.0),
+        auditor_groups=tuple(g.strip() for g in env.get("EKSGATE_AUDITOR_GROUPS", "").split(",")
+                             if g.strip()),
     )

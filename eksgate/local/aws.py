@@ -81,8 +81,12 @@ def create_tables(dynamodb: Any, names: dict[str, str]) -> None:
     """Create each infra table (logical id -> table name) exactly as the template defines it."""
     for logical_id, properties in table_definitions().items():
         table_name = names[logical_id]
-        dynamodb.create_table(TableName=table_name,
-                              **{k: properties[k] for k in _CREATE_TABLE_KEYS if k in properties})
+        arguments = {k: properties[k] for k in _CREATE_TABLE_KEYS if k in properties}
+        if "StreamSpecification" in arguments:
+            # CloudFormation infers StreamEnabled from the view type; the API wants it said.
+            arguments["StreamSpecification"] = {"StreamEnabled": True,
+                                                **arguments["StreamSpecification"]}
+        dynamodb.create_table(TableName=table_name, **arguments)
         ttl = properties.get("TimeToLiveSpecification")
         if ttl:
             dynamodb.update_time_to_live(TableName=table_name, TimeToLiveSpecification={

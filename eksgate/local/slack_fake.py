@@ -115,6 +115,7 @@ class SlackFake:
         validate_blocks: bool = True,
         interaction_timeout: float = 10.0,
         control_endpoints: bool | None = None,
+        ca_file: str | None = None,
     ) -> None:
         """Configure the fake; nothing listens until ``start()`` (or ``with``).
 
@@ -131,6 +132,7 @@ class SlackFake:
         self.bot_token = bot_token
         self.signing_secret = signing_secret
         self.interactions_url = interactions_url
+        self.ca_file = ca_file  # trust for an HTTPS interactions_url with a private CA
         self.verification_token = verification_token
         self.interaction_timeout = interaction_timeout
         self.workspace = workspace or default_workspace()
@@ -415,7 +417,8 @@ class SlackFake:
         # Announce before sending: the app's own Slack calls (an update, a modal) print while
         # the request is in flight, and should read as the consequence of this line.
         self._print(f">>> {what}")
-        result = send(delivery, timeout=self.interaction_timeout if timeout is None else timeout)
+        result = send(delivery, timeout=self.interaction_timeout if timeout is None else timeout,
+                      ca_file=self.ca_file)
         with self._lock:
             self._results.append(result)
         self._print(f"<<< the app answered HTTP {result.status} in {result.elapsed:.2f} s")

@@ -22,12 +22,13 @@ from types import ModuleType
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
-from eksgate.local.aws import LocalAws, create_signing_key
+from eksgate.local.aws import LocalAws, create_signing_key, create_tables
 from eksgate.local.control import ControlServer
 from eksgate.local.gateway_server import LocalApiGateway
 from eksgate.local.kube_emulator import EksTokenAuthenticator, KubeEmulator
 from eksgate.local.kube_emulator.tls import TlsMaterial, generate_tls_material, server_ssl_context
 from eksgate.local.oidc_issuer import DEMO_IDENTITIES, LocalOidcIssuer
+from eksgate.local.slack_fake import SlackFake
 from eksgate.local.stage import PROJECT_DIR, local_app_environment
 
 CLUSTER = "demo"
@@ -78,7 +79,8 @@ class LocalStack:
     """Everything eksgate needs, in this process, on loopback."""
 
     def __init__(self, log_file: Path | None = None, policy_dir: Path | None = None,
-                 extra_env: dict[str, str] | None = None, gateway_port: int = 0) -> None:
+                 extra_env: dict[str, str] | None = None, gateway_port: int = 0,
+                 slack_echo: bool = False) -> None:
         self.log_file = log_file
         self.gateway_port = gateway_port
         self.policy_dir = policy_dir
@@ -87,6 +89,9 @@ class LocalStack:
         self.aws = LocalAws()
         self.oidc = LocalOidcIssuer()
         self.kube: KubeEmulator | None = None
+        # A fresh signing secret per run: only this stack's fake can sign interactions.
+        self.slack = SlackFake(signing_secret=base64.b64encode(os.urandom(24)).decode(),
+                               echo=slack_echo)
         self.gateway: LocalApiGateway | None = None
         self.app_module: ModuleType | None = None
         self._started: list[tuple[str, Callable[[], None]]] = []
@@ -117,6 +122,7 @@ class LocalStack:
         self._start("OIDC issuer", self.oidc.start, self.oidc.stop)
         self._start("Kubernetes API emulator", self._start_kube,
                     lambda: self.kube.stop() if self.kube else None)
+        self._start("Slack fake", self.slack.start, self.slack.stop)
         self._start("app environment", self._configure_app, self._restore_env)
         self._start("gateway (app.py behind a local API Gateway)", self._start_gateway,
                     lambda: self.gateway.stop() if self.gateway else None)
@@ -139,8 +145,16 @@ class LocalStack:
         self.stop()
 
     def _provision(self) -> None:
+        """What a first deploy creates: the signing key, the Slack secret, the tables."""
         env = local_app_environment(self.oidc.jwks_url)
-        create_signing_key(self.aws.client("secretsmanager"), env["EKSGATE_SIGNING_SECRET_ID"])
+        secrets = self.aws.client("secretsmanager")
+        create_signing_key(secrets, env["EKSGATE_SIGNING_SECRET_ID"])
+        secrets.create_secret(Name=env["EKSGATE_SLACK_SECRET_ID"], SecretString=json.dumps(
+            {"bot_token": self.slack.bot_token, "signing_secret": self.slack.signing_secret}))
+        create_tables(self.aws.client("dynamodb"), {
+            "AuditTable": env["EKSGATE_AUDIT_TABLE"],
+            "ApprovalsTable": env["EKSGATE_APPROVALS_TABLE"],
+            "IdempotencyTable": env["EKSGATE_IDEMPOTENCY_TABLE"]})
 
     def _start_kube(self) -> None:
         # The emulator authenticates the gateway's EKS tokens through moto's STS, so tests can
@@ -162,6 +176,7 @@ class LocalStack:
                               "ca_data": base64.b64encode(self.kube.ca_pem).decode()}}
         env = {**self.aws.environment(), **local_app_environment(self.oidc.jwks_url),
                "EKSGATE_CLUSTERS": json.dumps(clusters),
+               "EKSGATE_SLACK_API_URL": self.slack.base_url,
                # the agent CLI's credential cache stays inside this run
                "XDG_CACHE_HOME": str(self.workdir / "cache"), **self.extra_env}
         if self.policy_dir:
@@ -184,6 +199,9 @@ class LocalStack:
             redirect_output(self.log_file.open("a", encoding="utf-8"))
         self.gateway = LocalApiGateway(self.app_module.app, port=self.gateway_port,
                                        tls=server_ssl_context(self.gateway_tls)).start()
+        # Slack posts interactions to the app's public URL, as configured in the Slack app.
+        self.slack.interactions_url = f"{self.gateway.url}/slack/interactions"
+        self.slack.ca_file = str(self.gateway_ca_file)
 
     def mint(self, identity: str, **overrides: Any) -> str:
         return self.oidc.mint(identity, **overrides)
@@ -194,6 +212,7 @@ class LocalStack:
                  "OIDC issuer": self.oidc.base_url}
         if self.kube:
             found["Kubernetes API emulator"] = self.kube.url
+        found["Slack fake"] = self.slack.url
         if self.gateway:
             found["gateway"] = self.gateway.url
         if self.control:
@@ -211,6 +230,7 @@ class LocalStack:
                 "kube_url": self.kube.url, "kube_ca_pem": self.kube.ca_pem.decode(),
                 "workdir": str(self.workdir), "gateway_ca_file": str(self.gateway_ca_file),
                 "control_url": self.control.url if self.control else "",
+                "slack_url": self.slack.url,
                 "token_files": {n: str(self.write_token_file(n)) for n in DEMO_IDENTITIES}}
 
     def write_token_file(self, identity: str) -> Path:
@@ -249,7 +269,7 @@ def up(args: Any) -> int:
     """Start the stack, print how to use it, and run until Ctrl-C (or SIGTERM)."""
     stack = LocalStack(policy_dir=Path(args.policies) if args.policies else None,
                        extra_env={"EKSGATE_WATCH_TIMEOUT_SECONDS": str(args.watch_timeout)},
-                       gateway_port=args.gateway_port)
+                       gateway_port=args.gateway_port, slack_echo=not args.quiet)
     try:
         stack.start()
     except ComponentError as exc:
@@ -270,6 +290,7 @@ def up(args: Any) -> int:
   AWS (moto):       {stack.aws.endpoint_url}
   OIDC issuer:      {stack.oidc.base_url} (iss {stack.oidc.issuer})
   Kubernetes (emulator, a test tool): {stack.kube.url if stack.kube else ''}
+  Slack (fake):     {stack.slack.url}  (approval messages print here)
   kubeconfig:       {kubeconfig}
                     contexts: {', '.join(f'{CLUSTER}-{n}' for n in DEMO_IDENTITIES)}
 
