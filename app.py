@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import time
 
-from chalice import Chalice, Response
+from chalice import Chalice, Rate, Response
 
 from chalicelib.errors import EksgateError, ServiceUnavailable
 from chalicelib.http_responses import json_error, json_response, proxy_response
 from chalicelib.observability import flush_metrics, logger
 from chalicelib.proxy_api import handle_proxy
+from chalicelib.reader_api import approval_status, session_detail, sessions_list
 from chalicelib.services import Services, build_services
+from chalicelib.session_audit import Caller
+from chalicelib.slack_api import expire_approvals, handle_slack_interaction
 from chalicelib.token_api import issue_token
 
-app = Chalice(app_name="eksgate")
+# Logging is powertools' (chalicelib/observability.py); Chalice would otherwise take over the
+# logger of the same name and set it to ERROR, silently dropping the gateway's own log lines.
+app = Chalice(app_name="eksgate", configure_logs=False)
 _services: Services | None = None
 # Chalice's ANY does not reach greedy routes on API Gateway; list every method kubectl uses.
 PROXY_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
@@ -44,14 +49,61 @@ def observe(event, get_response):  # type: ignore[no-untyped-def]
     return response
 
 
+def caller() -> Caller:
+    identity = app.current_request.context.get("identity") or {}
+    return Caller(source_ip=identity.get("sourceIp") or "",
+                  user_agent=identity.get("userAgent") or "")
+
+
+def json_route(handler):  # type: ignore[no-untyped-def]
+    """Run ``handler``; an EksgateError becomes the API's JSON error."""
+    try:
+        return json_response(handler())
+    except EksgateError as error:
+        return json_error(error)
+
+
 @app.route("/v1/token", methods=["POST"], content_types=["application/json"])
 def token() -> Response:
     request = app.current_request
+    return json_route(lambda: issue_token(services(), request.headers, request.raw_body,
+                                          caller()).exec_credential)
+
+
+@app.route("/v1/approvals/{approval_id}", methods=["GET"])
+def approval(approval_id: str) -> Response:
+    return json_route(lambda: approval_status(services(), app.current_request.headers,
+                                              approval_id))
+
+
+@app.route("/v1/sessions", methods=["GET"])
+def sessions() -> Response:
+    request = app.current_request
+    return json_route(lambda: sessions_list(services(), request.headers, request.query_params))
+
+
+@app.route("/v1/sessions/{session_id}", methods=["GET"])
+def session(session_id: str) -> Response:
+    return json_route(lambda: session_detail(services(), app.current_request.headers, session_id))
+
+
+@app.route("/slack/interactions", methods=["POST"],
+           content_types=["application/x-www-form-urlencoded"])
+def slack_interactions() -> Response:
+    request = app.current_request
     try:
-        issued = issue_token(services(), request.headers, request.raw_body)
+        answer = handle_slack_interaction(services(), request.headers, request.raw_body or b"",
+                                          caller())
     except EksgateError as error:
         return json_error(error)
-    return json_response(issued.exec_credential)
+    if answer is None:
+        return Response(body="", status_code=200)
+    return json_response(answer)
+
+
+@app.schedule(Rate(1, unit=Rate.MINUTES))
+def expire_overdue_approvals(event) -> None:  # type: ignore[no-untyped-def]
+    expire_approvals(services())
 
 
 @app.route("/healthz", methods=["GET"])
@@ -62,7 +114,7 @@ def healthz() -> Response:
 @app.route("/k8s/{cluster}", methods=PROXY_METHODS, content_types=["*/*"])
 def k8s_root(cluster: str) -> Response:
     return proxy_response(handle_proxy(services, app.current_request, app.lambda_context,
-                                       cluster, ""))
+                                       cluster, "", caller()))
 
 
 @app.route("/k8s/{cluster}/{proxy+}", methods=PROXY_METHODS, content_types=["*/*"])
@@ -70,4 +122,4 @@ def k8s_proxy(cluster: str) -> Response:
     # Chalice passes no view argument for a greedy parameter; API Gateway names it "proxy".
     path = app.current_request.to_original_event()["pathParameters"]["proxy"]
     return proxy_response(handle_proxy(services, app.current_request, app.lambda_context,
-                                       cluster, path))
+                                       cluster, path, caller()))

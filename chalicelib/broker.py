@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable, Optional
 
 from chalicelib.config import Settings
 from chalicelib.eks_token import make_eks_token
@@ -17,6 +17,8 @@ from chalicelib.role_credentials import RoleCredentialCache, role_session_for
 from chalicelib.session_token import SessionTokenCodec
 
 MODES = ("gateway", "direct")
+# (identity, cluster, policy) -> an approved, open direct grant (an Approval) or None
+GrantLookup = Callable[[Identity, str, Policy], Optional[Any]]
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,8 @@ class IssuedCredential:
     expires_at: datetime
     role_session_name: str | None = None
     source_identity: str | None = None
+    approval_id: str | None = None       # the approved direct grant this token was issued under
+    role_arn: str | None = None
 
 
 def parse_token_request(body: bytes | None, max_bytes: int) -> TokenRequest:
@@ -76,7 +80,9 @@ class Broker:
         sessions: SessionTokenCodec,
         role_credentials: RoleCredentialCache,
         clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+        direct_grants: GrantLookup | None = None,
     ) -> None:
+        self._direct_grants = direct_grants
         self._settings = settings
         self._policies = tuple(policies)
         self._sessions = sessions
@@ -102,17 +108,31 @@ class Broker:
 
     def _issue_direct(self, identity: Identity, policy: Policy,
                       request: TokenRequest) -> IssuedCredential:
+        """A real EKS token: where the policy allows direct mode, or during an approved grant."""
+        grant = None
         if not policy.direct:
-            raise Forbidden(f"policy {policy.name!r} does not allow direct mode; use the "
-                            "gateway (mode: gateway)", details={"policy": policy.name})
+            grant = self._direct_grants(identity, request.cluster, policy) \
+                if self._direct_grants else None
+            if grant is None:
+                raise Forbidden(
+                    f"policy {policy.name!r} does not allow direct mode, and you have no "
+                    "approved direct grant open on this cluster; use the gateway (mode: gateway)"
+                    " or ask for a grant (a request under a rule with approval mode: grant and "
+                    "direct: true)", details={"policy": policy.name})
         cluster = self._settings.clusters[request.cluster]
         role_session = role_session_for(identity, policy.role_arn, policy.name, request.cluster,
                                         purpose="direct")
         credentials = self._roles.credentials(role_session)
         eks = make_eks_token(credentials, cluster.eks_cluster_name, cluster.region,
                              now=self._clock())
+        expiration = eks.expiration
+        if grant is not None and grant.window_ends_at:
+            # The token must not outlive the window a human approved.
+            expiration = min(expiration, datetime.fromtimestamp(grant.window_ends_at, timezone.utc))
         return IssuedCredential(
-            exec_credential=exec_credential(eks.token, eks.expiration, request.api_version),
+            exec_credential=exec_credential(eks.token, expiration, request.api_version),
             mode="direct", policy=policy.name, cluster=request.cluster, session_id=None,
-            expires_at=eks.expiration, role_session_name=role_session.session_name,
-            source_identity=role_session.source_identity)
+            expires_at=expiration, role_session_name=role_session.session_name,
+            source_identity=role_session.source_identity,
+            approval_id=grant.approval_id if grant is not None else None,
+            role_arn=policy.role_arn)

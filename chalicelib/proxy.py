@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from typing import Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
+from chalicelib.approval_gate import ApprovalGate, DryRunRefused
 from chalicelib.clusters import ClusterDirectory
 from chalicelib.eks_token import make_eks_token
 from chalicelib.errors import (BadGateway, BadRequest, EksgateError, Forbidden, NotAcceptable,
@@ -21,6 +22,7 @@ from chalicelib.masking import MaskingSettings, mask_document, mask_text, mask_w
 from chalicelib.policy import Decision, Policy, evaluate
 from chalicelib.policy.engine import describe_request
 from chalicelib.role_credentials import RoleCredentialCache, role_session_for
+from chalicelib.session_audit import Caller, GatewayAudit
 from chalicelib.session_token import GatewaySession, SessionTokenCodec
 from chalicelib.upstream import Upstream, UpstreamRequest, UpstreamResponse
 
@@ -66,6 +68,8 @@ class Gateway:
         clusters: ClusterDirectory,
         role_credentials: RoleCredentialCache,
         upstream: Upstream,
+        audit: GatewayAudit,
+        approvals: ApprovalGate | None,
         max_request_body_bytes: int,
         watch_timeout_seconds: int,
         clock: Callable[[], float] = time.monotonic,
@@ -75,6 +79,8 @@ class Gateway:
         self._clusters = clusters
         self._roles = role_credentials
         self._upstream = upstream
+        self._audit = audit
+        self._approvals = approvals
         self._max_body = max_request_body_bytes
         self._watch_timeout = watch_timeout_seconds
         self._clock = clock
@@ -103,9 +109,6 @@ class Gateway:
         request = resolve(incoming.method, incoming.path, dict(incoming.query))
         if request.is_resource_request and request.verb == "":
             raise BadRequest(f"{incoming.method} is not a Kubernetes API verb for resources")
-        limit = _platform_limit(request, incoming.headers)
-        if limit:
-            raise limit
         if incoming.body is not None and len(incoming.body) > self._max_body:
             raise PayloadTooLarge(f"request body is larger than {self._max_body} bytes")
         if incoming.body:
@@ -114,6 +117,7 @@ class Gateway:
                 raise UnsupportedMediaType(
                     f"request body type {content_type!r} is not accepted; eksgate "
                     f"inspects bodies and takes {', '.join(REQUEST_BODY_TYPES)}")
+        negotiate_accept(incoming.headers.get("accept", ""))  # refuse protobuf-only clients now
         return request
 
     def decide(self, policy: Policy, request: KubeRequest) -> Decision:
@@ -121,20 +125,22 @@ class Gateway:
             return Decision("allow", policy.name, None, "discovery is open to every session")
         return evaluate(policy, request)
 
-    def forward(self, incoming: IncomingRequest, session: GatewaySession, policy: Policy,
-                request: KubeRequest) -> ProxyResponse:
+    def send(self, incoming: IncomingRequest, session: GatewaySession, policy: Policy,
+             request: KubeRequest, *, method: str | None = None,
+             extra_query: Mapping[str, list[str]] | None = None,
+             body: bytes | None = None, use_body: bool = True) -> UpstreamResponse:
+        """Send ``request`` to the cluster as the policy's role; the answer is not masked yet."""
         cluster = self._clusters.endpoint(incoming.cluster)
         credentials = self._roles.credentials(role_session_for(
             session.identity, policy.role_arn, policy.name, incoming.cluster))
         eks = make_eks_token(credentials, cluster.config.eks_cluster_name, cluster.config.region)
         streaming = request.verb == "watch" or _is_follow(request, incoming.query)
-        query = dict(parse_query(dict(incoming.query)))
-        if request.verb == "watch":
-            query["timeoutSeconds"] = [str(self._bounded_timeout(query, incoming))]
+        query = {**self.forwarded_query(incoming, request), **(extra_query or {})}
         path_and_query = request.path + (f"?{canonical_query(query)}" if query else "")
+        payload = (body if body is not None else incoming.body) if use_body else None
         headers = {name: incoming.headers[name] for name in FORWARDED_HEADERS
-                   if name in incoming.headers}
-        if incoming.body:
+                   if name in incoming.headers and (payload or name != "content-type")}
+        if payload:
             headers["content-type"] = incoming.headers.get("content-type") or "application/json"
         headers.update({"authorization": f"Bearer {eks.token}",
                         "accept": negotiate_accept(incoming.headers.get("accept", "")),
@@ -143,10 +149,17 @@ class Gateway:
         if streaming:
             # Watches and `logs --follow` end here so clients see a clean end and reconnect.
             deadline = min(deadline, self._clock() + self._watch_timeout + 2)
-        answer = self._upstream.send(cluster, UpstreamRequest(
-            incoming.method, path_and_query, headers, incoming.body or None, streaming,
+        return self._upstream.send(cluster, UpstreamRequest(
+            method or incoming.method, path_and_query, headers, payload or None, streaming,
             deadline), MAX_UPSTREAM_BYTES)
-        return _masked_response(answer, request, policy.masking)
+
+    def forwarded_query(self, incoming: IncomingRequest,
+                        request: KubeRequest) -> dict[str, list[str]]:
+        """The query as decided on; a watch's timeoutSeconds capped to fit the Lambda."""
+        query = dict(parse_query(dict(incoming.query)))
+        if request.verb == "watch":
+            query["timeoutSeconds"] = [str(self._bounded_timeout(query, incoming))]
+        return query
 
     def _bounded_timeout(self, query: Mapping[str, list[str]], incoming: IncomingRequest) -> int:
         """A watch's timeoutSeconds, capped so the answer fits the Lambda's time."""
@@ -157,19 +170,85 @@ class Gateway:
             raise BadRequest("timeoutSeconds must be an integer")
         return max(1, min(asked, cap)) if asked > 0 else max(1, cap)
 
+    def _clear_approval(self, incoming: IncomingRequest, session: GatewaySession,
+                        policy: Policy, decision: Decision, request: KubeRequest,
+                        caller: Caller) -> str:
+        if self._approvals is None:
+            raise Forbidden(f"eksgate: approval required ({decision.reason}), but approvals are "
+                            "not configured on this gateway")
+        query = canonical_query(incoming.query)
+
+        def dry_run() -> UpstreamResponse:
+            return self.send(incoming, session, policy, request,
+                             extra_query={"dryRun": ["All"]})
+
+        def current() -> Any:
+            answer = self.send(incoming, session, policy, request, method="GET", use_body=False)
+            return json.loads(answer.body) if answer.status == 200 and answer.body else None
+
+        approval = self._approvals.clear(
+            session=session, caller=caller, decision=decision, request=request,
+            method=incoming.method, query=query, body=incoming.body, masking=policy.masking,
+            dry_run=None if request.subresource in CONNECTION_SUBRESOURCES else dry_run,
+            current=current)
+        return approval.approval_id
+
     # ---- the whole request ------------------------------------------------------------------
 
-    def handle(self, incoming: IncomingRequest) -> ProxyResponse:
+    def handle(self, incoming: IncomingRequest, caller: Caller = Caller()) -> ProxyResponse:
         session, policy = self.authenticate(incoming)
-        request = self.inspect(incoming)
-        decision = self.decide(policy, request)
-        if decision.effect == "deny":
-            raise Forbidden(f"eksgate: {decision.reason}",
-                            details={"policy": decision.policy, "rule": decision.rule_label})
-        if decision.effect == "approve":
-            raise Forbidden(f"eksgate: approval required: {decision.reason}",
-                            details={"policy": decision.policy, "rule": decision.rule_label})
-        return self.forward(incoming, session, policy, request)
+        request: KubeRequest | None = None
+        decision: Decision | None = None
+        approval_id: str | None = None
+        try:
+            request = self.inspect(incoming)
+            decision = self.decide(policy, request)
+            direct_grant = decision.effect == "approve" and bool(
+                decision.rule and decision.rule.approval and decision.rule.approval.direct)
+            # What the platform cannot carry is explained first, whatever the policy says,
+            # except under a direct-grant rule, whose approval is what the caller needs.
+            limit = None if direct_grant else _platform_limit(request, incoming.headers)
+            if limit:
+                raise limit
+            if decision.effect == "deny":
+                raise Forbidden(f"eksgate: {decision.reason}",
+                                details={"policy": decision.policy, "rule": decision.rule_label})
+            if decision.effect == "approve":
+                approval_id = self._clear_approval(incoming, session, policy, decision, request,
+                                                   caller)
+            limit = _platform_limit(request, incoming.headers, approval_id)
+            if limit:
+                raise limit
+        except DryRunRefused as refused:
+            self._audit.refusal(session, caller, incoming.method, incoming.path, request, decision,
+                                BadRequest(f"dry run refused with HTTP {refused.response.status}"))
+            return _masked_response(refused.response, request or _unresolved(incoming),
+                                    policy.masking)
+        except EksgateError as refusal:
+            self._audit.refusal(session, caller, incoming.method, incoming.path, request, decision,
+                                refusal, approval_id)
+            raise
+        query = canonical_query(self.forwarded_query(incoming, request))
+        # No record, no forward: AuditUnavailable (503) stops here.
+        self._audit.request(session, caller, incoming.method, query, request, decision,
+                            approval_id, incoming.body, policy.masking)
+        started = self._clock()
+        try:
+            answer = self.send(incoming, session, policy, request)
+            result = _masked_response(answer, request, policy.masking)
+        except EksgateError as failure:
+            self._audit.response(session, caller, incoming.method, query, request, None,
+                                 (self._clock() - started) * 1000, None, failure.message)
+            raise
+        # No record, no answer: the cluster's reply is withheld if it cannot be recorded.
+        self._audit.response(session, caller, incoming.method, query, request, result.status,
+                             (self._clock() - started) * 1000, result.body)
+        return result
+
+
+def _unresolved(incoming: IncomingRequest) -> KubeRequest:
+    return KubeRequest(verb=incoming.method.lower(), path=incoming.path,
+                       is_resource_request=False)
 
 
 def body_content_type(headers: Mapping[str, str]) -> str:
@@ -182,13 +261,21 @@ def _is_follow(request: KubeRequest, query: Mapping[str, Sequence[str]]) -> bool
         v.lower() in ("true", "1") for v in query.get("follow", []))
 
 
-def _platform_limit(request: KubeRequest, headers: Mapping[str, str]) -> EksgateError | None:
+def _platform_limit(request: KubeRequest, headers: Mapping[str, str],
+                    approval_id: str | None = None) -> EksgateError | None:
     """What API Gateway + Lambda cannot carry, refused with what to do instead."""
     wants_upgrade = "upgrade" in headers or "upgrade" in headers.get("connection", "").lower()
     blocked = request.subresource if request.subresource in CONNECTION_SUBRESOURCES else (
         "proxy" if request.verb == "proxy" else "")
     if not blocked and not wants_upgrade:
         return None
+    if approval_id:
+        return Forbidden(
+            f"your grant {approval_id} is approved, but {blocked or 'a connection upgrade'} "
+            "cannot pass through the gateway (API Gateway and Lambda carry no streaming "
+            "connections): get a direct EKS token for the window with `eksgate token --mode "
+            "direct`, and use it with the cluster's own endpoint",
+            details={"name": approval_id, "kind": "approval"})
     return Forbidden(
         f"{blocked or 'connection upgrades'} cannot pass through the eksgate gateway: API "
         "Gateway and Lambda carry no streaming connections (exec, attach, port-forward, cp, "

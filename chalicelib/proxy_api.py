@@ -8,12 +8,13 @@ from chalicelib.errors import EksgateError
 from chalicelib.observability import count, logger
 from chalicelib.proxy import ProxyResponse, incoming_from, status_for_exception, status_response
 from chalicelib.services import Services
+from chalicelib.session_audit import Caller
 
 DEFAULT_REMAINING_SECONDS = 29.0
 
 
 def handle_proxy(services: Callable[[], Services], request: Any, lambda_context: Any,
-                 cluster: str, proxy_path: str) -> ProxyResponse:
+                 cluster: str, proxy_path: str, caller: Caller = Caller()) -> ProxyResponse:
     """Answer one proxied request; every failure is a Kubernetes Status, logged without tokens."""
     remaining = (lambda_context.get_remaining_time_in_millis() / 1000 if lambda_context
                  else DEFAULT_REMAINING_SECONDS)
@@ -22,7 +23,7 @@ def handle_proxy(services: Callable[[], Services], request: Any, lambda_context:
         incoming = incoming_from(cluster, request.method, proxy_path, query,
                                  dict(request.headers), request.raw_body or None,
                                  min(remaining, DEFAULT_REMAINING_SECONDS))
-        result = services().gateway.handle(incoming)
+        result = services().gateway.handle(incoming, caller)
     except Exception as exc:  # every failure becomes a Status; unexpected ones are logged
         error = status_for_exception(exc)
         if not isinstance(exc, EksgateError):

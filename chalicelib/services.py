@@ -12,18 +12,48 @@ from typing import Any
 import boto3
 import urllib3
 
+from chalicelib.approval_gate import ApprovalGate
+from chalicelib.approvals import ApprovalService, DynamoApprovalStore, SlackDirectory
+from chalicelib.audit.store import DynamoAuditStore
 from chalicelib.broker import Broker
 from chalicelib.clusters import ClusterDirectory
 from chalicelib.config import Settings, load_settings
-from chalicelib.errors import ServiceUnavailable
+from chalicelib.errors import EksgateError, ServiceUnavailable
 from chalicelib.identity import IdentityVerifier, JwksCache, http_jwks_fetcher
 from chalicelib.observability import logger
 from chalicelib.policy import Policy, PolicyError, load_policies
 from chalicelib.proxy import Gateway
 from chalicelib.role_credentials import RoleCredentialCache
 from chalicelib.session_token import SessionTokenCodec
+from chalicelib.session_audit import GatewayAudit
 from chalicelib.signing_keys import SecretsManagerKeyStore
+from chalicelib.slack_credentials import SlackCredentialStore
 from chalicelib.upstream import HttpsUpstream, Upstream
+
+
+class LazySlackClient:
+    """A slack_sdk WebClient made on first use, so only Slack work needs the Slack secret.
+
+    An unreadable secret surfaces as a SlackClientError, which approvals treat as "Slack
+    could not be notified": the approval is still recorded and nothing is approved.
+    """
+
+    def __init__(self, credentials: SlackCredentialStore, base_url: str) -> None:
+        self._credentials = credentials
+        self._base_url = base_url
+        self._client: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._client is None:
+            from slack_sdk import WebClient
+            from slack_sdk.errors import SlackClientError
+            try:
+                token = self._credentials.get().bot_token
+            except EksgateError as exc:
+                raise SlackClientError(exc.message) from exc
+            kwargs = {"base_url": self._base_url} if self._base_url else {}
+            self._client = WebClient(token=token, timeout=5, **kwargs)
+        return getattr(self._client, name)
 
 
 @dataclass
@@ -35,6 +65,10 @@ class Services:
     role_credentials: RoleCredentialCache
     broker: Broker
     gateway: Gateway
+    audit_store: DynamoAuditStore
+    audit: GatewayAudit
+    approvals: ApprovalService
+    slack_credentials: SlackCredentialStore
 
 
 def build_services(settings: Settings | None = None, session: Any = None,
@@ -55,16 +89,44 @@ def build_services(settings: Settings | None = None, session: Any = None,
         leeway_seconds=settings.oidc_leeway_seconds,
         max_token_bytes=settings.max_oidc_token_bytes,
     )
-    keys = SecretsManagerKeyStore(session.client("secretsmanager"), settings.signing_secret_id)
+    secretsmanager = session.client("secretsmanager")
+    keys = SecretsManagerKeyStore(secretsmanager, settings.signing_secret_id)
     sessions = SessionTokenCodec(keys)
     role_credentials = RoleCredentialCache(session.client("sts"))
-    broker = Broker(settings, policies, sessions, role_credentials)
+    dynamodb = session.client("dynamodb")
+    if not settings.audit_table or not settings.approvals_table:
+        raise ServiceUnavailable("EKSGATE_AUDIT_TABLE and EKSGATE_APPROVALS_TABLE must be set: "
+                                 "eksgate forwards nothing it cannot record")
+    audit_store = DynamoAuditStore(dynamodb, settings.audit_table,
+                                   retention_seconds=settings.audit_retention_days * 86400)
+    audit = GatewayAudit(audit_store)
+    slack_credentials = SlackCredentialStore(secretsmanager, settings.slack_secret_id)
+    slack = LazySlackClient(slack_credentials, settings.slack_api_url)
+    approvals = ApprovalService(
+        DynamoApprovalStore(dynamodb, settings.approvals_table), slack, SlackDirectory(slack),
+        channel_default=settings.slack_channel or "#eksgate-approvals",
+        idempotency_table=settings.idempotency_table or None, idempotency_client=dynamodb)
+    def direct_grant(identity: Any, cluster: str, policy: Policy) -> Any:
+        """An open, approved grant under any of the policy's direct-grant rules."""
+        for rule in policy.rules:
+            if rule.approval and rule.approval.mode == "grant" and rule.approval.direct:
+                grant = approvals.find_usable(identity, cluster, policy.name, rule, "", "", "",
+                                              None)
+                if grant is not None:
+                    return grant
+        return None
+
+    broker = Broker(settings, policies, sessions, role_credentials, direct_grants=direct_grant)
     gateway = Gateway(
         sessions=sessions, policies=policies,
         # an EKS client is made only if a cluster's endpoint is not configured
         clusters=ClusterDirectory(settings.clusters,
                                   lambda region: session.client("eks", region_name=region)),
         role_credentials=role_credentials, upstream=upstream or HttpsUpstream(),
+        audit=audit,
+        approvals=ApprovalGate(approvals, audit, wait_seconds=settings.approval_wait_seconds,
+                               channel=settings.slack_channel or "#eksgate-approvals"),
         max_request_body_bytes=settings.max_request_body_bytes,
         watch_timeout_seconds=settings.watch_timeout_seconds)
-    return Services(settings, policies, verifier, sessions, role_credentials, broker, gateway)
+    return Services(settings, policies, verifier, sessions, role_credentials, broker, gateway,
+                    audit_store, audit, approvals, slack_credentials)

@@ -4,20 +4,30 @@ from __future__ import annotations
 
 from typing import Any
 
+import uuid
+
 from chalicelib.broker import IssuedCredential, parse_token_request
 from chalicelib.errors import EksgateError
 from chalicelib.http_responses import bearer_token
 from chalicelib.observability import count, logger
+from chalicelib.identity import Identity
+from chalicelib.policy import select_policy
 from chalicelib.services import Services
+from chalicelib.session_audit import Caller
 
 
-def issue_token(services: Services, headers: dict, body: bytes | None) -> IssuedCredential:
-    """The credential for this request, or an EksgateError saying why not (logged, counted)."""
+def issue_token(services: Services, headers: dict, body: bytes | None,
+                caller: Caller = Caller()) -> IssuedCredential:
+    """The credential for this request, or an EksgateError saying why not (logged, counted).
+
+    Every issued credential is recorded first: if the audit write fails, nothing is issued.
+    """
     try:
         identity = services.verifier.verify(bearer_token(headers))
         logger.append_keys(subject=identity.subject, issuer=identity.issuer)
         request = parse_token_request(body, services.settings.max_request_body_bytes)
         issued = services.broker.issue(identity, request)
+        record_issue(services, identity, issued, caller)
     except EksgateError as refusal:
         count("TokensRefused")
         logger.warning("token refused", extra={"status": refusal.status, "reason": refusal.message})
@@ -32,3 +42,25 @@ def issue_token(services: Services, headers: dict, body: bytes | None) -> Issued
                    source_identity=issued.source_identity)
     logger.info("token issued", extra=log)
     return issued
+
+
+def record_issue(services: Services, identity: Identity, issued: IssuedCredential,
+                 caller: Caller) -> None:
+    """The token issue, in the session it opens (gateway) or a session of its own (direct)."""
+    policy = select_policy(identity, issued.cluster, services.policies)
+    if issued.mode == "gateway":
+        assert issued.session_id
+        services.audit.token_issued("token_issued", issued.session_id, identity,
+                                    policy.matched_claims(identity), issued.cluster, issued.policy,
+                                    caller, {"mode": "gateway",
+                                             "expires_at": issued.expires_at.isoformat()})
+        return
+    # Direct tokens leave eksgate's view; SourceIdentity and the role session name are what
+    # EKS's own audit log shows, so they are recorded to join the two.
+    services.audit.token_issued("direct_token_issued", uuid.uuid4().hex, identity,
+                                policy.matched_claims(identity), issued.cluster, issued.policy,
+                                caller, {"mode": "direct", "role_arn": issued.role_arn,
+                                         "role_session_name": issued.role_session_name,
+                                         "source_identity": issued.source_identity,
+                                         "approval_id": issued.approval_id,
+                                         "expires_at": issued.expires_at.isoformat()})

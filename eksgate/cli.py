@@ -65,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--policies", help="policy directory (default: the app's policies/)")
     up.add_argument("--gateway-port", type=int, default=0, help="default: a free port")
     up.add_argument("--quiet", action="store_true", help="do not print Slack messages")
+    up.add_argument("--approval-wait", type=float, default=5.0,
+                    help="seconds a request waits for a decision before answering 403")
     up.add_argument("--watch-timeout", type=int, default=20,
                     help="seconds a watch through the gateway lasts before clients reconnect")
     local_commands.add_parser("demo", help="start the stack, run the scripted scenario, stop")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import io
 import json
+import logging
 import os
 from pathlib import Path
 
@@ -46,11 +48,18 @@ def app_environment(oidc_issuer: LocalOidcIssuer, policy_dir: Path | str) -> dic
                                         "prod-eu": {"region": "eu-west-1"}}),
         "EKSGATE_SIGNING_SECRET_ID": SECRET_ID,
         "EKSGATE_POLICY_DIR": str(policy_dir),
+        "EKSGATE_AUDIT_TABLE": "test-audit",
+        "EKSGATE_APPROVALS_TABLE": "test-approvals",
+        "EKSGATE_IDEMPOTENCY_TABLE": "test-idempotency",
     }
 
 
 @pytest.fixture()
 def signing_secret(aws):
+    from eksgate.local.aws import create_tables
+    create_tables(aws.client("dynamodb"), {"AuditTable": "test-audit",
+                                           "ApprovalsTable": "test-approvals",
+                                           "IdempotencyTable": "test-idempotency"})
     client = aws.client("secretsmanager")
     client.create_secret(Name=SECRET_ID, SecretString=base64.b64encode(os.urandom(32)).decode())
     return client
@@ -62,13 +71,35 @@ def settings(oidc_issuer, signing_secret):
     return load_settings(app_environment(oidc_issuer, DEFAULT_POLICY_DIR))
 
 
+class _CapturedLog(logging.Handler):
+    """Collects the app's formatted log lines and its metrics output."""
+
+    def __init__(self, formatter: logging.Formatter) -> None:
+        super().__init__()
+        self.setFormatter(formatter)
+        self.lines: list[str] = []
+        self.metrics = io.StringIO()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+    def getvalue(self) -> str:
+        return "".join(line + "\n" for line in self.lines) + self.metrics.getvalue()
+
+
 @pytest.fixture()
 def app_log():
-    """Everything the app logs (and its metrics), as text."""
-    import io
-    import sys
-    from chalicelib.observability import redirect_output
-    buffer = io.StringIO()
-    redirect_output(buffer)
-    yield buffer
-    redirect_output(sys.stdout)
+    """Everything the app logs (and its metrics) during the test, as text.
+
+    A handler of its own, with the app's formatter, is attached and removed again: the app's
+    own handler (and whatever stream pytest gave it) is left alone.
+    """
+    from chalicelib import observability
+    captured = _CapturedLog(observability.logger.registered_formatter)
+    eksgate_logger = logging.getLogger(observability.logger.name)
+    eksgate_logger.addHandler(captured)
+    saved_output = observability._output
+    observability._output = captured.metrics
+    yield captured
+    eksgate_logger.removeHandler(captured)
+    observability._output = saved_output

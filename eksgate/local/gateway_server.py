@@ -102,6 +102,8 @@ class _Server(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler],
                  tls: ssl.SSLContext | None) -> None:
         self.tls = tls
+        self._open: set[socket.socket] = set()
+        self._open_lock = threading.Lock()
         super().__init__(address, handler)
 
     def get_request(self) -> tuple[socket.socket, Any]:
@@ -109,7 +111,24 @@ class _Server(ThreadingHTTPServer):
         if self.tls:
             # The handshake happens in the handler thread, so a slow client cannot stall accept().
             sock = self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        with self._open_lock:
+            self._open.add(sock)
         return sock, address
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._open_lock:
+            self._open.discard(request)
+        super().shutdown_request(request)
+
+    def close_open_connections(self) -> None:
+        """End kept-alive connections: a stopped gateway must not keep answering on them."""
+        with self._open_lock:
+            sockets = list(self._open)
+        for sock in sockets:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         pass  # clients that hang up or reject our CA are routine here
@@ -142,6 +161,7 @@ class LocalApiGateway:
 
     def stop(self) -> None:
         self._server.shutdown()
+        self._server.close_open_connections()
         self._server.server_close()
         if self._thread:
             self._thread.join(timeout=5)

@@ -268,7 +268,8 @@ def write_kubeconfig(stack: LocalStack, path: Path) -> None:
 def up(args: Any) -> int:
     """Start the stack, print how to use it, and run until Ctrl-C (or SIGTERM)."""
     stack = LocalStack(policy_dir=Path(args.policies) if args.policies else None,
-                       extra_env={"EKSGATE_WATCH_TIMEOUT_SECONDS": str(args.watch_timeout)},
+                       extra_env={"EKSGATE_WATCH_TIMEOUT_SECONDS": str(args.watch_timeout),
+                                  "EKSGATE_APPROVAL_WAIT_SECONDS": str(args.approval_wait)},
                        gateway_port=args.gateway_port, slack_echo=not args.quiet)
     try:
         stack.start()

@@ -45,6 +45,28 @@ class Stack:
     def clear_kube_calls(self) -> None:
         self.http.request("POST", f"{self.control_url}/kube/calls/clear")
 
+    def slack_state(self) -> dict:
+        return self.http.request("GET", f"{self.slack_url}_fake/state").json()
+
+    def slack_message_for(self, approval_id: str) -> dict:
+        for message in reversed(self.slack_state()["messages"]):
+            if approval_id in json.dumps(message.get("blocks", [])):
+                return message
+        raise AssertionError(f"no Slack message for approval {approval_id}")
+
+    def click(self, approval_id: str, action: str, user: str) -> dict:
+        message = self.slack_message_for(approval_id)
+        answer = self.http.request("POST", f"{self.slack_url}_fake/click",
+                                   json={"message_ts": message["ts"], "action_id": action,
+                                         "user_id": user})
+        assert answer.status == 200, answer.data
+        return answer.json()
+
+    def aws(self, service: str):
+        import boto3
+        return boto3.client(service, endpoint_url=self.aws_endpoint_url, region_name="us-east-1",
+                            aws_access_key_id="local", aws_secret_access_key="local")
+
     def session_token(self, identity: str = "ci-agent", **overrides) -> str:
         gateway = urllib3.PoolManager(ca_certs=self.gateway_ca_file)
         answer = gateway.request("POST", f"{self.gateway_url}/v1/token",
@@ -61,7 +83,8 @@ def stack():
     log = (workdir / "stack.log").open("w")
     process = subprocess.Popen(
         [sys.executable, "-m", "eksgate.cli", "local", "up", "--state-file", str(state_file),
-         "--kubeconfig", str(workdir / "kubeconfig"), "--watch-timeout", str(WATCH_TIMEOUT)],
+         "--kubeconfig", str(workdir / "kubeconfig"), "--watch-timeout", str(WATCH_TIMEOUT),
+         "--approval-wait", "1", "--quiet"],
         stdout=log, stderr=subprocess.STDOUT, cwd=workdir,
         env={**os.environ, "XDG_CACHE_HOME": str(workdir / "cache")})
     deadline = time.monotonic() + 90

@@ -94,8 +94,14 @@ def test_apply_twice_then_delete_in_the_sandbox(stack):
     assert deleted.returncode == 0 and "deleted" in deleted.stdout
 
 
-def test_apply_that_needs_approval_is_refused_for_now(stack):
+def test_apply_that_would_fail_is_refused_by_the_dry_run(stack):
     manifest = DEPLOYMENT.replace("IMAGE", "nginx:1.28").replace("name: hello\n  namespace: default",
                                                                  "name: web\n  namespace: shop")
     result = kubectl(stack, "apply", "-f", "-", stdin=manifest)
-    assert result.returncode != 0 and "approval required" in result.stderr
+    assert result.returncode != 0 and "immutable" in result.stderr
+
+
+def test_apply_that_needs_approval_says_where_it_waits(stack):
+    result = kubectl(stack, "scale", "deployment", "web", "-n", "shop", "--replicas=4")
+    assert result.returncode != 0
+    assert "approval required" in result.stderr and "run the same command again" in result.stderr

@@ -18,7 +18,6 @@ from chalicelib.eks_token import decode_eks_token
 from chalicelib.services import build_services
 from eksgate.local.gateway_server import LocalApiGateway
 
-http = urllib3.PoolManager()
 
 
 @pytest.fixture()
@@ -34,7 +33,9 @@ def post_token(gateway, token, body=None, raw=None, content_type="application/js
     if token is not None:
         headers["Authorization"] = f"Bearer {token}"
     data = raw if raw is not None else json.dumps(body or {"cluster": "demo"}).encode()
-    response = http.request("POST", f"{gateway.url}/v1/token", body=data, headers=headers)
+    # A fresh pool per call: a kept-alive connection must never outlive its test's gateway.
+    response = urllib3.PoolManager().request("POST", f"{gateway.url}/v1/token", body=data,
+                                             headers=headers)
     return response.status, json.loads(response.data)
 
 
@@ -214,3 +215,10 @@ def test_broken_policies_fail_closed(oidc_issuer, signing_secret, tmp_path):
     (tmp_path / "bad.yaml").write_text("name: Bad Name\n")
     with pytest.raises(ServiceUnavailable):
         build_services(load_settings(app_environment(oidc_issuer, tmp_path)))
+
+
+def test_the_app_does_not_silence_its_own_logger():
+    import logging
+    from chalicelib.observability import logger
+    assert app_module.app.log.name == logger.name  # both use the "eksgate" logger...
+    assert logging.getLogger(logger.name).getEffectiveLevel() <= logging.INFO  # ...at INFO

@@ -46,6 +46,22 @@ class Roles:
                               datetime.now(timezone.utc) + timedelta(hours=1))
 
 
+class RecordingAudit:
+    """Stands in for GatewayAudit; keeps the kinds of events in order."""
+
+    def __init__(self, fail_on=None):
+        self.events = []
+        self.fail_on = fail_on
+
+    def __getattr__(self, kind):
+        def record(*args, **kwargs):
+            if kind == self.fail_on:
+                from chalicelib.audit.store import AuditUnavailable
+                raise AuditUnavailable("test")
+            self.events.append(kind)
+        return record
+
+
 class FakeUpstream:
     def __init__(self, response=None, error=None):
         self.response = response or UpstreamResponse(200, {"content-type": "application/json"},
@@ -60,11 +76,12 @@ class FakeUpstream:
         return self.response
 
 
-def gateway(upstream, watch_timeout=20):
+def gateway(upstream, watch_timeout=20, audit=None):
     from chalicelib.config import DEFAULT_POLICY_DIR
     roles = Roles()
     return Gateway(sessions=SessionTokenCodec(Keys()), policies=load_policies(DEFAULT_POLICY_DIR),
                    clusters=Clusters(), role_credentials=roles, upstream=upstream,
+                   audit=audit or RecordingAudit(), approvals=None,
                    max_request_body_bytes=1024, watch_timeout_seconds=watch_timeout), roles
 
 
@@ -188,3 +205,43 @@ def test_refusals_happen_before_anything_is_forwarded():
 ])
 def test_accept_keeps_json_alternatives_only(accept, expected):
     assert negotiate_accept(accept) == expected
+
+
+def test_every_forwarded_request_is_recorded_before_and_after():
+    audit = RecordingAudit()
+    gw, _ = gateway(FakeUpstream(), audit=audit)
+    gw.handle(incoming("/api/v1/namespaces/shop/pods"))
+    assert audit.events == ["request", "response"]
+
+
+def test_refusals_are_recorded():
+    audit = RecordingAudit()
+    gw, _ = gateway(FakeUpstream(), audit=audit)
+    with pytest.raises(Forbidden):
+        gw.handle(incoming("/api/v1/namespaces/kube-system/pods"))
+    assert audit.events == ["refusal"]
+
+
+def test_a_failed_audit_write_blocks_the_request():
+    from chalicelib.audit.store import AuditUnavailable
+    upstream = FakeUpstream()
+    gw, _ = gateway(upstream, audit=RecordingAudit(fail_on="request"))
+    with pytest.raises(AuditUnavailable) as err:
+        gw.handle(incoming("/api/v1/namespaces/shop/pods"))
+    assert err.value.status == 503 and upstream.sent == []
+
+
+def test_an_answer_that_cannot_be_recorded_is_withheld():
+    from chalicelib.audit.store import AuditUnavailable
+    gw, _ = gateway(FakeUpstream(), audit=RecordingAudit(fail_on="response"))
+    with pytest.raises(AuditUnavailable):
+        gw.handle(incoming("/api/v1/namespaces/shop/pods"))
+
+
+def test_approval_without_approvals_configured_is_refused():
+    upstream = FakeUpstream()
+    gw, _ = gateway(upstream)
+    with pytest.raises(Forbidden, match="approvals are not configured"):
+        gw.handle(incoming("/apis/apps/v1/namespaces/shop/deployments/web", method="PATCH",
+                           body=b"{}", headers={"content-type": "application/merge-patch+json"}))
+    assert upstream.sent == []

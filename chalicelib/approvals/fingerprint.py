@@ -1,0 +1,69 @@
+"""What an approval is bound to: the exact request (``once``) or the requester's rule (``grant``).
+
+Pure functions. Every value is hashed with a length prefix before the next one, so no choice
+of path, query or body can make two different requests share a fingerprint by moving bytes
+across a boundary (``/a`` + ``b=c`` against ``/ab`` + ``=c``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+
+from chalicelib.policy.model import Rule
+
+_VERSION = b"eksgate-approval-v1"
+
+
+def _digest(kind: bytes, parts: Iterable[str]) -> str:
+    digest = hashlib.sha256()
+    for part in (_VERSION, kind, *(p.encode("utf-8") for p in parts)):
+        digest.update(len(part).to_bytes(8, "big"))
+        digest.update(part)
+    return digest.hexdigest()
+
+
+def request_fingerprint(method: str, path: str, query_canonical: str, body: bytes | None) -> str:
+    """SHA-256 over method, path, canonical query and the SHA-256 of the body.
+
+    ``query_canonical`` must be ``kube_request.canonical_query(...)`` of the request, so the
+    same parameters in another order give the same fingerprint. ``path`` is the Kubernetes API
+    path as forwarded (without the gateway's ``/k8s/{cluster}`` prefix; the cluster is bound
+    by the match key). No body and an empty body are the same request to the API server.
+    """
+    body_hash = hashlib.sha256(body or b"").hexdigest()
+    return _digest(b"request", (method, path, query_canonical, body_hash))
+
+
+def rule_identity(rule: Rule) -> str:
+    """The rule's label plus a digest of what it permits.
+
+    Binding approvals to this rather than to the label alone means editing a rule (its verbs,
+    resources, namespaces, approvers or approval settings) retires the grants approved under
+    the old text: a human approved what the rule said then, not what it says now. The source
+    line is left out, so edits elsewhere in the file do not.
+    """
+    settings = rule.approval
+    described = repr((
+        rule.effect, rule.name, rule.verbs, rule.api_groups, rule.resources, rule.namespaces,
+        rule.resource_names, rule.non_resource_urls, rule.approvers,
+        None if settings is None else (settings.mode, settings.ttl_seconds,
+                                       settings.window_seconds, settings.min_approvers,
+                                       settings.direct, settings.channel),
+    ))
+    return f"{rule.label}#{_digest(b'rule', (described,))[:16]}"
+
+
+def once_match_key(requester_subject: str, fingerprint: str, *, issuer: str, cluster: str) -> str:
+    """The key a single-use approval is found by: this requester, this cluster, this request."""
+    return "once:" + _digest(b"once", (issuer, requester_subject, cluster, fingerprint))
+
+
+def grant_match_key(
+    requester_subject: str, cluster: str, policy: str, rule: str, *, issuer: str
+) -> str:
+    """The key a grant is found by: this requester, on this cluster, under this policy rule.
+
+    ``rule`` should be ``rule_identity(rule)``, so an edited rule does not inherit grants.
+    """
+    return "grant:" + _digest(b"grant", (issuer, requester_subject, cluster, policy, rule))

@@ -1,0 +1,311 @@
+"""Where audit records live: the ``AuditStore`` port and its DynamoDB adapter.
+
+Records are only ever added: a conditional ``PutItem`` that fails if the key exists, never an
+update or a delete (the app's IAM policy grants neither). Writing is on the request path and
+fails closed: if a record cannot be written, ``append`` raises ``AuditUnavailable`` and the
+caller answers 503 instead of forwarding ("no record, no forward").
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+import zlib
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime, timedelta, timezone
+from typing import Any, Protocol
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from chalicelib.audit.chain import genesis_hash, seal
+from chalicelib.audit.records import (
+    SEALING_FIELDS, SessionRecord, SessionSummary, record_from_item, record_to_item,
+)
+from chalicelib.audit.summaries import DEFAULT_SESSION_SPAN, summarize_newest_first
+from chalicelib.audit.timestamps import format_time, normalize_time
+from chalicelib.errors import BadRequest, EksgateError, ServiceUnavailable
+from chalicelib.observability import logger
+
+DEFAULT_RETENTION_SECONDS = 90 * 86400
+DECISION_EFFECTS = ("allow", "approve", "deny")
+_LOCK_STRIPES = 64
+_MAX_BACKOFF = 0.05
+
+
+class AuditUnavailable(ServiceUnavailable):
+    """The record could not be written, so the request must not proceed."""
+
+    def __init__(self, cause: str = "") -> None:
+        super().__init__("audit log unavailable: the request was not forwarded")
+        # Kept for logs, not for the caller: AWS error text names tables and accounts.
+        self.cause = cause
+
+
+class AuditReadError(ServiceUnavailable):
+    """The audit log could not be read (DynamoDB unavailable or throttling)."""
+
+
+class MalformedRecord(EksgateError):
+    """A stored item is not a record eksgate wrote: it was changed outside eksgate."""
+
+
+class AuditStore(Protocol):
+    """What the gateway and the audit routes need from wherever records are kept."""
+
+    def append(self, fields: Mapping[str, Any]) -> SessionRecord:
+        """Seal ``fields`` (from ``records.new_event``) as the session's next record."""
+        ...
+
+    def records(self, session_id: str) -> list[SessionRecord]:
+        """Every record of the session, ordered by ``seq``."""
+        ...
+
+    def sessions(self, subject: str | None = None, cluster: str | None = None,
+                 since: str | None = None, until: str | None = None,
+                 decision: str | None = None, limit: int = 100) -> list[SessionSummary]:
+        """Summaries of the sessions with records matching the filters, newest first."""
+        ...
+
+
+class DynamoAuditStore:
+    """The audit log in the AuditTable of ``infra/template.yaml``.
+
+    Key ``(session_id, seq)``; indexes ``by-subject`` and ``by-cluster`` on ``time``; TTL on
+    ``expires_at``. Safe to share between threads.
+
+    A session's appends are serialized by the chain itself: concurrent writers (kubectl
+    fires discovery requests in parallel, each possibly on its own Lambda instance) take
+    turns through the conditional put, so ``max_attempts`` is generous and the backoff
+    short and jittered.
+    """
+
+    def __init__(self, client: Any, table_name: str, *,
+                 retention_seconds: int = DEFAULT_RETENTION_SECONDS,
+                 clock: Callable[[], float] = time.time,
+                 max_attempts: int = 50,
+                 cache_size: int = 4096,
+                 session_span: timedelta = DEFAULT_SESSION_SPAN,
+                 max_items_read: int = 20_000,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self._client = client
+        self._table = table_name
+        self._retention = retention_seconds
+        self._clock = clock
+        self._max_attempts = max_attempts
+        self._cache_size = cache_size
+        self._session_span = session_span
+        self._max_items_read = max_items_read
+        self._sleep = sleep
+        # Last (seq, hash) per session, so a warm Lambda appends without reading first.
+        self._last: OrderedDict[str, tuple[int, str]] = OrderedDict()
+        self._cache_lock = threading.Lock()
+        # Appends to one session are serialized in this process (they would only lose the
+        # conditional put to each other); striped so the locks never need cleaning up.
+        self._stripes = [threading.Lock() for _ in range(_LOCK_STRIPES)]
+
+    # -- writing -----------------------------------------------------------------------
+
+    def append(self, fields: Mapping[str, Any]) -> SessionRecord:
+        """Write ``fields`` as the session's next record and return it, sealed.
+
+        Concurrent appends from other processes are resolved by the conditional put: the
+        loser re-reads the session's last record and chains onto it. Raises
+        AuditUnavailable if the record cannot be written.
+        """
+        session_id = fields.get("session_id")
+        if not isinstance(session_id, str) or not session_id:
+            raise ValueError("an audit event needs a non-empty session_id")
+        given = [name for name in SEALING_FIELDS if name in fields]
+        if given:
+            raise ValueError(f"the store sets {', '.join(given)}; do not pass them")
+        stripe = self._stripes[zlib.crc32(session_id.encode("utf-8")) % _LOCK_STRIPES]
+        with stripe:
+            return self._append_locked(session_id, fields)
+
+    def _append_locked(self, session_id: str, fields: Mapping[str, Any]) -> SessionRecord:
+        try:
+            last = self._cached(session_id) or self._read_last(session_id)
+            for attempt in range(self._max_attempts):
+                now = self._clock()
+                record = seal({**fields, "seq": last[0] + 1,
+                               "time": format_time(datetime.fromtimestamp(now, timezone.utc)),
+                               "expires_at": int(now) + self._retention}, last[1])
+                if self._put_new(record):
+                    self._remember(record)
+                    return record
+                # Someone else wrote this seq. It may be our own earlier try, if its answer
+                # was lost and botocore retried: then the record is there and we are done.
+                existing = self._get(session_id, record.seq)
+                if existing is not None and existing.hash == record.hash:
+                    self._remember(record)
+                    return record
+                last = self._read_last(session_id)
+                # Full jitter, so writers that collided do not collide again in step.
+                self._sleep(random.uniform(0, min(_MAX_BACKOFF, 0.004 * 2 ** attempt)))
+        except (ClientError, BotoCoreError, MalformedRecord, KeyError, ValueError, TypeError,
+                ArithmeticError) as exc:
+            self._forget(session_id)
+            logger.warning("audit append failed", extra={"session_id": session_id,
+                                                         "cause": repr(exc)})
+            raise AuditUnavailable(repr(exc)) from exc
+        self._forget(session_id)
+        logger.warning("audit append lost every race", extra={"session_id": session_id})
+        raise AuditUnavailable(f"{self._max_attempts} conditional puts lost to other writers")
+
+    def _put_new(self, record: SessionRecord) -> bool:
+        """Write ``record`` unless its key exists; False if it does."""
+        try:
+            self._client.put_item(TableName=self._table, Item=record_to_item(record),
+                                  ConditionExpression="attribute_not_exists(session_id)")
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def _read_last(self, session_id: str) -> tuple[int, str]:
+        answer = self._client.query(
+            TableName=self._table, KeyConditionExpression="session_id = :s",
+            ExpressionAttributeValues={":s": {"S": session_id}},
+            ExpressionAttributeNames={"#h": "hash"}, ProjectionExpression="seq, #h",
+            ScanIndexForward=False, Limit=1, ConsistentRead=True)
+        items = answer.get("Items") or []
+        if not items:
+            return (-1, genesis_hash(session_id))
+        return (int(items[0]["seq"]["N"]), items[0]["hash"]["S"])
+
+    def _get(self, session_id: str, seq: int) -> SessionRecord | None:
+        answer = self._client.get_item(
+            TableName=self._table, ConsistentRead=True,
+            Key={"session_id": {"S": session_id}, "seq": {"N": str(seq)}})
+        item = answer.get("Item")
+        return _record(item) if item else None
+
+    def _cached(self, session_id: str) -> tuple[int, str] | None:
+        with self._cache_lock:
+            last = self._last.get(session_id)
+            if last is not None:
+                self._last.move_to_end(session_id)
+            return last
+
+    def _remember(self, record: SessionRecord) -> None:
+        with self._cache_lock:
+            self._last[record.session_id] = (record.seq, record.hash)
+            self._last.move_to_end(record.session_id)
+            while len(self._last) > self._cache_size:
+                self._last.popitem(last=False)
+
+    def _forget(self, session_id: str) -> None:
+        with self._cache_lock:
+            self._last.pop(session_id, None)
+
+    # -- reading -----------------------------------------------------------------------
+
+    def records(self, session_id: str) -> list[SessionRecord]:
+        """Every record of ``session_id`` (all pages, consistent reads), ordered by seq."""
+        pages = self._pages(TableName=self._table, KeyConditionExpression="session_id = :s",
+                            ExpressionAttributeValues={":s": {"S": session_id}},
+                            ScanIndexForward=True, ConsistentRead=True)
+        return [_record(item) for item in pages]
+
+    def sessions(self, subject: str | None = None, cluster: str | None = None,
+                 since: str | None = None, until: str | None = None,
+                 decision: str | None = None, limit: int = 100) -> list[SessionSummary]:
+        """Sessions of ``subject`` (index by-subject) or else on ``cluster`` (by-cluster).
+
+        ``since``/``until`` are inclusive RFC 3339 bounds on record times; ``decision``
+        keeps only records with that effect, so the summaries count those records only.
+        BadRequest if neither subject nor cluster is given or a bound is not a time.
+        """
+        query = _sessions_query(self._table, subject, cluster, since, until, decision)
+        return summarize_newest_first(self._listed_records(query), limit, self._session_span)
+
+    def _listed_records(self, query: dict[str, Any]) -> Iterator[SessionRecord]:
+        for count, item in enumerate(self._pages(**query)):
+            if count >= self._max_items_read:
+                logger.warning("audit listing stopped at the read bound",
+                               extra={"max_items_read": self._max_items_read})
+                return
+            try:
+                yield _record(item)
+            except MalformedRecord as exc:
+                # A listing must still work; `sessions show` reports the altered record.
+                logger.warning("skipped a malformed audit record", extra={"cause": exc.message})
+
+    def _pages(self, **query: Any) -> Iterator[dict[str, Any]]:
+        start: dict[str, Any] | None = None
+        while True:
+            try:
+                answer = self._client.query(**query, **({"ExclusiveStartKey": start}
+                                                        if start else {}))
+            except (ClientError, BotoCoreError) as exc:
+                logger.warning("audit read failed", extra={"cause": repr(exc)})
+                raise AuditReadError("the audit log could not be read; try again") from exc
+            yield from answer.get("Items") or []
+            start = answer.get("LastEvaluatedKey")
+            if not start:
+                return
+
+
+def _sessions_query(table: str, subject: str | None, cluster: str | None, since: str | None,
+                    until: str | None, decision: str | None) -> dict[str, Any]:
+    """The Query for ``DynamoAuditStore.sessions``; BadRequest for unusable filters."""
+    if subject:
+        index, key, value = "by-subject", "subject", subject
+    elif cluster:
+        index, key, value = "by-cluster", "cluster", cluster
+    else:
+        raise BadRequest("give identity or cluster")
+    names = {"#k": key}
+    values: dict[str, Any] = {":k": {"S": value}}
+    condition = "#k = :k"
+    bounds = {name: _bound(name, text) for name, text in (("since", since), ("until", until))
+              if text}
+    if "since" in bounds and "until" in bounds:
+        if bounds["since"] > bounds["until"]:
+            raise BadRequest(f"since ({since}) is after until ({until})")
+        condition += " AND #t BETWEEN :since AND :until"
+    elif "since" in bounds:
+        condition += " AND #t >= :since"
+    elif "until" in bounds:
+        condition += " AND #t <= :until"
+    if bounds:
+        names["#t"] = "time"
+        values.update({f":{name}": {"S": text} for name, text in bounds.items()})
+    filters = []
+    if subject and cluster:
+        names["#c"] = "cluster"
+        values[":c"] = {"S": cluster}
+        filters.append("#c = :c")
+    if decision:
+        if decision not in DECISION_EFFECTS:
+            raise BadRequest(f"decision must be one of {', '.join(DECISION_EFFECTS)}, "
+                             f"not {decision!r}")
+        names.update({"#d": "decision", "#e": "effect"})
+        values[":e"] = {"S": decision}
+        filters.append("#d.#e = :e")
+    query: dict[str, Any] = {
+        "TableName": table, "IndexName": index, "KeyConditionExpression": condition,
+        "ExpressionAttributeNames": names, "ExpressionAttributeValues": values,
+        "ScanIndexForward": False}
+    if filters:
+        query["FilterExpression"] = " AND ".join(filters)
+    return query
+
+
+def _bound(name: str, text: str) -> str:
+    try:
+        return normalize_time(text)
+    except ValueError as exc:
+        raise BadRequest(f"{name}: {exc}") from None
+
+
+def _record(item: Mapping[str, Any]) -> SessionRecord:
+    try:
+        return record_from_item(item)
+    except (ValueError, TypeError) as exc:
+        where = f"{item.get('session_id', {}).get('S', '?')}/{item.get('seq', {}).get('N', '?')}"
+        raise MalformedRecord(f"audit record {where} is not one eksgate wrote "
+                              f"(changed outside eksgate): {exc}") from None

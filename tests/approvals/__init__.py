@@ -1,0 +1,1 @@
+"""Tests of the approvals core (chalicelib/approvals)."""

@@ -1,0 +1,263 @@
+"""Approvals under test: moto DynamoDB, the local Slack fake, and a tiny interactivity endpoint.
+
+The endpoint stands in for the app's Slack route: it verifies the signature on the raw body,
+parses the interaction and hands it to ``ApprovalService.handle_interaction``, so a
+``fake.click(...)`` travels the same way a real click does.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, TypeVar
+
+import pytest
+from moto.dynamodb.models import DynamoDBBackend
+from slack_sdk import WebClient
+
+from chalicelib.approvals.interactions import parse_interaction, verify_slack_request
+from chalicelib.approvals.model import Approval
+from chalicelib.approvals.service import ApprovalService
+from chalicelib.approvals.slack_directory import SlackDirectory
+from chalicelib.approvals.store import DynamoApprovalStore
+from chalicelib.errors import EksgateError
+from chalicelib.identity import Identity
+from chalicelib.kube_request import canonical_query, resolve
+from chalicelib.policy.model import ApprovalSettings, Rule
+from eksgate.local.aws import create_tables
+from eksgate.local.slack_fake import SlackFake
+from eksgate.local.slack_fake_workspace import Workspace, default_workspace
+
+SIGNING_SECRET = "approvals-test-signing-secret"
+TABLES = {"AuditTable": "test-audit", "ApprovalsTable": "test-approvals",
+          "IdempotencyTable": "test-idempotency"}
+CHANNEL = "#eksgate-approvals"
+ALICE = Identity(subject="user-alice", issuer="https://oidc.eksgate.local",
+                 email="alice@example.com")
+AGENT = Identity(subject="repo:acme/shop:ref:refs/heads/main",
+                 issuer="https://token.actions.githubusercontent.com")
+PATCH_PATH = "/apis/apps/v1/namespaces/shop/deployments/web"
+PATCH_BODY = b'{"spec":{"replicas":5}}'
+
+
+class FakeClock:
+    """Wall-clock time that a test can move forward (approval deadlines, grant windows)."""
+
+    def __init__(self) -> None:
+        import time
+        self.now = float(int(time.time()))
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture()
+def atomic_moto(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Give moto the per-request atomicity real DynamoDB has.
+
+    moto's in-memory backend checks a condition and applies the write in plain Python, with
+    no lock; threads could interleave between the two, which DynamoDB never allows. Without
+    this, a concurrency test would test moto, not our conditional writes.
+    """
+    lock = threading.RLock()
+    for name in ("put_item", "update_item", "delete_item", "get_item", "query",
+                 "transact_write_items"):
+        original = getattr(DynamoDBBackend, name)
+
+        def locked(self: Any, *args: Any, __original: Any = original, **kwargs: Any) -> Any:
+            with lock:
+                return __original(self, *args, **kwargs)
+
+        monkeypatch.setattr(DynamoDBBackend, name, locked)
+
+
+@pytest.fixture()
+def dynamodb(aws: Any, atomic_moto: None) -> Any:
+    client = aws.client("dynamodb")
+    create_tables(client, TABLES)
+    return client
+
+
+@pytest.fixture()
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture()
+def store(dynamodb: Any, clock: FakeClock) -> DynamoApprovalStore:
+    return DynamoApprovalStore(dynamodb, TABLES["ApprovalsTable"], clock=clock)
+
+
+@dataclass
+class Endpoint:
+    """The interactivity endpoint; ``service`` is what it dispatches to."""
+
+    url: str = ""
+    service: ApprovalService | None = None
+    answers: list[tuple[int, bytes]] = field(default_factory=list)
+
+
+@pytest.fixture()
+def endpoint() -> Iterator[Endpoint]:
+    state = Endpoint()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            try:
+                verify_slack_request(SIGNING_SECRET, dict(self.headers.items()), body)
+                assert state.service is not None
+                answer = state.service.handle_interaction(parse_interaction(body))
+                status, payload = 200, b"" if answer is None else json.dumps(answer).encode()
+            except EksgateError as error:
+                status, payload = error.status, json.dumps({"message": error.message}).encode()
+            state.answers.append((status, payload))
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    class Server(ThreadingHTTPServer):
+        daemon_threads = True
+        request_queue_size = 128  # thirty clicks at once must not overflow the backlog
+
+    server = Server(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01},
+                              daemon=True)
+    thread.start()
+    state.url = f"http://127.0.0.1:{server.server_address[1]}/slack/interactions"
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def start_fake(endpoint: Endpoint, workspace: Workspace | None = None) -> SlackFake:
+    return SlackFake(signing_secret=SIGNING_SECRET, interactions_url=endpoint.url,
+                     workspace=workspace or default_workspace()).start()
+
+
+@pytest.fixture()
+def slack(endpoint: Endpoint) -> Iterator[SlackFake]:
+    fake = start_fake(endpoint)
+    try:
+        yield fake
+    finally:
+        fake.stop()
+
+
+def web_client(fake: SlackFake) -> WebClient:
+    # No retries: a test of "Slack is down" should not wait for them.
+    return WebClient(token=fake.bot_token, base_url=fake.base_url, timeout=3, retry_handlers=[])
+
+
+@dataclass
+class Harness:
+    """Everything a service test touches."""
+
+    service: ApprovalService
+    store: DynamoApprovalStore
+    slack: SlackFake
+    clock: FakeClock
+    endpoint: Endpoint
+
+    def ask(self, rule: Rule | None = None, *, requester: Identity = ALICE,
+            path: str = PATCH_PATH, body: bytes = PATCH_BODY, method: str = "PATCH",
+            query: str = "fieldManager=kubectl") -> Approval:
+        """The gateway asking for approval of a request."""
+        request = resolve(method, path, query)
+        return self.service.request(requester, "prod-eu", "engineers", rule or patch_rule(),
+                                    request, method, canonical_query(query), body,
+                                    "--- current\n+++ proposed\n-  replicas: 2\n+  replicas: 5")
+
+    def get(self, approval_id: str) -> Approval:
+        """The stored approval, which must exist."""
+        return must(self.store.get(approval_id))
+
+    def usable(self, rule: Rule | None = None, *, requester: Identity = ALICE,
+               path: str = PATCH_PATH, body: bytes = PATCH_BODY, method: str = "PATCH",
+               query: str = "fieldManager=kubectl") -> Approval | None:
+        """The gateway asking whether the request may go through now."""
+        return self.service.find_usable(requester, "prod-eu", "engineers", rule or patch_rule(),
+                                        method, path, canonical_query(query), body,
+                                        self.clock())
+
+
+def make_harness(store: DynamoApprovalStore, fake: SlackFake, clock: FakeClock,
+                 endpoint: Endpoint, **service_options: Any) -> Harness:
+    client = web_client(fake)
+    service = ApprovalService(store, client, SlackDirectory(client), channel_default=CHANNEL,
+                              clock=clock, **service_options)
+    endpoint.service = service
+    return Harness(service, store, fake, clock, endpoint)
+
+
+@pytest.fixture()
+def harness(store: DynamoApprovalStore, slack: SlackFake, clock: FakeClock,
+            endpoint: Endpoint) -> Harness:
+    return make_harness(store, slack, clock, endpoint)
+
+
+def patch_rule(*, approvers: tuple[str, ...] = ("slack-group:platform-oncall",),
+               mode: str = "once", min_approvers: int = 1, ttl: int = 900,
+               window: int = 900, name: str = "change-workloads",
+               channel: str | None = None) -> Rule:
+    return Rule(index=3, effect="approve", name=name, reason="production workloads",
+                verbs=("create", "update", "patch", "delete"), api_groups=("", "apps"),
+                resources=("deployments",), namespaces=("shop",), approvers=approvers,
+                approval=ApprovalSettings(mode=mode, ttl_seconds=ttl, window_seconds=window,
+                                          min_approvers=min_approvers, channel=channel))
+
+
+T = TypeVar("T")
+
+
+def must(value: T | None) -> T:
+    """``value``, which the test expects to be there."""
+    assert value is not None
+    return value
+
+
+def ts(approval: Approval) -> str:
+    """The Slack message ts of a posted approval."""
+    assert approval.slack_ts is not None, f"approval {approval.approval_id} was not posted"
+    return approval.slack_ts
+
+
+def sample_approval(**overrides: Any) -> Approval:
+    """An approval as the service would create it, for the pure modules' tests."""
+    values: dict[str, Any] = {
+        "approval_id": "0123456789abcdef0123",
+        "status": "pending",
+        "requester": {"subject": "user-alice", "issuer": "https://oidc.eksgate.local",
+                      "email": "alice@example.com"},
+        "cluster": "prod-eu",
+        "policy": "engineers",
+        "rule": "change-workloads",
+        "mode": "once",
+        "direct": False,
+        "fingerprint": "f" * 64,
+        "match_key": "once:" + "0" * 64,
+        "request": {"method": "PATCH", "path": PATCH_PATH, "query": "fieldManager=kubectl",
+                    "verb": "patch", "resource": "deployments", "subresource": "",
+                    "namespace": "shop", "name": "web", "api_group": "apps"},
+        "reason": "production workloads",
+        "approvers": ("slack-group:platform-oncall",),
+        "min_approvers": 1,
+        "created_at": "2024-05-01T12:00:00.000000Z",
+        "expires_at": 1714565700,
+        "diff": "--- current\n+++ proposed\n-  replicas: 2\n+  replicas: 5",
+    }
+    values.update(overrides)
+    return Approval(**values)
