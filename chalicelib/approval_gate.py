@@ -58,7 +58,7 @@ def approval_refusal(approval: Approval, channel: str) -> Forbidden:
             f"be notified ({approval.slack_error}); ask an approver to look at it, then run the "
             f"same command again after it is approved (expires {_when(approval.expires_at)})",
             details=details)
-    where = approval.slack_channel or channel
+    where = channel or approval.slack_channel  # the name people know, not Slack's channel id
     return Forbidden(
         f"approval required: request {approval.approval_id} is waiting in {where}; run the "
         f"same command again after it is approved (expires {_when(approval.expires_at)})",
@@ -80,6 +80,7 @@ class ApprovalGate:
         """The approval this request may go through under, or Forbidden saying why not."""
         rule = decision.rule
         assert rule is not None and rule.approval is not None
+        channel = rule.approval.channel or self._channel
         identity: Identity = session.identity
         usable = self._service.find_usable(identity, session.cluster, decision.policy, rule,
                                            method, request.path, query, body)
@@ -93,7 +94,7 @@ class ApprovalGate:
                                          request, method, query, body, diff,
                                          session_id=session.session_id)
         if approval.status == "denied":
-            raise approval_refusal(approval, self._channel)  # a human already said no
+            raise approval_refusal(approval, channel)  # a human already said no
         self._audit.session_event(
             "approval_requested", session, caller, approval_id=approval.approval_id,
             decision={"effect": "approve", "policy": decision.policy, "rule": decision.rule_label,
@@ -110,7 +111,7 @@ class ApprovalGate:
             if redeemed:
                 self._consumed(session, caller, redeemed)
                 return redeemed
-        raise approval_refusal(approval, self._channel)
+        raise approval_refusal(approval, channel)
 
     def _consumed(self, session: GatewaySession, caller: Caller, approval: Approval) -> None:
         approvers = [d.get("user_name") or d.get("user_id") for d in approval.decisions

@@ -57,6 +57,67 @@ def build_parser() -> argparse.ArgumentParser:
     can_i.add_argument("--subresource", default="")
     can_i.add_argument("--policies", help="policy directory (default: the app's policies/)")
 
+    def api_client_arguments(command: argparse.ArgumentParser) -> None:
+        command.add_argument("--gateway", required=True, help="the eksgate API URL")
+        token_source = command.add_mutually_exclusive_group()
+        token_source.add_argument("--oidc-token-file")
+        token_source.add_argument("--oidc-token-env")
+        command.add_argument("--ca-file", help="CA bundle for a private gateway")
+
+    approvals = commands.add_parser("approvals", help="follow approval requests")
+    approvals_commands = approvals.add_subparsers(dest="approvals_command", required=True)
+    wait = approvals_commands.add_parser("wait", help="wait until an approval is decided "
+                                         "(exit 0 approved, 1 refused, 2 still pending)")
+    wait.add_argument("approval_id")
+    wait.add_argument("--cluster", required=True)
+    wait.add_argument("--timeout", type=float, default=900.0, help="seconds (default 900)")
+    api_client_arguments(wait)
+
+    sessions = commands.add_parser("sessions", help="read the audit trail (auditors)")
+    sessions_commands = sessions.add_subparsers(dest="sessions_command", required=True)
+    listing = sessions_commands.add_parser("list", help="sessions by identity or cluster")
+    api_client_arguments(listing)
+    for option in ("--identity", "--cluster", "--since", "--until"):
+        listing.add_argument(option)
+    listing.add_argument("--decision", choices=["allow", "approve", "deny"])
+    listing.add_argument("--json", action="store_true")
+    for name, text in (("show", "every record of a session"),
+                       ("replay", "a session as a timeline of kubectl-equivalent commands"),
+                       ("verify", "recompute the session's hash chain here, trusting no one")):
+        command = sessions_commands.add_parser(name, help=text)
+        api_client_arguments(command)
+        command.add_argument("session_id")
+        command.add_argument("--json", action="store_true")
+        if name == "verify":
+            command.add_argument("--expect-count", type=int,
+                                 help="the number of records the session must have")
+            command.add_argument("--expect-last-hash", help="the last record's hash, kept apart")
+        else:
+            command.add_argument("--bodies", action="store_true", help="show masked bodies")
+
+    access = commands.add_parser("access-entries", help="EKS access entries from policies/")
+    access_commands = access.add_subparsers(dest="access_command", required=True)
+    for name, text in (("plan", "show what would change (exit 0: nothing, 2: changes)"),
+                       ("apply", "create, update and delete the managed access entries")):
+        command = access_commands.add_parser(name, help=text)
+        command.add_argument("--cluster", required=True, help="the cluster name policies use")
+        command.add_argument("--stage", help="read the EKS name and region from this stage")
+        command.add_argument("--eks-name", dest="eks_name", help="the EKS cluster's own name")
+        command.add_argument("--region")
+        command.add_argument("--policies", help="policy directory (default: policies/)")
+        if name == "apply":
+            command.add_argument("--yes", action="store_true", help="do not ask to confirm")
+
+    infra = commands.add_parser("infra", help="CloudFormation for chalice package")
+    infra_commands = infra.add_subparsers(dest="infra_command", required=True)
+    render = infra_commands.add_parser(
+        "render", help="infra/template.yaml plus a role and access entries per policy role")
+    render.add_argument("--stage", required=True)
+    render.add_argument("--output", "-o", default="-")
+    render.add_argument("--policies", help="policy directory (default: policies/)")
+    render.add_argument("--function-role", dest="function_role",
+                        help="the function's role: a logical id or an ARN")
+
     local = commands.add_parser("local", help="the whole system on loopback, no AWS account")
     local_commands = local.add_subparsers(dest="local_command", required=True)
     up = local_commands.add_parser("up", help="start everything until Ctrl-C")
@@ -89,6 +150,21 @@ def main(argv: list[str] | None = None) -> int:
         from eksgate.policy_cmd import cmd_can_i
         return cmd_can_i(_policy_dir(args.policies), args.subject, args.verb, args.resource,
                          args.namespace, args.cluster, args.subresource)
+    if args.command == "approvals":
+        from eksgate.approvals_cmd import cmd_approvals_wait
+        return cmd_approvals_wait(args)
+    if args.command == "sessions":
+        from eksgate import sessions_cmd
+        return {"list": sessions_cmd.cmd_sessions_list, "show": sessions_cmd.cmd_sessions_show,
+                "replay": sessions_cmd.cmd_sessions_replay,
+                "verify": sessions_cmd.cmd_sessions_verify}[args.sessions_command](args)
+    if args.command == "access-entries":
+        from eksgate.access_entries import cmd as access_cmd
+        return (access_cmd.cmd_plan if args.access_command == "plan"
+                else access_cmd.cmd_apply)(args)
+    if args.command == "infra":
+        from eksgate.infra_render import cmd_render
+        return cmd_render(args)
     if args.command == "local":
         from eksgate.local import stack
         return stack.up(args) if args.local_command == "up" else stack.demo(args)

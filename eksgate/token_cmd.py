@@ -132,19 +132,24 @@ def request_credential(gateway: str, oidc_token: str, cluster: str, mode: str,
     return body
 
 
+def obtain_credential(gateway: str, cluster: str, mode: str, oidc_token: str,
+                      api_version: str, ca_file: str | None, use_cache: bool = True
+                      ) -> dict[str, Any]:
+    """An ExecCredential from the on-disk cache, or from the broker (then cached)."""
+    path = cache_dir() / (cache_key(oidc_token, cluster, gateway, mode, api_version) + ".json")
+    credential = load_cached(path, datetime.now(timezone.utc)) if use_cache else None
+    if credential is None:
+        credential = request_credential(gateway, oidc_token, cluster, mode, api_version, ca_file)
+        if use_cache:
+            store_cached(path, credential)
+    return credential
+
+
 def cmd_token(args: Any) -> int:
     try:
         oidc_token = read_oidc_token(args.oidc_token_file, args.oidc_token_env)
-        api_version = exec_api_version()
-        now = datetime.now(timezone.utc)
-        path = cache_dir() / (cache_key(oidc_token, args.cluster, args.gateway, args.mode,
-                                        api_version) + ".json")
-        credential = None if args.no_cache else load_cached(path, now)
-        if credential is None:
-            credential = request_credential(args.gateway, oidc_token, args.cluster, args.mode,
-                                            api_version, args.ca_file)
-            if not args.no_cache:
-                store_cached(path, credential)
+        credential = obtain_credential(args.gateway, args.cluster, args.mode, oidc_token,
+                                       exec_api_version(), args.ca_file, not args.no_cache)
     except CliError as exc:
         print(f"eksgate: {exc}", file=sys.stderr)
         return 1

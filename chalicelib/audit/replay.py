@@ -170,7 +170,7 @@ def _decision_text(decision: Mapping[str, Any]) -> str:
     if not policy:
         return f"{effect} (no policy applies)"
     if not rule or rule.startswith("("):
-        return f"{effect} ({policy}: no rule matched)"
+        return f"{effect} ({policy}: {rule.strip('()') or 'no rule matched'})"
     return f"{effect} ({policy}/{rule})"
 
 

@@ -25,7 +25,10 @@ class Decision:
 
     @property
     def rule_label(self) -> str:
-        return self.rule.label if self.rule else "(no rule matched)"
+        if self.rule:
+            return self.rule.label
+        # Without a rule, only the gateway's built-in discovery allowance lets a request pass.
+        return "(discovery)" if self.effect == "allow" else "(no rule matched)"
 
 
 def select_policy(identity: Identity, cluster: str, policies: Iterable[Policy]) -> Policy:

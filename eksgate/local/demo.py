@@ -220,15 +220,96 @@ def step_refused_delete(stack: LocalStack, n: Narrator) -> None:
         n.say(f"kubectl says: {result.stderr.strip().splitlines()[-1]}")
 
 
+def _indent(text: str, n: Narrator) -> None:
+    for line in text.splitlines():
+        n.say(f"   {line}")
+
+
+def _approval_refusal(call: Callable[[], Any]) -> tuple[str, str]:
+    """Run a request that must wait for approval: (approval id, the Status message)."""
+    from kubernetes.client.exceptions import ApiException
+    try:
+        call()
+    except ApiException as err:
+        body = json.loads(err.body)
+        return body.get("details", {}).get("name", ""), body["message"]
+    raise RuntimeError("the request went through without an approval")
+
+
+def _slack_message_for(stack: LocalStack, approval_id: str) -> Any:
+    return next(m for m in reversed(stack.slack.messages()) if approval_id in json.dumps(m.blocks))
+
+
+def _patch_web(api_client: Any, image: str) -> Any:
+    from kubernetes import client
+    return client.AppsV1Api(api_client).patch_namespaced_deployment(
+        "web", "shop", {"spec": {"template": {"spec": {"containers": [
+            {"name": "web", "image": image}]}}}})
+
+
+def step_approval(stack: LocalStack, n: Narrator) -> None:
+    n.title("A deployment change waits for a human in Slack, is approved, and the retry succeeds")
+    api_client = kube_client(stack, "ci-agent")
+    n.say("the agent patches deployment/web in shop to image nginx:1.27.4 (rule change-deployments)")
+    approval_id, message = _approval_refusal(lambda: _patch_web(api_client, "nginx:1.27.4"))
+    n.refused(message)
+    slack_message = _slack_message_for(stack, approval_id)
+    n.say("the gateway dry-ran the patch, then posted this to #eksgate-approvals:")
+    _indent(stack.slack.render(slack_message.ts), n)
+    n.say("Bob (platform on-call) clicks Approve; Slack sends the app a signed interaction")
+    clicked = stack.slack.click(slack_message.ts, "eksgate_approve", "U0BOB")
+    n.ok(f"the app answered Slack with HTTP {clicked.status} in {clicked.elapsed:.2f}s; "
+         "the message is updated in place:")
+    _indent(stack.slack.render(slack_message.ts), n)
+    patched = _patch_web(api_client, "nginx:1.27.4")
+    n.ok(f"the agent runs the same command again: deployment/web now runs "
+         f"{patched.spec.template.spec.containers[0].image} (the approval is used up)")
+
+
+def step_self_approval(stack: LocalStack, n: Narrator) -> None:
+    from kubernetes import client
+    n.title("A refused self-approval: an approver cannot approve their own request")
+    api = client.CoreV1Api(kube_client(stack, "approver"))
+    n.say("Bob, signed in as an engineer, changes configmap shop-config (rule change-workloads)")
+    approval_id, message = _approval_refusal(lambda: api.patch_namespaced_config_map(
+        "shop-config", "shop", {"data": {"LOG_LEVEL": "debug"}}))
+    n.refused(message)
+    slack_message = _slack_message_for(stack, approval_id)
+    stack.slack.click(slack_message.ts, "eksgate_approve", "U0BOB")
+    refusal = stack.slack.ephemerals("U0BOB")[-1]
+    n.ok(f"Bob clicks Approve on his own request; only he sees: {refusal.text}")
+    status = stack.app_module.services().approvals.get(approval_id) if stack.app_module else None
+    n.say(f"the request is still {status.status if status else 'pending'}: someone else must decide")
+
+
+def step_audit_replay(stack: LocalStack, n: Narrator) -> None:
+    n.title("The agent's session, replayed from the audit trail by an auditor")
+    credential = json.loads(eksgate_token(stack, "ci-agent").stdout)
+    session_id = jwt.decode(credential["status"]["token"], options={"verify_signature": False})["sid"]
+    env = dict(os.environ, EKSGATE_AUDITOR_TOKEN=stack.mint("auditor"))
+    common = ["--gateway", stack.gateway_url, "--ca-file", str(stack.gateway_ca_file),
+              "--oidc-token-env", "EKSGATE_AUDITOR_TOKEN"]
+    replay = subprocess.run([sys.executable, "-m", "eksgate.cli", "sessions", "replay",
+                             session_id, *common], capture_output=True, text=True, env=env,
+                            timeout=60)
+    if replay.returncode != 0:
+        n.fail(replay.stderr.strip())
+        return
+    n.say(f"eksgate sessions replay {session_id[:12]}… (Dana, security-auditors):")
+    _indent(replay.stdout.rstrip(), n)
+    verify = subprocess.run([sys.executable, "-m", "eksgate.cli", "sessions", "verify",
+                             session_id, *common], capture_output=True, text=True, env=env,
+                            timeout=60)
+    if verify.returncode == 0:
+        n.ok(f"eksgate sessions verify: {verify.stdout.strip().splitlines()[0]}")
+    else:
+        n.fail(f"verify: {verify.stdout.strip()} {verify.stderr.strip()}")
+
+
 STEPS: list[Callable[[LocalStack, Narrator], None]] = [
     step_token_issued, step_refusals, step_direct_token, step_api_errors,
-    step_allowed_read, step_masked_secret, step_refused_delete,
-]
-NOT_YET = [
-    ("A deployment change that waits for approval in Slack, is approved, and is retried",
-     "Just-in-time approvals in Slack"),
-    ("A refused self-approval", "Just-in-time approvals in Slack"),
-    ("The session's audit replay", "Session recording"),
+    step_allowed_read, step_masked_secret, step_refused_delete, step_approval,
+    step_self_approval, step_audit_replay,
 ]
 
 
@@ -253,8 +334,6 @@ def run_demo() -> int:
                 step(stack, n)
             except Exception as exc:  # a broken step is reported, the rest still run
                 n.fail(f"{type(exc).__name__}: {exc}")
-        for what, issue in NOT_YET:
-            n.not_yet(what, issue)
     finally:
         stack.stop()
     elapsed = time.monotonic() - started

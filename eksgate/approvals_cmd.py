@@ -1,0 +1,63 @@
+"""``eksgate approvals wait ID``: block until an approval is decided (for scripts and agents).
+
+Exit codes: 0 approved, 1 denied / expired / used, 2 still pending at the timeout or an error.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any
+
+import urllib3
+
+from eksgate.token_cmd import V1BETA1, CliError, obtain_credential, read_oidc_token
+
+POLL_SECONDS = 2.0
+
+
+def approval_status(gateway: str, approval_id: str, session_token: str,
+                    ca_file: str | None) -> dict[str, Any]:
+    http = urllib3.PoolManager(ca_certs=ca_file) if ca_file else urllib3.PoolManager()
+    try:
+        response = http.request("GET", f"{gateway.rstrip('/')}/v1/approvals/{approval_id}",
+                                headers={"Authorization": f"Bearer {session_token}"},
+                                timeout=urllib3.Timeout(connect=5, read=20), retries=False)
+    except urllib3.exceptions.HTTPError as exc:
+        raise CliError(f"cannot reach the eksgate gateway at {gateway}: {exc}")
+    try:
+        body = json.loads(response.data)
+    except json.JSONDecodeError:
+        raise CliError(f"the gateway answered HTTP {response.status} without JSON")
+    if response.status != 200:
+        raise CliError(f"HTTP {response.status}: {body.get('message', body)}")
+    return body
+
+
+def cmd_approvals_wait(args: Any) -> int:
+    try:
+        oidc_token = read_oidc_token(args.oidc_token_file, args.oidc_token_env)
+        deadline = time.monotonic() + args.timeout
+        last = None
+        while True:
+            # The session token may expire during a long wait; the cache renews it.
+            credential = obtain_credential(args.gateway, args.cluster, "gateway", oidc_token,
+                                           V1BETA1, args.ca_file)
+            approval = approval_status(args.gateway, args.approval_id,
+                                       credential["status"]["token"], args.ca_file)
+            status = approval.get("status")
+            if status != last:
+                print(f"approval {args.approval_id}: {status}", file=sys.stderr, flush=True)
+                last = status
+            if status != "pending":
+                json.dump(approval, sys.stdout, indent=2)
+                sys.stdout.write("\n")
+                return 0 if status == "approved" else 1
+            if time.monotonic() >= deadline:
+                print(f"eksgate: still pending after {args.timeout:.0f}s", file=sys.stderr)
+                return 2
+            time.sleep(min(POLL_SECONDS, max(0.0, deadline - time.monotonic())))
+    except CliError as exc:
+        print(f"eksgate: {exc}", file=sys.stderr)
+        return 2
