@@ -86,6 +86,8 @@ class LocalStack:
         self.policy_dir = policy_dir
         self.extra_env = extra_env or {}
         self.control: ControlServer | None = None
+        self.schedule_seconds = 10.0
+        self._stop_scheduler = threading.Event()
         self.aws = LocalAws()
         self.oidc = LocalOidcIssuer()
         self.kube: KubeEmulator | None = None
@@ -128,7 +130,25 @@ class LocalStack:
                     lambda: self.gateway.stop() if self.gateway else None)
         self._start("control endpoint", self._start_control,
                     lambda: self.control.stop() if self.control else None)
+        self._start("scheduler (the app's @app.schedule functions)", self._start_scheduler,
+                    self._stop_scheduler.set)
         return self
+
+    def _start_scheduler(self) -> None:
+        """Call the app's scheduled handler as EventBridge would, every ``schedule_seconds``."""
+        from eksgate.local.gateway_server import LambdaContext
+        event = {"version": "0", "detail-type": "Scheduled Event", "source": "aws.events",
+                 "account": "123456789012", "region": "us-east-1", "resources": [],
+                 "detail": {}, "id": "local", "time": ""}
+
+        def run() -> None:
+            while not self._stop_scheduler.wait(self.schedule_seconds):
+                try:
+                    self.app_module.expire_overdue_approvals(event, LambdaContext())
+                except Exception as exc:  # keep the schedule going, as EventBridge would
+                    print(f"warning: scheduled expiry failed: {exc}", file=sys.stderr)
+
+        threading.Thread(target=run, name="local-scheduler", daemon=True).start()
 
     def stop(self) -> None:
         while self._started:

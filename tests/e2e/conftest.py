@@ -93,13 +93,38 @@ def stack():
             process.kill()
             pytest.fail("the local stack did not start:\n" + (workdir / "stack.log").read_text())
         time.sleep(0.1)
-    yield Stack(json.loads(state_file.read_text()))
+    running = Stack(json.loads(state_file.read_text()))
+    yield running
+    # After every test that used this stack: nothing stored may hold a secret or a token.
+    leaks = stored_secrets(running)
     process.send_signal(signal.SIGTERM)
     try:
         process.wait(timeout=30)
     except subprocess.TimeoutExpired:
         process.kill()
         pytest.fail("the local stack did not stop on SIGTERM")
+    assert not leaks, f"stored items hold secrets or tokens: {leaks}"
+
+
+def stored_secrets(stack: Stack) -> list[str]:
+    """Every planted credential, its base64, EKS token or JWT found in any stored item."""
+    import base64
+    import re
+
+    from eksgate.local.kube_emulator.seed import SENSITIVE_VALUES
+    dynamodb = stack.aws("dynamodb")
+    items = []
+    for table in dynamodb.list_tables()["TableNames"]:
+        for page in dynamodb.get_paginator("scan").paginate(TableName=table):
+            items.extend(json.dumps(item) for item in page["Items"])
+    text = "\n".join(items)
+    found = [v for v in SENSITIVE_VALUES
+             if v in text or base64.b64encode(v.encode()).decode() in text]
+    if "k8s-aws-v1." in text:
+        found.append("an EKS token")
+    if re.search(r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.", text):
+        found.append("a JWT")
+    return found
 
 
 @pytest.fixture(scope="session")

@@ -154,3 +154,24 @@ def _config(stack, token):
     configuration.ssl_ca_cert = stack.gateway_ca_file
     configuration.api_key = {"authorization": f"Bearer {token}"}
     return configuration
+
+
+def test_approvals_wait_returns_when_someone_decides(stack, kube_config):
+    import os
+    import subprocess
+    import sys
+    import threading
+    with pytest.raises(ApiException) as err:
+        patch_web(kube_config("ci-agent"), "nginx:1.27.7")
+    approval_id = approval_id_of(err.value)
+    timer = threading.Timer(1.5, stack.click, (approval_id, "eksgate_approve", "U0BOB"))
+    timer.start()
+    waited = subprocess.run(
+        [sys.executable, "-m", "eksgate.cli", "approvals", "wait", approval_id, "--cluster",
+         stack.cluster, "--gateway", stack.gateway_url, "--ca-file", stack.gateway_ca_file,
+         "--timeout", "60"], capture_output=True, text=True, timeout=90,
+        env={**os.environ, "EKSGATE_OIDC_TOKEN": stack.mint("ci-agent")})
+    timer.join()
+    assert waited.returncode == 0, waited.stderr
+    assert json.loads(waited.stdout)["status"] == "approved"
+    assert "pending" in waited.stderr and "approved" in waited.stderr
