@@ -101,6 +101,15 @@ def slack_interactions() -> Response:
     return json_response(answer)
 
 
+@app.lambda_function(name="audit_export")
+def audit_export(event, context):  # type: ignore[no-untyped-def]
+    """The audit table's stream (mapped in infra/template.yaml) -> JSON lines in S3."""
+    import boto3
+
+    from chalicelib.audit_export_api import export_stream_event
+    return {"exported": export_stream_event(event, boto3.client("s3"))}
+
+
 @app.schedule(Rate(1, unit=Rate.MINUTES))
 def expire_overdue_approvals(event) -> None:  # type: ignore[no-untyped-def]
     expire_approvals(services())

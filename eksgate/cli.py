@@ -118,6 +118,11 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--function-role", dest="function_role",
                         help="the function's role: a logical id or an ARN")
 
+    iam = infra_commands.add_parser("iam-policy", help="write .chalice/policy-STAGE.json, the "
+                                    "function's least-privilege IAM policy")
+    iam.add_argument("--stage", required=True)
+    iam.add_argument("--check", action="store_true", help="only check it is up to date")
+
     local = commands.add_parser("local", help="the whole system on loopback, no AWS account")
     local_commands = local.add_subparsers(dest="local_command", required=True)
     up = local_commands.add_parser("up", help="start everything until Ctrl-C")
@@ -163,6 +168,9 @@ def main(argv: list[str] | None = None) -> int:
         return (access_cmd.cmd_plan if args.access_command == "plan"
                 else access_cmd.cmd_apply)(args)
     if args.command == "infra":
+        if args.infra_command == "iam-policy":
+            from eksgate.iam_policy import cmd_iam_policy
+            return cmd_iam_policy(args)
         from eksgate.infra_render import cmd_render
         return cmd_render(args)
     if args.command == "local":

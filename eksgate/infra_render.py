@@ -23,6 +23,8 @@ the stack is deployed to: deploy in the account the policies' ARNs name.
 
 from __future__ import annotations
 
+import copy
+
 import json
 import re
 import sys
@@ -249,7 +251,17 @@ def _function_role(settings: Mapping[str, Any]) -> str:
             raise InfraRenderError("the stage sets manage_iam_role: false but no iam_role_arn; "
                                    "the policy roles need to know which role to trust")
         return str(arn)
+    if settings.get("autogen_policy") is False:
+        # With a policy file Chalice gives each function a role of its own; the API handler's
+        # is the one that assumes the policy roles.
+        return API_HANDLER_ROLE
     return DEFAULT_FUNCTION_ROLE
+
+
+API_HANDLER_ROLE = "ApiHandlerRole"
+TABLE_NAME_SETTINGS = {"AuditTable": "EKSGATE_AUDIT_TABLE",
+                       "ApprovalsTable": "EKSGATE_APPROVALS_TABLE",
+                       "IdempotencyTable": "EKSGATE_IDEMPOTENCY_TABLE"}
 
 
 def render_merge_template(stage: str, project_dir: Path | str = PROJECT_DIR, *,
@@ -271,9 +283,15 @@ def render_merge_template(stage: str, project_dir: Path | str = PROJECT_DIR, *,
     resources, conditions = _render(policies, stage_clusters,
                                     function_role or _function_role(config.settings),
                                     taken=existing)
-    merged = dict(template)
+    merged = copy.deepcopy(template)
     merged["Description"] = f"{template.get('Description', 'eksgate')} (stage {stage})"
-    merged["Resources"] = {**template.get("Resources", {}), **resources}
+    merged["Resources"] = {**merged.get("Resources", {}), **resources}
+    # The tables get the names the stage's function is configured with, so the app and the
+    # stack agree without a second source of truth.
+    for logical_id, variable in TABLE_NAME_SETTINGS.items():
+        name = config.environment.get(variable)
+        if name and logical_id in merged["Resources"]:
+            merged["Resources"][logical_id]["Properties"]["TableName"] = name
     if conditions:
         merged["Conditions"] = {**template.get("Conditions", {}), **conditions}
     return merged

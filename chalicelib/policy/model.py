@@ -126,6 +126,9 @@ class Policy:
     source: str = ""
     line: int = 0
 
+    def applies_to_cluster(self, cluster: str) -> bool:
+        return any(glob_match(c, cluster) for c in self.clusters)
+
     def applies_to(self, identity: Identity, cluster: str) -> bool:
         return any(glob_match(c, cluster) for c in self.clusters) and any(
             s.matches(identity) for s in self.subjects
