@@ -41,9 +41,15 @@ def observe(event, get_response):  # type: ignore[no-untyped-def]
     except Exception:  # never a stack trace to the caller
         logger.exception("unhandled error")
         response = json_error(ServiceUnavailable("internal error; the request was not carried out"))
-    logger.info("request", extra={"method": event.method, "path": event.context.get("resourcePath"),
-                                  "status": response.status_code,
-                                  "ms": round((time.monotonic() - started) * 1000, 1)})
+    logger.info(
+        "request",
+        extra={
+            "method": event.method,
+            "path": event.context.get("resourcePath"),
+            "status": response.status_code,
+            "ms": round((time.monotonic() - started) * 1000, 1),
+        },
+    )
     logger.remove_keys(["subject", "issuer"])
     flush_metrics()
     return response
@@ -51,8 +57,9 @@ def observe(event, get_response):  # type: ignore[no-untyped-def]
 
 def caller() -> Caller:
     identity = app.current_request.context.get("identity") or {}
-    return Caller(source_ip=identity.get("sourceIp") or "",
-                  user_agent=identity.get("userAgent") or "")
+    return Caller(
+        source_ip=identity.get("sourceIp") or "", user_agent=identity.get("userAgent") or ""
+    )
 
 
 def json_route(handler):  # type: ignore[no-untyped-def]
@@ -66,14 +73,14 @@ def json_route(handler):  # type: ignore[no-untyped-def]
 @app.route("/v1/token", methods=["POST"], content_types=["application/json"])
 def token() -> Response:
     request = app.current_request
-    return json_route(lambda: issue_token(services(), request.headers, request.raw_body,
-                                          caller()).exec_credential)
+    return json_route(
+        lambda: issue_token(services(), request.headers, request.raw_body, caller()).exec_credential
+    )
 
 
 @app.route("/v1/approvals/{approval_id}", methods=["GET"])
 def approval(approval_id: str) -> Response:
-    return json_route(lambda: approval_status(services(), app.current_request.headers,
-                                              approval_id))
+    return json_route(lambda: approval_status(services(), app.current_request.headers, approval_id))
 
 
 @app.route("/v1/sessions", methods=["GET"])
@@ -87,13 +94,15 @@ def session(session_id: str) -> Response:
     return json_route(lambda: session_detail(services(), app.current_request.headers, session_id))
 
 
-@app.route("/slack/interactions", methods=["POST"],
-           content_types=["application/x-www-form-urlencoded"])
+@app.route(
+    "/slack/interactions", methods=["POST"], content_types=["application/x-www-form-urlencoded"]
+)
 def slack_interactions() -> Response:
     request = app.current_request
     try:
-        answer = handle_slack_interaction(services(), request.headers, request.raw_body or b"",
-                                          caller())
+        answer = handle_slack_interaction(
+            services(), request.headers, request.raw_body or b"", caller()
+        )
     except EksgateError as error:
         return json_error(error)
     if answer is None:
@@ -107,6 +116,7 @@ def audit_export(event, context):  # type: ignore[no-untyped-def]
     import boto3
 
     from chalicelib.audit_export_api import export_stream_event
+
     return {"exported": export_stream_event(event, boto3.client("s3"))}
 
 
@@ -122,13 +132,15 @@ def healthz() -> Response:
 
 @app.route("/k8s/{cluster}", methods=PROXY_METHODS, content_types=["*/*"])
 def k8s_root(cluster: str) -> Response:
-    return proxy_response(handle_proxy(services, app.current_request, app.lambda_context,
-                                       cluster, "", caller()))
+    return proxy_response(
+        handle_proxy(services, app.current_request, app.lambda_context, cluster, "", caller())
+    )
 
 
 @app.route("/k8s/{cluster}/{proxy+}", methods=PROXY_METHODS, content_types=["*/*"])
 def k8s_proxy(cluster: str) -> Response:
     # Chalice passes no view argument for a greedy parameter; API Gateway names it "proxy".
     path = app.current_request.to_original_event()["pathParameters"]["proxy"]
-    return proxy_response(handle_proxy(services, app.current_request, app.lambda_context,
-                                       cluster, path, caller()))
+    return proxy_response(
+        handle_proxy(services, app.current_request, app.lambda_context, cluster, path, caller())
+    )

@@ -40,71 +40,124 @@ def _when(epoch: int | None) -> str:
 
 def approval_refusal(approval: Approval, channel: str) -> Forbidden:
     """The 403 that tells the caller where their approval stands and what to do next."""
-    details = {"name": approval.approval_id, "kind": "approval",
-               "approval_id": approval.approval_id, "status": approval.status}
+    details = {
+        "name": approval.approval_id,
+        "kind": "approval",
+        "approval_id": approval.approval_id,
+        "status": approval.status,
+    }
     if approval.status == "denied":
-        who = ", ".join(d.get("user_name") or d.get("user_id", "?") for d in approval.decisions
-                        if d.get("decision") == "deny") or "an approver"
+        who = (
+            ", ".join(
+                d.get("user_name") or d.get("user_id", "?")
+                for d in approval.decisions
+                if d.get("decision") == "deny"
+            )
+            or "an approver"
+        )
         reason = next((d.get("reason") for d in approval.decisions if d.get("reason")), "")
-        return Forbidden(f"approval denied: request {approval.approval_id} was denied by {who}"
-                         + (f": {reason}" if reason else ""), details=details)
+        return Forbidden(
+            f"approval denied: request {approval.approval_id} was denied by {who}"
+            + (f": {reason}" if reason else ""),
+            details=details,
+        )
     if approval.status in ("expired", "used"):
-        return Forbidden(f"approval required: request {approval.approval_id} is "
-                         f"{approval.status}; run the same command again to ask again",
-                         details=details)
+        return Forbidden(
+            f"approval required: request {approval.approval_id} is "
+            f"{approval.status}; run the same command again to ask again",
+            details=details,
+        )
     if approval.slack_error:
         return Forbidden(
             f"approval required: request {approval.approval_id} is recorded but Slack could not "
             f"be notified ({approval.slack_error}); ask an approver to look at it, then run the "
             f"same command again after it is approved (expires {_when(approval.expires_at)})",
-            details=details)
+            details=details,
+        )
     where = channel or approval.slack_channel  # the name people know, not Slack's channel id
     return Forbidden(
         f"approval required: request {approval.approval_id} is waiting in {where}; run the "
         f"same command again after it is approved (expires {_when(approval.expires_at)})",
-        details=details)
+        details=details,
+    )
 
 
 class ApprovalGate:
-    def __init__(self, service: ApprovalService, audit: GatewayAudit, *, wait_seconds: float,
-                 channel: str) -> None:
+    def __init__(
+        self, service: ApprovalService, audit: GatewayAudit, *, wait_seconds: float, channel: str
+    ) -> None:
         self._service = service
         self._audit = audit
         self._wait_seconds = wait_seconds
         self._channel = channel
 
-    def clear(self, *, session: GatewaySession, caller: Caller, decision: Decision,
-              request: KubeRequest, method: str, query: str, body: bytes | None,
-              masking: MaskingSettings, dry_run: Callable[[], UpstreamResponse] | None,
-              current: Callable[[], Any] | None) -> Approval:
+    def clear(
+        self,
+        *,
+        session: GatewaySession,
+        caller: Caller,
+        decision: Decision,
+        request: KubeRequest,
+        method: str,
+        query: str,
+        body: bytes | None,
+        masking: MaskingSettings,
+        dry_run: Callable[[], UpstreamResponse] | None,
+        current: Callable[[], Any] | None,
+    ) -> Approval:
         """The approval this request may go through under, or Forbidden saying why not."""
         rule = decision.rule
         assert rule is not None and rule.approval is not None
         channel = rule.approval.channel or self._channel
         identity: Identity = session.identity
-        usable = self._service.find_usable(identity, session.cluster, decision.policy, rule,
-                                           method, request.path, query, body)
+        usable = self._service.find_usable(
+            identity, session.cluster, decision.policy, rule, method, request.path, query, body
+        )
         if usable:
             self._consumed(session, caller, usable)
             return usable
         diff = ""
         if request.verb in MUTATING_VERBS and dry_run is not None:
             diff = self._dry_run_diff(request, dry_run, current, masking)
-        approval = self._service.request(identity, session.cluster, decision.policy, rule,
-                                         request, method, query, body, diff,
-                                         session_id=session.session_id)
+        approval = self._service.request(
+            identity,
+            session.cluster,
+            decision.policy,
+            rule,
+            request,
+            method,
+            query,
+            body,
+            diff,
+            session_id=session.session_id,
+        )
         if approval.status == "denied":
             raise approval_refusal(approval, channel)  # a human already said no
         self._audit.session_event(
-            "approval_requested", session, caller, approval_id=approval.approval_id,
-            decision={"effect": "approve", "policy": decision.policy, "rule": decision.rule_label,
-                      "reason": decision.reason},
-            detail={"rule": decision.rule_label, "mode": approval.mode,
-                    "expires_at": approval.expires_at})
+            "approval_requested",
+            session,
+            caller,
+            approval_id=approval.approval_id,
+            decision={
+                "effect": "approve",
+                "policy": decision.policy,
+                "rule": decision.rule_label,
+                "reason": decision.reason,
+            },
+            detail={
+                "rule": decision.rule_label,
+                "mode": approval.mode,
+                "expires_at": approval.expires_at,
+            },
+        )
         if approval.slack_ts:
-            self._audit.session_event("approval_posted", session, caller,
-                                      approval_id=approval.approval_id,
-                                      detail={"channel": approval.slack_channel or self._channel})
+            self._audit.session_event(
+                "approval_posted",
+                session,
+                caller,
+                approval_id=approval.approval_id,
+                detail={"channel": approval.slack_channel or self._channel},
+            )
         approval = self._service.wait(approval.approval_id, self._wait_seconds)
         if approval.status == "approved":
             redeemed = self._service.redeem(approval)
@@ -114,15 +167,26 @@ class ApprovalGate:
         raise approval_refusal(approval, channel)
 
     def _consumed(self, session: GatewaySession, caller: Caller, approval: Approval) -> None:
-        approvers = [d.get("user_name") or d.get("user_id") for d in approval.decisions
-                     if d.get("decision") == "approve"]
-        self._audit.session_event("approval_consumed", session, caller,
-                                  approval_id=approval.approval_id,
-                                  detail={"mode": approval.mode, "approvers": approvers})
+        approvers = [
+            d.get("user_name") or d.get("user_id")
+            for d in approval.decisions
+            if d.get("decision") == "approve"
+        ]
+        self._audit.session_event(
+            "approval_consumed",
+            session,
+            caller,
+            approval_id=approval.approval_id,
+            detail={"mode": approval.mode, "approvers": approvers},
+        )
 
     @staticmethod
-    def _dry_run_diff(request: KubeRequest, dry_run: Callable[[], UpstreamResponse],
-                      current: Callable[[], Any] | None, masking: MaskingSettings) -> str:
+    def _dry_run_diff(
+        request: KubeRequest,
+        dry_run: Callable[[], UpstreamResponse],
+        current: Callable[[], Any] | None,
+        masking: MaskingSettings,
+    ) -> str:
         result = dry_run()
         if result.status >= 400:
             raise DryRunRefused(result)

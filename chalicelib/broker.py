@@ -40,7 +40,7 @@ class IssuedCredential:
     expires_at: datetime
     role_session_name: str | None = None
     source_identity: str | None = None
-    approval_id: str | None = None       # the approved direct grant this token was issued under
+    approval_id: str | None = None  # the approved direct grant this token was issued under
     role_arn: str | None = None
 
 
@@ -58,8 +58,9 @@ def parse_token_request(body: bytes | None, max_bytes: int) -> TokenRequest:
         raise BadRequest("request body must be a JSON object")
     unknown = set(data) - {"cluster", "mode", "apiVersion"}
     if unknown:
-        raise BadRequest(f"unknown field(s) {', '.join(sorted(unknown))}; "
-                         "expected cluster, mode, apiVersion")
+        raise BadRequest(
+            f"unknown field(s) {', '.join(sorted(unknown))}; expected cluster, mode, apiVersion"
+        )
     cluster = data.get("cluster")
     if not isinstance(cluster, str) or not cluster:
         raise BadRequest("field 'cluster' is required and must be a string")
@@ -98,41 +99,59 @@ class Broker:
         if request.mode == "direct":
             return self._issue_direct(identity, policy, request)
         lifetime = min(policy.max_session_seconds, self._settings.max_session_seconds)
-        token, session = self._sessions.issue(identity, request.cluster, policy.name, lifetime,
-                                              policy.matched_claims(identity))
+        token, session = self._sessions.issue(
+            identity, request.cluster, policy.name, lifetime, policy.matched_claims(identity)
+        )
         expires = datetime.fromtimestamp(session.expires_at, timezone.utc)
         return IssuedCredential(
             exec_credential=exec_credential(token, expires, request.api_version),
-            mode="gateway", policy=policy.name, cluster=request.cluster,
-            session_id=session.session_id, expires_at=expires)
+            mode="gateway",
+            policy=policy.name,
+            cluster=request.cluster,
+            session_id=session.session_id,
+            expires_at=expires,
+        )
 
-    def _issue_direct(self, identity: Identity, policy: Policy,
-                      request: TokenRequest) -> IssuedCredential:
+    def _issue_direct(
+        self, identity: Identity, policy: Policy, request: TokenRequest
+    ) -> IssuedCredential:
         """A real EKS token: where the policy allows direct mode, or during an approved grant."""
         grant = None
         if not policy.direct:
-            grant = self._direct_grants(identity, request.cluster, policy) \
-                if self._direct_grants else None
+            grant = (
+                self._direct_grants(identity, request.cluster, policy)
+                if self._direct_grants
+                else None
+            )
             if grant is None:
                 raise Forbidden(
                     f"policy {policy.name!r} does not allow direct mode, and you have no "
                     "approved direct grant open on this cluster; use the gateway (mode: gateway)"
                     " or ask for a grant (a request under a rule with approval mode: grant and "
-                    "direct: true)", details={"policy": policy.name})
+                    "direct: true)",
+                    details={"policy": policy.name},
+                )
         cluster = self._settings.clusters[request.cluster]
-        role_session = role_session_for(identity, policy.role_arn, policy.name, request.cluster,
-                                        purpose="direct")
+        role_session = role_session_for(
+            identity, policy.role_arn, policy.name, request.cluster, purpose="direct"
+        )
         credentials = self._roles.credentials(role_session)
-        eks = make_eks_token(credentials, cluster.eks_cluster_name, cluster.region,
-                             now=self._clock())
+        eks = make_eks_token(
+            credentials, cluster.eks_cluster_name, cluster.region, now=self._clock()
+        )
         expiration = eks.expiration
         if grant is not None and grant.window_ends_at:
             # The token must not outlive the window a human approved.
             expiration = min(expiration, datetime.fromtimestamp(grant.window_ends_at, timezone.utc))
         return IssuedCredential(
             exec_credential=exec_credential(eks.token, expiration, request.api_version),
-            mode="direct", policy=policy.name, cluster=request.cluster, session_id=None,
-            expires_at=expiration, role_session_name=role_session.session_name,
+            mode="direct",
+            policy=policy.name,
+            cluster=request.cluster,
+            session_id=None,
+            expires_at=expiration,
+            role_session_name=role_session.session_name,
             source_identity=role_session.source_identity,
             approval_id=grant.approval_id if grant is not None else None,
-            role_arn=policy.role_arn)
+            role_arn=policy.role_arn,
+        )

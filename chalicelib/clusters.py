@@ -24,8 +24,9 @@ class ClusterEndpoint:
 
 
 class ClusterDirectory:
-    def __init__(self, clusters: Mapping[str, ClusterConfig],
-                 eks_client: Callable[[str], Any]) -> None:
+    def __init__(
+        self, clusters: Mapping[str, ClusterConfig], eks_client: Callable[[str], Any]
+    ) -> None:
         """``eks_client(region)`` makes an EKS client, only if a cluster needs describing."""
         self._clusters = clusters
         self._eks_client = eks_client
@@ -43,15 +44,18 @@ class ClusterDirectory:
 
     def _lookup(self, config: ClusterConfig) -> ClusterEndpoint:
         if config.endpoint and config.ca_data:
-            return ClusterEndpoint(config.name, config.endpoint,
-                                   base64.b64decode(config.ca_data), config)
+            return ClusterEndpoint(
+                config.name, config.endpoint, base64.b64decode(config.ca_data), config
+            )
         try:
             cluster = self._eks_client(config.region).describe_cluster(
-                name=config.eks_cluster_name)["cluster"]
+                name=config.eks_cluster_name
+            )["cluster"]
             url = config.endpoint or cluster["endpoint"]
             ca_pem = base64.b64decode(config.ca_data or cluster["certificateAuthority"]["data"])
         except Exception as exc:  # botocore errors, missing fields: fail closed
             raise ServiceUnavailable(
                 f"cannot describe EKS cluster {config.eks_cluster_name!r} in {config.region}: "
-                f"{type(exc).__name__}") from exc
+                f"{type(exc).__name__}"
+            ) from exc
         return ClusterEndpoint(config.name, url, ca_pem, config)

@@ -32,13 +32,16 @@ class IssuerConfig:
 
 @dataclass(frozen=True)
 class ClusterConfig:
-    """An EKS cluster the gateway fronts. ``endpoint``/``ca_data`` empty: ask eks:DescribeCluster."""
+    """An EKS cluster the gateway fronts.
+
+    Empty ``endpoint``/``ca_data``: the gateway asks eks:DescribeCluster.
+    """
 
     name: str
     region: str
     endpoint: str = ""
     ca_data: str = ""
-    eks_name: str = ""          # the EKS cluster's own name, when it differs from ours
+    eks_name: str = ""  # the EKS cluster's own name, when it differs from ours
 
     @property
     def eks_cluster_name(self) -> str:
@@ -64,7 +67,7 @@ class Settings:
     idempotency_table: str = ""
     audit_retention_days: int = 90
     slack_secret_id: str = ""
-    slack_api_url: str = ""           # empty: Slack itself; the local stack points at its fake
+    slack_api_url: str = ""  # empty: Slack itself; the local stack points at its fake
     slack_channel: str = ""
     approval_wait_seconds: float = 5.0
     auditor_groups: tuple[str, ...] = ()
@@ -109,7 +112,9 @@ def _parse_issuers(value: object) -> tuple[IssuerConfig, ...]:
 
 def _parse_clusters(value: object, default_region: str) -> dict[str, ClusterConfig]:
     if not isinstance(value, dict):
-        raise ConfigError('setting EKSGATE_CLUSTERS must be a JSON object {"name": {"region": ...}}')
+        raise ConfigError(
+            'setting EKSGATE_CLUSTERS must be a JSON object {"name": {"region": ...}}'
+        )
     clusters = {}
     for name, item in value.items():
         item = item or {}
@@ -154,6 +159,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         slack_channel=env.get("EKSGATE_SLACK_CHANNEL", ""),
         # A pending approval is waited for inside API Gateway's 29 s, leaving time to answer.
         approval_wait_seconds=min(float(env.get("EKSGATE_APPROVAL_WAIT_SECONDS", "5")), 15.0),
-        auditor_groups=tuple(g.strip() for g in env.get("EKSGATE_AUDITOR_GROUPS", "").split(",")
-                             if g.strip()),
+        auditor_groups=tuple(
+            g.strip() for g in env.get("EKSGATE_AUDITOR_GROUPS", "").split(",") if g.strip()
+        ),
     )

@@ -36,7 +36,8 @@ class AwsCredentials:
     expiration: datetime
 
     def __repr__(self) -> str:  # keep secrets out of logs and tracebacks
-        return f"AwsCredentials(access_key_id={self.access_key_id[:4]}..., expiration={self.expiration.isoformat()})"
+        expiration = self.expiration.isoformat()
+        return f"AwsCredentials(access_key_id={self.access_key_id[:4]}..., expiration={expiration})"
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,7 @@ def decode_eks_token(token: str) -> str:
     """Return the presigned URL inside an EKS token; ValueError if it is not one."""
     if not token.startswith(TOKEN_PREFIX):
         raise ValueError("not an EKS token: missing k8s-aws-v1. prefix")
-    body = token[len(TOKEN_PREFIX):]
+    body = token[len(TOKEN_PREFIX) :]
     try:
         return base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)).decode("ascii")
     except (ValueError, UnicodeDecodeError) as exc:

@@ -11,9 +11,15 @@ from chalicelib.proxy import ProxyResponse
 
 
 def json_response(body: dict, status: int = 200, headers: dict | None = None) -> Response:
-    return Response(body=json.dumps(body), status_code=status,
-                    headers={"Content-Type": "application/json", "Cache-Control": "no-store",
-                             **(headers or {})})
+    return Response(
+        body=json.dumps(body),
+        status_code=status,
+        headers={
+            "Content-Type": "application/json",
+            "Cache-Control": "no-store",
+            **(headers or {}),
+        },
+    )
 
 
 def json_error(error: EksgateError) -> Response:
@@ -33,5 +39,8 @@ def bearer_token(headers: dict) -> str:
 
 
 def proxy_response(result: ProxyResponse) -> Response:
-    return Response(body=result.body, status_code=result.status,
-                    headers={"Content-Type": result.content_type, **result.headers})
+    return Response(
+        body=result.body,
+        status_code=result.status,
+        headers={"Content-Type": result.content_type, **result.headers},
+    )

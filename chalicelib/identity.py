@@ -110,7 +110,11 @@ def http_jwks_fetcher(http: Any, timeout: float = 3.0) -> JwksFetcher:
 
     def fetch(url: str) -> Mapping[str, Any]:
         response = http.request(
-            "GET", url, timeout=timeout, preload_content=False, retries=False,
+            "GET",
+            url,
+            timeout=timeout,
+            preload_content=False,
+            retries=False,
             headers={"Accept": "application/json"},
         )
         try:
@@ -187,9 +191,13 @@ class IdentityVerifier:
                 options={"require": ["exp", "iat", "iss", "sub", "aud"], "verify_iat": True},
             )
         except jwt.ExpiredSignatureError as exc:
-            raise Unauthorized("OIDC token has expired; fetch a fresh one from your issuer") from exc
+            raise Unauthorized(
+                "OIDC token has expired; fetch a fresh one from your issuer"
+            ) from exc
         except jwt.ImmatureSignatureError as exc:
-            raise Unauthorized("OIDC token is not valid yet (nbf/iat in the future); check clocks") from exc
+            raise Unauthorized(
+                "OIDC token is not valid yet (nbf/iat in the future); check clocks"
+            ) from exc
         except jwt.InvalidAudienceError as exc:
             raise Unauthorized(
                 f"OIDC token audience is wrong; request a token with audience "
@@ -221,6 +229,8 @@ def _identity_from_claims(claims: dict[str, Any], config: IssuerConfig) -> Ident
         subject=claims["sub"],
         issuer=claims["iss"],
         email=email if isinstance(email, str) else None,
-        groups=tuple(g for g in groups if isinstance(g, str)) if isinstance(groups, (list, tuple)) else (),
+        groups=tuple(g for g in groups if isinstance(g, str))
+        if isinstance(groups, (list, tuple))
+        else (),
         claims=claims,
     )

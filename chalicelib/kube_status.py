@@ -22,8 +22,14 @@ def status_body(error: EksgateError) -> dict[str, Any]:
         "code": error.status,
     }
     if error.details:
-        body["details"] = {"causes": [{"field": k, "message": str(v)}
-                                      for k, v in error.details.items()]}
-        body["details"].update({k: v for k, v in error.details.items()
-                                if k in ("name", "group", "kind", "uid", "retryAfterSeconds")})
+        body["details"] = {
+            "causes": [{"field": k, "message": str(v)} for k, v in error.details.items()]
+        }
+        body["details"].update(
+            {
+                k: v
+                for k, v in error.details.items()
+                if k in ("name", "group", "kind", "uid", "retryAfterSeconds")
+            }
+        )
     return body

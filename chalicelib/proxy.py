@@ -14,8 +14,16 @@ from typing import Any, Callable, Mapping, Sequence
 from chalicelib.approval_gate import ApprovalGate, DryRunRefused
 from chalicelib.clusters import ClusterDirectory
 from chalicelib.eks_token import make_eks_token
-from chalicelib.errors import (BadGateway, BadRequest, EksgateError, Forbidden, NotAcceptable,
-                               PayloadTooLarge, Unauthorized, UnsupportedMediaType)
+from chalicelib.errors import (
+    BadGateway,
+    BadRequest,
+    EksgateError,
+    Forbidden,
+    NotAcceptable,
+    PayloadTooLarge,
+    Unauthorized,
+    UnsupportedMediaType,
+)
 from chalicelib.kube_status import status_body
 from chalicelib.kube_request import KubeRequest, canonical_query, is_discovery, parse_query, resolve
 from chalicelib.masking import MaskingSettings, mask_document, mask_text, mask_watch_stream
@@ -32,9 +40,14 @@ MAX_RESPONSE_PAYLOAD = 6 * 1024 * 1024 - 64 * 1024
 MAX_UPSTREAM_BYTES = 16 * 1024 * 1024
 ANSWER_MARGIN_SECONDS = 3.0
 CONNECTION_SUBRESOURCES = frozenset({"exec", "attach", "portforward", "proxy"})
-REQUEST_BODY_TYPES = ("application/json", "application/merge-patch+json",
-                      "application/strategic-merge-patch+json", "application/json-patch+json",
-                      "application/apply-patch+yaml", "application/yaml")
+REQUEST_BODY_TYPES = (
+    "application/json",
+    "application/merge-patch+json",
+    "application/strategic-merge-patch+json",
+    "application/json-patch+json",
+    "application/apply-patch+yaml",
+    "application/yaml",
+)
 # Only these request headers reach the cluster; Authorization, Cookie, Impersonate-*,
 # hop-by-hop headers and anything else the caller sent are dropped.
 FORWARDED_HEADERS = ("content-type", "user-agent", "kubectl-command", "kubectl-session")
@@ -52,11 +65,11 @@ class ProxyResponse:
 class IncomingRequest:
     cluster: str
     method: str
-    path: str                         # "/api/v1/..." as received
+    path: str  # "/api/v1/..." as received
     query: Mapping[str, Sequence[str]]
-    headers: Mapping[str, str]        # lower-case names
+    headers: Mapping[str, str]  # lower-case names
     body: bytes | None
-    remaining_seconds: float          # Lambda time left when the request arrived
+    remaining_seconds: float  # Lambda time left when the request arrived
 
 
 class Gateway:
@@ -91,21 +104,26 @@ class Gateway:
         value = incoming.headers.get("authorization", "")
         scheme, _, token = value.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            raise Unauthorized("missing gateway session token: configure kubectl with "
-                               "`eksgate kubeconfig` (it runs `eksgate token`)")
+            raise Unauthorized(
+                "missing gateway session token: configure kubectl with "
+                "`eksgate kubeconfig` (it runs `eksgate token`)"
+            )
         session = self._sessions.verify(token.strip(), incoming.cluster)
         policy = self._policies.get(session.policy)
         if policy is None:
-            raise Unauthorized(f"policy {session.policy!r} of this session no longer exists; "
-                               "get a new token")
+            raise Unauthorized(
+                f"policy {session.policy!r} of this session no longer exists; get a new token"
+            )
         return session, policy
 
     def inspect(self, incoming: IncomingRequest) -> KubeRequest:
         """Refuse what must never reach the cluster, then resolve the request."""
         impersonation = sorted(h for h in incoming.headers if h.startswith("impersonate-"))
         if impersonation:
-            raise Forbidden(f"impersonation ({', '.join(impersonation)}) is not allowed through "
-                            "eksgate: requests run as your policy's role")
+            raise Forbidden(
+                f"impersonation ({', '.join(impersonation)}) is not allowed through "
+                "eksgate: requests run as your policy's role"
+            )
         request = resolve(incoming.method, incoming.path, dict(incoming.query))
         if request.is_resource_request and request.verb == "":
             raise BadRequest(f"{incoming.method} is not a Kubernetes API verb for resources")
@@ -116,7 +134,8 @@ class Gateway:
             if content_type not in REQUEST_BODY_TYPES:
                 raise UnsupportedMediaType(
                     f"request body type {content_type!r} is not accepted; eksgate "
-                    f"inspects bodies and takes {', '.join(REQUEST_BODY_TYPES)}")
+                    f"inspects bodies and takes {', '.join(REQUEST_BODY_TYPES)}"
+                )
         negotiate_accept(incoming.headers.get("accept", ""))  # refuse protobuf-only clients now
         return request
 
@@ -125,36 +144,62 @@ class Gateway:
             return Decision("allow", policy.name, None, "discovery is open to every session")
         return evaluate(policy, request)
 
-    def send(self, incoming: IncomingRequest, session: GatewaySession, policy: Policy,
-             request: KubeRequest, *, method: str | None = None,
-             extra_query: Mapping[str, list[str]] | None = None,
-             body: bytes | None = None, use_body: bool = True) -> UpstreamResponse:
+    def send(
+        self,
+        incoming: IncomingRequest,
+        session: GatewaySession,
+        policy: Policy,
+        request: KubeRequest,
+        *,
+        method: str | None = None,
+        extra_query: Mapping[str, list[str]] | None = None,
+        body: bytes | None = None,
+        use_body: bool = True,
+    ) -> UpstreamResponse:
         """Send ``request`` to the cluster as the policy's role; the answer is not masked yet."""
         cluster = self._clusters.endpoint(incoming.cluster)
-        credentials = self._roles.credentials(role_session_for(
-            session.identity, policy.role_arn, policy.name, incoming.cluster))
+        credentials = self._roles.credentials(
+            role_session_for(session.identity, policy.role_arn, policy.name, incoming.cluster)
+        )
         eks = make_eks_token(credentials, cluster.config.eks_cluster_name, cluster.config.region)
         streaming = request.verb == "watch" or _is_follow(request, incoming.query)
         query = {**self.forwarded_query(incoming, request), **(extra_query or {})}
         path_and_query = request.path + (f"?{canonical_query(query)}" if query else "")
         payload = (body if body is not None else incoming.body) if use_body else None
-        headers = {name: incoming.headers[name] for name in FORWARDED_HEADERS
-                   if name in incoming.headers and (payload or name != "content-type")}
+        headers = {
+            name: incoming.headers[name]
+            for name in FORWARDED_HEADERS
+            if name in incoming.headers and (payload or name != "content-type")
+        }
         if payload:
             headers["content-type"] = incoming.headers.get("content-type") or "application/json"
-        headers.update({"authorization": f"Bearer {eks.token}",
-                        "accept": negotiate_accept(incoming.headers.get("accept", "")),
-                        "accept-encoding": "gzip"})
+        headers.update(
+            {
+                "authorization": f"Bearer {eks.token}",
+                "accept": negotiate_accept(incoming.headers.get("accept", "")),
+                "accept-encoding": "gzip",
+            }
+        )
         deadline = self._clock() + max(1.0, incoming.remaining_seconds - ANSWER_MARGIN_SECONDS)
         if streaming:
             # Watches and `logs --follow` end here so clients see a clean end and reconnect.
             deadline = min(deadline, self._clock() + self._watch_timeout + 2)
-        return self._upstream.send(cluster, UpstreamRequest(
-            method or incoming.method, path_and_query, headers, payload or None, streaming,
-            deadline), MAX_UPSTREAM_BYTES)
+        return self._upstream.send(
+            cluster,
+            UpstreamRequest(
+                method or incoming.method,
+                path_and_query,
+                headers,
+                payload or None,
+                streaming,
+                deadline,
+            ),
+            MAX_UPSTREAM_BYTES,
+        )
 
-    def forwarded_query(self, incoming: IncomingRequest,
-                        request: KubeRequest) -> dict[str, list[str]]:
+    def forwarded_query(
+        self, incoming: IncomingRequest, request: KubeRequest
+    ) -> dict[str, list[str]]:
         """The query as decided on; a watch's timeoutSeconds capped to fit the Lambda."""
         query = dict(parse_query(dict(incoming.query)))
         if request.verb == "watch":
@@ -170,27 +215,41 @@ class Gateway:
             raise BadRequest("timeoutSeconds must be an integer")
         return max(1, min(asked, cap)) if asked > 0 else max(1, cap)
 
-    def _clear_approval(self, incoming: IncomingRequest, session: GatewaySession,
-                        policy: Policy, decision: Decision, request: KubeRequest,
-                        caller: Caller) -> str:
+    def _clear_approval(
+        self,
+        incoming: IncomingRequest,
+        session: GatewaySession,
+        policy: Policy,
+        decision: Decision,
+        request: KubeRequest,
+        caller: Caller,
+    ) -> str:
         if self._approvals is None:
-            raise Forbidden(f"eksgate: approval required ({decision.reason}), but approvals are "
-                            "not configured on this gateway")
+            raise Forbidden(
+                f"eksgate: approval required ({decision.reason}), but approvals are "
+                "not configured on this gateway"
+            )
         query = canonical_query(incoming.query)
 
         def dry_run() -> UpstreamResponse:
-            return self.send(incoming, session, policy, request,
-                             extra_query={"dryRun": ["All"]})
+            return self.send(incoming, session, policy, request, extra_query={"dryRun": ["All"]})
 
         def current() -> Any:
             answer = self.send(incoming, session, policy, request, method="GET", use_body=False)
             return json.loads(answer.body) if answer.status == 200 and answer.body else None
 
         approval = self._approvals.clear(
-            session=session, caller=caller, decision=decision, request=request,
-            method=incoming.method, query=query, body=incoming.body, masking=policy.masking,
+            session=session,
+            caller=caller,
+            decision=decision,
+            request=request,
+            method=incoming.method,
+            query=query,
+            body=incoming.body,
+            masking=policy.masking,
             dry_run=None if request.subresource in CONNECTION_SUBRESOURCES else dry_run,
-            current=current)
+            current=current,
+        )
         return approval.approval_id
 
     # ---- the whole request ------------------------------------------------------------------
@@ -204,51 +263,96 @@ class Gateway:
             request = self.inspect(incoming)
             decision = self.decide(policy, request)
             direct_grant = decision.effect == "approve" and bool(
-                decision.rule and decision.rule.approval and decision.rule.approval.direct)
+                decision.rule and decision.rule.approval and decision.rule.approval.direct
+            )
             # What the platform cannot carry is explained first, whatever the policy says,
             # except under a direct-grant rule, whose approval is what the caller needs.
             limit = None if direct_grant else _platform_limit(request, incoming.headers)
             if limit:
                 raise limit
             if decision.effect == "deny":
-                raise Forbidden(f"eksgate: {decision.reason}",
-                                details={"policy": decision.policy, "rule": decision.rule_label})
+                raise Forbidden(
+                    f"eksgate: {decision.reason}",
+                    details={"policy": decision.policy, "rule": decision.rule_label},
+                )
             if decision.effect == "approve":
-                approval_id = self._clear_approval(incoming, session, policy, decision, request,
-                                                   caller)
+                approval_id = self._clear_approval(
+                    incoming, session, policy, decision, request, caller
+                )
             limit = _platform_limit(request, incoming.headers, approval_id)
             if limit:
                 raise limit
         except DryRunRefused as refused:
-            self._audit.refusal(session, caller, incoming.method, incoming.path, request, decision,
-                                BadRequest(f"dry run refused with HTTP {refused.response.status}"))
-            return _masked_response(refused.response, request or _unresolved(incoming),
-                                    policy.masking)
+            self._audit.refusal(
+                session,
+                caller,
+                incoming.method,
+                incoming.path,
+                request,
+                decision,
+                BadRequest(f"dry run refused with HTTP {refused.response.status}"),
+            )
+            return _masked_response(
+                refused.response, request or _unresolved(incoming), policy.masking
+            )
         except EksgateError as refusal:
-            self._audit.refusal(session, caller, incoming.method, incoming.path, request, decision,
-                                refusal, approval_id)
+            self._audit.refusal(
+                session,
+                caller,
+                incoming.method,
+                incoming.path,
+                request,
+                decision,
+                refusal,
+                approval_id,
+            )
             raise
         query = canonical_query(self.forwarded_query(incoming, request))
         # No record, no forward: AuditUnavailable (503) stops here.
-        self._audit.request(session, caller, incoming.method, query, request, decision,
-                            approval_id, incoming.body, policy.masking)
+        self._audit.request(
+            session,
+            caller,
+            incoming.method,
+            query,
+            request,
+            decision,
+            approval_id,
+            incoming.body,
+            policy.masking,
+        )
         started = self._clock()
         try:
             answer = self.send(incoming, session, policy, request)
             result = _masked_response(answer, request, policy.masking)
         except EksgateError as failure:
-            self._audit.response(session, caller, incoming.method, query, request, None,
-                                 (self._clock() - started) * 1000, None, failure.message)
+            self._audit.response(
+                session,
+                caller,
+                incoming.method,
+                query,
+                request,
+                None,
+                (self._clock() - started) * 1000,
+                None,
+                failure.message,
+            )
             raise
         # No record, no answer: the cluster's reply is withheld if it cannot be recorded.
-        self._audit.response(session, caller, incoming.method, query, request, result.status,
-                             (self._clock() - started) * 1000, result.body)
+        self._audit.response(
+            session,
+            caller,
+            incoming.method,
+            query,
+            request,
+            result.status,
+            (self._clock() - started) * 1000,
+            result.body,
+        )
         return result
 
 
 def _unresolved(incoming: IncomingRequest) -> KubeRequest:
-    return KubeRequest(verb=incoming.method.lower(), path=incoming.path,
-                       is_resource_request=False)
+    return KubeRequest(verb=incoming.method.lower(), path=incoming.path, is_resource_request=False)
 
 
 def body_content_type(headers: Mapping[str, str]) -> str:
@@ -258,15 +362,20 @@ def body_content_type(headers: Mapping[str, str]) -> str:
 
 def _is_follow(request: KubeRequest, query: Mapping[str, Sequence[str]]) -> bool:
     return request.subresource == "log" and any(
-        v.lower() in ("true", "1") for v in query.get("follow", []))
+        v.lower() in ("true", "1") for v in query.get("follow", [])
+    )
 
 
-def _platform_limit(request: KubeRequest, headers: Mapping[str, str],
-                    approval_id: str | None = None) -> EksgateError | None:
+def _platform_limit(
+    request: KubeRequest, headers: Mapping[str, str], approval_id: str | None = None
+) -> EksgateError | None:
     """What API Gateway + Lambda cannot carry, refused with what to do instead."""
     wants_upgrade = "upgrade" in headers or "upgrade" in headers.get("connection", "").lower()
-    blocked = request.subresource if request.subresource in CONNECTION_SUBRESOURCES else (
-        "proxy" if request.verb == "proxy" else "")
+    blocked = (
+        request.subresource
+        if request.subresource in CONNECTION_SUBRESOURCES
+        else ("proxy" if request.verb == "proxy" else "")
+    )
     if not blocked and not wants_upgrade:
         return None
     if approval_id:
@@ -275,13 +384,16 @@ def _platform_limit(request: KubeRequest, headers: Mapping[str, str],
             "cannot pass through the gateway (API Gateway and Lambda carry no streaming "
             "connections): get a direct EKS token for the window with `eksgate token --mode "
             "direct`, and use it with the cluster's own endpoint",
-            details={"name": approval_id, "kind": "approval"})
+            details={"name": approval_id, "kind": "approval"},
+        )
     return Forbidden(
         f"{blocked or 'connection upgrades'} cannot pass through the eksgate gateway: API "
         "Gateway and Lambda carry no streaming connections (exec, attach, port-forward, cp, "
         "proxy). Use an approved direct grant instead: a rule with approval mode: grant and "
         "direct: true lets `eksgate token --mode direct` issue an EKS token during the "
-        "approved window", details={"subresource": blocked or "upgrade"})
+        "approved window",
+        details={"subresource": blocked or "upgrade"},
+    )
 
 
 def negotiate_accept(accept: str) -> str:
@@ -298,25 +410,29 @@ def negotiate_accept(accept: str) -> str:
         if media in ("application/json", "*/*", "application/*", "text/plain", "text/*"):
             kept.append(alternative.strip() if media == "application/json" else media)
     if not kept:
-        raise NotAcceptable("eksgate returns JSON only (it inspects and masks responses); "
-                            "do not force protobuf (kubectl: drop --kube-api-content-type)")
+        raise NotAcceptable(
+            "eksgate returns JSON only (it inspects and masks responses); "
+            "do not force protobuf (kubectl: drop --kube-api-content-type)"
+        )
     if "application/json" not in [k.split(";")[0].strip().lower() for k in kept]:
         kept.append("application/json")
     return ",".join(dict.fromkeys(kept))
 
 
-def _masked_response(answer: UpstreamResponse, request: KubeRequest,
-                     settings: MaskingSettings) -> ProxyResponse:
+def _masked_response(
+    answer: UpstreamResponse, request: KubeRequest, settings: MaskingSettings
+) -> ProxyResponse:
     if answer.truncated:
         raise PayloadTooLarge(
             f"the answer to {describe_request(request)} is larger than the gateway can return "
             "(Lambda's 6 MB limit); ask for pages: kubectl --chunk-size=100, or ?limit=100 "
-            "with continue")
+            "with continue"
+        )
     content_type = answer.headers.get("content-type", "application/json")
     media = content_type.split(";")[0].strip().lower()
     body = answer.body
     if answer.cut_at_deadline and b"\n" in body:
-        body = body[:body.rfind(b"\n") + 1]  # never a half event or half line
+        body = body[: body.rfind(b"\n") + 1]  # never a half event or half line
     if media == "application/json":
         if request.verb == "watch":
             text = mask_watch_stream(body, settings).decode("utf-8")
@@ -325,18 +441,23 @@ def _masked_response(answer: UpstreamResponse, request: KubeRequest,
                 document = json.loads(body) if body.strip() else None
             except (json.JSONDecodeError, UnicodeDecodeError):
                 raise BadGateway("the cluster answered with malformed JSON; withheld")
-            text = "" if document is None else json.dumps(mask_document(document, settings),
-                                                          separators=(",", ":"))
+            text = (
+                ""
+                if document is None
+                else json.dumps(mask_document(document, settings), separators=(",", ":"))
+            )
     elif media.startswith("text/"):
         text = mask_text(body.decode("utf-8", errors="replace"), settings)
     else:
-        raise BadGateway(f"the cluster answered with {media!r}, which eksgate cannot inspect; "
-                         "withheld")
+        raise BadGateway(
+            f"the cluster answered with {media!r}, which eksgate cannot inspect; withheld"
+        )
     if len(json.dumps(text)) > MAX_RESPONSE_PAYLOAD:
         raise PayloadTooLarge(
             f"the answer to {describe_request(request)} is larger than the gateway can return "
             "(Lambda's 6 MB limit); ask for pages: kubectl --chunk-size=100, or ?limit=100 "
-            "with continue")
+            "with continue"
+        )
     headers = {"cache-control": "no-store"}
     for name in ("audit-id", "warning", "x-kubernetes-pf-flowschema-uid"):
         if name in answer.headers:
@@ -345,16 +466,32 @@ def _masked_response(answer: UpstreamResponse, request: KubeRequest,
 
 
 def status_response(error: EksgateError) -> ProxyResponse:
-    return ProxyResponse(error.status, "application/json", json.dumps(status_body(error)),
-                         {"cache-control": "no-store"})
+    return ProxyResponse(
+        error.status,
+        "application/json",
+        json.dumps(status_body(error)),
+        {"cache-control": "no-store"},
+    )
 
 
-def incoming_from(cluster: str, method: str, proxy_path: str, query: Mapping[str, list[str]],
-                  headers: Mapping[str, str], body: bytes | None,
-                  remaining_seconds: float) -> IncomingRequest:
-    return IncomingRequest(cluster=cluster, method=method, path="/" + proxy_path,
-                           query=query, headers={k.lower(): v for k, v in headers.items()},
-                           body=body, remaining_seconds=remaining_seconds)
+def incoming_from(
+    cluster: str,
+    method: str,
+    proxy_path: str,
+    query: Mapping[str, list[str]],
+    headers: Mapping[str, str],
+    body: bytes | None,
+    remaining_seconds: float,
+) -> IncomingRequest:
+    return IncomingRequest(
+        cluster=cluster,
+        method=method,
+        path="/" + proxy_path,
+        query=query,
+        headers={k.lower(): v for k, v in headers.items()},
+        body=body,
+        remaining_seconds=remaining_seconds,
+    )
 
 
 def status_for_exception(exc: BaseException) -> EksgateError:
@@ -362,5 +499,3 @@ def status_for_exception(exc: BaseException) -> EksgateError:
     if isinstance(exc, EksgateError):
         return exc
     return EksgateError("internal error in the eksgate gateway; the request was not forwarded")
-
-

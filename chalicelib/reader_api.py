@@ -25,8 +25,11 @@ def approval_status(services: Services, headers: Mapping[str, str], approval_id:
         raise Unauthorized("send your gateway session token (from `eksgate token`)")
     session = services.sessions.verify(token, str(cluster))
     approval = services.approvals.get(approval_id)
-    if (approval is None or approval.cluster != session.cluster
-            or approval.requester_subject != session.identity.subject):
+    if (
+        approval is None
+        or approval.cluster != session.cluster
+        or approval.requester_subject != session.identity.subject
+    ):
         raise NotFound(f"no approval {approval_id} of yours")
     return approval.to_public_dict()
 
@@ -35,12 +38,15 @@ def _auditor(services: Services, headers: Mapping[str, str]) -> None:
     identity = services.verifier.verify(bearer_token(dict(headers)))
     groups = set(services.settings.auditor_groups)
     if not groups or not groups.intersection(identity.groups):
-        raise Forbidden(f"{identity.describe()} is not in an auditor group "
-                        f"({', '.join(sorted(groups)) or 'none configured'})")
+        raise Forbidden(
+            f"{identity.describe()} is not in an auditor group "
+            f"({', '.join(sorted(groups)) or 'none configured'})"
+        )
 
 
-def sessions_list(services: Services, headers: Mapping[str, str],
-                  query: Mapping[str, str] | None) -> dict[str, Any]:
+def sessions_list(
+    services: Services, headers: Mapping[str, str], query: Mapping[str, str] | None
+) -> dict[str, Any]:
     """``GET /v1/sessions``: for an OIDC identity in one of the configured auditor groups."""
     _auditor(services, headers)
     return list_sessions_response(services.audit_store, query)

@@ -36,7 +36,7 @@ def sts_safe_name(text: str, limit: int = 64) -> str:
     if len(cleaned) <= limit:
         return cleaned
     digest = hashlib.sha256(text.encode()).hexdigest()[:10]
-    return f"{cleaned[:limit - 11]}-{digest}"
+    return f"{cleaned[: limit - 11]}-{digest}"
 
 
 def _tag_value(text: str) -> str:
@@ -53,8 +53,9 @@ class RoleSessionRequest:
     tags: tuple[tuple[str, str], ...]
 
 
-def role_session_for(identity: Identity, role_arn: str, policy: str, cluster: str,
-                     *, purpose: str = "gateway") -> RoleSessionRequest:
+def role_session_for(
+    identity: Identity, role_arn: str, policy: str, cluster: str, *, purpose: str = "gateway"
+) -> RoleSessionRequest:
     """The AssumeRole parameters for ``identity`` acting under ``policy`` on ``cluster``."""
     who = identity.email or identity.subject
     return RoleSessionRequest(
@@ -72,8 +73,9 @@ def role_session_for(identity: Identity, role_arn: str, policy: str, cluster: st
 
 
 class RoleCredentialCache:
-    def __init__(self, sts_client: Any, *,
-                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
+    def __init__(
+        self, sts_client: Any, *, clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
+    ) -> None:
         self._sts = sts_client
         self._clock = clock
         self._lock = threading.Lock()
@@ -103,10 +105,12 @@ class RoleCredentialCache:
             code = getattr(exc, "response", {}).get("Error", {}).get("Code", type(exc).__name__)
             raise ServiceUnavailable(
                 f"cannot assume role {request.role_arn} ({code}); check its trust policy "
-                "allows the eksgate function with sts:SetSourceIdentity and sts:TagSession")
+                "allows the eksgate function with sts:SetSourceIdentity and sts:TagSession"
+            )
         creds: Mapping[str, Any] = answer["Credentials"]
         expiration = creds["Expiration"]
         if expiration.tzinfo is None:
             expiration = expiration.replace(tzinfo=timezone.utc)
-        return AwsCredentials(creds["AccessKeyId"], creds["SecretAccessKey"],
-                              creds["SessionToken"], expiration)
+        return AwsCredentials(
+            creds["AccessKeyId"], creds["SecretAccessKey"], creds["SessionToken"], expiration
+        )

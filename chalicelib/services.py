@@ -47,6 +47,7 @@ class LazySlackClient:
         if self._client is None:
             from slack_sdk import WebClient
             from slack_sdk.errors import SlackClientError
+
             try:
                 token = self._credentials.get().bot_token
             except EksgateError as exc:
@@ -71,8 +72,9 @@ class Services:
     slack_credentials: SlackCredentialStore
 
 
-def build_services(settings: Settings | None = None, session: Any = None,
-                   upstream: Upstream | None = None) -> Services:
+def build_services(
+    settings: Settings | None = None, session: Any = None, upstream: Upstream | None = None
+) -> Services:
     settings = settings or load_settings()
     session = session or boto3.session.Session(region_name=settings.region)
     try:
@@ -80,8 +82,10 @@ def build_services(settings: Settings | None = None, session: Any = None,
     except PolicyError as exc:
         # The details go to the log for operators; callers only learn that we fail closed.
         logger.error("policies failed to load", extra={"problems": str(exc)})
-        raise ServiceUnavailable("policies failed to load; every request is refused until "
-                                 "they are fixed (see the function's log)") from exc
+        raise ServiceUnavailable(
+            "policies failed to load; every request is refused until "
+            "they are fixed (see the function's log)"
+        ) from exc
     http = urllib3.PoolManager(num_pools=4)
     verifier = IdentityVerifier(
         settings.issuers,
@@ -95,38 +99,66 @@ def build_services(settings: Settings | None = None, session: Any = None,
     role_credentials = RoleCredentialCache(session.client("sts"))
     dynamodb = session.client("dynamodb")
     if not settings.audit_table or not settings.approvals_table:
-        raise ServiceUnavailable("EKSGATE_AUDIT_TABLE and EKSGATE_APPROVALS_TABLE must be set: "
-                                 "eksgate forwards nothing it cannot record")
-    audit_store = DynamoAuditStore(dynamodb, settings.audit_table,
-                                   retention_seconds=settings.audit_retention_days * 86400)
+        raise ServiceUnavailable(
+            "EKSGATE_AUDIT_TABLE and EKSGATE_APPROVALS_TABLE must be set: "
+            "eksgate forwards nothing it cannot record"
+        )
+    audit_store = DynamoAuditStore(
+        dynamodb, settings.audit_table, retention_seconds=settings.audit_retention_days * 86400
+    )
     audit = GatewayAudit(audit_store)
     slack_credentials = SlackCredentialStore(secretsmanager, settings.slack_secret_id)
     slack = LazySlackClient(slack_credentials, settings.slack_api_url)
     approvals = ApprovalService(
-        DynamoApprovalStore(dynamodb, settings.approvals_table), slack, SlackDirectory(slack),
+        DynamoApprovalStore(dynamodb, settings.approvals_table),
+        slack,
+        SlackDirectory(slack),
         channel_default=settings.slack_channel or "#eksgate-approvals",
-        idempotency_table=settings.idempotency_table or None, idempotency_client=dynamodb)
+        idempotency_table=settings.idempotency_table or None,
+        idempotency_client=dynamodb,
+    )
+
     def direct_grant(identity: Any, cluster: str, policy: Policy) -> Any:
         """An open, approved grant under any of the policy's direct-grant rules."""
         for rule in policy.rules:
             if rule.approval and rule.approval.mode == "grant" and rule.approval.direct:
-                grant = approvals.find_usable(identity, cluster, policy.name, rule, "", "", "",
-                                              None)
+                grant = approvals.find_usable(
+                    identity, cluster, policy.name, rule, "", "", "", None
+                )
                 if grant is not None:
                     return grant
         return None
 
     broker = Broker(settings, policies, sessions, role_credentials, direct_grants=direct_grant)
     gateway = Gateway(
-        sessions=sessions, policies=policies,
+        sessions=sessions,
+        policies=policies,
         # an EKS client is made only if a cluster's endpoint is not configured
-        clusters=ClusterDirectory(settings.clusters,
-                                  lambda region: session.client("eks", region_name=region)),
-        role_credentials=role_credentials, upstream=upstream or HttpsUpstream(),
+        clusters=ClusterDirectory(
+            settings.clusters, lambda region: session.client("eks", region_name=region)
+        ),
+        role_credentials=role_credentials,
+        upstream=upstream or HttpsUpstream(),
         audit=audit,
-        approvals=ApprovalGate(approvals, audit, wait_seconds=settings.approval_wait_seconds,
-                               channel=settings.slack_channel or "#eksgate-approvals"),
+        approvals=ApprovalGate(
+            approvals,
+            audit,
+            wait_seconds=settings.approval_wait_seconds,
+            channel=settings.slack_channel or "#eksgate-approvals",
+        ),
         max_request_body_bytes=settings.max_request_body_bytes,
-        watch_timeout_seconds=settings.watch_timeout_seconds)
-    return Services(settings, policies, verifier, sessions, role_credentials, broker, gateway,
-                    audit_store, audit, approvals, slack_credentials)
+        watch_timeout_seconds=settings.watch_timeout_seconds,
+    )
+    return Services(
+        settings,
+        policies,
+        verifier,
+        sessions,
+        role_credentials,
+        broker,
+        gateway,
+        audit_store,
+        audit,
+        approvals,
+        slack_credentials,
+    )

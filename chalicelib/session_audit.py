@@ -47,61 +47,168 @@ class GatewayAudit:
     def __init__(self, store: AuditStore) -> None:
         self._store = store
 
-    def _append(self, kind: str, session_id: str, identity: Identity,
-                matched_claims: Mapping[str, Any], cluster: str, caller: Caller,
-                **fields: Any) -> None:
-        self._store.append(new_event(
-            kind, session_id=session_id, subject=identity.subject, cluster=cluster,
-            identity=identity_dict(identity, matched_claims), source_ip=caller.source_ip,
-            user_agent=caller.user_agent, **fields))
+    def _append(
+        self,
+        kind: str,
+        session_id: str,
+        identity: Identity,
+        matched_claims: Mapping[str, Any],
+        cluster: str,
+        caller: Caller,
+        **fields: Any,
+    ) -> None:
+        self._store.append(
+            new_event(
+                kind,
+                session_id=session_id,
+                subject=identity.subject,
+                cluster=cluster,
+                identity=identity_dict(identity, matched_claims),
+                source_ip=caller.source_ip,
+                user_agent=caller.user_agent,
+                **fields,
+            )
+        )
 
-    def session_event(self, kind: str, session: GatewaySession, caller: Caller,
-                      **fields: Any) -> None:
-        self._append(kind, session.session_id, session.identity, session.matched_claims,
-                     session.cluster, caller, **fields)
+    def session_event(
+        self, kind: str, session: GatewaySession, caller: Caller, **fields: Any
+    ) -> None:
+        self._append(
+            kind,
+            session.session_id,
+            session.identity,
+            session.matched_claims,
+            session.cluster,
+            caller,
+            **fields,
+        )
 
-    def token_issued(self, kind: str, session_id: str, identity: Identity,
-                     matched_claims: Mapping[str, Any], cluster: str, policy: str,
-                     caller: Caller, detail: Mapping[str, Any]) -> None:
-        self._append(kind, session_id, identity, matched_claims, cluster, caller,
-                     decision={"effect": "allow", "policy": policy, "rule": "",
-                               "reason": "token issued"}, detail=dict(detail))
+    def token_issued(
+        self,
+        kind: str,
+        session_id: str,
+        identity: Identity,
+        matched_claims: Mapping[str, Any],
+        cluster: str,
+        policy: str,
+        caller: Caller,
+        detail: Mapping[str, Any],
+    ) -> None:
+        self._append(
+            kind,
+            session_id,
+            identity,
+            matched_claims,
+            cluster,
+            caller,
+            decision={"effect": "allow", "policy": policy, "rule": "", "reason": "token issued"},
+            detail=dict(detail),
+        )
 
-    def refusal(self, session: GatewaySession, caller: Caller, method: str, path: str,
-                request: KubeRequest | None, decision: Decision | None, error: EksgateError,
-                approval_id: str | None = None) -> None:
-        recorded = request_dict(request, method) if request else {
-            "method": method, "path": path, "query": "", "verb": "", "api_group": "",
-            "api_version": "", "resource": "", "subresource": "", "namespace": "", "name": ""}
-        self.session_event("refusal", session, caller, request=recorded,
-                           decision=decision_dict(decision) if decision else None,
-                           approval_id=approval_id,
-                           detail={"status": error.status, "reason": error.reason,
-                                   "message": error.message})
+    def refusal(
+        self,
+        session: GatewaySession,
+        caller: Caller,
+        method: str,
+        path: str,
+        request: KubeRequest | None,
+        decision: Decision | None,
+        error: EksgateError,
+        approval_id: str | None = None,
+    ) -> None:
+        recorded = (
+            request_dict(request, method)
+            if request
+            else {
+                "method": method,
+                "path": path,
+                "query": "",
+                "verb": "",
+                "api_group": "",
+                "api_version": "",
+                "resource": "",
+                "subresource": "",
+                "namespace": "",
+                "name": "",
+            }
+        )
+        self.session_event(
+            "refusal",
+            session,
+            caller,
+            request=recorded,
+            decision=decision_dict(decision) if decision else None,
+            approval_id=approval_id,
+            detail={"status": error.status, "reason": error.reason, "message": error.message},
+        )
 
-    def request(self, session: GatewaySession, caller: Caller, method: str, query: str,
-                request: KubeRequest, decision: Decision, approval_id: str | None,
-                body: bytes | None, masking: MaskingSettings) -> None:
-        self.session_event("request", session, caller, request=request_dict(request, method, query),
-                           decision=decision_dict(decision), approval_id=approval_id,
-                           request_body=masked_body_summary(body, masking))
+    def request(
+        self,
+        session: GatewaySession,
+        caller: Caller,
+        method: str,
+        query: str,
+        request: KubeRequest,
+        decision: Decision,
+        approval_id: str | None,
+        body: bytes | None,
+        masking: MaskingSettings,
+    ) -> None:
+        self.session_event(
+            "request",
+            session,
+            caller,
+            request=request_dict(request, method, query),
+            decision=decision_dict(decision),
+            approval_id=approval_id,
+            request_body=masked_body_summary(body, masking),
+        )
 
-    def response(self, session: GatewaySession, caller: Caller, method: str, query: str,
-                 request: KubeRequest, status: int | None, latency_ms: float,
-                 masked_body: str | None, error: str | None = None) -> None:
-        self.session_event("response", session, caller, request=request_dict(request, method, query),
-                           upstream_status=status, latency_ms=round(latency_ms, 1),
-                           response_body=summarize_body(masked_body) if masked_body else None,
-                           detail={"error": error} if error else {})
+    def response(
+        self,
+        session: GatewaySession,
+        caller: Caller,
+        method: str,
+        query: str,
+        request: KubeRequest,
+        status: int | None,
+        latency_ms: float,
+        masked_body: str | None,
+        error: str | None = None,
+    ) -> None:
+        self.session_event(
+            "response",
+            session,
+            caller,
+            request=request_dict(request, method, query),
+            upstream_status=status,
+            latency_ms=round(latency_ms, 1),
+            response_body=summarize_body(masked_body) if masked_body else None,
+            detail={"error": error} if error else {},
+        )
 
-    def approval_event(self, kind: str, approval: Any, caller: Caller,
-                       detail: Mapping[str, Any]) -> None:
+    def approval_event(
+        self, kind: str, approval: Any, caller: Caller, detail: Mapping[str, Any]
+    ) -> None:
         """An approval's event (decided, expired), in the session that asked for it."""
-        requester = Identity(subject=approval.requester_subject,
-                             issuer=str(approval.requester.get("issuer") or ""),
-                             email=approval.requester_email)
-        self._append(kind, approval.session_id, requester, {}, approval.cluster, caller,
-                     approval_id=approval.approval_id,
-                     decision={"effect": "approve", "policy": approval.policy,
-                               "rule": approval.rule, "reason": approval.reason},
-                     detail=dict(detail))
+        requester = Identity(
+            subject=approval.requester_subject,
+            issuer=str(approval.requester.get("issuer") or ""),
+            email=approval.requester_email,
+        )
+        self._append(
+            kind,
+            approval.session_id,
+            requester,
+            {},
+            approval.cluster,
+            caller,
+            approval_id=approval.approval_id,
+            decision={
+                "effect": "approve",
+                "policy": approval.policy,
+                "rule": approval.rule,
+                "reason": approval.reason,
+            },
+            detail=dict(detail),
+        )

@@ -45,19 +45,40 @@ class SessionTokenCodec:
         self._keys = keys
         self._clock = clock
 
-    def issue(self, identity: Identity, cluster: str, policy: str, lifetime_seconds: int,
-              matched_claims: Mapping[str, Any]) -> tuple[str, GatewaySession]:
+    def issue(
+        self,
+        identity: Identity,
+        cluster: str,
+        policy: str,
+        lifetime_seconds: int,
+        matched_claims: Mapping[str, Any],
+    ) -> tuple[str, GatewaySession]:
         """A new session (fresh session id) and its signed token."""
         now = int(self._clock())
         session = GatewaySession(
-            session_id=uuid.uuid4().hex, cluster=cluster, policy=policy, identity=identity,
-            issued_at=now, expires_at=now + lifetime_seconds, matched_claims=dict(matched_claims))
+            session_id=uuid.uuid4().hex,
+            cluster=cluster,
+            policy=policy,
+            identity=identity,
+            issued_at=now,
+            expires_at=now + lifetime_seconds,
+            matched_claims=dict(matched_claims),
+        )
         key = self._keys.current()
         claims = {
-            "iss": TOKEN_ISSUER, "aud": _audience(cluster), "sub": identity.subject,
-            "sid": session.session_id, "cls": cluster, "pol": policy, "oidc_iss": identity.issuer,
-            "email": identity.email, "groups": list(identity.groups), "clm": dict(matched_claims),
-            "iat": now, "nbf": now, "exp": session.expires_at,
+            "iss": TOKEN_ISSUER,
+            "aud": _audience(cluster),
+            "sub": identity.subject,
+            "sid": session.session_id,
+            "cls": cluster,
+            "pol": policy,
+            "oidc_iss": identity.issuer,
+            "email": identity.email,
+            "groups": list(identity.groups),
+            "clm": dict(matched_claims),
+            "iat": now,
+            "nbf": now,
+            "exp": session.expires_at,
         }
         token = jwt.encode(claims, key.secret, algorithm=ALGORITHM, headers={"kid": key.kid})
         return token, session
@@ -79,9 +100,14 @@ class SessionTokenCodec:
             raise Unauthorized("session token signed with an unknown or retired key; get a new one")
         try:
             claims = jwt.decode(
-                token, key.secret, algorithms=[ALGORITHM], audience=_audience(cluster),
-                issuer=TOKEN_ISSUER, leeway=5,
-                options={"require": ["exp", "iat", "sub", "aud", "iss"]})
+                token,
+                key.secret,
+                algorithms=[ALGORITHM],
+                audience=_audience(cluster),
+                issuer=TOKEN_ISSUER,
+                leeway=5,
+                options={"require": ["exp", "iat", "sub", "aud", "iss"]},
+            )
         except jwt.ExpiredSignatureError:
             raise Unauthorized("session token has expired; get a new one with `eksgate token`")
         except jwt.InvalidAudienceError:
@@ -90,9 +116,19 @@ class SessionTokenCodec:
             raise Unauthorized(f"invalid session token: {exc}")
         if claims.get("cls") != cluster:
             raise Unauthorized(f"session token was not issued for cluster {cluster!r}")
-        identity = Identity(subject=claims["sub"], issuer=claims.get("oidc_iss", ""),
-                            email=claims.get("email"), groups=tuple(claims.get("groups", ())),
-                            claims=claims.get("clm", {}))
-        return GatewaySession(session_id=claims["sid"], cluster=cluster, policy=claims["pol"],
-                              identity=identity, issued_at=claims["iat"], expires_at=claims["exp"],
-                              matched_claims=claims.get("clm", {}))
+        identity = Identity(
+            subject=claims["sub"],
+            issuer=claims.get("oidc_iss", ""),
+            email=claims.get("email"),
+            groups=tuple(claims.get("groups", ())),
+            claims=claims.get("clm", {}),
+        )
+        return GatewaySession(
+            session_id=claims["sid"],
+            cluster=cluster,
+            policy=claims["pol"],
+            identity=identity,
+            issued_at=claims["iat"],
+            expires_at=claims["exp"],
+            matched_claims=claims.get("clm", {}),
+        )

@@ -42,7 +42,8 @@ def _key_bytes(secret_string: str) -> bytes:
     if len(raw) < MIN_KEY_BYTES:
         raise ServiceUnavailable(
             f"the signing key secret holds fewer than {MIN_KEY_BYTES} bytes; "
-            "put a new random value (see docs/deploy.md, rotating the signing key)")
+            "put a new random value (see docs/deploy.md, rotating the signing key)"
+        )
     return raw
 
 
@@ -94,9 +95,12 @@ class SecretsManagerKeyStore:
                 if stage == "AWSPREVIOUS":
                     continue  # never rotated yet
                 raise ServiceUnavailable(
-                    f"signing key secret {self._secret_id!r} not found; create it (docs/deploy.md)")
+                    f"signing key secret {self._secret_id!r} not found; create it (docs/deploy.md)"
+                )
             except Exception as exc:  # botocore errors: fail closed, without the secret's content
-                raise ServiceUnavailable(f"cannot read the signing key: {type(exc).__name__}") from exc
+                raise ServiceUnavailable(
+                    f"cannot read the signing key: {type(exc).__name__}"
+                ) from exc
             key = SigningKey(kid=answer["VersionId"], secret=_key_bytes(answer["SecretString"]))
             keys[key.kid] = key
             if stage == "AWSCURRENT":

@@ -15,8 +15,9 @@ from chalicelib.services import Services
 from chalicelib.session_audit import Caller
 
 
-def handle_slack_interaction(services: Services, headers: dict, raw_body: bytes,
-                             caller: Caller) -> dict[str, Any] | None:
+def handle_slack_interaction(
+    services: Services, headers: dict, raw_body: bytes, caller: Caller
+) -> dict[str, Any] | None:
     """The body to answer Slack with (None: an empty 200); EksgateError for bad requests."""
     try:
         credentials = services.slack_credentials.get()
@@ -24,26 +25,38 @@ def handle_slack_interaction(services: Services, headers: dict, raw_body: bytes,
         interaction = parse_interaction(raw_body)
     except EksgateError as refusal:
         count("SlackInteractionsRefused")
-        logger.warning("slack interaction refused", extra={"status": refusal.status,
-                                                           "reason": refusal.message})
+        logger.warning(
+            "slack interaction refused", extra={"status": refusal.status, "reason": refusal.message}
+        )
         raise
     before = services.approvals.get(interaction.approval_id)
     answer = services.approvals.handle_interaction(interaction)
     after = services.approvals.get(interaction.approval_id)
     if after is not None and after.session_id:
         changed = before is None or (before.status, len(before.decisions)) != (
-            after.status, len(after.decisions))
+            after.status,
+            len(after.decisions),
+        )
         decided = after.decided_by(interaction.user_id) if changed else None
         try:
-            services.audit.approval_event("approval_decided", after, caller, {
-                "action": interaction.kind, "slack_user": interaction.user_id,
-                "approver": (decided or {}).get("email") or (decided or {}).get("user_name"),
-                "outcome": after.status if changed else "refused or repeated: nothing changed",
-                "reason": (decided or {}).get("reason") or interaction.reason or ""})
+            services.audit.approval_event(
+                "approval_decided",
+                after,
+                caller,
+                {
+                    "action": interaction.kind,
+                    "slack_user": interaction.user_id,
+                    "approver": (decided or {}).get("email") or (decided or {}).get("user_name"),
+                    "outcome": after.status if changed else "refused or repeated: nothing changed",
+                    "reason": (decided or {}).get("reason") or interaction.reason or "",
+                },
+            )
         except EksgateError:
             # The decision stands (Slack showed it); losing its audit line must be loud.
-            logger.exception("approval decision not recorded in the audit trail",
-                             extra={"approval_id": after.approval_id})
+            logger.exception(
+                "approval decision not recorded in the audit trail",
+                extra={"approval_id": after.approval_id},
+            )
     count("SlackInteractions")
     return answer
 
@@ -54,11 +67,13 @@ def expire_approvals(services: Services) -> int:
     for approval in expired:
         if approval.session_id:
             try:
-                services.audit.approval_event("approval_expired", approval, Caller(),
-                                              {"outcome": "expired"})
+                services.audit.approval_event(
+                    "approval_expired", approval, Caller(), {"outcome": "expired"}
+                )
             except EksgateError:
-                logger.exception("approval expiry not recorded",
-                                 extra={"approval_id": approval.approval_id})
+                logger.exception(
+                    "approval expiry not recorded", extra={"approval_id": approval.approval_id}
+                )
     if expired:
         logger.info("approvals expired", extra={"count": len(expired)})
     return len(expired)

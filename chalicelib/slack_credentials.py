@@ -42,10 +42,12 @@ class SlackCredentialStore:
         try:
             value = self._client.get_secret_value(SecretId=self._secret_id)["SecretString"]
             data = json.loads(value)
-            return SlackCredentials(bot_token=data["bot_token"],
-                                    signing_secret=data["signing_secret"])
+            return SlackCredentials(
+                bot_token=data["bot_token"], signing_secret=data["signing_secret"]
+            )
         except (KeyError, ValueError, TypeError) as exc:
-            raise ServiceUnavailable("the Slack secret must be JSON with bot_token and "
-                                     "signing_secret (docs/deploy.md)") from exc
+            raise ServiceUnavailable(
+                "the Slack secret must be JSON with bot_token and signing_secret (docs/deploy.md)"
+            ) from exc
         except Exception as exc:  # botocore errors: fail closed without the secret's content
             raise ServiceUnavailable(f"cannot read the Slack secret: {type(exc).__name__}") from exc

@@ -16,8 +16,9 @@ from chalicelib.services import Services
 from chalicelib.session_audit import Caller
 
 
-def issue_token(services: Services, headers: dict, body: bytes | None,
-                caller: Caller = Caller()) -> IssuedCredential:
+def issue_token(
+    services: Services, headers: dict, body: bytes | None, caller: Caller = Caller()
+) -> IssuedCredential:
     """The credential for this request, or an EksgateError saying why not (logged, counted).
 
     Every issued credential is recorded first: if the audit write fails, nothing is issued.
@@ -34,33 +35,55 @@ def issue_token(services: Services, headers: dict, body: bytes | None,
         raise
     count("TokensIssued")
     count(f"TokensIssued{issued.mode.capitalize()}")
-    log: dict[str, Any] = {"cluster": issued.cluster, "mode": issued.mode,
-                           "policy": issued.policy, "session_id": issued.session_id,
-                           "expires_at": issued.expires_at.isoformat()}
+    log: dict[str, Any] = {
+        "cluster": issued.cluster,
+        "mode": issued.mode,
+        "policy": issued.policy,
+        "session_id": issued.session_id,
+        "expires_at": issued.expires_at.isoformat(),
+    }
     if issued.mode == "direct":
-        log.update(role_session_name=issued.role_session_name,
-                   source_identity=issued.source_identity)
+        log.update(
+            role_session_name=issued.role_session_name, source_identity=issued.source_identity
+        )
     logger.info("token issued", extra=log)
     return issued
 
 
-def record_issue(services: Services, identity: Identity, issued: IssuedCredential,
-                 caller: Caller) -> None:
+def record_issue(
+    services: Services, identity: Identity, issued: IssuedCredential, caller: Caller
+) -> None:
     """The token issue, in the session it opens (gateway) or a session of its own (direct)."""
     policy = select_policy(identity, issued.cluster, services.policies)
     if issued.mode == "gateway":
         assert issued.session_id
-        services.audit.token_issued("token_issued", issued.session_id, identity,
-                                    policy.matched_claims(identity), issued.cluster, issued.policy,
-                                    caller, {"mode": "gateway",
-                                             "expires_at": issued.expires_at.isoformat()})
+        services.audit.token_issued(
+            "token_issued",
+            issued.session_id,
+            identity,
+            policy.matched_claims(identity),
+            issued.cluster,
+            issued.policy,
+            caller,
+            {"mode": "gateway", "expires_at": issued.expires_at.isoformat()},
+        )
         return
     # Direct tokens leave eksgate's view; SourceIdentity and the role session name are what
     # EKS's own audit log shows, so they are recorded to join the two.
-    services.audit.token_issued("direct_token_issued", uuid.uuid4().hex, identity,
-                                policy.matched_claims(identity), issued.cluster, issued.policy,
-                                caller, {"mode": "direct", "role_arn": issued.role_arn,
-                                         "role_session_name": issued.role_session_name,
-                                         "source_identity": issued.source_identity,
-                                         "approval_id": issued.approval_id,
-                                         "expires_at": issued.expires_at.isoformat()})
+    services.audit.token_issued(
+        "direct_token_issued",
+        uuid.uuid4().hex,
+        identity,
+        policy.matched_claims(identity),
+        issued.cluster,
+        issued.policy,
+        caller,
+        {
+            "mode": "direct",
+            "role_arn": issued.role_arn,
+            "role_session_name": issued.role_session_name,
+            "source_identity": issued.source_identity,
+            "approval_id": issued.approval_id,
+            "expires_at": issued.expires_at.isoformat(),
+        },
+    )

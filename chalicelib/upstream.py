@@ -24,8 +24,8 @@ class UpstreamResponse:
     status: int
     headers: dict[str, str]
     body: bytes
-    truncated: bool = False         # the size limit was reached (never forwarded as is)
-    cut_at_deadline: bool = False   # a stream ended by our deadline, as a watch timeout does
+    truncated: bool = False  # the size limit was reached (never forwarded as is)
+    cut_at_deadline: bool = False  # a stream ended by our deadline, as a watch timeout does
 
 
 @dataclass(frozen=True)
@@ -39,8 +39,9 @@ class UpstreamRequest:
 
 
 class Upstream(Protocol):
-    def send(self, cluster: ClusterEndpoint, request: UpstreamRequest,
-             max_bytes: int) -> UpstreamResponse: ...
+    def send(
+        self, cluster: ClusterEndpoint, request: UpstreamRequest, max_bytes: int
+    ) -> UpstreamResponse: ...
 
 
 class HttpsUpstream:
@@ -59,28 +60,42 @@ class HttpsUpstream:
                 if parts.scheme != "https":
                     raise BadGateway(f"cluster {cluster.name!r} endpoint must be https")
                 self._pools[key] = urllib3.HTTPSConnectionPool(
-                    parts.hostname, parts.port or 443, maxsize=8, block=False,
-                    cert_reqs="CERT_REQUIRED", ca_cert_data=cluster.ca_pem.decode(),
-                    retries=False)
+                    parts.hostname,
+                    parts.port or 443,
+                    maxsize=8,
+                    block=False,
+                    cert_reqs="CERT_REQUIRED",
+                    ca_cert_data=cluster.ca_pem.decode(),
+                    retries=False,
+                )
             return self._pools[key]
 
-    def send(self, cluster: ClusterEndpoint, request: UpstreamRequest,
-             max_bytes: int) -> UpstreamResponse:
+    def send(
+        self, cluster: ClusterEndpoint, request: UpstreamRequest, max_bytes: int
+    ) -> UpstreamResponse:
         remaining = max(0.5, request.deadline - time.monotonic())
         base_path = urlsplit(cluster.url).path.rstrip("/")
         try:
             response = self._pool(cluster).urlopen(
-                request.method, base_path + request.path_and_query, body=request.body,
-                headers=request.headers, preload_content=False, decode_content=True,
+                request.method,
+                base_path + request.path_and_query,
+                body=request.body,
+                headers=request.headers,
+                preload_content=False,
+                decode_content=True,
                 redirect=False,
-                timeout=urllib3.Timeout(connect=self._connect_timeout, read=remaining))
+                timeout=urllib3.Timeout(connect=self._connect_timeout, read=remaining),
+            )
         except urllib3.exceptions.TimeoutError as exc:
             raise GatewayTimeout(f"cluster {cluster.name!r} did not answer in time") from exc
         except urllib3.exceptions.SSLError as exc:
-            raise BadGateway(f"TLS to cluster {cluster.name!r} failed verification "
-                             "against its CA") from exc
+            raise BadGateway(
+                f"TLS to cluster {cluster.name!r} failed verification against its CA"
+            ) from exc
         except urllib3.exceptions.HTTPError as exc:
-            raise BadGateway(f"cannot reach cluster {cluster.name!r}: {type(exc).__name__}") from exc
+            raise BadGateway(
+                f"cannot reach cluster {cluster.name!r}: {type(exc).__name__}"
+            ) from exc
         try:
             return _read(response, request, max_bytes)
         finally:
@@ -93,8 +108,9 @@ class HttpsUpstream:
             self._pools.clear()
 
 
-def _read(response: urllib3.BaseHTTPResponse, request: UpstreamRequest,
-          max_bytes: int) -> UpstreamResponse:
+def _read(
+    response: urllib3.BaseHTTPResponse, request: UpstreamRequest, max_bytes: int
+) -> UpstreamResponse:
     chunks: list[bytes] = []
     size = 0
     cut = False
@@ -117,8 +133,9 @@ def _read(response: urllib3.BaseHTTPResponse, request: UpstreamRequest,
         if not request.stream:
             raise BadGateway("the cluster closed the connection mid-answer")
         cut = True
-    return UpstreamResponse(response.status, _headers(response), b"".join(chunks),
-                            cut_at_deadline=cut)
+    return UpstreamResponse(
+        response.status, _headers(response), b"".join(chunks), cut_at_deadline=cut
+    )
 
 
 def _headers(response: urllib3.BaseHTTPResponse) -> dict[str, str]:

@@ -10,29 +10,18 @@ import sys
 import time
 from typing import Any
 
-import urllib3
-
-from eksgate.token_cmd import V1BETA1, CliError, obtain_credential, read_oidc_token
+from eksgate.api_client import CliError, call_api
+from eksgate.token_cmd import V1BETA1, obtain_credential, read_oidc_token
 
 POLL_SECONDS = 2.0
 
 
-def approval_status(gateway: str, approval_id: str, session_token: str,
-                    ca_file: str | None) -> dict[str, Any]:
-    http = urllib3.PoolManager(ca_certs=ca_file) if ca_file else urllib3.PoolManager()
-    try:
-        response = http.request("GET", f"{gateway.rstrip('/')}/v1/approvals/{approval_id}",
-                                headers={"Authorization": f"Bearer {session_token}"},
-                                timeout=urllib3.Timeout(connect=5, read=20), retries=False)
-    except urllib3.exceptions.HTTPError as exc:
-        raise CliError(f"cannot reach the eksgate gateway at {gateway}: {exc}")
-    try:
-        body = json.loads(response.data)
-    except json.JSONDecodeError:
-        raise CliError(f"the gateway answered HTTP {response.status} without JSON")
-    if response.status != 200:
-        raise CliError(f"HTTP {response.status}: {body.get('message', body)}")
-    return body
+def approval_status(
+    gateway: str, approval_id: str, session_token: str, ca_file: str | None
+) -> dict[str, Any]:
+    return call_api(
+        gateway, "GET", f"/v1/approvals/{approval_id}", token=session_token, ca_file=ca_file
+    )
 
 
 def cmd_approvals_wait(args: Any) -> int:
@@ -42,10 +31,12 @@ def cmd_approvals_wait(args: Any) -> int:
         last = None
         while True:
             # The session token may expire during a long wait; the cache renews it.
-            credential = obtain_credential(args.gateway, args.cluster, "gateway", oidc_token,
-                                           V1BETA1, args.ca_file)
-            approval = approval_status(args.gateway, args.approval_id,
-                                       credential["status"]["token"], args.ca_file)
+            credential = obtain_credential(
+                args.gateway, args.cluster, "gateway", oidc_token, V1BETA1, args.ca_file
+            )
+            approval = approval_status(
+                args.gateway, args.approval_id, credential["status"]["token"], args.ca_file
+            )
             status = approval.get("status")
             if status != last:
                 print(f"approval {args.approval_id}: {status}", file=sys.stderr, flush=True)

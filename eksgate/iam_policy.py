@@ -23,9 +23,13 @@ SERVICES = ("dynamodb", "sts", "secretsmanager", "eks", "s3")
 # Calls made for the code by libraries and by Lambda itself, with the function's role:
 # powertools Idempotency on its table, and Lambda polling the audit stream for audit_export.
 LIBRARY_CALLS = {
-    ("dynamodb", "GetItem"), ("dynamodb", "PutItem"), ("dynamodb", "UpdateItem"),
+    ("dynamodb", "GetItem"),
+    ("dynamodb", "PutItem"),
+    ("dynamodb", "UpdateItem"),
     ("dynamodb", "DeleteItem"),
-    ("dynamodb", "DescribeStream"), ("dynamodb", "GetRecords"), ("dynamodb", "GetShardIterator"),
+    ("dynamodb", "DescribeStream"),
+    ("dynamodb", "GetRecords"),
+    ("dynamodb", "GetShardIterator"),
     ("dynamodb", "ListStreams"),
 }
 LOG_ACTIONS = ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"]
@@ -34,6 +38,7 @@ LOG_ACTIONS = ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents
 def operations_by_method() -> dict[str, tuple[str, str]]:
     """boto3 method name -> (service, API operation), for the services the app uses."""
     from botocore import xform_name
+
     session = get_session()
     found: dict[str, tuple[str, str]] = {}
     for service in SERVICES:
@@ -65,45 +70,94 @@ def policy_document(stage: str, project_dir: Path = PROJECT_DIR) -> dict[str, An
     """The least-privilege policy for ``stage``: its tables, secrets, clusters and roles."""
     config = load_stage(stage, project_dir)
     env = config.environment
-    tables = [env["EKSGATE_AUDIT_TABLE"], env["EKSGATE_APPROVALS_TABLE"],
-              env["EKSGATE_IDEMPOTENCY_TABLE"]]
+    tables = [
+        env["EKSGATE_AUDIT_TABLE"],
+        env["EKSGATE_APPROVALS_TABLE"],
+        env["EKSGATE_IDEMPOTENCY_TABLE"],
+    ]
     clusters = json.loads(env.get("EKSGATE_CLUSTERS", "{}"))
     policies = load_policies(project_dir / "chalicelib" / "policies")
-    roles = sorted({p.role_arn for p in policies
-                    if any(p.applies_to_cluster(name) for name in clusters)})
+    roles = sorted(
+        {p.role_arn for p in policies if any(p.applies_to_cluster(name) for name in clusters)}
+    )
     table = "arn:aws:dynamodb:*:*:table/{name}"
     statements = [
-        {"Sid": "Logs", "Effect": "Allow", "Action": LOG_ACTIONS,
-         "Resource": "arn:aws:logs:*:*:*"},
-        {"Sid": "Secrets", "Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"],
-         "Resource": _arns("arn:aws:secretsmanager:*:*:secret:{name}-*",
-                           [env["EKSGATE_SIGNING_SECRET_ID"], env["EKSGATE_SLACK_SECRET_ID"]])},
+        {"Sid": "Logs", "Effect": "Allow", "Action": LOG_ACTIONS, "Resource": "arn:aws:logs:*:*:*"},
+        {
+            "Sid": "Secrets",
+            "Effect": "Allow",
+            "Action": ["secretsmanager:GetSecretValue"],
+            "Resource": _arns(
+                "arn:aws:secretsmanager:*:*:secret:{name}-*",
+                [env["EKSGATE_SIGNING_SECRET_ID"], env["EKSGATE_SLACK_SECRET_ID"]],
+            ),
+        },
         # Append-only: no UpdateItem or DeleteItem on the audit table, ever.
-        {"Sid": "AuditAppendOnly", "Effect": "Allow",
-         "Action": ["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:Query"],
-         "Resource": _arns(table, [tables[0]]) + _arns(table + "/index/*", [tables[0]])},
-        {"Sid": "AuditStream", "Effect": "Allow",
-         "Action": ["dynamodb:DescribeStream", "dynamodb:GetRecords",
-                    "dynamodb:GetShardIterator"],
-         "Resource": _arns(table + "/stream/*", [tables[0]])},
-        {"Sid": "ListStreams", "Effect": "Allow", "Action": ["dynamodb:ListStreams"],
-         "Resource": "*"},  # ListStreams takes no resource
-        {"Sid": "Approvals", "Effect": "Allow",
-         "Action": ["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem",
-                    "dynamodb:Query"],
-         "Resource": _arns(table, [tables[1]]) + _arns(table + "/index/*", [tables[1]])},
-        {"Sid": "Idempotency", "Effect": "Allow",
-         "Action": ["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem",
-                    "dynamodb:DeleteItem"],
-         "Resource": _arns(table, [tables[2]])},
-        {"Sid": "AssumePolicyRoles", "Effect": "Allow",
-         "Action": ["sts:AssumeRole", "sts:SetSourceIdentity", "sts:TagSession"],
-         "Resource": roles},
-        {"Sid": "DescribeClusters", "Effect": "Allow", "Action": ["eks:DescribeCluster"],
-         "Resource": [f"arn:aws:eks:{c.get('region', '*')}:*:cluster/{c.get('eks_name', name)}"
-                      for name, c in sorted(clusters.items())]},
-        {"Sid": "AuditExport", "Effect": "Allow", "Action": ["s3:PutObject"],
-         "Resource": "arn:aws:s3:::eksgate-*-audit-export-*/*"},
+        {
+            "Sid": "AuditAppendOnly",
+            "Effect": "Allow",
+            "Action": ["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:Query"],
+            "Resource": _arns(table, [tables[0]]) + _arns(table + "/index/*", [tables[0]]),
+        },
+        {
+            "Sid": "AuditStream",
+            "Effect": "Allow",
+            "Action": [
+                "dynamodb:DescribeStream",
+                "dynamodb:GetRecords",
+                "dynamodb:GetShardIterator",
+            ],
+            "Resource": _arns(table + "/stream/*", [tables[0]]),
+        },
+        {
+            "Sid": "ListStreams",
+            "Effect": "Allow",
+            "Action": ["dynamodb:ListStreams"],
+            "Resource": "*",
+        },  # ListStreams takes no resource
+        {
+            "Sid": "Approvals",
+            "Effect": "Allow",
+            "Action": [
+                "dynamodb:PutItem",
+                "dynamodb:GetItem",
+                "dynamodb:UpdateItem",
+                "dynamodb:Query",
+            ],
+            "Resource": _arns(table, [tables[1]]) + _arns(table + "/index/*", [tables[1]]),
+        },
+        {
+            "Sid": "Idempotency",
+            "Effect": "Allow",
+            "Action": [
+                "dynamodb:PutItem",
+                "dynamodb:GetItem",
+                "dynamodb:UpdateItem",
+                "dynamodb:DeleteItem",
+            ],
+            "Resource": _arns(table, [tables[2]]),
+        },
+        {
+            "Sid": "AssumePolicyRoles",
+            "Effect": "Allow",
+            "Action": ["sts:AssumeRole", "sts:SetSourceIdentity", "sts:TagSession"],
+            "Resource": roles,
+        },
+        {
+            "Sid": "DescribeClusters",
+            "Effect": "Allow",
+            "Action": ["eks:DescribeCluster"],
+            "Resource": [
+                f"arn:aws:eks:{c.get('region', '*')}:*:cluster/{c.get('eks_name', name)}"
+                for name, c in sorted(clusters.items())
+            ],
+        },
+        {
+            "Sid": "AuditExport",
+            "Effect": "Allow",
+            "Action": ["s3:PutObject"],
+            "Resource": "arn:aws:s3:::eksgate-*-audit-export-*/*",
+        },
     ]
     return {"Version": "2012-10-17", "Statement": statements}
 
@@ -128,8 +182,11 @@ def cmd_iam_policy(args: Any) -> int:
     if args.check:
         current = path.read_text() if path.exists() else ""
         if current != text:
-            print(f"eksgate: {path} is out of date; run `eksgate infra iam-policy --stage "
-                  f"{args.stage}`", file=sys.stderr)
+            print(
+                f"eksgate: {path} is out of date; run `eksgate infra iam-policy --stage "
+                f"{args.stage}`",
+                file=sys.stderr,
+            )
             return 1
         print(f"{path} is up to date")
         return 0

@@ -51,10 +51,17 @@ from eksgate.access_entries.stages import PROJECT_DIR, load_stage
 DEFAULT_FUNCTION_ROLE = "DefaultRole"
 MAX_SESSION_DURATION = 3600
 # The session tags chalicelib.role_credentials sets; the trust policy allows no others.
-SESSION_TAG_KEYS = ("eksgate-subject", "eksgate-issuer", "eksgate-policy", "eksgate-cluster",
-                    "eksgate-mode")
-_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role(?P<path>/(?:[\x21-\x7e]+/)?)"
-                       r"(?P<name>[\w+=,.@-]{1,64})$")
+SESSION_TAG_KEYS = (
+    "eksgate-subject",
+    "eksgate-issuer",
+    "eksgate-policy",
+    "eksgate-cluster",
+    "eksgate-mode",
+)
+_ROLE_ARN = re.compile(
+    r"^arn:aws[a-z-]*:iam::\d{12}:role(?P<path>/(?:[\x21-\x7e]+/)?)"
+    r"(?P<name>[\w+=,.@-]{1,64})$"
+)
 
 
 class InfraRenderError(Exception):
@@ -85,7 +92,8 @@ def _targets(stage_clusters: Mapping[str, Mapping[str, Any]]) -> list[tuple[str,
             raise InfraRenderError(
                 f"clusters {seen[(eks_name, region)]!r} and {name!r} are both EKS cluster "
                 f"{eks_name!r}{' in ' + region if region else ''}; one access entry per role "
-                "and cluster is all EKS allows: keep one of them")
+                "and cluster is all EKS allows: keep one of them"
+            )
         seen[(eks_name, region)] = name
         targets.append((name, eks_name, region))
     return targets
@@ -97,22 +105,27 @@ def _region_condition(region: str) -> str:
 
 def _trust_policy(function_role: str, policy_names: list[str]) -> dict[str, Any]:
     # A value that is already an ARN names a role chalice does not create (manage_iam_role off).
-    principal: Any = function_role if function_role.startswith("arn:") \
+    principal: Any = (
+        function_role
+        if function_role.startswith("arn:")
         else {"Fn::GetAtt": [function_role, "Arn"]}
+    )
     return {
         "Version": "2012-10-17",
-        "Statement": [{
-            "Sid": "EksgateFunctionOnly",
-            "Effect": "Allow",
-            "Principal": {"AWS": principal},
-            "Action": ["sts:AssumeRole", "sts:SetSourceIdentity", "sts:TagSession"],
-            "Condition": {
-                # Every session says who it is for: CloudTrail and EKS audit join on it.
-                "StringLike": {"sts:SourceIdentity": "*"},
-                "StringEquals": {"aws:RequestTag/eksgate-policy": policy_names},
-                "ForAllValues:StringEquals": {"aws:TagKeys": list(SESSION_TAG_KEYS)},
-            },
-        }],
+        "Statement": [
+            {
+                "Sid": "EksgateFunctionOnly",
+                "Effect": "Allow",
+                "Principal": {"AWS": principal},
+                "Action": ["sts:AssumeRole", "sts:SetSourceIdentity", "sts:TagSession"],
+                "Condition": {
+                    # Every session says who it is for: CloudTrail and EKS audit join on it.
+                    "StringLike": {"sts:SourceIdentity": "*"},
+                    "StringEquals": {"aws:RequestTag/eksgate-policy": policy_names},
+                    "ForAllValues:StringEquals": {"aws:TagKeys": list(SESSION_TAG_KEYS)},
+                },
+            }
+        ],
     }
 
 
@@ -126,15 +139,20 @@ class _Ids:
         if len(logical_id) > 255:
             raise InfraRenderError(f"logical id for {owner} is over 255 characters")
         if self._owners.get(logical_id, owner) != owner:
-            raise InfraRenderError(f"{owner} and {self._owners[logical_id]} would both be "
-                                   f"CloudFormation resource {logical_id}; rename one")
+            raise InfraRenderError(
+                f"{owner} and {self._owners[logical_id]} would both be "
+                f"CloudFormation resource {logical_id}; rename one"
+            )
         self._owners[logical_id] = owner
         return logical_id
 
 
-def _render(policies: tuple[Policy, ...] | list[Policy],
-            stage_clusters: Mapping[str, Mapping[str, Any]], function_role: str,
-            taken: Iterable[str] = ()) -> tuple[dict[str, Any], dict[str, Any]]:
+def _render(
+    policies: tuple[Policy, ...] | list[Policy],
+    stage_clusters: Mapping[str, Mapping[str, Any]],
+    function_role: str,
+    taken: Iterable[str] = (),
+) -> tuple[dict[str, Any], dict[str, Any]]:
     targets = _targets(stage_clusters)
     ids = _Ids(taken)
     role_policies: dict[str, list[str]] = defaultdict(list)
@@ -147,9 +165,11 @@ def _render(policies: tuple[Policy, ...] | list[Policy],
     role_names: dict[str, str] = {}
     for arn in sorted(role_policies):
         path, name = split_role_arn(arn)
-        if name.lower() in role_names:     # IAM role names are unique per account, any case
-            raise InfraRenderError(f"roles {role_names[name.lower()]!r} and {arn!r} share the "
-                                   "name; IAM needs role names unique in the account")
+        if name.lower() in role_names:  # IAM role names are unique per account, any case
+            raise InfraRenderError(
+                f"roles {role_names[name.lower()]!r} and {arn!r} share the "
+                "name; IAM needs role names unique in the account"
+            )
         role_names[name.lower()] = arn
         names = sorted(role_policies[arn])
         logical_id = ids.claim(f"PolicyRole{_pascal(name)}", f"role {arn}")
@@ -157,11 +177,13 @@ def _render(policies: tuple[Policy, ...] | list[Policy],
         properties: dict[str, Any] = {
             "RoleName": name,
             "Description": f"eksgate policy role for {', '.join(names)}; assumed only by the "
-                           "eksgate function",
+            "eksgate function",
             "MaxSessionDuration": MAX_SESSION_DURATION,
             "AssumeRolePolicyDocument": _trust_policy(function_role, names),
-            "Tags": [{"Key": MANAGED_BY_TAG, "Value": MANAGED_BY_VALUE},
-                     {"Key": POLICIES_TAG, "Value": policies_tag_value(tuple(names))}],
+            "Tags": [
+                {"Key": MANAGED_BY_TAG, "Value": MANAGED_BY_VALUE},
+                {"Key": POLICIES_TAG, "Value": policies_tag_value(tuple(names))},
+            ],
         }
         if path != "/":
             properties["Path"] = path
@@ -171,8 +193,10 @@ def _render(policies: tuple[Policy, ...] | list[Policy],
     for cluster, eks_name, region in targets:
         for entry in desired_entries(policies, cluster):
             _, role_name = split_role_arn(entry.principal_arn)
-            logical_id = ids.claim(f"AccessEntry{_pascal(cluster)}{_pascal(role_name)}",
-                                   f"access entry of {entry.principal_arn} on {cluster}")
+            logical_id = ids.claim(
+                f"AccessEntry{_pascal(cluster)}{_pascal(role_name)}",
+                f"access entry of {entry.principal_arn} on {cluster}",
+            )
             resource: dict[str, Any] = {
                 "Type": "AWS::EKS::AccessEntry",
                 "Properties": {
@@ -181,7 +205,8 @@ def _render(policies: tuple[Policy, ...] | list[Policy],
                     "Type": entry.type,
                     "AccessPolicies": [
                         {"PolicyArn": a.policy_arn, "AccessScope": a.scope.to_cloudformation()}
-                        for a in entry.associations],
+                        for a in entry.associations
+                    ],
                     "Tags": [{"Key": k, "Value": v} for k, v in sorted(entry.tags.items())],
                 },
             }
@@ -193,9 +218,11 @@ def _render(policies: tuple[Policy, ...] | list[Policy],
     return resources, conditions
 
 
-def render_policy_resources(policies: tuple[Policy, ...] | list[Policy],
-                            stage_clusters: Mapping[str, Mapping[str, Any]],
-                            function_role_logical_id: str) -> dict[str, Any]:
+def render_policy_resources(
+    policies: tuple[Policy, ...] | list[Policy],
+    stage_clusters: Mapping[str, Mapping[str, Any]],
+    function_role_logical_id: str,
+) -> dict[str, Any]:
     """CloudFormation ``Resources`` for the roles of ``policies`` and their access entries.
 
     ``stage_clusters`` is EKSGATE_CLUSTERS (name -> {"region", "eks_name"}); only roles of
@@ -209,8 +236,9 @@ def render_policy_resources(policies: tuple[Policy, ...] | list[Policy],
     return _render(policies, stage_clusters, function_role_logical_id)[0]
 
 
-def render_policy_conditions(policies: tuple[Policy, ...] | list[Policy],
-                             stage_clusters: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+def render_policy_conditions(
+    policies: tuple[Policy, ...] | list[Policy], stage_clusters: Mapping[str, Mapping[str, Any]]
+) -> dict[str, Any]:
     """CloudFormation ``Conditions`` the access entries use: "the stack is in region R"."""
     return _render(policies, stage_clusters, DEFAULT_FUNCTION_ROLE)[1]
 
@@ -248,8 +276,10 @@ def _function_role(settings: Mapping[str, Any]) -> str:
     if settings.get("manage_iam_role") is False:
         arn = settings.get("iam_role_arn")
         if not arn:
-            raise InfraRenderError("the stage sets manage_iam_role: false but no iam_role_arn; "
-                                   "the policy roles need to know which role to trust")
+            raise InfraRenderError(
+                "the stage sets manage_iam_role: false but no iam_role_arn; "
+                "the policy roles need to know which role to trust"
+            )
         return str(arn)
     if settings.get("autogen_policy") is False:
         # With a policy file Chalice gives each function a role of its own; the API handler's
@@ -259,14 +289,20 @@ def _function_role(settings: Mapping[str, Any]) -> str:
 
 
 API_HANDLER_ROLE = "ApiHandlerRole"
-TABLE_NAME_SETTINGS = {"AuditTable": "EKSGATE_AUDIT_TABLE",
-                       "ApprovalsTable": "EKSGATE_APPROVALS_TABLE",
-                       "IdempotencyTable": "EKSGATE_IDEMPOTENCY_TABLE"}
+TABLE_NAME_SETTINGS = {
+    "AuditTable": "EKSGATE_AUDIT_TABLE",
+    "ApprovalsTable": "EKSGATE_APPROVALS_TABLE",
+    "IdempotencyTable": "EKSGATE_IDEMPOTENCY_TABLE",
+}
 
 
-def render_merge_template(stage: str, project_dir: Path | str = PROJECT_DIR, *,
-                          policy_dir: Path | str | None = None,
-                          function_role: str | None = None) -> dict[str, Any]:
+def render_merge_template(
+    stage: str,
+    project_dir: Path | str = PROJECT_DIR,
+    *,
+    policy_dir: Path | str | None = None,
+    function_role: str | None = None,
+) -> dict[str, Any]:
     """infra/template.yaml plus the stage's policy roles and access entries, as one template.
 
     Policies come from ``policy_dir`` (default: the project's chalicelib/policies), clusters
@@ -276,13 +312,16 @@ def render_merge_template(stage: str, project_dir: Path | str = PROJECT_DIR, *,
     project = Path(project_dir)
     config = load_stage(stage, project)
     template = load_template(project / "infra" / "template.yaml")
-    policies = load_policies(Path(policy_dir) if policy_dir else project / "chalicelib" / "policies")
-    stage_clusters = {t.name: {"region": t.region, "eks_name": t.eks_name}
-                      for t in config.clusters.values()}
+    policies = load_policies(
+        Path(policy_dir) if policy_dir else project / "chalicelib" / "policies"
+    )
+    stage_clusters = {
+        t.name: {"region": t.region, "eks_name": t.eks_name} for t in config.clusters.values()
+    }
     existing = {**template.get("Resources", {}), **template.get("Conditions", {})}
-    resources, conditions = _render(policies, stage_clusters,
-                                    function_role or _function_role(config.settings),
-                                    taken=existing)
+    resources, conditions = _render(
+        policies, stage_clusters, function_role or _function_role(config.settings), taken=existing
+    )
     merged = copy.deepcopy(template)
     merged["Description"] = f"{template.get('Description', 'eksgate')} (stage {stage})"
     merged["Resources"] = {**merged.get("Resources", {}), **resources}
@@ -305,9 +344,11 @@ def cmd_render(args: Any) -> int:
     """
     try:
         template = render_merge_template(
-            args.stage, getattr(args, "project_dir", None) or PROJECT_DIR,
+            args.stage,
+            getattr(args, "project_dir", None) or PROJECT_DIR,
             policy_dir=getattr(args, "policies", None),
-            function_role=getattr(args, "function_role", None))
+            function_role=getattr(args, "function_role", None),
+        )
         text = json.dumps(template, indent=2) + "\n"
         output = getattr(args, "output", "-") or "-"
         if output == "-":
@@ -327,15 +368,27 @@ def cmd_render(args: Any) -> int:
 def _report(template: Mapping[str, Any], output: str) -> None:
     """A summary on stderr, so ``--output -`` still pipes clean JSON."""
     resources = template.get("Resources", {})
-    roles = [k for k, v in resources.items() if v.get("Type") == "AWS::IAM::Role"
-             and k.startswith("PolicyRole")]
+    roles = [
+        k
+        for k, v in resources.items()
+        if v.get("Type") == "AWS::IAM::Role" and k.startswith("PolicyRole")
+    ]
     entries = [v for v in resources.values() if v.get("Type") == "AWS::EKS::AccessEntry"]
-    regions = sorted({c["Fn::Equals"][1] for c in template.get("Conditions", {}).values()
-                      if isinstance(c, dict) and "Fn::Equals" in c})
+    regions = sorted(
+        {
+            c["Fn::Equals"][1]
+            for c in template.get("Conditions", {}).values()
+            if isinstance(c, dict) and "Fn::Equals" in c
+        }
+    )
     where = "stdout" if output == "-" else output
-    sys.stderr.write(f"wrote {len(roles)} policy role(s) and {len(entries)} access entr"
-                     f"{'y' if len(entries) == 1 else 'ies'} to {where}\n")
+    sys.stderr.write(
+        f"wrote {len(roles)} policy role(s) and {len(entries)} access entr"
+        f"{'y' if len(entries) == 1 else 'ies'} to {where}\n"
+    )
     if regions:
-        sys.stderr.write(f"access entries are created only when the stack is deployed in "
-                         f"{', '.join(regions)}; elsewhere run `eksgate access-entries apply` "
-                         "in the cluster's region\n")
+        sys.stderr.write(
+            f"access entries are created only when the stack is deployed in "
+            f"{', '.join(regions)}; elsewhere run `eksgate access-entries apply` "
+            "in the cluster's region\n"
+        )

@@ -32,8 +32,12 @@ def _index() -> dict[str, list[ResourceType]]:
             if "/" in item["name"]:
                 continue  # subresources are named with --subresource
             rtype = ResourceType(group, version, item["name"], item["kind"], item["namespaced"])
-            names = {item["name"], item.get("singularName") or "", item["kind"].lower(),
-                     *item.get("shortNames", [])}
+            names = {
+                item["name"],
+                item.get("singularName") or "",
+                item["kind"].lower(),
+                *item.get("shortNames", []),
+            }
             for name in filter(None, names):
                 index.setdefault(name, []).append(rtype)
                 index.setdefault(f"{name}.{group}" if group else name, []).append(rtype)

@@ -22,6 +22,7 @@ _PRECEDENCE = {"deny": 0, "approve": 1, "allow": 2}
 
 # ---- lint ---------------------------------------------------------------------------------
 
+
 def _covers(outer: tuple[str, ...], inner: tuple[str, ...], empty_means_all: bool = False) -> bool:
     if empty_means_all and not outer:
         return True
@@ -41,7 +42,8 @@ def rule_covers(outer: Rule, inner: Rule) -> bool:
     """True when every request ``inner`` matches is also matched by ``outer``."""
     if inner.non_resource_urls or outer.non_resource_urls:
         return _covers(outer.verbs, inner.verbs) and set(inner.non_resource_urls) <= set(
-            outer.non_resource_urls)
+            outer.non_resource_urls
+        )
     return (
         _covers(outer.verbs, inner.verbs)
         and _covers(outer.api_groups, inner.api_groups)
@@ -68,8 +70,14 @@ def shadowed_rules(policy: Policy) -> list[tuple[Rule, Rule]]:
 
 def _trusted_issuers(policy_dir: Path) -> set[str] | None:
     """Issuers any stage of the enclosing Chalice project trusts; None outside a project."""
-    config = next((d / ".chalice" / "config.json" for d in policy_dir.resolve().parents
-                   if (d / ".chalice" / "config.json").is_file()), None)
+    config = next(
+        (
+            d / ".chalice" / "config.json"
+            for d in policy_dir.resolve().parents
+            if (d / ".chalice" / "config.json").is_file()
+        ),
+        None,
+    )
     if config is None:
         return None
     data = json.loads(config.read_text())
@@ -88,25 +96,51 @@ def lint_warnings(policies: Iterable[Policy], trusted_issuers: set[str] | None) 
         for i, subject in enumerate(policy.subjects):
             glob = any(c in subject.issuer for c in "*?[")
             if trusted_issuers is not None and not glob and subject.issuer not in trusted_issuers:
-                warnings.append(Problem(policy.source, policy.line, f"subjects[{i}].issuer",
-                                        f"no stage trusts issuer {subject.issuer!r}, so this "
-                                        "subject can match no one"))
+                warnings.append(
+                    Problem(
+                        policy.source,
+                        policy.line,
+                        f"subjects[{i}].issuer",
+                        f"no stage trusts issuer {subject.issuer!r}, so this "
+                        "subject can match no one",
+                    )
+                )
             for claim, patterns in subject.claims.items():
                 if any(p == "" for p in patterns):
-                    warnings.append(Problem(policy.source, policy.line,
-                                            f"subjects[{i}].claims.{claim}",
-                                            "an empty value can match no one"))
+                    warnings.append(
+                        Problem(
+                            policy.source,
+                            policy.line,
+                            f"subjects[{i}].claims.{claim}",
+                            "an empty value can match no one",
+                        )
+                    )
         for rule, by in shadowed_rules(policy):
-            warnings.append(Problem(policy.source, rule.line, f"rules[{rule.index}]",
-                                    f"never decides anything: {by.label} ({by.effect}) matches "
-                                    "every request it matches and takes precedence"))
+            warnings.append(
+                Problem(
+                    policy.source,
+                    rule.line,
+                    f"rules[{rule.index}]",
+                    f"never decides anything: {by.label} ({by.effect}) matches "
+                    "every request it matches and takes precedence",
+                )
+            )
         if policy.direct:
-            writes = [r for r in policy.rules if r.effect == "allow" and set(r.verbs) - {
-                "get", "list", "watch"}]
+            writes = [
+                r
+                for r in policy.rules
+                if r.effect == "allow" and set(r.verbs) - {"get", "list", "watch"}
+            ]
             for rule in writes:
-                warnings.append(Problem(policy.source, rule.line, f"rules[{rule.index}]",
-                                        "policy allows direct mode, which bypasses the gateway; "
-                                        "its role should be read-only"))
+                warnings.append(
+                    Problem(
+                        policy.source,
+                        rule.line,
+                        f"rules[{rule.index}]",
+                        "policy allows direct mode, which bypasses the gateway; "
+                        "its role should be read-only",
+                    )
+                )
     return warnings
 
 
@@ -127,43 +161,62 @@ def cmd_lint(directory: Path) -> int:
 
 # ---- requests and identities as tests and can-i write them ----------------------------------
 
+
 def identity_from_claims(claims: dict[str, Any], groups_claim: str = "groups") -> Identity:
     if not isinstance(claims.get("iss"), str) or not isinstance(claims.get("sub"), str):
         raise ValueError("an identity needs 'iss' and 'sub' claims")
     groups = claims.get(groups_claim, [])
-    return Identity(subject=claims["sub"], issuer=claims["iss"], email=claims.get("email"),
-                    groups=tuple(groups) if isinstance(groups, list) else (), claims=claims)
+    return Identity(
+        subject=claims["sub"],
+        issuer=claims["iss"],
+        email=claims.get("email"),
+        groups=tuple(groups) if isinstance(groups, list) else (),
+        claims=claims,
+    )
 
 
-def kube_request(verb: str, resource: str, namespace: str = "", name: str = "",
-                 subresource: str = "") -> KubeRequest:
+def kube_request(
+    verb: str, resource: str, namespace: str = "", name: str = "", subresource: str = ""
+) -> KubeRequest:
     """A resolved request from kubectl-style words: ``get deploy/web -n shop``."""
     if resource.startswith("/"):
         return KubeRequest(verb=verb, path=resource, is_resource_request=False)
     type_text, _, name_part = resource.partition("/")
     rtype = resolve_resource_type(type_text)
     name = name or name_part
-    return KubeRequest(verb=verb, path="", api_group=rtype.group, api_version=rtype.version,
-                       resource=rtype.resource, subresource=subresource,
-                       namespace=namespace if rtype.namespaced or rtype.resource == "namespaces"
-                       else "",
-                       name=name)
+    return KubeRequest(
+        verb=verb,
+        path="",
+        api_group=rtype.group,
+        api_version=rtype.version,
+        resource=rtype.resource,
+        subresource=subresource,
+        namespace=namespace if rtype.namespaced or rtype.resource == "namespaces" else "",
+        name=name,
+    )
 
 
 def _request_from_case(spec: dict[str, Any]) -> KubeRequest:
     if "path" in spec:
         from chalicelib.kube_request import resolve
+
         path, _, query = spec["path"].partition("?")
         return resolve(spec.get("method", "GET"), path, query)
     resource = spec["resource"]
     subresource = ""
     if "/" in resource and not spec.get("name"):
         resource, _, subresource = resource.partition("/")
-    return kube_request(spec["verb"], resource, spec.get("namespace", ""), spec.get("name", ""),
-                        spec.get("subresource", subresource))
+    return kube_request(
+        spec["verb"],
+        resource,
+        spec.get("namespace", ""),
+        spec.get("name", ""),
+        spec.get("subresource", subresource),
+    )
 
 
 # ---- test ---------------------------------------------------------------------------------
+
 
 @dataclass
 class CaseResult:
@@ -192,11 +245,15 @@ def run_cases(policies: tuple[Policy, ...], files: Iterable[Path]) -> list[CaseR
             expected = case["expect"]
             expected_rule = case.get("rule")
             ok = decision.effect == expected and (
-                expected_rule is None or decision.rule_label == expected_rule)
+                expected_rule is None or decision.rule_label == expected_rule
+            )
             detail = f"{decision.effect} by {decision.policy or '-'}/{decision.rule_label}"
             if not ok:
-                detail = (f"expected {expected}" + (f" by rule {expected_rule}" if expected_rule
-                                                    else "") + f", got {detail}: {decision.reason}")
+                detail = (
+                    f"expected {expected}"
+                    + (f" by rule {expected_rule}" if expected_rule else "")
+                    + f", got {detail}: {decision.reason}"
+                )
             results.append(CaseResult(str(path), name, ok, detail))
     return results
 
@@ -221,8 +278,16 @@ def cmd_test(directory: Path) -> int:
 
 # ---- can-i --------------------------------------------------------------------------------
 
-def cmd_can_i(directory: Path, subject_file: Path, verb: str, resource: str, namespace: str,
-              cluster: str, subresource: str) -> int:
+
+def cmd_can_i(
+    directory: Path,
+    subject_file: Path,
+    verb: str,
+    resource: str,
+    namespace: str,
+    cluster: str,
+    subresource: str,
+) -> int:
     try:
         policies = load_policies(directory)
         claims = yaml.safe_load(subject_file.read_text())

@@ -14,17 +14,15 @@ import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
-import urllib3
-
 from chalicelib.audit.chain import ChainReport, verify_chain
 from chalicelib.audit.records import SessionRecord, SessionSummary, record_from_json
 from chalicelib.audit.replay import kubectl_equivalent, render_sessions, render_timeline
-from eksgate.token_cmd import CliError, read_oidc_token
+from eksgate.api_client import CliError, call_api
+from eksgate.token_cmd import read_oidc_token
 
 # Usage mistakes exit 2 (as argparse does); anything that went wrong at run time exits 1.
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
-MAX_ANSWER_BYTES = 64 * 1024 * 1024
 
 
 class UsageError(CliError):
@@ -33,11 +31,15 @@ class UsageError(CliError):
 
 def cmd_sessions_list(args: Any) -> int:
     """List sessions of ``--identity`` or on ``--cluster`` (most recently active first)."""
+
     def run() -> int:
         if not (args.identity or args.cluster):
             raise UsageError("give --identity or --cluster (or both)")
-        params = {name: value for name in ("identity", "cluster", "since", "until", "decision")
-                  if (value := getattr(args, name, None))}
+        params = {
+            name: value
+            for name in ("identity", "cluster", "since", "until", "decision")
+            if (value := getattr(args, name, None))
+        }
         answer = _get(args, "/v1/sessions", params)
         if args.json:
             _print_json(answer)
@@ -48,51 +50,73 @@ def cmd_sessions_list(args: Any) -> int:
             raise CliError(f"the gateway's session list is not in the expected form: {exc}")
         _print_lines(render_sessions(summaries))
         return 0
+
     return _guarded(run)
 
 
 def cmd_sessions_show(args: Any) -> int:
     """Show one session: who, from where, each record with its decision, and the chain."""
+
     def run() -> int:
         answer, records = _session(args)
         report = verify_chain(args.session_id, records)
         if args.json:
             _print_json({**answer, "chain": _report_json(report, records)})
             return 0
-        _print_lines(_header(records) + render_timeline(records, show_bodies=args.bodies,
-                                                        details=True))
+        _print_lines(
+            _header(records) + render_timeline(records, show_bodies=args.bodies, details=True)
+        )
         _print_lines([_chain_line(args.session_id, report, records)])
         return 0
+
     return _guarded(run)
 
 
 def cmd_sessions_replay(args: Any) -> int:
     """The session as the kubectl commands that made its requests, with events in between."""
+
     def run() -> int:
         _, records = _session(args)
         if args.json:
             for record in records:
-                command = (kubectl_equivalent(record.request)
-                           if record.request and record.kind in ("request", "refusal") else None)
-                _print_json({"seq": record.seq, "time": record.time, "kind": record.kind,
-                             "kubectl": command}, compact=True)
+                command = (
+                    kubectl_equivalent(record.request)
+                    if record.request and record.kind in ("request", "refusal")
+                    else None
+                )
+                _print_json(
+                    {
+                        "seq": record.seq,
+                        "time": record.time,
+                        "kind": record.kind,
+                        "kubectl": command,
+                    },
+                    compact=True,
+                )
         else:
             _print_lines(render_timeline(records, show_bodies=args.bodies))
         report = verify_chain(args.session_id, records)
         if not report.ok and report.first_problem:
-            print(f"eksgate: warning: the chain is broken: {report.first_problem.message}",
-                  file=sys.stderr)
+            print(
+                f"eksgate: warning: the chain is broken: {report.first_problem.message}",
+                file=sys.stderr,
+            )
         return 0
+
     return _guarded(run)
 
 
 def cmd_sessions_verify(args: Any) -> int:
     """Recompute the session's hash chain here; exit 0 if intact, 1 at the first broken link."""
+
     def run() -> int:
         _, records = _session(args)
-        report = verify_chain(args.session_id, records,
-                              expected_count=getattr(args, "expect_count", None),
-                              expected_last_hash=getattr(args, "expect_last_hash", None))
+        report = verify_chain(
+            args.session_id,
+            records,
+            expected_count=getattr(args, "expect_count", None),
+            expected_last_hash=getattr(args, "expect_last_hash", None),
+        )
         if args.json:
             _print_json({"session_id": args.session_id, **_report_json(report, records)})
         else:
@@ -100,6 +124,7 @@ def cmd_sessions_verify(args: Any) -> int:
             if report.ok and records:
                 _print_lines([f"last hash {records[-1].hash}"])
         return 0 if report.ok else EXIT_FAILURE
+
     return _guarded(run)
 
 
@@ -115,40 +140,16 @@ def _session(args: Any) -> tuple[dict[str, Any], list[SessionRecord]]:
         try:
             records.append(record_from_json(item))
         except ValueError as exc:
-            raise CliError(f"record at position {position} of session {args.session_id} is "
-                           f"malformed, so the chain cannot be intact: {exc}")
+            raise CliError(
+                f"record at position {position} of session {args.session_id} is "
+                f"malformed, so the chain cannot be intact: {exc}"
+            )
     return answer, records
 
 
 def _get(args: Any, path: str, params: dict[str, str] | None) -> dict[str, Any]:
     token = read_oidc_token(args.oidc_token_file, args.oidc_token_env)
-    http = urllib3.PoolManager(ca_certs=args.ca_file) if args.ca_file else urllib3.PoolManager()
-    url = args.gateway.rstrip("/") + path
-    try:
-        response = http.request(
-            "GET", url, fields=params or None,
-            headers={"Authorization": f"Bearer {token}", "Accept": "application/json",
-                     "User-Agent": "eksgate-cli"},
-            timeout=urllib3.Timeout(connect=5, read=30), retries=urllib3.Retry(2, status=0),
-            preload_content=False)
-        try:
-            data = response.read(MAX_ANSWER_BYTES + 1)
-        finally:
-            response.release_conn()
-    except urllib3.exceptions.HTTPError as exc:
-        raise CliError(f"cannot reach the eksgate gateway at {args.gateway}: {exc}")
-    if len(data) > MAX_ANSWER_BYTES:
-        raise CliError(f"the gateway's answer is larger than {MAX_ANSWER_BYTES} bytes")
-    try:
-        body = json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise CliError(f"the gateway answered HTTP {response.status} without JSON")
-    if response.status != 200:
-        message = body.get("message", body) if isinstance(body, dict) else body
-        raise CliError(f"the gateway refused (HTTP {response.status}): {message}")
-    if not isinstance(body, dict):
-        raise CliError("the gateway's answer is not a JSON object")
-    return body
+    return call_api(args.gateway, "GET", path, token=token, ca_file=args.ca_file, params=params)
 
 
 def _header(records: list[SessionRecord]) -> list[str]:
@@ -158,8 +159,10 @@ def _header(records: list[SessionRecord]) -> list[str]:
     identity = first.identity or {}
     who = identity.get("email") or first.subject or "(unknown caller)"
     issuer = f" (issuer {identity['issuer']})" if identity.get("issuer") else ""
-    lines = [f"session {first.session_id}: {who}{issuer} on cluster {first.cluster or '-'}",
-             f"from {first.time} to {last.time}, {len(records)} records"]
+    lines = [
+        f"session {first.session_id}: {who}{issuer} on cluster {first.cluster or '-'}",
+        f"from {first.time} to {last.time}, {len(records)} records",
+    ]
     matched = identity.get("matched_claims")
     if matched:
         lines.append("matched claims: " + ", ".join(f"{k}={v}" for k, v in matched.items()))
@@ -171,16 +174,25 @@ def _chain_line(session_id: str, report: ChainReport, records: list[SessionRecor
         return f"session {session_id}: {len(records)} records, chain intact"
     problem = report.first_problem
     message = problem.message if problem else "broken"
-    return (f"session {session_id}: chain BROKEN at record {problem.seq if problem else '?'}: "
-            f"{message} ({report.checked} records verified before it)")
+    return (
+        f"session {session_id}: chain BROKEN at record {problem.seq if problem else '?'}: "
+        f"{message} ({report.checked} records verified before it)"
+    )
 
 
 def _report_json(report: ChainReport, records: list[SessionRecord]) -> dict[str, Any]:
     problem = report.first_problem
-    return {"ok": report.ok, "checked": report.checked, "verified_by": "client",
-            "last_hash": records[-1].hash if records and report.ok else None,
-            "problem": ({"seq": problem.seq, "code": problem.code, "message": problem.message}
-                        if problem else None)}
+    return {
+        "ok": report.ok,
+        "checked": report.checked,
+        "verified_by": "client",
+        "last_hash": records[-1].hash if records and report.ok else None,
+        "problem": (
+            {"seq": problem.seq, "code": problem.code, "message": problem.message}
+            if problem
+            else None
+        ),
+    }
 
 
 def _safe(text: str) -> str:

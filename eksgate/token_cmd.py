@@ -17,18 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import jwt
-import urllib3
 import yaml
 
 from chalicelib.exec_credential import API_VERSIONS, V1BETA1
+from eksgate.api_client import CliError, call_api
 
 REFRESH_BEFORE_EXPIRY = timedelta(seconds=60)
 DEFAULT_TOKEN_ENV = "EKSGATE_OIDC_TOKEN"
 VOLATILE_CLAIMS = frozenset({"iat", "exp", "nbf", "jti", "auth_time", "uti", "rh", "nonce"})
-
-
-class CliError(Exception):
-    """A failure to report on stderr (kubectl shows it) with a non-zero exit."""
 
 
 def cache_dir() -> Path:
@@ -60,8 +56,10 @@ def exec_api_version() -> str:
     except (json.JSONDecodeError, AttributeError):
         raise CliError("KUBERNETES_EXEC_INFO is not valid JSON")
     if version not in API_VERSIONS:
-        raise CliError(f"kubectl asked for ExecCredential {version}; eksgate supports "
-                       f"{', '.join(API_VERSIONS)}")
+        raise CliError(
+            f"kubectl asked for ExecCredential {version}; eksgate supports "
+            f"{', '.join(API_VERSIONS)}"
+        )
     return version
 
 
@@ -87,8 +85,9 @@ def load_cached(path: Path, now: datetime) -> dict[str, Any] | None:
         if path.stat().st_mode & 0o077:
             return None  # someone loosened the permissions: do not trust or reuse it
         credential = json.loads(path.read_text())
-        expires = datetime.strptime(credential["status"]["expirationTimestamp"],
-                                    "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+        expires = datetime.strptime(
+            credential["status"]["expirationTimestamp"], "%Y-%m-%dT%H:%M:%SZ"
+        ).replace(tzinfo=timezone.utc)
     except (OSError, ValueError, KeyError, TypeError):
         return None
     return credential if expires - now > REFRESH_BEFORE_EXPIRY else None
@@ -107,34 +106,37 @@ def store_cached(path: Path, credential: dict[str, Any]) -> None:
         raise
 
 
-def request_credential(gateway: str, oidc_token: str, cluster: str, mode: str,
-                       api_version: str, ca_file: str | None = None) -> dict[str, Any]:
-    http = urllib3.PoolManager(ca_certs=ca_file) if ca_file else urllib3.PoolManager()
-    url = gateway.rstrip("/") + "/v1/token"
-    try:
-        response = http.request(
-            "POST", url, body=json.dumps({"cluster": cluster, "mode": mode,
-                                          "apiVersion": api_version}),
-            headers={"Authorization": f"Bearer {oidc_token}", "Content-Type": "application/json",
-                     "User-Agent": "eksgate-cli"},
-            timeout=urllib3.Timeout(connect=5, read=30), retries=urllib3.Retry(2, status=0))
-    except urllib3.exceptions.HTTPError as exc:
-        raise CliError(f"cannot reach the eksgate gateway at {gateway}: {exc}")
-    try:
-        body = json.loads(response.data)
-    except json.JSONDecodeError:
-        raise CliError(f"the gateway answered HTTP {response.status} without JSON")
-    if response.status != 200:
-        raise CliError(f"eksgate refused the token request (HTTP {response.status}): "
-                       f"{body.get('message', body)}")
+def request_credential(
+    gateway: str,
+    oidc_token: str,
+    cluster: str,
+    mode: str,
+    api_version: str,
+    ca_file: str | None = None,
+) -> dict[str, Any]:
+    body = call_api(
+        gateway,
+        "POST",
+        "/v1/token",
+        token=oidc_token,
+        ca_file=ca_file,
+        body={"cluster": cluster, "mode": mode, "apiVersion": api_version},
+        refusal="eksgate refused the token request",
+    )
     if body.get("kind") != "ExecCredential":
         raise CliError("the gateway's answer is not an ExecCredential")
     return body
 
 
-def obtain_credential(gateway: str, cluster: str, mode: str, oidc_token: str,
-                      api_version: str, ca_file: str | None, use_cache: bool = True
-                      ) -> dict[str, Any]:
+def obtain_credential(
+    gateway: str,
+    cluster: str,
+    mode: str,
+    oidc_token: str,
+    api_version: str,
+    ca_file: str | None,
+    use_cache: bool = True,
+) -> dict[str, Any]:
     """An ExecCredential from the on-disk cache, or from the broker (then cached)."""
     path = cache_dir() / (cache_key(oidc_token, cluster, gateway, mode, api_version) + ".json")
     credential = load_cached(path, datetime.now(timezone.utc)) if use_cache else None
@@ -148,8 +150,15 @@ def obtain_credential(gateway: str, cluster: str, mode: str, oidc_token: str,
 def cmd_token(args: Any) -> int:
     try:
         oidc_token = read_oidc_token(args.oidc_token_file, args.oidc_token_env)
-        credential = obtain_credential(args.gateway, args.cluster, args.mode, oidc_token,
-                                       exec_api_version(), args.ca_file, not args.no_cache)
+        credential = obtain_credential(
+            args.gateway,
+            args.cluster,
+            args.mode,
+            oidc_token,
+            exec_api_version(),
+            args.ca_file,
+            not args.no_cache,
+        )
     except CliError as exc:
         print(f"eksgate: {exc}", file=sys.stderr)
         return 1
@@ -158,10 +167,19 @@ def cmd_token(args: Any) -> int:
     return 0
 
 
-def kubeconfig_entry(cluster: str, gateway: str, *, mode: str = "gateway", server: str = "",
-                     ca_data: str = "", token_file: str = "", token_env: str = "",
-                     context: str = "", command: str = "eksgate",
-                     ca_file: str = "") -> dict[str, Any]:
+def kubeconfig_entry(
+    cluster: str,
+    gateway: str,
+    *,
+    mode: str = "gateway",
+    server: str = "",
+    ca_data: str = "",
+    token_file: str = "",
+    token_env: str = "",
+    context: str = "",
+    command: str = "eksgate",
+    ca_file: str = "",
+) -> dict[str, Any]:
     """A kubeconfig with one cluster, user and context that uses ``eksgate token``."""
     name = context or f"eksgate-{cluster}"
     args = ["token", "--cluster", cluster, "--gateway", gateway, "--mode", mode]
@@ -171,17 +189,29 @@ def kubeconfig_entry(cluster: str, gateway: str, *, mode: str = "gateway", serve
         args += ["--oidc-token-env", token_env]
     if ca_file:
         args += ["--ca-file", ca_file]
-    cluster_entry: dict[str, Any] = {
-        "server": server or f"{gateway.rstrip('/')}/k8s/{cluster}"}
+    cluster_entry: dict[str, Any] = {"server": server or f"{gateway.rstrip('/')}/k8s/{cluster}"}
     if ca_data:
         cluster_entry["certificate-authority-data"] = ca_data
     return {
-        "apiVersion": "v1", "kind": "Config", "preferences": {},
+        "apiVersion": "v1",
+        "kind": "Config",
+        "preferences": {},
         "clusters": [{"name": name, "cluster": cluster_entry}],
-        "users": [{"name": name, "user": {"exec": {
-            "apiVersion": V1BETA1, "command": command, "args": args,
-            "interactiveMode": "Never", "provideClusterInfo": False,
-            "installHint": "eksgate is installed by the README's setup (pip install -e .)"}}}],
+        "users": [
+            {
+                "name": name,
+                "user": {
+                    "exec": {
+                        "apiVersion": V1BETA1,
+                        "command": command,
+                        "args": args,
+                        "interactiveMode": "Never",
+                        "provideClusterInfo": False,
+                        "installHint": "install the eksgate CLI: pip install eksgate (see README)",
+                    }
+                },
+            }
+        ],
         "contexts": [{"name": name, "context": {"cluster": name, "user": name}}],
         "current-context": name,
     }
@@ -200,13 +230,23 @@ def merge_kubeconfig(existing: dict[str, Any], entry: dict[str, Any]) -> dict[st
 
 def cmd_kubeconfig(args: Any) -> int:
     if args.mode == "direct" and not args.server:
-        print("eksgate: direct mode talks to the EKS endpoint itself: pass --server (and "
-              "--certificate-authority-data) from `aws eks describe-cluster`", file=sys.stderr)
+        print(
+            "eksgate: direct mode talks to the EKS endpoint itself: pass --server (and "
+            "--certificate-authority-data) from `aws eks describe-cluster`",
+            file=sys.stderr,
+        )
         return 2
-    entry = kubeconfig_entry(args.cluster, args.gateway, mode=args.mode, server=args.server,
-                             ca_data=args.certificate_authority_data,
-                             token_file=args.oidc_token_file, token_env=args.oidc_token_env,
-                             context=args.context, ca_file=args.ca_file)
+    entry = kubeconfig_entry(
+        args.cluster,
+        args.gateway,
+        mode=args.mode,
+        server=args.server,
+        ca_data=args.certificate_authority_data,
+        token_file=args.oidc_token_file,
+        token_env=args.oidc_token_env,
+        context=args.context,
+        ca_file=args.ca_file,
+    )
     if not args.merge:
         yaml.safe_dump(entry, sys.stdout, sort_keys=False)
         return 0

@@ -14,7 +14,16 @@ from chalicelib.approvals.slack_directory import SlackDirectory, SlackUser
 from chalicelib.approvals.store import ApprovalStore, DecisionOutcome, DynamoApprovalStore
 
 __all__ = [
-    "Approval", "ApprovalService", "ApprovalStore", "ApprovalsUnavailable", "DecisionOutcome",
-    "DynamoApprovalStore", "Interaction", "SlackDirectory", "SlackUnavailable", "SlackUser",
-    "parse_interaction", "verify_slack_request",
+    "Approval",
+    "ApprovalService",
+    "ApprovalStore",
+    "ApprovalsUnavailable",
+    "DecisionOutcome",
+    "DynamoApprovalStore",
+    "Interaction",
+    "SlackDirectory",
+    "SlackUnavailable",
+    "SlackUser",
+    "parse_interaction",
+    "verify_slack_request",
 ]

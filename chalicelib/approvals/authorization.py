@@ -22,8 +22,12 @@ from chalicelib.approvals.slack_directory import SlackUser
 GROUP_PREFIX = "slack-group:"
 
 
-def refusal_for(approval: Approval, clicker: SlackUser,
-                group_members: Callable[[str], frozenset[str]], now: float) -> str | None:
+def refusal_for(
+    approval: Approval,
+    clicker: SlackUser,
+    group_members: Callable[[str], frozenset[str]],
+    now: float,
+) -> str | None:
     """None if ``clicker`` may approve or deny ``approval`` now; otherwise why not.
 
     Checked in order: the approval is still pending and unexpired, the clicker has not
@@ -34,32 +38,42 @@ def refusal_for(approval: Approval, clicker: SlackUser,
     if approval.status != PENDING:
         return _settled(approval)
     if now >= approval.expires_at:
-        return (f"This request expired at {_when(approval.expires_at)} without a decision. "
-                "The requester has to make the request again to ask anew.")
+        return (
+            f"This request expired at {_when(approval.expires_at)} without a decision. "
+            "The requester has to make the request again to ask anew."
+        )
     earlier = approval.decided_by(clicker.id)
     if earlier is not None:
         verb = "approved" if earlier.get("decision") == APPROVE else "denied"
         needed = approval.min_approvers
-        return (f"You already {verb} this request. A decision counts once per person"
-                + (f"; it needs {needed} different approvers." if needed > 1 else "."))
+        return f"You already {verb} this request. A decision counts once per person" + (
+            f"; it needs {needed} different approvers." if needed > 1 else "."
+        )
     if clicker.deleted or clicker.is_bot:
         return "Only active human members of the workspace can decide on requests."
     requester_email = approval.requester_email
     if requester_email is not None:
         if clicker.email is None:
-            return ("eksgate cannot see your Slack email address, so it cannot tell you apart "
-                    "from the requester; ask a Slack admin to grant the app users:read.email.")
+            return (
+                "eksgate cannot see your Slack email address, so it cannot tell you apart "
+                "from the requester; ask a Slack admin to grant the app users:read.email."
+            )
         if clicker.email.strip().lower() == requester_email.strip().lower():
-            return (f"You made this request (as {requester_email}), so someone else has to "
-                    "decide on it.")
+            return (
+                f"You made this request (as {requester_email}), so someone else has to "
+                "decide on it."
+            )
     if not is_approver(clicker.id, approval.approvers, group_members):
-        return (f"You are not one of the approvers of rule {approval.rule} of policy "
-                f"{approval.policy}. Approvers: {describe_approvers(approval.approvers)}.")
+        return (
+            f"You are not one of the approvers of rule {approval.rule} of policy "
+            f"{approval.policy}. Approvers: {describe_approvers(approval.approvers)}."
+        )
     return None
 
 
-def is_approver(user_id: str, approvers: tuple[str, ...],
-                group_members: Callable[[str], frozenset[str]]) -> bool:
+def is_approver(
+    user_id: str, approvers: tuple[str, ...], group_members: Callable[[str], frozenset[str]]
+) -> bool:
     """True if the user is listed by id or belongs to a listed ``slack-group:``.
 
     Any other form of entry matches nobody: an approver list we do not understand must not
@@ -67,7 +81,7 @@ def is_approver(user_id: str, approvers: tuple[str, ...],
     """
     for entry in approvers:
         if entry.startswith(GROUP_PREFIX):
-            if user_id in group_members(entry[len(GROUP_PREFIX):]):
+            if user_id in group_members(entry[len(GROUP_PREFIX) :]):
                 return True
         elif entry == user_id:
             return True
@@ -76,8 +90,9 @@ def is_approver(user_id: str, approvers: tuple[str, ...],
 
 def describe_approvers(approvers: tuple[str, ...]) -> str:
     """Approvers as Slack shows them: ``<@U0BOB>``, ``@platform-oncall``."""
-    shown = [f"@{a[len(GROUP_PREFIX):]}" if a.startswith(GROUP_PREFIX) else f"<@{a}>"
-             for a in approvers]
+    shown = [
+        f"@{a[len(GROUP_PREFIX) :]}" if a.startswith(GROUP_PREFIX) else f"<@{a}>" for a in approvers
+    ]
     return ", ".join(shown) or "(none)"
 
 
@@ -87,14 +102,22 @@ def _settled(approval: Approval) -> str:
         who = ", ".join(f"<@{d.get('user_id')}>" for d in approval.approve_decisions())
         return f"This request was already approved{f' by {who}' if who else ''}."
     if status == "denied":
-        who = next((f" by <@{d.get('user_id')}>" for d in approval.decisions
-                    if d.get("decision") == "deny"), "")
+        who = next(
+            (
+                f" by <@{d.get('user_id')}>"
+                for d in approval.decisions
+                if d.get("decision") == "deny"
+            ),
+            "",
+        )
         return f"This request was already denied{who}."
     if status == "used":
         return "This request was approved and has already been carried out."
     if status == "expired":
-        return (f"This request expired at {_when(approval.expires_at)} without a decision. "
-                "The requester has to make the request again to ask anew.")
+        return (
+            f"This request expired at {_when(approval.expires_at)} without a decision. "
+            "The requester has to make the request again to ask anew."
+        )
     return f"This request is {status}, so it cannot be decided anymore."
 
 

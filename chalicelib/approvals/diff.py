@@ -14,26 +14,38 @@ from typing import Any
 
 import yaml
 
-_NOISY_METADATA = ("managedFields", "resourceVersion", "uid", "creationTimestamp", "generation",
-                   "selfLink")
+_NOISY_METADATA = (
+    "managedFields",
+    "resourceVersion",
+    "uid",
+    "creationTimestamp",
+    "generation",
+    "selfLink",
+)
 # kubectl's copy of the whole previous object: masked already, but it repeats the object and
 # would push the real change out of a bounded message.
 _NOISY_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration",)
 NO_CHANGES = "(no changes)"
 
 
-def object_diff(current: dict[str, Any] | None, proposed: dict[str, Any], *,
-                limit: int = 2800) -> str:
+def object_diff(
+    current: dict[str, Any] | None, proposed: dict[str, Any], *, limit: int = 2800
+) -> str:
     """Unified diff from ``current`` (None for a new object) to ``proposed``, at most ``limit``
     characters; a cut diff ends with a ``… N more lines`` note.
     """
     before = _render(current) if current is not None else []
     after = _render(proposed)
-    lines = list(difflib.unified_diff(
-        before, after,
-        fromfile="current" if current is not None else "(new object)",
-        tofile="proposed", lineterm="", n=3,
-    ))
+    lines = list(
+        difflib.unified_diff(
+            before,
+            after,
+            fromfile="current" if current is not None else "(new object)",
+            tofile="proposed",
+            lineterm="",
+            n=3,
+        )
+    )
     if not lines:
         return NO_CHANGES
     return truncate_lines(lines, limit)
@@ -61,8 +73,9 @@ def truncate_lines(lines: list[str], limit: int) -> str:
 
 def _render(obj: dict[str, Any]) -> list[str]:
     cleaned = _without_noise(obj)
-    text: str = yaml.safe_dump(cleaned, sort_keys=True, default_flow_style=False, allow_unicode=True,
-                          width=120)
+    text: str = yaml.safe_dump(
+        cleaned, sort_keys=True, default_flow_style=False, allow_unicode=True, width=120
+    )
     return text.splitlines()
 
 

@@ -44,13 +44,29 @@ def rule_identity(rule: Rule) -> str:
     line is left out, so edits elsewhere in the file do not.
     """
     settings = rule.approval
-    described = repr((
-        rule.effect, rule.name, rule.verbs, rule.api_groups, rule.resources, rule.namespaces,
-        rule.resource_names, rule.non_resource_urls, rule.approvers,
-        None if settings is None else (settings.mode, settings.ttl_seconds,
-                                       settings.window_seconds, settings.min_approvers,
-                                       settings.direct, settings.channel),
-    ))
+    described = repr(
+        (
+            rule.effect,
+            rule.name,
+            rule.verbs,
+            rule.api_groups,
+            rule.resources,
+            rule.namespaces,
+            rule.resource_names,
+            rule.non_resource_urls,
+            rule.approvers,
+            None
+            if settings is None
+            else (
+                settings.mode,
+                settings.ttl_seconds,
+                settings.window_seconds,
+                settings.min_approvers,
+                settings.direct,
+                settings.channel,
+            ),
+        )
+    )
     return f"{rule.label}#{_digest(b'rule', (described,))[:16]}"
 
 

@@ -35,7 +35,7 @@ class Interaction:
     same bytes, so it names the delivery, and the store uses it to act on it once.
     """
 
-    kind: str                       # approve | deny_click | deny_submit
+    kind: str  # approve | deny_click | deny_submit
     approval_id: str
     user_id: str
     interaction_key: str
@@ -55,8 +55,9 @@ class _FixedClock(Clock):
         return self._now
 
 
-def verify_slack_request(signing_secret: str, headers: Mapping[str, str], body: bytes,
-                         now: float | None = None) -> None:
+def verify_slack_request(
+    signing_secret: str, headers: Mapping[str, str], body: bytes, now: float | None = None
+) -> None:
     """Raise ``Unauthorized`` unless ``body`` was signed by Slack within the last 5 minutes.
 
     ``headers`` may use any capitalisation. A missing signing secret is a deployment error
@@ -65,21 +66,24 @@ def verify_slack_request(signing_secret: str, headers: Mapping[str, str], body: 
     if not signing_secret or not signing_secret.strip():
         raise ServiceUnavailable(
             "the Slack signing secret is not configured, so Slack interactions cannot be "
-            "verified; set it in the stage configuration")
+            "verified; set it in the stage configuration"
+        )
     lowered = {k.lower(): v for k, v in headers.items()}
     signature = lowered.get("x-slack-signature")
     timestamp = lowered.get("x-slack-request-timestamp")
     if not signature or not timestamp:
         raise Unauthorized(
             "missing X-Slack-Signature or X-Slack-Request-Timestamp: this endpoint only "
-            "accepts requests signed by Slack")
+            "accepts requests signed by Slack"
+        )
     if not timestamp.isascii() or not timestamp.isdigit():
         raise Unauthorized("X-Slack-Request-Timestamp must be a Unix time in seconds")
     at = time.time() if now is None else now
     if abs(at - int(timestamp)) > MAX_AGE_SECONDS:
         raise Unauthorized(
             "the Slack request timestamp is more than 5 minutes from now: a stale or replayed "
-            "request (or a clock that is off) is refused")
+            "request (or a clock that is off) is refused"
+        )
     if len(body) > MAX_BODY_BYTES:
         raise Unauthorized("the request body is too large to be a Slack interaction")
     try:
@@ -90,7 +94,8 @@ def verify_slack_request(signing_secret: str, headers: Mapping[str, str], body: 
     if not verifier.is_valid(body=body, timestamp=timestamp, signature=signature):
         raise Unauthorized(
             "the Slack request signature does not verify: the request was not signed with "
-            "this app's signing secret (or was altered on the way)")
+            "this app's signing secret (or was altered on the way)"
+        )
 
 
 def parse_interaction(body: bytes) -> Interaction:
@@ -98,8 +103,9 @@ def parse_interaction(body: bytes) -> Interaction:
     anything eksgate does not handle (other payload types, other buttons, other forms).
     """
     try:
-        fields = urllib.parse.parse_qs(body.decode("utf-8"), keep_blank_values=True,
-                                       strict_parsing=True)
+        fields = urllib.parse.parse_qs(
+            body.decode("utf-8"), keep_blank_values=True, strict_parsing=True
+        )
         payload = json.loads(fields["payload"][0])
     except (UnicodeDecodeError, ValueError, KeyError, IndexError):
         raise BadRequest("a Slack interaction is a form with one field, payload=<JSON>") from None
@@ -119,8 +125,7 @@ def parse_interaction(body: bytes) -> Interaction:
     raise BadRequest(f"eksgate does not handle Slack interactions of type {str(kind)[:40]!r}")
 
 
-def _block_action(payload: dict[str, Any], key: str, user_id: str,
-                  user_name: str) -> Interaction:
+def _block_action(payload: dict[str, Any], key: str, user_id: str, user_name: str) -> Interaction:
     actions = payload.get("actions")
     action = actions[0] if isinstance(actions, list) and actions else None
     if not isinstance(action, dict):
@@ -145,8 +150,9 @@ def _block_action(payload: dict[str, Any], key: str, user_id: str,
     )
 
 
-def _view_submission(payload: dict[str, Any], key: str, user_id: str,
-                     user_name: str) -> Interaction:
+def _view_submission(
+    payload: dict[str, Any], key: str, user_id: str, user_name: str
+) -> Interaction:
     view = _obj(payload.get("view"))
     if view.get("callback_id") != DENY_CALLBACK:
         raise BadRequest(f"eksgate has no form {str(view.get('callback_id'))[:64]!r}")

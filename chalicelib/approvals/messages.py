@@ -79,18 +79,23 @@ def request_blocks(approval: Approval, requester: str | None = None) -> tuple[st
     blocks = [_header(title), _facts(approval, who), *_diff_blocks(approval)]
     approvals = approval.approve_decisions()
     if approvals:
-        blocks.append(_section(
-            f"Approved so far by {_people(approvals)} "
-            f"({len(approvals)} of {approval.min_approvers} needed)."))
+        blocks.append(
+            _section(
+                f"Approved so far by {_people(approvals)} "
+                f"({len(approvals)} of {approval.min_approvers} needed)."
+            )
+        )
     blocks.append(_context(approval))
-    blocks.append({
-        "type": "actions",
-        "block_id": ACTIONS_BLOCK,
-        "elements": [
-            _button("Approve", APPROVE_ACTION, "primary", approval.approval_id),
-            _button("Deny", DENY_ACTION, "danger", approval.approval_id),
-        ],
-    })
+    blocks.append(
+        {
+            "type": "actions",
+            "block_id": ACTIONS_BLOCK,
+            "elements": [
+                _button("Approve", APPROVE_ACTION, "primary", approval.approval_id),
+                _button("Deny", DENY_ACTION, "danger", approval.approval_id),
+            ],
+        }
+    )
     return text, blocks[:MAX_BLOCKS]
 
 
@@ -112,29 +117,44 @@ def decided_blocks(approval: Approval) -> tuple[str, Blocks]:
         elif approval.status == USED and approval.used_at is not None:
             outcome += f" The request was carried out {slack_date(approval.used_at)}."
         else:
-            outcome += (" The requester can retry the request until "
-                        f"{slack_date(approval.expires_at)}.")
-        names = ", ".join(str(d.get("user_name") or d.get("user_id"))
-                          for d in approval.approve_decisions())
+            outcome += (
+                f" The requester can retry the request until {slack_date(approval.expires_at)}."
+            )
+        names = ", ".join(
+            str(d.get("user_name") or d.get("user_id")) for d in approval.approve_decisions()
+        )
         text = f"Approved by {names}: {describe(approval)}"
     else:
         return expired_blocks(approval) if approval.status == EXPIRED else request_blocks(approval)
-    blocks = [_header(title), _facts(approval, who, expiry=False), *_diff_blocks(approval),
-              _section(outcome), _context(approval)]
+    blocks = [
+        _header(title),
+        _facts(approval, who, expiry=False),
+        *_diff_blocks(approval),
+        _section(outcome),
+        _context(approval),
+    ]
     return _cut(text, MAX_TEXT), blocks
 
 
 def expired_blocks(approval: Approval) -> tuple[str, Blocks]:
     """The request, marked expired without a decision, without buttons."""
     title = f"Expired: {describe(approval)}"
-    outcome = (f":hourglass: *Expired* {slack_date(approval.expires_at)} without a decision. "
-               "The requester has to make the request again to ask anew.")
+    outcome = (
+        f":hourglass: *Expired* {slack_date(approval.expires_at)} without a decision. "
+        "The requester has to make the request again to ask anew."
+    )
     partial = approval.approve_decisions()
     if partial:
-        outcome += (f" It had {len(partial)} of {approval.min_approvers} approvals "
-                    f"({_people(partial)}).")
-    blocks = [_header(title), _facts(approval, requester_display(approval), expiry=False),
-              *_diff_blocks(approval), _section(outcome), _context(approval)]
+        outcome += (
+            f" It had {len(partial)} of {approval.min_approvers} approvals ({_people(partial)})."
+        )
+    blocks = [
+        _header(title),
+        _facts(approval, requester_display(approval), expiry=False),
+        *_diff_blocks(approval),
+        _section(outcome),
+        _context(approval),
+    ]
     return _cut(f"Expired without a decision: {describe(approval)}", MAX_TEXT), blocks
 
 
@@ -161,8 +181,10 @@ def deny_reason_modal(approval_id: str) -> dict[str, Any]:
                 "type": "input",
                 "block_id": REASON_BLOCK,
                 "label": {"type": "plain_text", "text": "Why are you denying this request?"},
-                "hint": {"type": "plain_text",
-                         "text": "The requester and the approvals channel will see this."},
+                "hint": {
+                    "type": "plain_text",
+                    "text": "The requester and the approvals channel will see this.",
+                },
                 "element": {
                     "type": "plain_text_input",
                     "action_id": REASON_ACTION,
@@ -183,7 +205,9 @@ def unknown_approval_text(approval_id: str) -> str:
     """The reply to a click on an approval eksgate does not know."""
     return _cut(
         f"eksgate has no approval `{escape(approval_id[:64])}`: it may have expired and been "
-        "removed. The requester has to make the request again.", MAX_TEXT)
+        "removed. The requester has to make the request again.",
+        MAX_TEXT,
+    )
 
 
 def empty_reason_text() -> str:
@@ -221,8 +245,11 @@ def _facts(approval: Approval, requester: str, *, expiry: bool = True) -> dict[s
         mode = f"grant: every request of the rule for {_duration(approval.window_seconds)}"
     else:
         mode = "once: this exact request, one time"
-    last = (("Expires", slack_date(approval.expires_at)) if expiry
-            else ("Requested", escape(approval.created_at.replace("T", " ")[:16]) + " UTC"))
+    last = (
+        ("Expires", slack_date(approval.expires_at))
+        if expiry
+        else ("Requested", escape(approval.created_at.replace("T", " ")[:16]) + " UTC")
+    )
     fields = [
         ("Requester", escape(requester)),
         ("Cluster", escape(approval.cluster)),
@@ -253,14 +280,21 @@ def _context(approval: Approval) -> dict[str, Any]:
     target = request.get("path", "")
     if request.get("query"):
         target += f"?{request['query']}"
-    text = (f"Approval `{approval.approval_id}` · `{escape(request.get('method', ''))} "
-            f"{escape(target)}`")
+    text = (
+        f"Approval `{approval.approval_id}` · `{escape(request.get('method', ''))} "
+        f"{escape(target)}`"
+    )
     return {"type": "context", "elements": [{"type": "mrkdwn", "text": _cut(text, MAX_SECTION)}]}
 
 
 def _button(label: str, action_id: str, style: str, value: str) -> dict[str, Any]:
-    return {"type": "button", "action_id": action_id, "style": style, "value": value,
-            "text": {"type": "plain_text", "text": _cut(label, MAX_BUTTON)}}
+    return {
+        "type": "button",
+        "action_id": action_id,
+        "style": style,
+        "value": value,
+        "text": {"type": "plain_text", "text": _cut(label, MAX_BUTTON)},
+    }
 
 
 def _person(decision: Mapping[str, Any]) -> str:

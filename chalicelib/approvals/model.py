@@ -28,7 +28,15 @@ APPROVAL_ID_LENGTH = 20
 _APPROVAL_ID = re.compile(f"[0-9a-f]{{{APPROVAL_ID_LENGTH}}}")
 
 REQUEST_FIELDS = (
-    "method", "path", "query", "verb", "resource", "subresource", "namespace", "name", "api_group",
+    "method",
+    "path",
+    "query",
+    "verb",
+    "resource",
+    "subresource",
+    "namespace",
+    "name",
+    "api_group",
 )
 DECISION_FIELDS = ("user_id", "user_name", "email", "decision", "reason", "time")
 
@@ -64,19 +72,19 @@ class Approval:
 
     approval_id: str
     status: str
-    requester: Mapping[str, str | None]     # subject, issuer, email
+    requester: Mapping[str, str | None]  # subject, issuer, email
     cluster: str
     policy: str
-    rule: str                               # the rule's label
+    rule: str  # the rule's label
     mode: str
     direct: bool
     fingerprint: str
     match_key: str
-    request: Mapping[str, str]              # REQUEST_FIELDS
-    reason: str                             # the rule's reason, for the approver
+    request: Mapping[str, str]  # REQUEST_FIELDS
+    reason: str  # the rule's reason, for the approver
     approvers: tuple[str, ...]
     min_approvers: int
-    created_at: str                         # iso_time
+    created_at: str  # iso_time
     expires_at: int
     ttl_seconds: int = 900
     window_seconds: int = 900
@@ -88,7 +96,7 @@ class Approval:
     slack_ts: str | None = None
     slack_error: str | None = None
     diff: str = ""
-    session_id: str = ""        # the gateway session that asked: its audit trail records decisions
+    session_id: str = ""  # the gateway session that asked: its audit trail records decisions
 
     @property
     def requester_subject(self) -> str:

@@ -77,10 +77,18 @@ SlackErrors = (SlackApiError, SlackClientError, OSError)
 class ApprovalService:
     """Approvals end to end; every collaborator is passed in (tests give moto and the fake)."""
 
-    def __init__(self, store: ApprovalStore, slack_client: Any, directory: SlackDirectory, *,
-                 channel_default: str, clock: Callable[[], float] = time.time,
-                 idempotency_table: str | None = None, idempotency_client: Any = None,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        store: ApprovalStore,
+        slack_client: Any,
+        directory: SlackDirectory,
+        *,
+        channel_default: str,
+        clock: Callable[[], float] = time.time,
+        idempotency_table: str | None = None,
+        idempotency_client: Any = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self._store = store
         self._slack = slack_client
         self._directory = directory
@@ -90,10 +98,12 @@ class ApprovalService:
         self._idempotent: Callable[..., dict[str, Any] | None] | None = None
         self._idempotency_config = IdempotencyConfig(expires_after_seconds=IDEMPOTENCY_SECONDS)
         if idempotency_table:
-            persistence = DynamoDBPersistenceLayer(table_name=idempotency_table,
-                                                   boto3_client=idempotency_client)
+            persistence = DynamoDBPersistenceLayer(
+                table_name=idempotency_table, boto3_client=idempotency_client
+            )
             self._idempotent = idempotent_function(
-                data_keyword_argument="delivery", persistence_store=persistence,
+                data_keyword_argument="delivery",
+                persistence_store=persistence,
                 config=self._idempotency_config,
             )(self._handle_delivery)
 
@@ -108,9 +118,19 @@ class ApprovalService:
 
     # -- the gateway's side -------------------------------------------------------------------
 
-    def request(self, requester: Identity, cluster: str, policy: str, rule: Rule,
-                request: KubeRequest, method: str, canonical_query: str, body: bytes | None,
-                diff: str, session_id: str = "") -> Approval:
+    def request(
+        self,
+        requester: Identity,
+        cluster: str,
+        policy: str,
+        rule: Rule,
+        request: KubeRequest,
+        method: str,
+        canonical_query: str,
+        body: bytes | None,
+        diff: str,
+        session_id: str = "",
+    ) -> Approval:
         """Ask for approval of ``request`` under ``rule``; returns the pending approval.
 
         An identical request denied within its ttl gets that denial back (nothing is posted).
@@ -135,8 +155,11 @@ class ApprovalService:
         approval = Approval(
             approval_id=new_approval_id(),
             status=PENDING,
-            requester={"subject": requester.subject, "issuer": requester.issuer,
-                       "email": requester.email},
+            requester={
+                "subject": requester.subject,
+                "issuer": requester.issuer,
+                "email": requester.email,
+            },
             cluster=cluster,
             policy=policy,
             rule=rule.label,
@@ -145,10 +168,15 @@ class ApprovalService:
             fingerprint=fingerprint,
             match_key=match_key,
             request={
-                "method": method, "path": request.path, "query": canonical_query,
-                "verb": request.verb, "resource": request.resource,
-                "subresource": request.subresource, "namespace": request.namespace,
-                "name": request.name, "api_group": request.api_group,
+                "method": method,
+                "path": request.path,
+                "query": canonical_query,
+                "verb": request.verb,
+                "resource": request.resource,
+                "subresource": request.subresource,
+                "namespace": request.namespace,
+                "name": request.name,
+                "api_group": request.api_group,
             },
             reason=rule.reason,
             approvers=tuple(rule.approvers),
@@ -163,9 +191,18 @@ class ApprovalService:
         self._store.create(approval)
         return self._post(approval, rule)
 
-    def find_usable(self, requester: Identity, cluster: str, policy: str, rule: Rule,
-                    method: str, path: str, canonical_query: str, body: bytes | None,
-                    now: float | None = None) -> Approval | None:
+    def find_usable(
+        self,
+        requester: Identity,
+        cluster: str,
+        policy: str,
+        rule: Rule,
+        method: str,
+        path: str,
+        canonical_query: str,
+        body: bytes | None,
+        now: float | None = None,
+    ) -> Approval | None:
         """The approval that lets this request through now, or None.
 
         ``once``: an approved single-use approval of this exact request, which this call uses
@@ -199,8 +236,11 @@ class ApprovalService:
         at = self._clock() if now is None else now
         if approval.mode == GRANT:
             current = self._store.get(approval.approval_id)
-            usable = (current is not None and current.status == "approved"
-                      and (current.window_ends_at or 0) > at)
+            usable = (
+                current is not None
+                and current.status == "approved"
+                and (current.window_ends_at or 0) > at
+            )
             return current if usable else None
         return self._store.consume(approval.approval_id, approval.match_key, at)
 
@@ -226,13 +266,16 @@ class ApprovalService:
         if self._idempotent is not None:
             try:
                 result: dict[str, Any] | None = self._idempotent(
-                    delivery=interaction.interaction_key, interaction=interaction)
+                    delivery=interaction.interaction_key, interaction=interaction
+                )
                 return result
             except IdempotencyAlreadyInProgressError:
                 return None  # the first delivery is being handled; Slack only needs the ack
             except IdempotencyPersistenceLayerError as exc:
-                logger.warning("idempotency table unavailable; relying on conditional writes",
-                               extra={"error": str(exc)})
+                logger.warning(
+                    "idempotency table unavailable; relying on conditional writes",
+                    extra={"error": str(exc)},
+                )
         return self._dispatch(interaction)
 
     def _handle_delivery(self, *, delivery: str, interaction: Interaction) -> dict[str, Any] | None:
@@ -258,21 +301,37 @@ class ApprovalService:
             return self._open_deny_form(interaction, approval)
         decision = APPROVE_DECISION if interaction.kind == APPROVE else DENY
         outcome = self._store.record_decision(
-            approval.approval_id, clicker.id, clicker.name, clicker.email, decision,
-            interaction.reason if decision == DENY else "", now,
-            interaction_key=interaction.interaction_key)
+            approval.approval_id,
+            clicker.id,
+            clicker.name,
+            clicker.email,
+            decision,
+            interaction.reason if decision == DENY else "",
+            now,
+            interaction_key=interaction.interaction_key,
+        )
         return self._after_decision(interaction, outcome)
 
-    def _after_decision(self, interaction: Interaction,
-                        outcome: DecisionOutcome) -> dict[str, Any] | None:
+    def _after_decision(
+        self, interaction: Interaction, outcome: DecisionOutcome
+    ) -> dict[str, Any] | None:
         approval = outcome.approval
-        logger.info("approval decision", extra={
-            "approval_id": interaction.approval_id, "user_id": interaction.user_id,
-            "kind": interaction.kind, "outcome": outcome.outcome})
+        logger.info(
+            "approval decision",
+            extra={
+                "approval_id": interaction.approval_id,
+                "user_id": interaction.user_id,
+                "kind": interaction.kind,
+                "outcome": outcome.outcome,
+            },
+        )
         if outcome.changed and approval is not None:
             self._update_message(approval)
-            if (interaction.channel and interaction.message_ts
-                    and interaction.message_ts != approval.slack_ts):
+            if (
+                interaction.channel
+                and interaction.message_ts
+                and interaction.message_ts != approval.slack_ts
+            ):
                 # A second copy of the request (posted by a racing identical request) was
                 # clicked: show the outcome there too.
                 self._update_message(approval, interaction.channel, interaction.message_ts)
@@ -285,11 +344,11 @@ class ApprovalService:
         # Someone else got there between our check and our write: explain as a refusal.
         clicker = self._directory.user(interaction.user_id)
         refusal = refusal_for(approval, clicker, self._directory.group_members, self._clock())
-        return self._refuse(interaction, approval,
-                            refusal or f"This request is {approval.status}.")
+        return self._refuse(interaction, approval, refusal or f"This request is {approval.status}.")
 
-    def _refuse(self, interaction: Interaction, approval: Approval,
-                explanation: str) -> dict[str, Any] | None:
+    def _refuse(
+        self, interaction: Interaction, approval: Approval, explanation: str
+    ) -> dict[str, Any] | None:
         if interaction.kind == DENY_SUBMIT:
             # The form is still open: show why right under the reason field.
             return _form_error(explanation)
@@ -297,20 +356,33 @@ class ApprovalService:
             self._ephemeral(interaction, approval, messages.refusal_text(explanation))
         return None
 
-    def _open_deny_form(self, interaction: Interaction,
-                        approval: Approval) -> dict[str, Any] | None:
+    def _open_deny_form(
+        self, interaction: Interaction, approval: Approval
+    ) -> dict[str, Any] | None:
         if not interaction.trigger_id:
-            self._ephemeral(interaction, approval,
-                            messages.refusal_text("Slack sent no trigger to open the form."))
+            self._ephemeral(
+                interaction,
+                approval,
+                messages.refusal_text("Slack sent no trigger to open the form."),
+            )
             return None
         try:
-            self._slack.views_open(trigger_id=interaction.trigger_id,
-                                   view=messages.deny_reason_modal(approval.approval_id))
+            self._slack.views_open(
+                trigger_id=interaction.trigger_id,
+                view=messages.deny_reason_modal(approval.approval_id),
+            )
         except SlackErrors as exc:
-            logger.warning("could not open the deny form", extra={
-                "approval_id": approval.approval_id, "error": _slack_error(exc)})
-            self._ephemeral(interaction, approval, messages.refusal_text(
-                f"The Deny form could not be opened ({_slack_error(exc)}); click Deny again."))
+            logger.warning(
+                "could not open the deny form",
+                extra={"approval_id": approval.approval_id, "error": _slack_error(exc)},
+            )
+            self._ephemeral(
+                interaction,
+                approval,
+                messages.refusal_text(
+                    f"The Deny form could not be opened ({_slack_error(exc)}); click Deny again."
+                ),
+            )
         return None
 
     # -- Slack calls (best effort) --------------------------------------------------------------
@@ -319,18 +391,22 @@ class ApprovalService:
         channel = (rule.approval.channel if rule.approval else None) or self._channel_default
         text, blocks = messages.request_blocks(approval)
         try:
-            answer = self._slack.chat_postMessage(channel=channel, text=text, blocks=blocks,
-                                                  unfurl_links=False, unfurl_media=False)
+            answer = self._slack.chat_postMessage(
+                channel=channel, text=text, blocks=blocks, unfurl_links=False, unfurl_media=False
+            )
         except SlackErrors as exc:
             error = f"could not post to Slack channel {channel}: {_slack_error(exc)}"
-            logger.warning("approval not posted", extra={
-                "approval_id": approval.approval_id, "error": error})
+            logger.warning(
+                "approval not posted", extra={"approval_id": approval.approval_id, "error": error}
+            )
             return self._store.set_slack_error(approval.approval_id, error)
-        return self._store.set_slack_message(approval.approval_id, str(answer["channel"]),
-                                             str(answer["ts"]))
+        return self._store.set_slack_message(
+            approval.approval_id, str(answer["channel"]), str(answer["ts"])
+        )
 
-    def _update_message(self, approval: Approval, channel: str | None = None,
-                        ts: str | None = None) -> None:
+    def _update_message(
+        self, approval: Approval, channel: str | None = None, ts: str | None = None
+    ) -> None:
         channel = channel or approval.slack_channel
         ts = ts or approval.slack_ts
         if not channel or not ts:
@@ -340,8 +416,10 @@ class ApprovalService:
             self._slack.chat_update(channel=channel, ts=ts, text=text, blocks=blocks)
         except SlackErrors as exc:
             # The decision stands; the message is only a view of it.
-            logger.warning("approval message not updated", extra={
-                "approval_id": approval.approval_id, "error": _slack_error(exc)})
+            logger.warning(
+                "approval message not updated",
+                extra={"approval_id": approval.approval_id, "error": _slack_error(exc)},
+            )
 
     def _ephemeral(self, interaction: Interaction, approval: Approval | None, text: str) -> None:
         channel = interaction.channel or (approval.slack_channel if approval else None)
@@ -350,18 +428,29 @@ class ApprovalService:
         try:
             self._slack.chat_postEphemeral(channel=channel, user=interaction.user_id, text=text)
         except SlackErrors as exc:
-            logger.warning("ephemeral reply not sent", extra={
-                "user_id": interaction.user_id, "error": _slack_error(exc)})
+            logger.warning(
+                "ephemeral reply not sent",
+                extra={"user_id": interaction.user_id, "error": _slack_error(exc)},
+            )
 
-    def _match_key(self, requester: Identity, cluster: str, policy: str, rule: Rule,
-                   settings: ApprovalSettings, fingerprint: str) -> str:
+    def _match_key(
+        self,
+        requester: Identity,
+        cluster: str,
+        policy: str,
+        rule: Rule,
+        settings: ApprovalSettings,
+        fingerprint: str,
+    ) -> str:
         if settings.mode == GRANT:
-            return grant_match_key(requester.subject, cluster, policy, rule_identity(rule),
-                                   issuer=requester.issuer)
+            return grant_match_key(
+                requester.subject, cluster, policy, rule_identity(rule), issuer=requester.issuer
+            )
         if settings.mode != ONCE:
             raise ValueError(f"unknown approval mode {settings.mode!r}")
-        return once_match_key(requester.subject, fingerprint, issuer=requester.issuer,
-                              cluster=cluster)
+        return once_match_key(
+            requester.subject, fingerprint, issuer=requester.issuer, cluster=cluster
+        )
 
 
 def _form_error(text: str) -> dict[str, Any]:
@@ -372,4 +461,3 @@ def _slack_error(exc: BaseException) -> str:
     if isinstance(exc, SlackApiError) and exc.response is not None:
         return str(exc.response.get("error") or exc)
     return f"{type(exc).__name__}: {exc}"
-

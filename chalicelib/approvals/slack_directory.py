@@ -35,8 +35,9 @@ class SlackUser:
 class SlackDirectory:
     """Looks up Slack users and user groups through a ``slack_sdk.WebClient``."""
 
-    def __init__(self, client: Any, *, ttl_seconds: float = 60,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, client: Any, *, ttl_seconds: float = 60, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._client = client
         self._ttl = ttl_seconds
         self._clock = clock
@@ -76,21 +77,30 @@ class SlackDirectory:
         user = answer.get("user") or {}
         profile = user.get("profile") or {}
         email = profile.get("email")
-        name = (profile.get("display_name") or user.get("name") or profile.get("real_name")
-                or user_id)
-        return SlackUser(id=str(user.get("id") or user_id), name=str(name),
-                         email=email if isinstance(email, str) and email else None,
-                         deleted=bool(user.get("deleted")), is_bot=bool(user.get("is_bot")))
+        name = (
+            profile.get("display_name") or user.get("name") or profile.get("real_name") or user_id
+        )
+        return SlackUser(
+            id=str(user.get("id") or user_id),
+            name=str(name),
+            email=email if isinstance(email, str) and email else None,
+            deleted=bool(user.get("deleted")),
+            is_bot=bool(user.get("is_bot")),
+        )
 
     def _fetch_groups(self) -> dict[str, str]:
         """Handle -> id of every enabled user group."""
         answer = self._api("usergroups.list", lambda: self._client.usergroups_list())
-        return {str(g["handle"]): str(g["id"]) for g in answer.get("usergroups") or ()
-                if g.get("handle") and g.get("id")}
+        return {
+            str(g["handle"]): str(g["id"])
+            for g in answer.get("usergroups") or ()
+            if g.get("handle") and g.get("id")
+        }
 
     def _fetch_members(self, group_id: str) -> frozenset[str]:
-        answer = self._api("usergroups.users.list",
-                           lambda: self._client.usergroups_users_list(usergroup=group_id))
+        answer = self._api(
+            "usergroups.users.list", lambda: self._client.usergroups_users_list(usergroup=group_id)
+        )
         return frozenset(str(u) for u in answer.get("users") or ())
 
     @staticmethod

@@ -46,8 +46,7 @@ ALREADY_DECIDED = "already_decided"
 NOT_PENDING = "not_pending"
 DUPLICATE = "duplicate"
 NOT_FOUND = "not_found"
-OUTCOMES = (RECORDED, APPROVED, DENIED, ALREADY_DECIDED, NOT_PENDING, EXPIRED, DUPLICATE,
-            NOT_FOUND)
+OUTCOMES = (RECORDED, APPROVED, DENIED, ALREADY_DECIDED, NOT_PENDING, EXPIRED, DUPLICATE, NOT_FOUND)
 
 BY_STATUS, BY_REQUESTER, BY_MATCH = "by-status", "by-requester", "by-match"
 # Each lost race means another decision was written, so attempts are bounded by the number of
@@ -89,15 +88,24 @@ class ApprovalStore(Protocol):
 
     def consume_once(self, match_key: str, now: float | None = None) -> Approval | None: ...
 
-    def consume(self, approval_id: str, match_key: str,
-                now: float | None = None) -> Approval | None: ...
+    def consume(
+        self, approval_id: str, match_key: str, now: float | None = None
+    ) -> Approval | None: ...
 
     def active_grant(self, match_key: str, now: float | None = None) -> Approval | None: ...
 
-    def record_decision(self, approval_id: str, user_id: str, user_name: str,
-                        email: str | None, decision: str, reason: str,
-                        now: float | None = None, *,
-                        interaction_key: str | None = None) -> DecisionOutcome: ...
+    def record_decision(
+        self,
+        approval_id: str,
+        user_id: str,
+        user_name: str,
+        email: str | None,
+        decision: str,
+        reason: str,
+        now: float | None = None,
+        *,
+        interaction_key: str | None = None,
+    ) -> DecisionOutcome: ...
 
     def claim_interaction(self, approval_id: str, interaction_key: str) -> bool: ...
 
@@ -109,8 +117,9 @@ class ApprovalStore(Protocol):
 
     def by_status(self, status: str, limit: int = 50) -> list[Approval]: ...
 
-    def by_requester(self, subject: str, limit: int = 50, *,
-                     issuer: str | None = None) -> list[Approval]: ...
+    def by_requester(
+        self, subject: str, limit: int = 50, *, issuer: str | None = None
+    ) -> list[Approval]: ...
 
 
 class _ConditionFailed(Exception):
@@ -120,8 +129,9 @@ class _ConditionFailed(Exception):
 class DynamoApprovalStore:
     """``ApprovalStore`` on the ApprovalsTable of infra/template.yaml (a boto3 DynamoDB client)."""
 
-    def __init__(self, client: Any, table_name: str, *,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, client: Any, table_name: str, *, clock: Callable[[], float] = time.time
+    ) -> None:
         self._client = client
         self._table = table_name
         self._clock = clock
@@ -133,8 +143,12 @@ class DynamoApprovalStore:
         item = approval.to_item()
         item["approve_count"] = {"N": str(len(approval.approve_decisions()))}
         try:
-            self._call(self._client.put_item, TableName=self._table, Item=item,
-                       ConditionExpression="attribute_not_exists(approval_id)")
+            self._call(
+                self._client.put_item,
+                TableName=self._table,
+                Item=item,
+                ConditionExpression="attribute_not_exists(approval_id)",
+            )
         except _ConditionFailed:
             raise ApprovalsUnavailable(
                 f"approval id {approval.approval_id} already exists; retry the request"
@@ -149,35 +163,53 @@ class DynamoApprovalStore:
         """
         at = self._now(now)
         candidates = self._query_index(
-            BY_MATCH, "match_key", match_key,
+            BY_MATCH,
+            "match_key",
+            match_key,
             "#status = :approved AND expires_at > :now AND #mode = :once",
-            {":approved": APPROVED, ":now": at, ":once": ONCE}, newest_first=False)
+            {":approved": APPROVED, ":now": at, ":once": ONCE},
+            newest_first=False,
+        )
         for candidate in candidates:
             used = self.consume(candidate.approval_id, match_key, at)
             if used is not None:
                 return used
         return None
 
-    def consume(self, approval_id: str, match_key: str,
-                now: float | None = None) -> Approval | None:
+    def consume(
+        self, approval_id: str, match_key: str, now: float | None = None
+    ) -> Approval | None:
         """Use this single-use approval if it is approved, unexpired and for ``match_key``."""
         at = self._now(now)
         try:
             item = self._update(
                 approval_id,
                 "SET #status = :used, used_at = :now",
-                "#status = :approved AND expires_at > :now AND match_key = :key "
-                "AND #mode = :once",
-                {":used": USED, ":now": at, ":approved": APPROVED, ":key": match_key,
-                 ":once": ONCE})
+                "#status = :approved AND expires_at > :now AND match_key = :key AND #mode = :once",
+                {
+                    ":used": USED,
+                    ":now": at,
+                    ":approved": APPROVED,
+                    ":key": match_key,
+                    ":once": ONCE,
+                },
+            )
         except _ConditionFailed:
             return None
         return Approval.from_item(item)
 
-    def record_decision(self, approval_id: str, user_id: str, user_name: str,
-                        email: str | None, decision: str, reason: str,
-                        now: float | None = None, *,
-                        interaction_key: str | None = None) -> DecisionOutcome:
+    def record_decision(
+        self,
+        approval_id: str,
+        user_id: str,
+        user_name: str,
+        email: str | None,
+        decision: str,
+        reason: str,
+        now: float | None = None,
+        *,
+        interaction_key: str | None = None,
+    ) -> DecisionOutcome:
         """Record ``user_id``'s approve or deny, if the approval is still open to it.
 
         Only while pending and unexpired, once per person, once per Slack delivery
@@ -189,8 +221,14 @@ class DynamoApprovalStore:
         if decision not in (APPROVE, DENY):
             raise ValueError(f"decision must be {APPROVE!r} or {DENY!r}, not {decision!r}")
         at = self._now(now)
-        entry = {"user_id": user_id, "user_name": user_name, "email": email or "",
-                 "decision": decision, "reason": reason, "time": at}
+        entry = {
+            "user_id": user_id,
+            "user_name": user_name,
+            "email": email or "",
+            "decision": decision,
+            "reason": reason,
+            "time": at,
+        }
         for _ in range(MAX_DECISION_ATTEMPTS):
             item = self._get_item(approval_id)
             if item is None:
@@ -199,8 +237,13 @@ class DynamoApprovalStore:
             refusal = _why_not(item, current, user_id, interaction_key, at)
             if refusal is not None:
                 return DecisionOutcome(refusal, current)
-            values: dict[str, Any] = {":pending": PENDING, ":now": at, ":uid": user_id,
-                                      ":entry": [entry], ":uids": {user_id}}
+            values: dict[str, Any] = {
+                ":pending": PENDING,
+                ":now": at,
+                ":uid": user_id,
+                ":entry": [entry],
+                ":uids": {user_id},
+            }
             sets = ["decisions = list_append(decisions, :entry)"]
             adds = ["deciders :uids"]
             condition = "#status = :pending AND expires_at > :now AND NOT contains(deciders, :uid)"
@@ -247,34 +290,45 @@ class DynamoApprovalStore:
         replaying it) delivers it. False as well if the approval does not exist.
         """
         try:
-            self._update(approval_id, "ADD handled :keys", "NOT contains(handled, :key)",
-                         {":key": interaction_key, ":keys": {interaction_key}})
+            self._update(
+                approval_id,
+                "ADD handled :keys",
+                "NOT contains(handled, :key)",
+                {":key": interaction_key, ":keys": {interaction_key}},
+            )
         except _ConditionFailed:
             return False
         return True
 
     def set_slack_message(self, approval_id: str, channel: str, ts: str) -> Approval:
         """Remember where the approval was posted (for updates in place)."""
-        item = self._update(approval_id, "SET slack_channel = :channel, slack_ts = :ts "
-                            "REMOVE slack_error", None, {":channel": channel, ":ts": ts})
+        item = self._update(
+            approval_id,
+            "SET slack_channel = :channel, slack_ts = :ts REMOVE slack_error",
+            None,
+            {":channel": channel, ":ts": ts},
+        )
         return Approval.from_item(item)
 
     def set_slack_error(self, approval_id: str, error: str) -> Approval:
         """Remember why the approval could not be posted (shown to the requester)."""
-        item = self._update(approval_id, "SET slack_error = :error", None,
-                            {":error": error[:1000]})
+        item = self._update(approval_id, "SET slack_error = :error", None, {":error": error[:1000]})
         return Approval.from_item(item)
 
     def expire_overdue(self, now: float | None = None) -> list[Approval]:
         """Move every pending approval past its deadline to expired; returns those moved."""
         at = self._now(now)
         expired = []
-        for candidate in self._query_index(BY_STATUS, "status", PENDING,
-                                           "expires_at <= :now", {":now": at}):
+        for candidate in self._query_index(
+            BY_STATUS, "status", PENDING, "expires_at <= :now", {":now": at}
+        ):
             try:
-                item = self._update(candidate.approval_id, "SET #status = :expired",
-                                    "#status = :pending AND expires_at <= :now",
-                                    {":expired": EXPIRED, ":pending": PENDING, ":now": at})
+                item = self._update(
+                    candidate.approval_id,
+                    "SET #status = :expired",
+                    "#status = :pending AND expires_at <= :now",
+                    {":expired": EXPIRED, ":pending": PENDING, ":now": at},
+                )
             except _ConditionFailed:
                 continue  # decided (or expired by another run) since the query
             expired.append(Approval.from_item(item))
@@ -293,9 +347,13 @@ class DynamoApprovalStore:
         The index is eventually consistent: two identical requests within a moment of each
         other may each create an approval. That costs a second message, never an approval.
         """
-        found = self._query_index(BY_MATCH, "match_key", match_key,
-                                  "#status = :pending AND expires_at > :now",
-                                  {":pending": PENDING, ":now": self._now(now)})
+        found = self._query_index(
+            BY_MATCH,
+            "match_key",
+            match_key,
+            "#status = :pending AND expires_at > :now",
+            {":pending": PENDING, ":now": self._now(now)},
+        )
         return next(found, None)
 
     def recent_denial(self, match_key: str, now: float | None = None) -> Approval | None:
@@ -303,30 +361,41 @@ class DynamoApprovalStore:
 
         A human said no to exactly this request: asking again at once would only nag them.
         """
-        found = self._query_index(BY_MATCH, "match_key", match_key,
-                                  "#status = :denied AND expires_at > :now",
-                                  {":denied": DENIED, ":now": self._now(now)})
+        found = self._query_index(
+            BY_MATCH,
+            "match_key",
+            match_key,
+            "#status = :denied AND expires_at > :now",
+            {":denied": DENIED, ":now": self._now(now)},
+        )
         return next(found, None)
 
     def active_grant(self, match_key: str, now: float | None = None) -> Approval | None:
         """The approved grant for ``match_key`` whose window is open now (latest end), or None."""
-        found = list(self._query_index(
-            BY_MATCH, "match_key", match_key,
-            "#status = :approved AND window_ends_at > :now AND #mode = :grant",
-            {":approved": APPROVED, ":now": self._now(now), ":grant": GRANT}))
+        found = list(
+            self._query_index(
+                BY_MATCH,
+                "match_key",
+                match_key,
+                "#status = :approved AND window_ends_at > :now AND #mode = :grant",
+                {":approved": APPROVED, ":now": self._now(now), ":grant": GRANT},
+            )
+        )
         return max(found, key=lambda a: a.window_ends_at or 0, default=None)
 
     def by_status(self, status: str, limit: int = 50) -> list[Approval]:
         """Approvals with this status, newest first."""
         return list(self._query_index(BY_STATUS, "status", status, limit=limit))
 
-    def by_requester(self, subject: str, limit: int = 50, *,
-                     issuer: str | None = None) -> list[Approval]:
+    def by_requester(
+        self, subject: str, limit: int = 50, *, issuer: str | None = None
+    ) -> list[Approval]:
         """A requester's approvals, newest first; ``issuer`` narrows a subject two issuers share."""
         if issuer is None:
             return list(self._query_index(BY_REQUESTER, "requester", subject, limit=limit))
-        found = self._query_index(BY_REQUESTER, "requester", subject,
-                                  "requester_issuer = :issuer", {":issuer": issuer})
+        found = self._query_index(
+            BY_REQUESTER, "requester", subject, "requester_issuer = :issuer", {":issuer": issuer}
+        )
         return [a for _, a in zip(range(limit), found)]
 
     # -- plumbing -----------------------------------------------------------------------------
@@ -335,13 +404,18 @@ class DynamoApprovalStore:
         return int(self._clock() if now is None else now)
 
     def _get_item(self, approval_id: str) -> dict[str, Any] | None:
-        answer = self._call(self._client.get_item, TableName=self._table,
-                            Key={"approval_id": {"S": approval_id}}, ConsistentRead=True)
+        answer = self._call(
+            self._client.get_item,
+            TableName=self._table,
+            Key={"approval_id": {"S": approval_id}},
+            ConsistentRead=True,
+        )
         item: dict[str, Any] | None = answer.get("Item")
         return item
 
-    def _update(self, approval_id: str, expression: str, condition: str | None,
-                values: Mapping[str, Any]) -> dict[str, Any]:
+    def _update(
+        self, approval_id: str, expression: str, condition: str | None, values: Mapping[str, Any]
+    ) -> dict[str, Any]:
         """UpdateItem on an existing approval; ALL_NEW attributes. ``_ConditionFailed`` if lost."""
         used = f"{expression} {condition or ''}"
         names = {n: a for n, a in (("#status", "status"), ("#mode", "mode")) if n in used}
@@ -360,10 +434,17 @@ class DynamoApprovalStore:
         attributes: dict[str, Any] = answer["Attributes"]
         return attributes
 
-    def _query_index(self, index: str, key_name: str, key_value: str,
-                     filter_expression: str | None = None,
-                     values: Mapping[str, Any] | None = None, *,
-                     newest_first: bool = True, limit: int | None = None) -> Iterator[Approval]:
+    def _query_index(
+        self,
+        index: str,
+        key_name: str,
+        key_value: str,
+        filter_expression: str | None = None,
+        values: Mapping[str, Any] | None = None,
+        *,
+        newest_first: bool = True,
+        limit: int | None = None,
+    ) -> Iterator[Approval]:
         """Approvals from a GSI, page by page, lazily (stop iterating to stop reading)."""
         kwargs: dict[str, Any] = {
             "TableName": self._table,
@@ -376,7 +457,8 @@ class DynamoApprovalStore:
         if filter_expression:
             kwargs["FilterExpression"] = filter_expression
             kwargs["ExpressionAttributeValues"].update(
-                {k: _serializer.serialize(v) for k, v in (values or {}).items()})
+                {k: _serializer.serialize(v) for k, v in (values or {}).items()}
+            )
             for name, attribute in (("#status", "status"), ("#mode", "mode")):
                 if name in filter_expression:
                     kwargs["ExpressionAttributeNames"][name] = attribute
@@ -415,8 +497,9 @@ class DynamoApprovalStore:
             ) from exc
 
 
-def _why_not(item: Mapping[str, Any], approval: Approval, user_id: str,
-             interaction_key: str | None, now: int) -> str | None:
+def _why_not(
+    item: Mapping[str, Any], approval: Approval, user_id: str, interaction_key: str | None, now: int
+) -> str | None:
     """Why a decision cannot be recorded on this item now, or None if it can."""
     if interaction_key and interaction_key in item.get("handled", {}).get("SS", ()):
         return DUPLICATE

@@ -22,8 +22,9 @@ MAX_LIMIT = 500
 _SESSION_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
-def list_sessions_response(store: AuditStore,
-                           query_params: Mapping[str, str] | None) -> dict[str, Any]:
+def list_sessions_response(
+    store: AuditStore, query_params: Mapping[str, str] | None
+) -> dict[str, Any]:
     """``GET /v1/sessions``: ``{"sessions": [summary, ...]}``, most recently active first.
 
     Parameters: ``identity`` (a subject) or ``cluster`` (one is required), ``since`` and
@@ -33,19 +34,22 @@ def list_sessions_response(store: AuditStore,
     params = dict(query_params or {})
     unknown = sorted(set(params) - set(LIST_PARAMETERS))
     if unknown:
-        raise BadRequest(f"unknown query parameter(s): {', '.join(unknown)}; use "
-                         f"{', '.join(LIST_PARAMETERS)}")
+        raise BadRequest(
+            f"unknown query parameter(s): {', '.join(unknown)}; use {', '.join(LIST_PARAMETERS)}"
+        )
     if not params.get("identity") and not params.get("cluster"):
         raise BadRequest("give identity or cluster")
     decision = params.get("decision") or None
     if decision is not None and decision not in DECISION_EFFECTS:
-        raise BadRequest(f"decision must be one of {', '.join(DECISION_EFFECTS)}, "
-                         f"not {decision!r}")
-    summaries = store.sessions(subject=params.get("identity") or None,
-                               cluster=params.get("cluster") or None,
-                               since=params.get("since") or None,
-                               until=params.get("until") or None,
-                               decision=decision, limit=_limit(params.get("limit")))
+        raise BadRequest(f"decision must be one of {', '.join(DECISION_EFFECTS)}, not {decision!r}")
+    summaries = store.sessions(
+        subject=params.get("identity") or None,
+        cluster=params.get("cluster") or None,
+        since=params.get("since") or None,
+        until=params.get("until") or None,
+        decision=decision,
+        limit=_limit(params.get("limit")),
+    )
     return {"sessions": [summary.to_json_dict() for summary in summaries]}
 
 
@@ -60,11 +64,14 @@ def session_response(store: AuditStore, session_id: str) -> dict[str, Any]:
         raise BadRequest("a session id is 1 to 128 letters, digits, '.', '_', ':' or '-'")
     records = store.records(session_id)
     if not records:
-        raise NotFound(f"no audit records for session {session_id!r} (unknown, or past "
-                       "the retention period)")
-    return {"session_id": session_id,
-            "records": [record.to_json_dict() for record in records],
-            "chain": report_json(verify_chain(session_id, records))}
+        raise NotFound(
+            f"no audit records for session {session_id!r} (unknown, or past the retention period)"
+        )
+    return {
+        "session_id": session_id,
+        "records": [record.to_json_dict() for record in records],
+        "chain": report_json(verify_chain(session_id, records)),
+    }
 
 
 def _limit(text: str | None) -> int:

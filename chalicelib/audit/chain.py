@@ -22,7 +22,10 @@ from decimal import Decimal
 from typing import Any
 
 from chalicelib.audit.records import (
-    RECORD_FIELDS, SessionRecord, record_from_fields, type_problems,
+    RECORD_FIELDS,
+    SessionRecord,
+    record_from_fields,
+    type_problems,
 )
 
 
@@ -39,8 +42,9 @@ def canonical_json(fields: Mapping[str, Any]) -> bytes:
     DynamoDB hands back (it keeps no trailing zeros) hash the same.
     """
     body = {key: _canonical(value) for key, value in fields.items() if key != "hash"}
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False).encode("utf-8")
+    return json.dumps(
+        body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode("utf-8")
 
 
 def compute_hash(fields: Mapping[str, Any]) -> str:
@@ -86,9 +90,13 @@ class ChainReport:
     first_problem: Problem | None = None
 
 
-def verify_chain(session_id: str, records: Sequence[SessionRecord], *,
-                 expected_count: int | None = None,
-                 expected_last_hash: str | None = None) -> ChainReport:
+def verify_chain(
+    session_id: str,
+    records: Sequence[SessionRecord],
+    *,
+    expected_count: int | None = None,
+    expected_last_hash: str | None = None,
+) -> ChainReport:
     """Check that ``records``, in the order given, are session ``session_id``'s intact chain.
 
     ``expected_count`` and ``expected_last_hash`` come from an anchor kept elsewhere; with
@@ -104,34 +112,52 @@ def verify_chain(session_id: str, records: Sequence[SessionRecord], *,
         checked += 1
     if expected_count is not None and checked != expected_count:
         if checked < expected_count:
-            message = (f"record {checked} is missing (the session had {expected_count} "
-                       f"records, {checked} remain)")
+            message = (
+                f"record {checked} is missing (the session had {expected_count} "
+                f"records, {checked} remain)"
+            )
         else:
             message = f"the session has {checked} records where {expected_count} were expected"
         return ChainReport(False, checked, Problem(checked, "count", message))
     if expected_last_hash is not None and prev_hash != expected_last_hash:
         last = checked - 1
-        return ChainReport(False, checked, Problem(
-            max(last, 0), "last_hash",
-            f"the chain does not end at the expected hash: records after {last} are missing "
-            "or records were rewritten"))
+        return ChainReport(
+            False,
+            checked,
+            Problem(
+                max(last, 0),
+                "last_hash",
+                f"the chain does not end at the expected hash: records after {last} are missing "
+                "or records were rewritten",
+            ),
+        )
     return ChainReport(True, checked)
 
 
-def _first_problem(session_id: str, records: Sequence[SessionRecord], position: int,
-                   record: SessionRecord, prev_hash: str) -> Problem | None:
+def _first_problem(
+    session_id: str,
+    records: Sequence[SessionRecord],
+    position: int,
+    record: SessionRecord,
+    prev_hash: str,
+) -> Problem | None:
     wrong = type_problems(vars(record))
     if wrong:
-        return Problem(position, "malformed", f"record at position {position} is malformed "
-                                              f"(wrong type: {', '.join(wrong)})")
+        return Problem(
+            position,
+            "malformed",
+            f"record at position {position} is malformed (wrong type: {', '.join(wrong)})",
+        )
     seq = record.seq
     if record.session_id != session_id:
-        return Problem(seq, "session", f"record {seq} belongs to another session "
-                                       f"({record.session_id!r})")
+        return Problem(
+            seq, "session", f"record {seq} belongs to another session ({record.session_id!r})"
+        )
     if seq != position:
-        if seq < position or any(r.seq == position for r in records[position + 1:]):
-            return Problem(seq, "order", f"records out of order: record {seq} is at "
-                                         f"position {position}")
+        if seq < position or any(r.seq == position for r in records[position + 1 :]):
+            return Problem(
+                seq, "order", f"records out of order: record {seq} is at position {position}"
+            )
         return Problem(position, "missing", f"record {position} is missing")
     try:
         intact = compute_hash(record.sealed_fields()) == record.hash
@@ -140,16 +166,20 @@ def _first_problem(session_id: str, records: Sequence[SessionRecord], position: 
     if not intact:
         return Problem(seq, "altered", f"record {seq} was altered (hash mismatch)")
     if record.prev_hash != prev_hash:
-        return Problem(seq, "prev_hash", f"record {seq} does not follow record {seq - 1} "
-                                         "(prev_hash mismatch)")
+        return Problem(
+            seq, "prev_hash", f"record {seq} does not follow record {seq - 1} (prev_hash mismatch)"
+        )
     return None
 
 
 def report_json(report: ChainReport) -> dict[str, Any]:
     """The report as the API shows it: ``{"ok", "checked", "problem"}`` (a sentence or null)."""
     problem = report.first_problem
-    return {"ok": report.ok, "checked": report.checked,
-            "problem": problem.message if problem else None}
+    return {
+        "ok": report.ok,
+        "checked": report.checked,
+        "problem": problem.message if problem else None,
+    }
 
 
 def _canonical(value: Any) -> Any:
@@ -164,4 +194,3 @@ def _canonical(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_canonical(v) for v in value]
     raise TypeError(f"{type(value).__name__} cannot be part of an audit record")
-

@@ -35,14 +35,16 @@ def records_from_stream(event: Mapping[str, Any]) -> list[dict[str, Any]]:
         if name == "INSERT" and change.get("NewImage"):
             inserted.append(_plain_image(change["NewImage"]))
         elif name in ("MODIFY", "REMOVE") and not _by_ttl(entry):
-            logger.warning("audit record changed outside the append path",
-                           extra={"event_name": name, "keys": plain_from_item(
-                               change.get("Keys") or {})})
+            logger.warning(
+                "audit record changed outside the append path",
+                extra={"event_name": name, "keys": plain_from_item(change.get("Keys") or {})},
+            )
     return inserted
 
 
-def write_jsonl(s3_client: Any, bucket: str, prefix: str, records: Sequence[Mapping[str, Any]],
-                now: datetime) -> str | None:
+def write_jsonl(
+    s3_client: Any, bucket: str, prefix: str, records: Sequence[Mapping[str, Any]], now: datetime
+) -> str | None:
     """Write ``records`` as one JSON Lines object; return its key, or None if there are none.
 
     Errors propagate, so the stream handler fails and Lambda retries the batch rather than
@@ -52,10 +54,17 @@ def write_jsonl(s3_client: Any, bucket: str, prefix: str, records: Sequence[Mapp
         return None
     hour = now.astimezone(timezone.utc).strftime("%Y/%m/%d/%H")
     key = "/".join(part for part in (prefix.strip("/"), hour, f"{uuid.uuid4()}.jsonl") if part)
-    body = "".join(json.dumps(record, sort_keys=True, separators=(",", ":"),
-                              ensure_ascii=False) + "\n" for record in records)
-    s3_client.put_object(Bucket=bucket, Key=key, Body=body.encode("utf-8"),
-                         ContentType="application/x-ndjson", ServerSideEncryption="AES256")
+    body = "".join(
+        json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False) + "\n"
+        for record in records
+    )
+    s3_client.put_object(
+        Bucket=bucket,
+        Key=key,
+        Body=body.encode("utf-8"),
+        ContentType="application/x-ndjson",
+        ServerSideEncryption="AES256",
+    )
     return key
 
 
@@ -71,5 +80,8 @@ def _plain_image(image: Mapping[str, Any]) -> dict[str, Any]:
 
 def _by_ttl(entry: Mapping[str, Any]) -> bool:
     identity = entry.get("userIdentity") or {}
-    return (entry.get("eventName") == "REMOVE" and identity.get("type") == "Service"
-            and identity.get("principalId") == _TTL_PRINCIPAL)
+    return (
+        entry.get("eventName") == "REMOVE"
+        and identity.get("type") == "Service"
+        and identity.get("principalId") == _TTL_PRINCIPAL
+    )

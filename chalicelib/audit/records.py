@@ -23,16 +23,36 @@ from chalicelib.policy.engine import Decision
 
 # A forwarded request is two records: "request" before it leaves (no record, no forward) and
 # "response" with the cluster's answer (no record, no answer).
-EVENT_KINDS = frozenset({
-    "token_issued", "request", "response", "refusal", "approval_requested", "approval_posted",
-    "approval_decided", "approval_consumed", "approval_expired", "direct_token_issued",
-})
+EVENT_KINDS = frozenset(
+    {
+        "token_issued",
+        "request",
+        "response",
+        "refusal",
+        "approval_requested",
+        "approval_posted",
+        "approval_decided",
+        "approval_consumed",
+        "approval_expired",
+        "direct_token_issued",
+    }
+)
 
 # The fields a caller describes an event with; the store adds the rest (SEALING_FIELDS).
 _EVENT_DEFAULTS: dict[str, Any] = {
-    "subject": "", "cluster": "", "identity": {}, "source_ip": "", "user_agent": "",
-    "request": None, "decision": None, "approval_id": None, "upstream_status": None,
-    "latency_ms": None, "request_body": None, "response_body": None, "detail": {},
+    "subject": "",
+    "cluster": "",
+    "identity": {},
+    "source_ip": "",
+    "user_agent": "",
+    "request": None,
+    "decision": None,
+    "approval_id": None,
+    "upstream_status": None,
+    "latency_ms": None,
+    "request_body": None,
+    "response_body": None,
+    "detail": {},
 }
 SEALING_FIELDS = ("seq", "time", "expires_at", "prev_hash", "hash")
 # DynamoDB refuses an empty string as a secondary index key, so these are left out of the
@@ -48,25 +68,25 @@ class SessionRecord:
     """
 
     session_id: str
-    seq: int                              # 0-based position in the session's chain
-    time: str                             # RFC 3339 UTC with milliseconds
-    kind: str                             # one of EVENT_KINDS
+    seq: int  # 0-based position in the session's chain
+    time: str  # RFC 3339 UTC with milliseconds
+    kind: str  # one of EVENT_KINDS
     subject: str
     cluster: str
-    identity: dict[str, Any]              # subject, issuer, email, groups, matched_claims
+    identity: dict[str, Any]  # subject, issuer, email, groups, matched_claims
     source_ip: str
     user_agent: str
-    request: dict[str, Any] | None        # method, path, query, verb, api_group, ... name
-    decision: dict[str, Any] | None       # effect, policy, rule, reason
+    request: dict[str, Any] | None  # method, path, query, verb, api_group, ... name
+    decision: dict[str, Any] | None  # effect, policy, rule, reason
     approval_id: str | None
     upstream_status: int | None
     latency_ms: float | None
-    request_body: dict[str, Any] | None   # bodies.summarize_body of the masked text
+    request_body: dict[str, Any] | None  # bodies.summarize_body of the masked text
     response_body: dict[str, Any] | None
-    detail: dict[str, Any]                # free-form event data: approver, slack user, outcome
+    detail: dict[str, Any]  # free-form event data: approver, slack user, outcome
     prev_hash: str
     hash: str
-    expires_at: int                       # epoch seconds, DynamoDB TTL
+    expires_at: int  # epoch seconds, DynamoDB TTL
 
     def to_json_dict(self) -> dict[str, Any]:
         """The record as plain JSON values (a deep copy), for the API and the export."""
@@ -90,8 +110,8 @@ class SessionSummary:
     first_time: str
     last_time: str
     records: int
-    decisions: dict[str, int]             # effect -> count
-    approvals: int                        # distinct approval ids seen
+    decisions: dict[str, int]  # effect -> count
+    approvals: int  # distinct approval ids seen
 
     def to_json_dict(self) -> dict[str, Any]:
         """The summary as plain JSON values."""
@@ -101,11 +121,16 @@ class SessionSummary:
     def from_json_dict(cls, data: Mapping[str, Any]) -> "SessionSummary":
         """The summary an API answer carries; ValueError if it is not one."""
         try:
-            return cls(session_id=str(data["session_id"]), subject=str(data["subject"]),
-                       cluster=str(data["cluster"]), first_time=str(data["first_time"]),
-                       last_time=str(data["last_time"]), records=int(data["records"]),
-                       decisions={str(k): int(v) for k, v in dict(data["decisions"]).items()},
-                       approvals=int(data["approvals"]))
+            return cls(
+                session_id=str(data["session_id"]),
+                subject=str(data["subject"]),
+                cluster=str(data["cluster"]),
+                first_time=str(data["first_time"]),
+                last_time=str(data["last_time"]),
+                records=int(data["records"]),
+                decisions={str(k): int(v) for k, v in dict(data["decisions"]).items()},
+                approvals=int(data["approvals"]),
+            )
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"not a session summary: {exc!r}") from None
 
@@ -134,27 +159,46 @@ def new_event(kind: str, **event: Any) -> dict[str, Any]:
     return {name: to_plain(value) for name, value in merged.items()}
 
 
-def identity_dict(identity: Identity, matched_claims: Mapping[str, Any] | None = None
-                  ) -> dict[str, Any]:
+def identity_dict(
+    identity: Identity, matched_claims: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """The ``identity`` field: who called, and the claims that made their policy apply."""
-    plain: dict[str, Any] = to_plain({
-        "subject": identity.subject, "issuer": identity.issuer, "email": identity.email,
-        "groups": list(identity.groups), "matched_claims": dict(matched_claims or {})})
+    plain: dict[str, Any] = to_plain(
+        {
+            "subject": identity.subject,
+            "issuer": identity.issuer,
+            "email": identity.email,
+            "groups": list(identity.groups),
+            "matched_claims": dict(matched_claims or {}),
+        }
+    )
     return plain
 
 
 def request_dict(request: KubeRequest, method: str, query: str = "") -> dict[str, Any]:
     """The ``request`` field: the HTTP method and query with the resolved Kubernetes request."""
-    return {"method": method, "path": request.path, "query": query, "verb": request.verb,
-            "api_group": request.api_group, "api_version": request.api_version,
-            "resource": request.resource, "subresource": request.subresource,
-            "namespace": request.namespace, "name": request.name}
+    return {
+        "method": method,
+        "path": request.path,
+        "query": query,
+        "verb": request.verb,
+        "api_group": request.api_group,
+        "api_version": request.api_version,
+        "resource": request.resource,
+        "subresource": request.subresource,
+        "namespace": request.namespace,
+        "name": request.name,
+    }
 
 
 def decision_dict(decision: Decision) -> dict[str, Any]:
     """The ``decision`` field: effect, policy, the rule's label and the reason given."""
-    return {"effect": decision.effect, "policy": decision.policy,
-            "rule": decision.rule_label, "reason": decision.reason}
+    return {
+        "effect": decision.effect,
+        "policy": decision.policy,
+        "rule": decision.rule_label,
+        "reason": decision.reason,
+    }
 
 
 def record_from_fields(data: Mapping[str, Any]) -> SessionRecord:
@@ -244,8 +288,17 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-_STRINGS = ("session_id", "time", "kind", "subject", "cluster", "source_ip", "user_agent",
-            "prev_hash", "hash")
+_STRINGS = (
+    "session_id",
+    "time",
+    "kind",
+    "subject",
+    "cluster",
+    "source_ip",
+    "user_agent",
+    "prev_hash",
+    "hash",
+)
 _OPTIONAL_DICTS = ("request", "decision", "request_body", "response_body")
 
 
@@ -254,8 +307,11 @@ def type_problems(values: Mapping[str, Any]) -> list[str]:
     wrong = [name for name in _STRINGS if not isinstance(values[name], str)]
     wrong += [name for name in ("seq", "expires_at") if not _is_int(values[name])]
     wrong += [name for name in ("identity", "detail") if not isinstance(values[name], dict)]
-    wrong += [name for name in _OPTIONAL_DICTS
-              if values[name] is not None and not isinstance(values[name], dict)]
+    wrong += [
+        name
+        for name in _OPTIONAL_DICTS
+        if values[name] is not None and not isinstance(values[name], dict)
+    ]
     if values["approval_id"] is not None and not isinstance(values["approval_id"], str):
         wrong.append("approval_id")
     if values["upstream_status"] is not None and not _is_int(values["upstream_status"]):

@@ -19,16 +19,39 @@ from typing import Any
 from chalicelib.audit.records import SessionRecord, SessionSummary
 
 # Resources with no namespace: listing them without -n is not "the default namespace".
-_CLUSTER_SCOPED = frozenset({
-    "namespaces", "nodes", "persistentvolumes", "clusterroles", "clusterrolebindings",
-    "customresourcedefinitions", "storageclasses", "priorityclasses", "apiservices",
-    "mutatingwebhookconfigurations", "validatingwebhookconfigurations", "csidrivers",
-    "csinodes", "ingressclasses", "runtimeclasses", "volumeattachments",
-    "certificatesigningrequests", "tokenreviews", "selfsubjectaccessreviews",
-    "selfsubjectrulesreviews", "subjectaccessreviews", "componentstatuses",
-})
-_RAW_COMMANDS = {"GET": "get", "HEAD": "get", "POST": "create", "PUT": "replace",
-                 "DELETE": "delete"}
+_CLUSTER_SCOPED = frozenset(
+    {
+        "namespaces",
+        "nodes",
+        "persistentvolumes",
+        "clusterroles",
+        "clusterrolebindings",
+        "customresourcedefinitions",
+        "storageclasses",
+        "priorityclasses",
+        "apiservices",
+        "mutatingwebhookconfigurations",
+        "validatingwebhookconfigurations",
+        "csidrivers",
+        "csinodes",
+        "ingressclasses",
+        "runtimeclasses",
+        "volumeattachments",
+        "certificatesigningrequests",
+        "tokenreviews",
+        "selfsubjectaccessreviews",
+        "selfsubjectrulesreviews",
+        "subjectaccessreviews",
+        "componentstatuses",
+    }
+)
+_RAW_COMMANDS = {
+    "GET": "get",
+    "HEAD": "get",
+    "POST": "create",
+    "PUT": "replace",
+    "DELETE": "delete",
+}
 _COLLECTION_VERBS = frozenset({"list", "watch", "deletecollection"})
 # C0/C1 controls (bar newline and tab, which callers split on) and bidirectional overrides,
 # which can make a terminal line read differently from what it holds.
@@ -79,8 +102,9 @@ def kubectl_equivalent(request: Mapping[str, Any]) -> str:
     return _join(words + _selectors(query))
 
 
-def render_timeline(records: Sequence[SessionRecord], show_bodies: bool = False,
-                    details: bool = False) -> list[str]:
+def render_timeline(
+    records: Sequence[SessionRecord], show_bodies: bool = False, details: bool = False
+) -> list[str]:
     """One line per record, ``13:40:29.123  #3  kubectl get pods -n shop  allow (...)  200 12ms``.
 
     ``details`` adds indented lines with the decision's reason, the HTTP request and where
@@ -102,17 +126,25 @@ def render_sessions(summaries: Sequence[SessionSummary]) -> list[str]:
     """A table of sessions, one line each, under a header."""
     if not summaries:
         return ["no sessions match these filters"]
-    header = ("SESSION", "SUBJECT", "CLUSTER", "FIRST", "LAST", "RECORDS", "DECISIONS",
-              "APPROVALS")
+    header = ("SESSION", "SUBJECT", "CLUSTER", "FIRST", "LAST", "RECORDS", "DECISIONS", "APPROVALS")
     rows = [header] + [
-        (s.session_id, s.subject or "-", s.cluster or "-", s.first_time, s.last_time,
-         str(s.records),
-         " ".join(f"{effect}:{count}" for effect, count in sorted(s.decisions.items())) or "-",
-         str(s.approvals))
-        for s in summaries]
+        (
+            s.session_id,
+            s.subject or "-",
+            s.cluster or "-",
+            s.first_time,
+            s.last_time,
+            str(s.records),
+            " ".join(f"{effect}:{count}" for effect, count in sorted(s.decisions.items())) or "-",
+            str(s.approvals),
+        )
+        for s in summaries
+    ]
     widths = [max(len(_printable(row[i])) for row in rows) for i in range(len(header))]
-    return ["  ".join(_printable(cell).ljust(width) for cell, width in zip(row, widths)).rstrip()
-            for row in rows]
+    return [
+        "  ".join(_printable(cell).ljust(width) for cell, width in zip(row, widths)).rstrip()
+        for row in rows
+    ]
 
 
 def _describe(record: SessionRecord) -> str:
@@ -196,10 +228,14 @@ def _body_lines(label: str, body: Mapping[str, Any] | None) -> list[str]:
     if "inline" in body:
         text = str(body["inline"])
         return [f"{_INDENT}{label} ({body.get('size', len(text))} bytes):"] + [
-            _INDENT + "  " + _printable(line) for line in text.splitlines()]
+            _INDENT + "  " + _printable(line) for line in text.splitlines()
+        ]
     digest = str(body.get("sha256") or "")[:16]
-    return [_printable(f"{_INDENT}{label}: {body.get('size', '?')} bytes, not recorded "
-                       f"(sha256 {digest}…)")]
+    return [
+        _printable(
+            f"{_INDENT}{label}: {body.get('size', '?')} bytes, not recorded (sha256 {digest}…)"
+        )
+    ]
 
 
 def _namespace_flags(request: Mapping[str, Any], resource: str, verb: str) -> list[str]:
@@ -211,9 +247,15 @@ def _namespace_flags(request: Mapping[str, Any], resource: str, verb: str) -> li
     return []
 
 
-def _subresource_command(subresource: str, verb: str, kind: str, name: str, where: list[str],
-                         query: Mapping[str, list[str]],
-                         request: Mapping[str, Any]) -> list[str] | None:
+def _subresource_command(
+    subresource: str,
+    verb: str,
+    kind: str,
+    name: str,
+    where: list[str],
+    query: Mapping[str, list[str]],
+    request: Mapping[str, Any],
+) -> list[str] | None:
     first = {key: values[0] for key, values in query.items() if values}
     if subresource == "log":
         words = ["logs", name, *where]
@@ -289,5 +331,9 @@ def _short(approval_id: str | None) -> str:
 
 
 def _printable(text: str) -> str:
-    return _UNPRINTABLE.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100
-                            else f"\\u{ord(m.group()):04x}", text)
+    return _UNPRINTABLE.sub(
+        lambda m: f"\\x{ord(m.group()):02x}"
+        if ord(m.group()) < 0x100
+        else f"\\u{ord(m.group()):04x}",
+        text,
+    )

@@ -21,7 +21,11 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.audit.chain import genesis_hash, seal
 from chalicelib.audit.records import (
-    SEALING_FIELDS, SessionRecord, SessionSummary, record_from_item, record_to_item,
+    SEALING_FIELDS,
+    SessionRecord,
+    SessionSummary,
+    record_from_item,
+    record_to_item,
 )
 from chalicelib.audit.summaries import DEFAULT_SESSION_SPAN, summarize_newest_first
 from chalicelib.audit.timestamps import format_time, normalize_time
@@ -62,9 +66,15 @@ class AuditStore(Protocol):
         """Every record of the session, ordered by ``seq``."""
         ...
 
-    def sessions(self, subject: str | None = None, cluster: str | None = None,
-                 since: str | None = None, until: str | None = None,
-                 decision: str | None = None, limit: int = 100) -> list[SessionSummary]:
+    def sessions(
+        self,
+        subject: str | None = None,
+        cluster: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        decision: str | None = None,
+        limit: int = 100,
+    ) -> list[SessionSummary]:
         """Summaries of the sessions with records matching the filters, newest first."""
         ...
 
@@ -81,14 +91,19 @@ class DynamoAuditStore:
     short and jittered.
     """
 
-    def __init__(self, client: Any, table_name: str, *,
-                 retention_seconds: int = DEFAULT_RETENTION_SECONDS,
-                 clock: Callable[[], float] = time.time,
-                 max_attempts: int = 50,
-                 cache_size: int = 4096,
-                 session_span: timedelta = DEFAULT_SESSION_SPAN,
-                 max_items_read: int = 20_000,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        client: Any,
+        table_name: str,
+        *,
+        retention_seconds: int = DEFAULT_RETENTION_SECONDS,
+        clock: Callable[[], float] = time.time,
+        max_attempts: int = 50,
+        cache_size: int = 4096,
+        session_span: timedelta = DEFAULT_SESSION_SPAN,
+        max_items_read: int = 20_000,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self._client = client
         self._table = table_name
         self._retention = retention_seconds
@@ -129,9 +144,15 @@ class DynamoAuditStore:
             last = self._cached(session_id) or self._read_last(session_id)
             for attempt in range(self._max_attempts):
                 now = self._clock()
-                record = seal({**fields, "seq": last[0] + 1,
-                               "time": format_time(datetime.fromtimestamp(now, timezone.utc)),
-                               "expires_at": int(now) + self._retention}, last[1])
+                record = seal(
+                    {
+                        **fields,
+                        "seq": last[0] + 1,
+                        "time": format_time(datetime.fromtimestamp(now, timezone.utc)),
+                        "expires_at": int(now) + self._retention,
+                    },
+                    last[1],
+                )
                 if self._put_new(record):
                     self._remember(record)
                     return record
@@ -143,12 +164,20 @@ class DynamoAuditStore:
                     return record
                 last = self._read_last(session_id)
                 # Full jitter, so writers that collided do not collide again in step.
-                self._sleep(random.uniform(0, min(_MAX_BACKOFF, 0.004 * 2 ** attempt)))
-        except (ClientError, BotoCoreError, MalformedRecord, KeyError, ValueError, TypeError,
-                ArithmeticError) as exc:
+                self._sleep(random.uniform(0, min(_MAX_BACKOFF, 0.004 * 2**attempt)))
+        except (
+            ClientError,
+            BotoCoreError,
+            MalformedRecord,
+            KeyError,
+            ValueError,
+            TypeError,
+            ArithmeticError,
+        ) as exc:
             self._forget(session_id)
-            logger.warning("audit append failed", extra={"session_id": session_id,
-                                                         "cause": repr(exc)})
+            logger.warning(
+                "audit append failed", extra={"session_id": session_id, "cause": repr(exc)}
+            )
             raise AuditUnavailable(repr(exc)) from exc
         self._forget(session_id)
         logger.warning("audit append lost every race", extra={"session_id": session_id})
@@ -157,8 +186,11 @@ class DynamoAuditStore:
     def _put_new(self, record: SessionRecord) -> bool:
         """Write ``record`` unless its key exists; False if it does."""
         try:
-            self._client.put_item(TableName=self._table, Item=record_to_item(record),
-                                  ConditionExpression="attribute_not_exists(session_id)")
+            self._client.put_item(
+                TableName=self._table,
+                Item=record_to_item(record),
+                ConditionExpression="attribute_not_exists(session_id)",
+            )
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
                 return False
@@ -167,10 +199,15 @@ class DynamoAuditStore:
 
     def _read_last(self, session_id: str) -> tuple[int, str]:
         answer = self._client.query(
-            TableName=self._table, KeyConditionExpression="session_id = :s",
+            TableName=self._table,
+            KeyConditionExpression="session_id = :s",
             ExpressionAttributeValues={":s": {"S": session_id}},
-            ExpressionAttributeNames={"#h": "hash"}, ProjectionExpression="seq, #h",
-            ScanIndexForward=False, Limit=1, ConsistentRead=True)
+            ExpressionAttributeNames={"#h": "hash"},
+            ProjectionExpression="seq, #h",
+            ScanIndexForward=False,
+            Limit=1,
+            ConsistentRead=True,
+        )
         items = answer.get("Items") or []
         if not items:
             return (-1, genesis_hash(session_id))
@@ -178,8 +215,10 @@ class DynamoAuditStore:
 
     def _get(self, session_id: str, seq: int) -> SessionRecord | None:
         answer = self._client.get_item(
-            TableName=self._table, ConsistentRead=True,
-            Key={"session_id": {"S": session_id}, "seq": {"N": str(seq)}})
+            TableName=self._table,
+            ConsistentRead=True,
+            Key={"session_id": {"S": session_id}, "seq": {"N": str(seq)}},
+        )
         item = answer.get("Item")
         return _record(item) if item else None
 
@@ -205,14 +244,24 @@ class DynamoAuditStore:
 
     def records(self, session_id: str) -> list[SessionRecord]:
         """Every record of ``session_id`` (all pages, consistent reads), ordered by seq."""
-        pages = self._pages(TableName=self._table, KeyConditionExpression="session_id = :s",
-                            ExpressionAttributeValues={":s": {"S": session_id}},
-                            ScanIndexForward=True, ConsistentRead=True)
+        pages = self._pages(
+            TableName=self._table,
+            KeyConditionExpression="session_id = :s",
+            ExpressionAttributeValues={":s": {"S": session_id}},
+            ScanIndexForward=True,
+            ConsistentRead=True,
+        )
         return [_record(item) for item in pages]
 
-    def sessions(self, subject: str | None = None, cluster: str | None = None,
-                 since: str | None = None, until: str | None = None,
-                 decision: str | None = None, limit: int = 100) -> list[SessionSummary]:
+    def sessions(
+        self,
+        subject: str | None = None,
+        cluster: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        decision: str | None = None,
+        limit: int = 100,
+    ) -> list[SessionSummary]:
         """Sessions of ``subject`` (index by-subject) or else on ``cluster`` (by-cluster).
 
         ``since``/``until`` are inclusive RFC 3339 bounds on record times; ``decision``
@@ -225,8 +274,10 @@ class DynamoAuditStore:
     def _listed_records(self, query: dict[str, Any]) -> Iterator[SessionRecord]:
         for count, item in enumerate(self._pages(**query)):
             if count >= self._max_items_read:
-                logger.warning("audit listing stopped at the read bound",
-                               extra={"max_items_read": self._max_items_read})
+                logger.warning(
+                    "audit listing stopped at the read bound",
+                    extra={"max_items_read": self._max_items_read},
+                )
                 return
             try:
                 yield _record(item)
@@ -238,8 +289,9 @@ class DynamoAuditStore:
         start: dict[str, Any] | None = None
         while True:
             try:
-                answer = self._client.query(**query, **({"ExclusiveStartKey": start}
-                                                        if start else {}))
+                answer = self._client.query(
+                    **query, **({"ExclusiveStartKey": start} if start else {})
+                )
             except (ClientError, BotoCoreError) as exc:
                 logger.warning("audit read failed", extra={"cause": repr(exc)})
                 raise AuditReadError("the audit log could not be read; try again") from exc
@@ -249,8 +301,14 @@ class DynamoAuditStore:
                 return
 
 
-def _sessions_query(table: str, subject: str | None, cluster: str | None, since: str | None,
-                    until: str | None, decision: str | None) -> dict[str, Any]:
+def _sessions_query(
+    table: str,
+    subject: str | None,
+    cluster: str | None,
+    since: str | None,
+    until: str | None,
+    decision: str | None,
+) -> dict[str, Any]:
     """The Query for ``DynamoAuditStore.sessions``; BadRequest for unusable filters."""
     if subject:
         index, key, value = "by-subject", "subject", subject
@@ -261,8 +319,9 @@ def _sessions_query(table: str, subject: str | None, cluster: str | None, since:
     names = {"#k": key}
     values: dict[str, Any] = {":k": {"S": value}}
     condition = "#k = :k"
-    bounds = {name: _bound(name, text) for name, text in (("since", since), ("until", until))
-              if text}
+    bounds = {
+        name: _bound(name, text) for name, text in (("since", since), ("until", until)) if text
+    }
     if "since" in bounds and "until" in bounds:
         if bounds["since"] > bounds["until"]:
             raise BadRequest(f"since ({since}) is after until ({until})")
@@ -281,15 +340,20 @@ def _sessions_query(table: str, subject: str | None, cluster: str | None, since:
         filters.append("#c = :c")
     if decision:
         if decision not in DECISION_EFFECTS:
-            raise BadRequest(f"decision must be one of {', '.join(DECISION_EFFECTS)}, "
-                             f"not {decision!r}")
+            raise BadRequest(
+                f"decision must be one of {', '.join(DECISION_EFFECTS)}, not {decision!r}"
+            )
         names.update({"#d": "decision", "#e": "effect"})
         values[":e"] = {"S": decision}
         filters.append("#d.#e = :e")
     query: dict[str, Any] = {
-        "TableName": table, "IndexName": index, "KeyConditionExpression": condition,
-        "ExpressionAttributeNames": names, "ExpressionAttributeValues": values,
-        "ScanIndexForward": False}
+        "TableName": table,
+        "IndexName": index,
+        "KeyConditionExpression": condition,
+        "ExpressionAttributeNames": names,
+        "ExpressionAttributeValues": values,
+        "ScanIndexForward": False,
+    }
     if filters:
         query["FilterExpression"] = " AND ".join(filters)
     return query
@@ -307,5 +371,6 @@ def _record(item: Mapping[str, Any]) -> SessionRecord:
         return record_from_item(item)
     except (ValueError, TypeError) as exc:
         where = f"{item.get('session_id', {}).get('S', '?')}/{item.get('seq', {}).get('N', '?')}"
-        raise MalformedRecord(f"audit record {where} is not one eksgate wrote "
-                              f"(changed outside eksgate): {exc}") from None
+        raise MalformedRecord(
+            f"audit record {where} is not one eksgate wrote (changed outside eksgate): {exc}"
+        ) from None

@@ -41,13 +41,21 @@ class _Tally:
             self.approval_ids.add(record.approval_id)
 
     def summary(self) -> SessionSummary:
-        return SessionSummary(self.session_id, self.subject, self.cluster, self.first_time,
-                              self.last_time, self.records, dict(sorted(self.decisions.items())),
-                              len(self.approval_ids))
+        return SessionSummary(
+            self.session_id,
+            self.subject,
+            self.cluster,
+            self.first_time,
+            self.last_time,
+            self.records,
+            dict(sorted(self.decisions.items())),
+            len(self.approval_ids),
+        )
 
 
-def summarize_newest_first(records: Iterable[SessionRecord], limit: int,
-                           span: timedelta = DEFAULT_SESSION_SPAN) -> list[SessionSummary]:
+def summarize_newest_first(
+    records: Iterable[SessionRecord], limit: int, span: timedelta = DEFAULT_SESSION_SPAN
+) -> list[SessionSummary]:
     """Up to ``limit`` sessions, most recently active first, from records newest first.
 
     A session is listed when its newest record is met. Once ``limit`` sessions are listed,
@@ -67,7 +75,8 @@ def summarize_newest_first(records: Iterable[SessionRecord], limit: int,
             if len(tallies) >= limit:
                 continue
             tally = tallies[record.session_id] = _Tally(
-                record.session_id, record.subject, record.cluster, record.time, record.time)
+                record.session_id, record.subject, record.cluster, record.time, record.time
+            )
             if len(tallies) == limit:
                 stop_before = _earlier(record.time, span)
         tally.add(record)

@@ -9,8 +9,7 @@ from __future__ import annotations
 import re
 from datetime import datetime, timezone
 
-_RFC3339 = re.compile(
-    r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:\d{2})")
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:\d{2})")
 
 
 def format_time(moment: datetime) -> str:
@@ -35,10 +34,11 @@ def parse_time(text: str) -> datetime:
         digits = re.match(r"\.(\d+)", zone)
         assert digits is not None  # guaranteed by _RFC3339
         fraction = digits.group(1)[:6].ljust(6, "0")
-        zone = zone[digits.end():]
+        zone = zone[digits.end() :]
     try:
-        moment = datetime.fromisoformat(main + (f".{fraction}" if fraction else "")
-                                        + ("+00:00" if zone == "Z" else zone))
+        moment = datetime.fromisoformat(
+            main + (f".{fraction}" if fraction else "") + ("+00:00" if zone == "Z" else zone)
+        )
     except ValueError as exc:
         raise ValueError(f"{text!r} is not a valid time: {exc}") from None
     return moment

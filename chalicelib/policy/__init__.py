@@ -5,6 +5,15 @@ from chalicelib.policy.loader import PolicyError, load_policies, load_policy_tex
 from chalicelib.policy.model import ApprovalSettings, Policy, Rule, Subject
 
 __all__ = [
-    "ApprovalSettings", "Decision", "Policy", "PolicyError", "Rule", "Subject", "decide",
-    "evaluate", "load_policies", "load_policy_text", "select_policy",
+    "ApprovalSettings",
+    "Decision",
+    "Policy",
+    "PolicyError",
+    "Rule",
+    "Subject",
+    "decide",
+    "evaluate",
+    "load_policies",
+    "load_policy_text",
+    "select_policy",
 ]

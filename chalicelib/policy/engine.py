@@ -18,7 +18,7 @@ _PRECEDENCE = {"deny": 0, "approve": 1, "allow": 2}
 
 @dataclass(frozen=True)
 class Decision:
-    effect: str                 # allow | approve | deny
+    effect: str  # allow | approve | deny
     policy: str
     rule: Rule | None
     reason: str
@@ -38,14 +38,17 @@ def select_policy(identity: Identity, cluster: str, policies: Iterable[Policy]) 
     """
     matching = [p for p in policies if p.applies_to(identity, cluster)]
     if not matching:
-        raise Forbidden(f"no policy grants {identity.describe()} access to cluster {cluster!r}",
-                        details={"cluster": cluster, "subject": identity.subject})
+        raise Forbidden(
+            f"no policy grants {identity.describe()} access to cluster {cluster!r}",
+            details={"cluster": cluster, "subject": identity.subject},
+        )
     if len(matching) > 1:
         names = ", ".join(sorted(p.name for p in matching))
         raise Forbidden(
             f"{identity.describe()} matches several policies for cluster {cluster!r} ({names}); "
             "an administrator must make their subjects disjoint",
-            details={"cluster": cluster, "policies": names})
+            details={"cluster": cluster, "policies": names},
+        )
     return matching[0]
 
 
@@ -53,8 +56,12 @@ def evaluate(policy: Policy, request: KubeRequest) -> Decision:
     """What ``policy`` says about ``request``."""
     matched = [r for r in policy.rules if r.matches(request)]
     if not matched:
-        return Decision("deny", policy.name, None,
-                        f"no rule of policy {policy.name!r} allows {describe_request(request)}")
+        return Decision(
+            "deny",
+            policy.name,
+            None,
+            f"no rule of policy {policy.name!r} allows {describe_request(request)}",
+        )
     winner = min(matched, key=lambda r: (_PRECEDENCE[r.effect], r.index))
     verb = {"allow": "allows", "approve": "requires approval for", "deny": "denies"}[winner.effect]
     reason = f"rule {winner.label} of policy {policy.name!r} {verb} {describe_request(request)}"
@@ -63,8 +70,9 @@ def evaluate(policy: Policy, request: KubeRequest) -> Decision:
     return Decision(winner.effect, policy.name, winner, reason)
 
 
-def decide(identity: Identity, cluster: str, request: KubeRequest,
-           policies: Iterable[Policy]) -> Decision:
+def decide(
+    identity: Identity, cluster: str, request: KubeRequest, policies: Iterable[Policy]
+) -> Decision:
     """The decision for ``identity`` making ``request`` on ``cluster``."""
     try:
         policy = select_policy(identity, cluster, policies)

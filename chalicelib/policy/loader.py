@@ -16,7 +16,7 @@ from chalicelib.policy.durations import parse_duration
 from chalicelib.policy.model import ApprovalSettings, Policy, Rule, Subject
 from chalicelib.policy.schema import PATTERN_NAMES, POLICY_SCHEMA
 
-MAX_SESSION_CEILING = 900       # an EKS token lives 15 minutes; no session outlives one
+MAX_SESSION_CEILING = 900  # an EKS token lives 15 minutes; no session outlives one
 MAX_APPROVAL_SECONDS = 24 * 3600
 
 Path_ = tuple[Any, ...]
@@ -31,7 +31,9 @@ class Problem:
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line else self.file
-        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+        return (
+            f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+        )
 
 
 class PolicyError(Exception):
@@ -69,13 +71,24 @@ class _LineTracker:
             for key_node, value_node in node.value:
                 key = self._constructor.construct_object(key_node, deep=True)
                 if not isinstance(key, str):
-                    self.problems.append(Problem(self.file, key_node.start_mark.line + 1,
-                                                 field_name(path[1:]),
-                                                 f"key {key!r} must be a string"))
+                    self.problems.append(
+                        Problem(
+                            self.file,
+                            key_node.start_mark.line + 1,
+                            field_name(path[1:]),
+                            f"key {key!r} must be a string",
+                        )
+                    )
                     continue
                 if key in result:
-                    self.problems.append(Problem(self.file, key_node.start_mark.line + 1,
-                                                 field_name(path[1:] + (key,)), "duplicate key"))
+                    self.problems.append(
+                        Problem(
+                            self.file,
+                            key_node.start_mark.line + 1,
+                            field_name(path[1:] + (key,)),
+                            "duplicate key",
+                        )
+                    )
                     continue
                 result[key] = self.build(value_node, path + (key,))
                 self.lines[path + (key,)] = key_node.start_mark.line + 1
@@ -99,24 +112,36 @@ def _schema_problems(document: Any, tracker: _LineTracker, prefix: Path_) -> lis
         if error.validator == "additionalProperties" and isinstance(error.instance, dict):
             allowed = set(error.schema.get("properties", {}))
             for extra in sorted(set(error.instance) - allowed):
-                problems.append(Problem(
-                    tracker.file, tracker.line(prefix + path + (extra,)), field_name(path + (extra,)),
-                    f"unknown field; expected one of: {', '.join(sorted(allowed))}"))
+                problems.append(
+                    Problem(
+                        tracker.file,
+                        tracker.line(prefix + path + (extra,)),
+                        field_name(path + (extra,)),
+                        f"unknown field; expected one of: {', '.join(sorted(allowed))}",
+                    )
+                )
             continue
         if error.validator == "enum":
-            message = f"{error.instance!r} is not one of: {', '.join(map(str, error.validator_value))}"
+            message = (
+                f"{error.instance!r} is not one of: {', '.join(map(str, error.validator_value))}"
+            )
             if path and path[-2:-1] == ("verbs",):
                 message = f"unknown verb {error.instance!r}; expected one of: " + ", ".join(
-                    map(str, error.validator_value))
+                    map(str, error.validator_value)
+                )
         elif error.validator == "pattern" and "duration" in _schema_kind(path):
             message = f"{error.instance!r} is not a duration like 30s, 15m, 1h30m or 2d"
         elif error.validator == "pattern" and path == ("role",):
-            message = f"{error.instance!r} is not an IAM role ARN (arn:aws:iam::<account>:role/<name>)"
+            message = (
+                f"{error.instance!r} is not an IAM role ARN (arn:aws:iam::<account>:role/<name>)"
+            )
         elif error.validator == "pattern" and path == ("name",):
             message = f"{error.instance!r} must be lowercase letters, digits and '-' (max 63)"
         elif error.validator == "required":
             message = error.message.replace("is a required property", "is required")
-        problems.append(Problem(tracker.file, tracker.line(prefix + path), field_name(path), message))
+        problems.append(
+            Problem(tracker.file, tracker.line(prefix + path), field_name(path), message)
+        )
     return problems
 
 
@@ -129,7 +154,9 @@ def _semantic_problems(doc: dict, tracker: _LineTracker, prefix: Path_) -> list[
     problems = []
 
     def problem(path: Path_, message: str) -> None:
-        problems.append(Problem(tracker.file, tracker.line(prefix + path), field_name(path), message))
+        problems.append(
+            Problem(tracker.file, tracker.line(prefix + path), field_name(path), message)
+        )
 
     if "max_session" in doc and parse_duration(doc["max_session"]) > MAX_SESSION_CEILING:
         problem(("max_session",), "must be at most 15m (an EKS token lives 15 minutes)")
@@ -138,8 +165,11 @@ def _semantic_problems(doc: dict, tracker: _LineTracker, prefix: Path_) -> list[
     for i, rule in enumerate(doc["rules"]):
         effect = rule["effect"]
         if effect == "approve" and not rule.get("approvers"):
-            problem(("rules", i, "approvers"), "an approve rule needs approvers "
-                    "(Slack user ids like U012AB3CD, or slack-group:<handle>)")
+            problem(
+                ("rules", i, "approvers"),
+                "an approve rule needs approvers "
+                "(Slack user ids like U012AB3CD, or slack-group:<handle>)",
+            )
         if effect != "approve":
             for key in ("approvers", "approval"):
                 if key in rule:
@@ -154,10 +184,15 @@ def _semantic_problems(doc: dict, tracker: _LineTracker, prefix: Path_) -> list[
                 problem(("rules", i, "approval", key), "must be at most 24h")
         if approval.get("direct") and approval.get("mode") != "grant":
             problem(("rules", i, "approval", "direct"), "direct grants need mode: grant")
-        if len(set(rule.get("approvers", []))) == 1 and approval.get("min_approvers", 1) > 1 \
-                and not rule["approvers"][0].startswith("slack-group:"):
-            problem(("rules", i, "approval", "min_approvers"),
-                    "needs more approvers than the one listed")
+        if (
+            len(set(rule.get("approvers", []))) == 1
+            and approval.get("min_approvers", 1) > 1
+            and not rule["approvers"][0].startswith("slack-group:")
+        ):
+            problem(
+                ("rules", i, "approval", "min_approvers"),
+                "needs more approvers than the one listed",
+            )
     return problems
 
 
@@ -175,26 +210,30 @@ def _build_policy(doc: dict, file: str, tracker: _LineTracker, prefix: Path_) ->
                 direct=settings.get("direct", False),
                 channel=settings.get("channel"),
             )
-        rules.append(Rule(
-            index=i,
-            effect=raw["effect"],
-            name=raw.get("name"),
-            reason=raw.get("reason", ""),
-            verbs=tuple(raw.get("verbs", ["*"])),
-            api_groups=tuple(raw.get("apiGroups", ["*"])),
-            resources=tuple(raw.get("resources", [])),
-            namespaces=tuple(raw.get("namespaces", [])),
-            resource_names=tuple(raw.get("resourceNames", [])),
-            non_resource_urls=tuple(raw.get("nonResourceURLs", [])),
-            approvers=tuple(raw.get("approvers", [])),
-            approval=approval,
-            line=tracker.line(prefix + ("rules", i)),
-        ))
+        rules.append(
+            Rule(
+                index=i,
+                effect=raw["effect"],
+                name=raw.get("name"),
+                reason=raw.get("reason", ""),
+                verbs=tuple(raw.get("verbs", ["*"])),
+                api_groups=tuple(raw.get("apiGroups", ["*"])),
+                resources=tuple(raw.get("resources", [])),
+                namespaces=tuple(raw.get("namespaces", [])),
+                resource_names=tuple(raw.get("resourceNames", [])),
+                non_resource_urls=tuple(raw.get("nonResourceURLs", [])),
+                approvers=tuple(raw.get("approvers", [])),
+                approval=approval,
+                line=tracker.line(prefix + ("rules", i)),
+            )
+        )
     subjects = tuple(
         Subject(
             issuer=s["issuer"],
-            claims={k: tuple(map(_claim_pattern, v if isinstance(v, list) else [v]))
-                    for k, v in s.get("claims", {}).items()},
+            claims={
+                k: tuple(map(_claim_pattern, v if isinstance(v, list) else [v]))
+                for k, v in s.get("claims", {}).items()
+            },
         )
         for s in doc["subjects"]
     )
@@ -207,8 +246,9 @@ def _build_policy(doc: dict, file: str, tracker: _LineTracker, prefix: Path_) ->
         rules=tuple(rules),
         direct=doc.get("direct", False),
         max_session_seconds=parse_duration(doc.get("max_session", "15m")),
-        masking_patterns=tuple(doc["masking"]["patterns"]) if "patterns" in doc.get(
-            "masking", {}) else tuple(sorted(PATTERN_NAMES)),
+        masking_patterns=tuple(doc["masking"]["patterns"])
+        if "patterns" in doc.get("masking", {})
+        else tuple(sorted(PATTERN_NAMES)),
         source=file,
         line=tracker.line(prefix),
     )
@@ -228,7 +268,9 @@ def load_policy_text(text: str, file: str = "<policy>") -> list[Policy]:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else 0
-        raise PolicyError([Problem(file, line, "", f"not valid YAML: {getattr(exc, 'problem', exc)}")])
+        raise PolicyError(
+            [Problem(file, line, "", f"not valid YAML: {getattr(exc, 'problem', exc)}")]
+        )
     policies, problems = [], []
     for index, node in enumerate(nodes):
         if node is None:
@@ -236,7 +278,9 @@ def load_policy_text(text: str, file: str = "<policy>") -> list[Policy]:
         prefix: Path_ = (index,)
         document = tracker.build(node, prefix)
         if not isinstance(document, dict):
-            problems.append(Problem(file, node.start_mark.line + 1, "", "a policy must be a mapping"))
+            problems.append(
+                Problem(file, node.start_mark.line + 1, "", "a policy must be a mapping")
+            )
             continue
         found = _schema_problems(document, tracker, prefix)
         found = found or _semantic_problems(document, tracker, prefix)
@@ -275,9 +319,14 @@ def load_policies(directory: Path | str, files: Iterable[Path] | None = None) ->
     for policy in policies:
         if policy.name in seen:
             first = seen[policy.name]
-            problems.append(Problem(policy.source, policy.line, "name",
-                                    f"policy {policy.name!r} is already defined at "
-                                    f"{first.source}:{first.line}"))
+            problems.append(
+                Problem(
+                    policy.source,
+                    policy.line,
+                    "name",
+                    f"policy {policy.name!r} is already defined at {first.source}:{first.line}",
+                )
+            )
         seen[policy.name] = policy
     if problems:
         raise PolicyError(problems)

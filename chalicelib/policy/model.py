@@ -49,11 +49,11 @@ class Subject:
 
 @dataclass(frozen=True)
 class ApprovalSettings:
-    mode: str = "once"                 # once: one exact request; grant: a window for the rule
-    ttl_seconds: int = 900             # how long a pending request waits for a decision
-    window_seconds: int = 900          # grant mode: how long an approved window stays open
+    mode: str = "once"  # once: one exact request; grant: a window for the rule
+    ttl_seconds: int = 900  # how long a pending request waits for a decision
+    window_seconds: int = 900  # grant mode: how long an approved window stays open
     min_approvers: int = 1
-    direct: bool = False               # grant mode: may /v1/token issue a direct EKS token
+    direct: bool = False  # grant mode: may /v1/token issue a direct EKS token
     channel: str | None = None
 
 

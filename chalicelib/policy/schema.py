@@ -5,13 +5,29 @@ from __future__ import annotations
 from chalicelib.masking import PATTERN_NAMES as _MASKING_PATTERNS
 from chalicelib.policy.durations import DURATION_PATTERN
 
-VERBS = ["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection",
-         "proxy", "*"]
+VERBS = [
+    "get",
+    "list",
+    "watch",
+    "create",
+    "update",
+    "patch",
+    "delete",
+    "deletecollection",
+    "proxy",
+    "*",
+]
 PATTERN_NAMES = sorted(_MASKING_PATTERNS)
 
 _strings = {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1}
-_claim_value = {"oneOf": [{"type": "string"}, {"type": "boolean"}, {"type": "integer"},
-                          {"type": "array", "items": {"type": "string"}, "minItems": 1}]}
+_claim_value = {
+    "oneOf": [
+        {"type": "string"},
+        {"type": "boolean"},
+        {"type": "integer"},
+        {"type": "array", "items": {"type": "string"}, "minItems": 1},
+    ]
+}
 _duration = {"type": "string", "pattern": DURATION_PATTERN}
 
 POLICY_SCHEMA: dict = {
@@ -35,8 +51,10 @@ POLICY_SCHEMA: dict = {
             },
         },
         "clusters": _strings,
-        "role": {"type": "string",
-                 "pattern": r"^arn:aws[a-z-]*:iam::\d{12}:role/[A-Za-z0-9+=,.@_/-]{1,128}$"},
+        "role": {
+            "type": "string",
+            "pattern": r"^arn:aws[a-z-]*:iam::\d{12}:role/[A-Za-z0-9+=,.@_/-]{1,128}$",
+        },
         "direct": {"type": "boolean"},
         "max_session": _duration,
         "masking": {

@@ -30,17 +30,42 @@ NAMESPACED_RBAC = frozenset({"roles", "rolebindings"})
 # Built-in cluster-scoped resources. No access policy short of ClusterAdmin writes any of them;
 # AmazonEKSViewPolicy reads only ``namespaces``. Unknown names (custom resources) are taken as
 # namespaced, as the gateway's can-i does.
-CLUSTER_SCOPED = frozenset({
-    "apiservices", "certificatesigningrequests", "clusterrolebindings", "clusterroles",
-    "componentstatuses", "csidrivers", "csinodes", "customresourcedefinitions",
-    "flowschemas", "ingressclasses", "ipaddresses", "mutatingadmissionpolicies",
-    "mutatingadmissionpolicybindings", "mutatingwebhookconfigurations", "namespaces", "nodes",
-    "persistentvolumes", "priorityclasses", "prioritylevelconfigurations", "runtimeclasses",
-    "selfsubjectaccessreviews", "selfsubjectreviews", "selfsubjectrulesreviews", "servicecidrs",
-    "storageclasses", "subjectaccessreviews", "tokenreviews", "validatingadmissionpolicies",
-    "validatingadmissionpolicybindings", "validatingwebhookconfigurations", "volumeattachments",
-    "volumeattributesclasses",
-})
+CLUSTER_SCOPED = frozenset(
+    {
+        "apiservices",
+        "certificatesigningrequests",
+        "clusterrolebindings",
+        "clusterroles",
+        "componentstatuses",
+        "csidrivers",
+        "csinodes",
+        "customresourcedefinitions",
+        "flowschemas",
+        "ingressclasses",
+        "ipaddresses",
+        "mutatingadmissionpolicies",
+        "mutatingadmissionpolicybindings",
+        "mutatingwebhookconfigurations",
+        "namespaces",
+        "nodes",
+        "persistentvolumes",
+        "priorityclasses",
+        "prioritylevelconfigurations",
+        "runtimeclasses",
+        "selfsubjectaccessreviews",
+        "selfsubjectreviews",
+        "selfsubjectrulesreviews",
+        "servicecidrs",
+        "storageclasses",
+        "subjectaccessreviews",
+        "tokenreviews",
+        "validatingadmissionpolicies",
+        "validatingadmissionpolicybindings",
+        "validatingwebhookconfigurations",
+        "volumeattachments",
+        "volumeattributesclasses",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -56,42 +81,69 @@ def _row(group: str, resources: str, verbs: frozenset[str] | str) -> PolicyRow:
 
 
 _VIEW_ROWS = (
-    _row("apps", "controllerrevisions daemonsets daemonsets/status deployments deployments/scale "
-         "deployments/status replicasets replicasets/scale replicasets/status statefulsets "
-         "statefulsets/scale statefulsets/status", READ_VERBS),
+    _row(
+        "apps",
+        "controllerrevisions daemonsets daemonsets/status deployments deployments/scale "
+        "deployments/status replicasets replicasets/scale replicasets/status statefulsets "
+        "statefulsets/scale statefulsets/status",
+        READ_VERBS,
+    ),
     _row("autoscaling", "horizontalpodautoscalers horizontalpodautoscalers/status", READ_VERBS),
     _row("batch", "cronjobs cronjobs/status jobs jobs/status", READ_VERBS),
     _row("discovery.k8s.io", "endpointslices", READ_VERBS),
-    _row("extensions", "daemonsets daemonsets/status deployments deployments/scale "
-         "deployments/status ingresses ingresses/status networkpolicies replicasets "
-         "replicasets/scale replicasets/status replicationcontrollers/scale", READ_VERBS),
+    _row(
+        "extensions",
+        "daemonsets daemonsets/status deployments deployments/scale "
+        "deployments/status ingresses ingresses/status networkpolicies replicasets "
+        "replicasets/scale replicasets/status replicationcontrollers/scale",
+        READ_VERBS,
+    ),
     _row("networking.k8s.io", "ingresses ingresses/status networkpolicies", READ_VERBS),
     _row("policy", "poddisruptionbudgets poddisruptionbudgets/status", READ_VERBS),
-    _row("", "configmaps endpoints persistentvolumeclaims persistentvolumeclaims/status pods "
-         "replicationcontrollers replicationcontrollers/scale serviceaccounts services "
-         "services/status", READ_VERBS),
-    _row("", "bindings events limitranges namespaces/status pods/log pods/status "
-         "replicationcontrollers/status resourcequotas resourcequotas/status", READ_VERBS),
+    _row(
+        "",
+        "configmaps endpoints persistentvolumeclaims persistentvolumeclaims/status pods "
+        "replicationcontrollers replicationcontrollers/scale serviceaccounts services "
+        "services/status",
+        READ_VERBS,
+    ),
+    _row(
+        "",
+        "bindings events limitranges namespaces/status pods/log pods/status "
+        "replicationcontrollers/status resourcequotas resourcequotas/status",
+        READ_VERBS,
+    ),
     _row("", "namespaces", READ_VERBS),
 )
 
 _EDIT_ROWS = _VIEW_ROWS + (
-    _row("apps", "daemonsets deployments deployments/rollback deployments/scale replicasets "
-         "replicasets/scale statefulsets statefulsets/scale", WRITE_VERBS),
+    _row(
+        "apps",
+        "daemonsets deployments deployments/rollback deployments/scale replicasets "
+        "replicasets/scale statefulsets statefulsets/scale",
+        WRITE_VERBS,
+    ),
     _row("autoscaling", "horizontalpodautoscalers", WRITE_VERBS),
     _row("batch", "cronjobs jobs", WRITE_VERBS),
-    _row("extensions", "daemonsets deployments deployments/rollback deployments/scale ingresses "
-         "networkpolicies replicasets replicasets/scale replicationcontrollers/scale",
-         WRITE_VERBS),
+    _row(
+        "extensions",
+        "daemonsets deployments deployments/rollback deployments/scale ingresses "
+        "networkpolicies replicasets replicasets/scale replicationcontrollers/scale",
+        WRITE_VERBS,
+    ),
     _row("networking.k8s.io", "ingresses networkpolicies", WRITE_VERBS),
     _row("policy", "poddisruptionbudgets", WRITE_VERBS),
-    _row("", "pods/attach pods/exec pods/portforward pods/proxy secrets services/proxy",
-         READ_VERBS),
+    _row(
+        "", "pods/attach pods/exec pods/portforward pods/proxy secrets services/proxy", READ_VERBS
+    ),
     _row("", "serviceaccounts", "impersonate"),
     _row("", "pods pods/attach pods/exec pods/portforward pods/proxy", WRITE_VERBS),
-    _row("", "configmaps events persistentvolumeclaims replicationcontrollers "
-         "replicationcontrollers/scale secrets serviceaccounts services services/proxy",
-         WRITE_VERBS),
+    _row(
+        "",
+        "configmaps events persistentvolumeclaims replicationcontrollers "
+        "replicationcontrollers/scale secrets serviceaccounts services services/proxy",
+        WRITE_VERBS,
+    ),
 )
 
 _ADMIN_ROWS = _EDIT_ROWS + (
@@ -109,7 +161,8 @@ GRANTS: dict[str, tuple[PolicyRow, ...]] = {
 def grants(policy_arn: str, api_groups: tuple[str, ...], resource: str, verb: str) -> bool:
     """Does ``policy_arn`` allow ``verb`` on ``resource`` in any of ``api_groups`` (``*``: any)?"""
     return any(
-        verb in row.verbs and resource in row.resources
+        verb in row.verbs
+        and resource in row.resources
         and ("*" in api_groups or bool(row.groups & set(api_groups)))
         for row in GRANTS[policy_arn]
     )

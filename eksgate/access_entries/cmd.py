@@ -55,12 +55,16 @@ def _target(args: Any) -> ClusterTarget:
         project_dir = Path(getattr(args, "project_dir", None) or PROJECT_DIR)
         clusters = load_stage(stage, project_dir).clusters
         if args.cluster not in clusters:
-            raise AccessEntryError(f"stage {stage!r} has no cluster {args.cluster!r} in "
-                                   f"EKSGATE_CLUSTERS; it has: {', '.join(sorted(clusters)) or 'none'}")
+            raise AccessEntryError(
+                f"stage {stage!r} has no cluster {args.cluster!r} in "
+                f"EKSGATE_CLUSTERS; it has: {', '.join(sorted(clusters)) or 'none'}"
+            )
         target = clusters[args.cluster]
-    return ClusterTarget(name=target.name,
-                         eks_name=getattr(args, "eks_name", None) or target.eks_name,
-                         region=getattr(args, "region", None) or target.region)
+    return ClusterTarget(
+        name=target.name,
+        eks_name=getattr(args, "eks_name", None) or target.eks_name,
+        region=getattr(args, "region", None) or target.region,
+    )
 
 
 def _compute(args: Any, out: TextIO) -> tuple[ClusterTarget, Any, list[DesiredEntry], list[Change]]:
@@ -74,11 +78,15 @@ def _compute(args: Any, out: TextIO) -> tuple[ClusterTarget, Any, list[DesiredEn
     changes = plan(desired, actual)
 
     where = f" in {target.region}" if target.region else ""
-    out.write(f"Access entries for cluster {target.name!r} (EKS cluster {target.eks_name!r}"
-              f"{where}), from {policy_dir}\n\n")
+    out.write(
+        f"Access entries for cluster {target.name!r} (EKS cluster {target.eks_name!r}"
+        f"{where}), from {policy_dir}\n\n"
+    )
     if not desired:
-        out.write(f"Warning: no policy's clusters match {target.name!r}; every eksgate-managed "
-                  "entry on this cluster would be deleted. Check --cluster.\n\n")
+        out.write(
+            f"Warning: no policy's clusters match {target.name!r}; every eksgate-managed "
+            "entry on this cluster would be deleted. Check --cluster.\n\n"
+        )
     warnings = [w for entry in desired for w in entry.warnings]
     if warnings:
         out.write("Warnings:\n" + "".join(f"  ! {w}\n" for w in warnings) + "\n")
@@ -116,8 +124,13 @@ def cmd_plan(args: Any, *, stdout: TextIO | None = None, stderr: TextIO | None =
     return _run(body, err)
 
 
-def cmd_apply(args: Any, *, stdin: TextIO | None = None, stdout: TextIO | None = None,
-              stderr: TextIO | None = None) -> int:
+def cmd_apply(
+    args: Any,
+    *,
+    stdin: TextIO | None = None,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+) -> int:
     """Show the plan, confirm (``--yes`` or a ``yes`` typed at a terminal), then apply it."""
     source, out, err = stdin or sys.stdin, stdout or sys.stdout, stderr or sys.stderr
 
@@ -129,18 +142,24 @@ def cmd_apply(args: Any, *, stdin: TextIO | None = None, stdout: TextIO | None =
             return _fail(err, "refusing to apply: the plan has conflicts; nothing was changed")
         if not getattr(args, "yes", False):
             if not source.isatty():
-                return _fail(err, "refusing to apply without confirmation: there is no "
-                                  "terminal to ask on. Review the plan and pass --yes")
-            out.write(f"\nApply these {len(changes)} change(s) to EKS cluster "
-                      f"{target.eks_name!r}? Only 'yes' is accepted: ")
+                return _fail(
+                    err,
+                    "refusing to apply without confirmation: there is no "
+                    "terminal to ask on. Review the plan and pass --yes",
+                )
+            out.write(
+                f"\nApply these {len(changes)} change(s) to EKS cluster "
+                f"{target.eks_name!r}? Only 'yes' is accepted: "
+            )
             out.flush()
             if source.readline().strip() != "yes":
                 out.write("Apply cancelled; nothing was changed.\n")
                 return EXIT_ERROR
         out.write("\n")
+
         def progress(line: str) -> None:
             out.write(line + "\n")
-            out.flush()     # each step shows as it starts, not when the run ends
+            out.flush()  # each step shows as it starts, not when the run ends
 
         eks_adapter.apply(eks, target.eks_name, changes, progress)
         out.write(f"\nApplied {len(changes)} change(s).\n")

@@ -57,7 +57,7 @@ _GLOB_CHARS = "*?["
 
 _WILDCARD_GAPS = {
     VIEW_POLICY: "no Secrets, RBAC objects, custom resources, or cluster-scoped resources "
-                 "other than namespaces",
+    "other than namespaces",
     EDIT_POLICY: "no RBAC objects, custom resources or cluster-scoped resources",
     ADMIN_POLICY: "no custom resources or cluster-scoped resources",
 }
@@ -66,7 +66,7 @@ _WILDCARD_GAPS = {
 @dataclass(frozen=True)
 class _RuleGrant:
     policy_arn: str
-    namespaces: tuple[str, ...]     # empty: the whole cluster
+    namespaces: tuple[str, ...]  # empty: the whole cluster
 
 
 def desired_entries(policies: Iterable[Policy], cluster_name: str) -> list[DesiredEntry]:
@@ -102,25 +102,31 @@ def desired_entries(policies: Iterable[Policy], cluster_name: str) -> list[Desir
                     continue
                 granted.append((policy, rule))
                 if not _grants_any(rule, grant.policy_arn):
-                    continue    # nothing of it is grantable: widening a scope would buy nothing
+                    continue  # nothing of it is grantable: widening a scope would buy nothing
                 namespaces, widened = _eks_namespaces(grant.namespaces)
                 scopes[grant.policy_arn].append(namespaces)
                 warnings.extend(f"{_where(policy, rule)}: {w}" for w in widened)
-        associations = tuple(sorted(
-            Association(policy_arn, _merged_scope(namespace_lists))
-            for policy_arn, namespace_lists in scopes.items()))
+        associations = tuple(
+            sorted(
+                Association(policy_arn, _merged_scope(namespace_lists))
+                for policy_arn, namespace_lists in scopes.items()
+            )
+        )
         # Coverage is judged against the whole entry: a read rule View cannot serve may well be
         # served by an Edit association of another rule in the same namespaces.
         for policy, rule in granted:
-            warnings.extend(f"{_where(policy, rule)}: {w}"
-                            for w in _coverage_warnings(rule, associations))
+            warnings.extend(
+                f"{_where(policy, rule)}: {w}" for w in _coverage_warnings(rule, associations)
+            )
         warnings.extend(_secret_exposure_warnings(role_arn, role_policies, associations))
-        entries.append(DesiredEntry(
-            principal_arn=role_arn,
-            policies=tuple(p.name for p in role_policies),
-            associations=associations,
-            warnings=tuple(warnings),
-        ))
+        entries.append(
+            DesiredEntry(
+                principal_arn=role_arn,
+                policies=tuple(p.name for p in role_policies),
+                associations=associations,
+                warnings=tuple(warnings),
+            )
+        )
     if problems:
         raise ClusterAdminRequired(problems)
     return entries
@@ -148,8 +154,12 @@ def _cluster_admin_reasons(rule: Rule) -> list[str]:
     if rule.non_resource_urls:
         outside = [u for u in rule.non_resource_urls if not _is_discovery_url(u)]
         if _writes(rule):
-            return [(f"{', '.join(rule.verbs)} on non-resource URLs "
-                    f"{', '.join(rule.non_resource_urls)}")]
+            return [
+                (
+                    f"{', '.join(rule.verbs)} on non-resource URLs "
+                    f"{', '.join(rule.non_resource_urls)}"
+                )
+            ]
         if outside:
             return [f"reads non-resource URLs beyond discovery: {', '.join(outside)}"]
         return []
@@ -160,8 +170,10 @@ def _cluster_admin_reasons(rule: Rule) -> list[str]:
     if cluster_scoped:
         reasons.append(f"writes to cluster-scoped resources {', '.join(cluster_scoped)}")
     if not rule.namespaces and any(_base(r) == "*" for r in rule.resources):
-        reasons.append("writes to '*' resources with no namespaces (that includes every "
-                       "cluster-scoped resource)")
+        reasons.append(
+            "writes to '*' resources with no namespaces (that includes every "
+            "cluster-scoped resource)"
+        )
     return reasons
 
 
@@ -190,9 +202,11 @@ def _rule_verbs(rule: Rule) -> list[str]:
 
 def _grants_any(rule: Rule, policy_arn: str) -> bool:
     """Does ``policy_arn`` grant any of ``rule`` (wildcard resources are assumed to)?"""
-    return any("*" in resource or any(grants(policy_arn, rule.api_groups, resource, verb)
-                                      for verb in _rule_verbs(rule))
-               for resource in rule.resources)
+    return any(
+        "*" in resource
+        or any(grants(policy_arn, rule.api_groups, resource, verb) for verb in _rule_verbs(rule))
+        for resource in rule.resources
+    )
 
 
 def _eks_namespaces(patterns: tuple[str, ...]) -> tuple[tuple[str, ...], list[str]]:
@@ -212,8 +226,10 @@ def _eks_namespaces(patterns: tuple[str, ...]) -> tuple[tuple[str, ...], list[st
             continue
         widened = pattern[:first] + "*"
         namespaces.append(widened)
-        warnings.append(f"namespace glob {pattern!r} is scoped as {widened!r} in EKS (access "
-                        "scopes only take a trailing '*'); the gateway still enforces the glob")
+        warnings.append(
+            f"namespace glob {pattern!r} is scoped as {widened!r} in EKS (access "
+            "scopes only take a trailing '*'); the gateway still enforces the glob"
+        )
     return tuple(namespaces), warnings
 
 
@@ -250,30 +266,36 @@ def _coverage_warnings(rule: Rule, associations: tuple[Association, ...]) -> lis
                 warnings.append(
                     f"resources '*': {policy_name(widest)} grants the common built-in resources "
                     f"only ({_WILDCARD_GAPS[widest]}); requests for the rest are refused by the "
-                    "cluster unless an administrator grants them with RBAC")
+                    "cluster unless an administrator grants them with RBAC"
+                )
             continue
         if "*" in resource:
-            continue    # pods/*, */status: too open-ended to check against a table
-        not_granted = tuple(v for v in verbs if not any(
-            grants(p, rule.api_groups, resource, v) for p in covering))
+            continue  # pods/*, */status: too open-ended to check against a table
+        not_granted = tuple(
+            v for v in verbs if not any(grants(p, rule.api_groups, resource, v) for p in covering)
+        )
         if resource == "secrets" and not_granted:
             warnings.append(
                 f"reads secrets, but {names} does not include Secrets: the gateway cannot read "
                 "Secrets with this role unless an administrator adds an RBAC binding for it "
                 "(eksgate does not widen a read-only rule to a policy that reads Secrets, so "
-                "the role's own credentials cannot see Secret values)")
+                "the role's own credentials cannot see Secret values)"
+            )
             continue
         if not_granted:
             missing[not_granted].append(resource)
     for not_granted, resources in missing.items():
-        warnings.append(f"{names} does not grant {', '.join(not_granted)} on "
-                        f"{', '.join(resources)}; the cluster refuses these to the role unless "
-                        "an administrator grants them with Kubernetes RBAC")
+        warnings.append(
+            f"{names} does not grant {', '.join(not_granted)} on "
+            f"{', '.join(resources)}; the cluster refuses these to the role unless "
+            "an administrator grants them with Kubernetes RBAC"
+        )
     return warnings
 
 
-def _secret_exposure_warnings(role_arn: str, policies: list[Policy],
-                              associations: tuple[Association, ...]) -> list[str]:
+def _secret_exposure_warnings(
+    role_arn: str, policies: list[Policy], associations: tuple[Association, ...]
+) -> list[str]:
     """Edit and Admin include reading and writing Secrets: say so, louder for direct tokens.
 
     The gateway masks Secret data, but these are the role's own permissions: a direct-mode
@@ -283,12 +305,19 @@ def _secret_exposure_warnings(role_arn: str, policies: list[Policy],
     if not wide:
         return []
     where = "; ".join(f"{a.policy_name} on {a.scope.describe()}" for a in wide)
-    text = (f"role {role_arn}: reading and writing Secrets comes with {where}, so the role's "
-            "own credentials can read Secret values there without the gateway's masking")
-    direct = [p.name for p in policies
-              if p.direct or any(r.approval and r.approval.direct for r in p.rules)]
+    text = (
+        f"role {role_arn}: reading and writing Secrets comes with {where}, so the role's "
+        "own credentials can read Secret values there without the gateway's masking"
+    )
+    direct = [
+        p.name
+        for p in policies
+        if p.direct or any(r.approval and r.approval.direct for r in p.rules)
+    ]
     if direct:
-        text += (f"; direct EKS tokens for this role ({'policy' if len(direct) == 1 else 'policies'}"
-                 f" {', '.join(direct)}) carry all of it: consider a separate, narrower role for "
-                 "direct access")
+        text += (
+            f"; direct EKS tokens for this role ({'policy' if len(direct) == 1 else 'policies'}"
+            f" {', '.join(direct)}) carry all of it: consider a separate, narrower role for "
+            "direct access"
+        )
     return [text]

@@ -50,34 +50,51 @@ def read_actual(eks: Any, cluster: str) -> list[ActualEntry]:
         entries = []
         for principal in sorted(set(principals)):
             try:
-                data = eks.describe_access_entry(clusterName=cluster,
-                                                 principalArn=principal)["accessEntry"]
+                data = eks.describe_access_entry(clusterName=cluster, principalArn=principal)[
+                    "accessEntry"
+                ]
             except ClientError as exc:
                 if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
-                    continue    # deleted between the list and the describe: nothing to plan
+                    continue  # deleted between the list and the describe: nothing to plan
                 raise
-            entry = ActualEntry(principal_arn=principal, type=data.get("type", ""),
-                                tags=dict(data.get("tags") or {}),
-                                access_entry_arn=data.get("accessEntryArn", ""))
+            entry = ActualEntry(
+                principal_arn=principal,
+                type=data.get("type", ""),
+                tags=dict(data.get("tags") or {}),
+                access_entry_arn=data.get("accessEntryArn", ""),
+            )
             if entry.managed:
-                associated = _pages(eks.list_associated_access_policies,
-                                    "associatedAccessPolicies", clusterName=cluster,
-                                    principalArn=principal)
+                associated = _pages(
+                    eks.list_associated_access_policies,
+                    "associatedAccessPolicies",
+                    clusterName=cluster,
+                    principalArn=principal,
+                )
                 entry = ActualEntry(
-                    principal_arn=entry.principal_arn, type=entry.type, tags=entry.tags,
+                    principal_arn=entry.principal_arn,
+                    type=entry.type,
+                    tags=entry.tags,
                     access_entry_arn=entry.access_entry_arn,
-                    associations=tuple(sorted(
-                        Association(a["policyArn"], AccessScope.from_api(a.get("accessScope", {})))
-                        for a in associated)))
+                    associations=tuple(
+                        sorted(
+                            Association(
+                                a["policyArn"], AccessScope.from_api(a.get("accessScope", {}))
+                            )
+                            for a in associated
+                        )
+                    ),
+                )
             entries.append(entry)
         return entries
     except (ClientError, BotoCoreError) as exc:
         raise AccessEntryError(
-            f"cannot read the access entries of EKS cluster {cluster!r}: {_reason(exc)}") from None
+            f"cannot read the access entries of EKS cluster {cluster!r}: {_reason(exc)}"
+        ) from None
 
 
-def apply(eks: Any, cluster: str, changes: Sequence[Change],
-          progress: Callable[[str], None]) -> None:
+def apply(
+    eks: Any, cluster: str, changes: Sequence[Change], progress: Callable[[str], None]
+) -> None:
     """Make ``changes`` on EKS cluster ``cluster``, announcing each step through ``progress``.
 
     Refuses (ApplyRefused, before any call) when the plan holds conflicts. On the first
@@ -85,8 +102,10 @@ def apply(eks: Any, cluster: str, changes: Sequence[Change],
     """
     conflicts = [c for c in changes if c.action is Action.CONFLICT]
     if conflicts:
-        raise ApplyRefused("refusing to apply: nothing was changed because of these conflicts:\n"
-                           + "\n".join(f"  {c.describe()}" for c in conflicts))
+        raise ApplyRefused(
+            "refusing to apply: nothing was changed because of these conflicts:\n"
+            + "\n".join(f"  {c.describe()}" for c in conflicts)
+        )
     total = len(changes)
     for number, change in enumerate(changes, start=1):
         step = change.describe()
@@ -109,8 +128,9 @@ def _perform(eks: Any, cluster: str, change: Change) -> None:
         # AssociateAccessPolicy replaces the scope of an existing association.
         if change.scope is None:
             raise AccessEntryError(f"{change.describe()}: the change has no scope")
-        eks.associate_access_policy(**who, policyArn=change.policy_arn,
-                                    accessScope=change.scope.to_api())
+        eks.associate_access_policy(
+            **who, policyArn=change.policy_arn, accessScope=change.scope.to_api()
+        )
     elif change.action is Action.UPDATE_TAGS:
         if not change.access_entry_arn:
             raise AccessEntryError(f"{change.describe()}: the entry's ARN is unknown")

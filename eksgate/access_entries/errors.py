@@ -17,7 +17,8 @@ class ClusterAdminRequired(AccessEntryError):
         super().__init__(
             "these rules would need AmazonEKSClusterAdminPolicy, which eksgate never associates; "
             "narrow them (namespaces, resources, verbs) or grant that access outside eksgate:\n"
-            + "\n".join(f"  - {p}" for p in problems))
+            + "\n".join(f"  - {p}" for p in problems)
+        )
         self.problems = problems
 
 

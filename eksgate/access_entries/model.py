@@ -27,7 +27,7 @@ def policy_name(policy_arn: str) -> str:
 class AccessScope:
     """Where an access policy applies: the whole cluster, or the named namespaces (globs)."""
 
-    type: str                                   # "cluster" | "namespace"
+    type: str  # "cluster" | "namespace"
     namespaces: tuple[str, ...] = ()
 
     @classmethod

@@ -60,16 +60,20 @@ class Change:
         who = self.principal_arn
         policy = policy_name(self.policy_arn)
         if self.action is Action.CREATE:
-            return f"+ create access entry {who} (type {self.entry_type}, policies: " \
-                   f"{self.tags.get(POLICIES_TAG, '') or '-'})"
+            return (
+                f"+ create access entry {who} (type {self.entry_type}, policies: "
+                f"{self.tags.get(POLICIES_TAG, '') or '-'})"
+            )
         if self.action is Action.ASSOCIATE:
             return f"+ associate {policy} with {who} : {_describe(self.scope)}"
         if self.action is Action.UPDATE_SCOPE:
-            return f"~ update scope of {policy} on {who} : " \
-                   f"{_scope_change(self.old_scope, self.scope)}"
+            return (
+                f"~ update scope of {policy} on {who} : {_scope_change(self.old_scope, self.scope)}"
+            )
         if self.action is Action.UPDATE_TAGS:
-            changes = ", ".join(f"{k} {self.old_tags.get(k, '')!r} -> {v!r}"
-                                for k, v in sorted(self.tags.items()))
+            changes = ", ".join(
+                f"{k} {self.old_tags.get(k, '')!r} -> {v!r}" for k, v in sorted(self.tags.items())
+            )
             return f"~ update tags of {who} : {changes}"
         if self.action is Action.DISASSOCIATE:
             was = f" (was {self.old_scope.describe()})" if self.old_scope else ""
@@ -103,17 +107,25 @@ def plan(desired: Sequence[DesiredEntry], actual: Sequence[ActualEntry]) -> list
         want, have = wanted.get(principal), present.get(principal)
         if want is None:
             if have is not None and have.managed and have.cloudformation_stack:
-                changes.append(Change(Action.CONFLICT, principal, reason=(
-                    f"no policy wants this entry any more, but it belongs to CloudFormation "
-                    f"stack {have.cloudformation_stack!r}; remove it through that stack")))
+                changes.append(
+                    Change(
+                        Action.CONFLICT,
+                        principal,
+                        reason=(
+                            "no policy wants this entry any more, but it belongs to CloudFormation "
+                            f"stack {have.cloudformation_stack!r}; remove it through that stack"
+                        ),
+                    )
+                )
             elif have is not None and have.managed:
                 changes.append(Change(Action.DELETE, principal))
             continue
         if have is None:
-            changes.append(Change(Action.CREATE, principal, entry_type=want.type,
-                                  tags=want.tags))
-            changes.extend(Change(Action.ASSOCIATE, principal, a.policy_arn, scope=a.scope)
-                           for a in want.associations)
+            changes.append(Change(Action.CREATE, principal, entry_type=want.type, tags=want.tags))
+            changes.extend(
+                Change(Action.ASSOCIATE, principal, a.policy_arn, scope=a.scope)
+                for a in want.associations
+            )
             continue
         conflict = _conflict(want, have)
         if conflict:
@@ -125,16 +137,22 @@ def plan(desired: Sequence[DesiredEntry], actual: Sequence[ActualEntry]) -> list
 
 def _conflict(want: DesiredEntry, have: ActualEntry) -> str:
     if have.managed and have.cloudformation_stack and _entry_changes(want, have):
-        return (f"the entry differs from the policies but belongs to CloudFormation stack "
-                f"{have.cloudformation_stack!r} (eksgate infra render); render and deploy the "
-                "stack again instead")
+        return (
+            f"the entry differs from the policies but belongs to CloudFormation stack "
+            f"{have.cloudformation_stack!r} (eksgate infra render); render and deploy the "
+            "stack again instead"
+        )
     if not have.managed:
-        return (f"an access entry for this role already exists and is not managed by eksgate "
-                f"(no tag {MANAGED_BY_TAG}={MANAGED_BY_VALUE}); eksgate will not change it. "
-                f"Delete it, or tag it {MANAGED_BY_TAG}={MANAGED_BY_VALUE} to hand it over")
+        return (
+            f"an access entry for this role already exists and is not managed by eksgate "
+            f"(no tag {MANAGED_BY_TAG}={MANAGED_BY_VALUE}); eksgate will not change it. "
+            f"Delete it, or tag it {MANAGED_BY_TAG}={MANAGED_BY_VALUE} to hand it over"
+        )
     if have.type != want.type:
-        return (f"the eksgate-managed entry has type {have.type}, not {want.type}; an entry's "
-                "type cannot change in place: delete the entry and apply again")
+        return (
+            f"the eksgate-managed entry has type {have.type}, not {want.type}; an entry's "
+            "type cannot change in place: delete the entry and apply again"
+        )
     return ""
 
 
@@ -143,21 +161,41 @@ def _entry_changes(want: DesiredEntry, have: ActualEntry) -> list[Change]:
     changes: list[Change] = []
     stale_tags = {k: v for k, v in want.tags.items() if have.tags.get(k) != v}
     if stale_tags:
-        changes.append(Change(Action.UPDATE_TAGS, principal, tags=stale_tags,
-                              old_tags={k: have.tags.get(k, "") for k in stale_tags},
-                              access_entry_arn=have.access_entry_arn))
+        changes.append(
+            Change(
+                Action.UPDATE_TAGS,
+                principal,
+                tags=stale_tags,
+                old_tags={k: have.tags.get(k, "") for k in stale_tags},
+                access_entry_arn=have.access_entry_arn,
+            )
+        )
     for association in want.associations:
         current = have.association(association.policy_arn)
         if current is None:
-            changes.append(Change(Action.ASSOCIATE, principal, association.policy_arn,
-                                  scope=association.scope))
+            changes.append(
+                Change(Action.ASSOCIATE, principal, association.policy_arn, scope=association.scope)
+            )
         elif current.scope != association.scope:
-            changes.append(Change(Action.UPDATE_SCOPE, principal, association.policy_arn,
-                                  scope=association.scope, old_scope=current.scope))
+            changes.append(
+                Change(
+                    Action.UPDATE_SCOPE,
+                    principal,
+                    association.policy_arn,
+                    scope=association.scope,
+                    old_scope=current.scope,
+                )
+            )
     for association in sorted(have.associations):
         if want.association(association.policy_arn) is None:
-            changes.append(Change(Action.DISASSOCIATE, principal, association.policy_arn,
-                                  old_scope=association.scope))
+            changes.append(
+                Change(
+                    Action.DISASSOCIATE,
+                    principal,
+                    association.policy_arn,
+                    old_scope=association.scope,
+                )
+            )
     return changes
 
 
@@ -178,8 +216,7 @@ def render_plan(changes: Sequence[Change]) -> str:
         return "No changes."
     lines = [change.describe() for change in changes]
     counts = {action: sum(1 for c in changes if c.action is action) for action, _ in _SUMMARY}
-    summary = ", ".join(text.format(counts[action]) for action, text in _SUMMARY
-                        if counts[action])
+    summary = ", ".join(text.format(counts[action]) for action, text in _SUMMARY if counts[action])
     lines += ["", f"Plan: {summary}."]
     if counts[Action.CONFLICT]:
         lines.append("apply refuses a plan with conflicts; resolve them first.")

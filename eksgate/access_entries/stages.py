@@ -40,19 +40,25 @@ class StageConfig:
         try:
             value = json.loads(raw)
         except json.JSONDecodeError as exc:
-            raise StageConfigError(f"stage {self.name!r}: EKSGATE_CLUSTERS is not valid JSON: "
-                                   f"{exc.msg} at column {exc.colno}") from None
+            raise StageConfigError(
+                f"stage {self.name!r}: EKSGATE_CLUSTERS is not valid JSON: "
+                f"{exc.msg} at column {exc.colno}"
+            ) from None
         if not isinstance(value, dict):
-            raise StageConfigError(f"stage {self.name!r}: EKSGATE_CLUSTERS must be a JSON object "
-                                   '{"name": {"region": ..., "eks_name": ...}}')
+            raise StageConfigError(
+                f"stage {self.name!r}: EKSGATE_CLUSTERS must be a JSON object "
+                '{"name": {"region": ..., "eks_name": ...}}'
+            )
         clusters = {}
         for name, item in value.items():
             item = item or {}
             if not isinstance(item, dict):
-                raise StageConfigError(f"stage {self.name!r}: EKSGATE_CLUSTERS[{name!r}] must be "
-                                       "an object")
-            clusters[name] = ClusterTarget(name=name, eks_name=item.get("eks_name") or name,
-                                           region=item.get("region", ""))
+                raise StageConfigError(
+                    f"stage {self.name!r}: EKSGATE_CLUSTERS[{name!r}] must be an object"
+                )
+            clusters[name] = ClusterTarget(
+                name=name, eks_name=item.get("eks_name") or name, region=item.get("region", "")
+            )
         return clusters
 
 
@@ -64,12 +70,14 @@ def load_stage(stage: str, project_dir: Path = PROJECT_DIR) -> StageConfig:
     except OSError as exc:
         raise StageConfigError(f"cannot read {path}: {exc.strerror}") from None
     except json.JSONDecodeError as exc:
-        raise StageConfigError(f"{path} is not valid JSON: {exc.msg} at line {exc.lineno}") \
-            from None
+        raise StageConfigError(
+            f"{path} is not valid JSON: {exc.msg} at line {exc.lineno}"
+        ) from None
     stages = config.get("stages", {})
     if stage not in stages:
-        raise StageConfigError(f"no stage {stage!r} in {path}; stages: "
-                               f"{', '.join(sorted(stages)) or 'none'}")
+        raise StageConfigError(
+            f"no stage {stage!r} in {path}; stages: {', '.join(sorted(stages)) or 'none'}"
+        )
     settings = {k: v for k, v in config.items() if k not in ("stages", "environment_variables")}
     settings.update({k: v for k, v in stages[stage].items() if k != "environment_variables"})
     environment = dict(config.get("environment_variables", {}))

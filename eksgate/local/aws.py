@@ -16,13 +16,20 @@ from eksgate.local.stage import PROJECT_DIR
 INFRA_TEMPLATE = PROJECT_DIR / "infra" / "template.yaml"
 # What create_table takes; the rest (TTL, recovery, encryption) is CloudFormation's business
 # or, for TTL, a separate API call.
-_CREATE_TABLE_KEYS = ("AttributeDefinitions", "KeySchema", "GlobalSecondaryIndexes",
-                      "BillingMode", "StreamSpecification")
+_CREATE_TABLE_KEYS = (
+    "AttributeDefinitions",
+    "KeySchema",
+    "GlobalSecondaryIndexes",
+    "BillingMode",
+    "StreamSpecification",
+)
 
 LOCAL_REGION = "us-east-1"
 # moto accepts any credentials; these name the "eksgate function" in its STS emulation.
-LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local-eksgate-function",
-                     "AWS_SECRET_ACCESS_KEY": "local-only-not-a-secret"}
+LOCAL_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "local-eksgate-function",
+    "AWS_SECRET_ACCESS_KEY": "local-only-not-a-secret",
+}
 
 
 class LocalAws:
@@ -46,35 +53,49 @@ class LocalAws:
 
     def environment(self) -> dict[str, str]:
         """What a process needs so that boto3 talks to this moto server (AWS_ENDPOINT_URL)."""
-        return {"AWS_ENDPOINT_URL": self.endpoint_url, "AWS_DEFAULT_REGION": LOCAL_REGION,
-                "AWS_REGION": LOCAL_REGION, **LOCAL_CREDENTIALS}
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+            "AWS_DEFAULT_REGION": LOCAL_REGION,
+            "AWS_REGION": LOCAL_REGION,
+            **LOCAL_CREDENTIALS,
+        }
 
     def client(self, service: str) -> Any:
-        return boto3.client(service, endpoint_url=self.endpoint_url, region_name=LOCAL_REGION,
-                            aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-                            aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"])
+        return boto3.client(
+            service,
+            endpoint_url=self.endpoint_url,
+            region_name=LOCAL_REGION,
+            aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        )
 
 
 def create_signing_key(secretsmanager: Any, secret_id: str) -> str:
     """Create the gateway's signing key secret (random, base64) and return its VersionId."""
     answer = secretsmanager.create_secret(
-        Name=secret_id, SecretString=base64.b64encode(os.urandom(32)).decode(),
-        Description="eksgate gateway session signing key")
+        Name=secret_id,
+        SecretString=base64.b64encode(os.urandom(32)).decode(),
+        Description="eksgate gateway session signing key",
+    )
     return answer["VersionId"]
 
 
 def rotate_signing_key(secretsmanager: Any, secret_id: str) -> str:
     """Put a new random key; the old one stays valid as AWSPREVIOUS for live sessions."""
     answer = secretsmanager.put_secret_value(
-        SecretId=secret_id, SecretString=base64.b64encode(os.urandom(32)).decode())
+        SecretId=secret_id, SecretString=base64.b64encode(os.urandom(32)).decode()
+    )
     return answer["VersionId"]
 
 
 def table_definitions(template_path: Any = INFRA_TEMPLATE) -> dict[str, dict[str, Any]]:
     """The DynamoDB tables of infra/template.yaml: logical id -> Properties."""
     template = yaml.safe_load(open(template_path, encoding="utf-8"))
-    return {name: resource["Properties"] for name, resource in template["Resources"].items()
-            if resource["Type"] == "AWS::DynamoDB::Table"}
+    return {
+        name: resource["Properties"]
+        for name, resource in template["Resources"].items()
+        if resource["Type"] == "AWS::DynamoDB::Table"
+    }
 
 
 def create_tables(dynamodb: Any, names: dict[str, str]) -> None:
@@ -84,10 +105,17 @@ def create_tables(dynamodb: Any, names: dict[str, str]) -> None:
         arguments = {k: properties[k] for k in _CREATE_TABLE_KEYS if k in properties}
         if "StreamSpecification" in arguments:
             # CloudFormation infers StreamEnabled from the view type; the API wants it said.
-            arguments["StreamSpecification"] = {"StreamEnabled": True,
-                                                **arguments["StreamSpecification"]}
+            arguments["StreamSpecification"] = {
+                "StreamEnabled": True,
+                **arguments["StreamSpecification"],
+            }
         dynamodb.create_table(TableName=table_name, **arguments)
         ttl = properties.get("TimeToLiveSpecification")
         if ttl:
-            dynamodb.update_time_to_live(TableName=table_name, TimeToLiveSpecification={
-                "AttributeName": ttl["AttributeName"], "Enabled": ttl["Enabled"]})
+            dynamodb.update_time_to_live(
+                TableName=table_name,
+                TimeToLiveSpecification={
+                    "AttributeName": ttl["AttributeName"],
+                    "Enabled": ttl["Enabled"],
+                },
+            )

@@ -14,8 +14,12 @@ from typing import Any, Callable
 
 
 class ControlServer:
-    def __init__(self, calls: Callable[[], list[Any]], clear_calls: Callable[[], None],
-                 mint: Callable[[dict[str, Any]], str]) -> None:
+    def __init__(
+        self,
+        calls: Callable[[], list[Any]],
+        clear_calls: Callable[[], None],
+        mint: Callable[[dict[str, Any]], str],
+    ) -> None:
         self._calls, self._clear, self._mint = calls, clear_calls, mint
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
@@ -26,8 +30,9 @@ class ControlServer:
         return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     def start(self) -> "ControlServer":
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
         return self
 

@@ -25,7 +25,14 @@ from chalicelib.masking import MASK
 from eksgate.local.oidc_issuer import DEMO_IDENTITIES
 from eksgate.local.stack import CLUSTER, ComponentError, LocalStack, write_kubeconfig
 
-BOLD, DIM, GREEN, RED, YELLOW, RESET = "\033[1m", "\033[2m", "\033[32m", "\033[31m", "\033[33m", "\033[0m"
+BOLD, DIM, GREEN, RED, YELLOW, RESET = (
+    "\033[1m",
+    "\033[2m",
+    "\033[32m",
+    "\033[31m",
+    "\033[33m",
+    "\033[0m",
+)
 
 
 def _style(text: str, code: str) -> str:
@@ -59,16 +66,37 @@ class Narrator:
         print(f"   {_style(f'not available yet (lands with: {issue})', DIM)}", flush=True)
 
 
-def eksgate_token(stack: LocalStack, identity: str, cluster: str = CLUSTER,
-                  mode: str = "gateway", token: str | None = None,
-                  cache: bool = True) -> subprocess.CompletedProcess:
+def eksgate_token(
+    stack: LocalStack,
+    identity: str,
+    cluster: str = CLUSTER,
+    mode: str = "gateway",
+    token: str | None = None,
+    cache: bool = True,
+) -> subprocess.CompletedProcess:
     """Run the real ``eksgate token`` plugin, as kubectl would."""
     env = dict(os.environ, EKSGATE_OIDC_TOKEN=token or stack.mint(identity))
     return subprocess.run(
-        [sys.executable, "-m", "eksgate.cli", "token", "--cluster", cluster, "--gateway",
-         stack.gateway_url, "--mode", mode, "--ca-file", str(stack.gateway_ca_file),
-         *([] if cache else ["--no-cache"])],
-        capture_output=True, text=True, env=env, timeout=60)
+        [
+            sys.executable,
+            "-m",
+            "eksgate.cli",
+            "token",
+            "--cluster",
+            cluster,
+            "--gateway",
+            stack.gateway_url,
+            "--mode",
+            mode,
+            "--ca-file",
+            str(stack.gateway_ca_file),
+            *([] if cache else ["--no-cache"]),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
 
 
 def step_token_issued(stack: LocalStack, n: Narrator) -> None:
@@ -82,10 +110,14 @@ def step_token_issued(stack: LocalStack, n: Narrator) -> None:
         return
     credential = json.loads(result.stdout)
     claims = jwt.decode(credential["status"]["token"], options={"verify_signature": False})
-    n.ok(f"`eksgate token` printed an {credential['kind']} ({credential['apiVersion']}) in "
-         f"{time.monotonic() - started:.1f}s")
-    n.say(f"session {claims['sid'][:12]}…  policy {claims['pol']}  cluster {claims['cls']}  "
-          f"expires {credential['status']['expirationTimestamp']}")
+    n.ok(
+        f"`eksgate token` printed an {credential['kind']} ({credential['apiVersion']}) in "
+        f"{time.monotonic() - started:.1f}s"
+    )
+    n.say(
+        f"session {claims['sid'][:12]}…  policy {claims['pol']}  cluster {claims['cls']}  "
+        f"expires {credential['status']['expirationTimestamp']}"
+    )
     n.say("the agent holds this session token only: it never sees a cluster credential")
     again = eksgate_token(stack, "ci-agent")
     if again.returncode == 0 and json.loads(again.stdout) == credential:
@@ -97,17 +129,36 @@ def step_token_issued(stack: LocalStack, n: Narrator) -> None:
 def step_refusals(stack: LocalStack, n: Narrator) -> None:
     n.title("Bad requests for tokens are refused with a reason (--no-cache: the broker decides)")
     cases = [
-        ("an expired OIDC token", dict(identity="ci-agent",
-                                       token=stack.mint("ci-agent", exp=int(time.time()) - 120,
-                                                        iat=int(time.time()) - 900,
-                                                        nbf=int(time.time()) - 900))),
+        (
+            "an expired OIDC token",
+            dict(
+                identity="ci-agent",
+                token=stack.mint(
+                    "ci-agent",
+                    exp=int(time.time()) - 120,
+                    iat=int(time.time()) - 900,
+                    nbf=int(time.time()) - 900,
+                ),
+            ),
+        ),
         ("a cluster this gateway does not serve", dict(identity="ci-agent", cluster="staging")),
-        ("a feature-branch build (no policy matches)",
-         dict(identity="ci-agent", token=stack.mint({
-             "sub": "repo:acme/shop:ref:refs/heads/feature-x", "repository": "acme/shop",
-             "ref": "refs/heads/feature-x"}))),
-        ("direct mode, which the agent's policy does not allow",
-         dict(identity="ci-agent", mode="direct")),
+        (
+            "a feature-branch build (no policy matches)",
+            dict(
+                identity="ci-agent",
+                token=stack.mint(
+                    {
+                        "sub": "repo:acme/shop:ref:refs/heads/feature-x",
+                        "repository": "acme/shop",
+                        "ref": "refs/heads/feature-x",
+                    }
+                ),
+            ),
+        ),
+        (
+            "direct mode, which the agent's policy does not allow",
+            dict(identity="ci-agent", mode="direct"),
+        ),
     ]
     for label, kwargs in cases:
         result = eksgate_token(stack, cache=False, **kwargs)  # type: ignore[arg-type]
@@ -128,38 +179,58 @@ def step_direct_token(stack: LocalStack, n: Narrator) -> None:
     url = decode_eks_token(credential["status"]["token"])
     parts = urlsplit(url)
     query = parse_qs(parts.query)
-    n.ok(f"EKS token (k8s-aws-v1.…, {len(credential['status']['token'])} chars) expiring "
-         f"{credential['status']['expirationTimestamp']}")
-    n.say(f"it is a presigned STS GetCallerIdentity URL: host {parts.hostname}, signed headers "
-          f"{query['X-Amz-SignedHeaders'][0]}, X-Amz-Expires {query['X-Amz-Expires'][0]}")
+    n.ok(
+        f"EKS token (k8s-aws-v1.…, {len(credential['status']['token'])} chars) expiring "
+        f"{credential['status']['expirationTimestamp']}"
+    )
+    n.say(
+        f"it is a presigned STS GetCallerIdentity URL: host {parts.hostname}, signed headers "
+        f"{query['X-Amz-SignedHeaders'][0]}, X-Amz-Expires {query['X-Amz-Expires'][0]}"
+    )
     n.say("the role was assumed with SourceIdentity and session tags naming the caller")
 
 
 def step_api_errors(stack: LocalStack, n: Narrator) -> None:
     n.title("The API answers bad input with a JSON error, never a stack trace")
     http = urllib3.PoolManager(ca_certs=str(stack.gateway_ca_file))
-    response = http.request("POST", f"{stack.gateway_url}/v1/token", body=b"{not json",
-                            headers={"Authorization": f"Bearer {stack.mint('ci-agent')}",
-                                     "Content-Type": "application/json"})
+    response = http.request(
+        "POST",
+        f"{stack.gateway_url}/v1/token",
+        body=b"{not json",
+        headers={
+            "Authorization": f"Bearer {stack.mint('ci-agent')}",
+            "Content-Type": "application/json",
+        },
+    )
     n.refused(f"HTTP {response.status} {json.loads(response.data)['message']}")
-    response = http.request("POST", f"{stack.gateway_url}/v1/token", body=b'{"cluster":"demo"}',
-                            headers={"Authorization": "Bearer " + base64.b64encode(b"x").decode(),
-                                     "Content-Type": "application/json"})
+    response = http.request(
+        "POST",
+        f"{stack.gateway_url}/v1/token",
+        body=b'{"cluster":"demo"}',
+        headers={
+            "Authorization": "Bearer " + base64.b64encode(b"x").decode(),
+            "Content-Type": "application/json",
+        },
+    )
     n.refused(f"HTTP {response.status} {json.loads(response.data)['message']}")
 
 
 LOG_FILE = Path(".eksgate-local") / "demo-app.log"
 
+
 def kube_client(stack: LocalStack, identity: str) -> Any:
     """The Python kubernetes client, pointed at the gateway with a fresh session token."""
     from kubernetes import client
+
     result = eksgate_token(stack, identity)
     if result.returncode != 0:
         raise RuntimeError(result.stderr.strip())
     configuration = client.Configuration()
     configuration.host = f"{stack.gateway_url}/k8s/{CLUSTER}"
     configuration.ssl_ca_cert = str(stack.gateway_ca_file)
-    configuration.api_key = {"authorization": "Bearer " + json.loads(result.stdout)["status"]["token"]}
+    configuration.api_key = {
+        "authorization": "Bearer " + json.loads(result.stdout)["status"]["token"]
+    }
     return client.ApiClient(configuration)
 
 
@@ -167,19 +238,29 @@ def kubectl(stack: LocalStack, *args: str) -> subprocess.CompletedProcess | None
     """kubectl with the stack's kubeconfig (exec plugin), or None when it is not installed."""
     if shutil.which("kubectl") is None:
         return None
-    return subprocess.run(["kubectl", "--context", f"{CLUSTER}-ci-agent", *args],
-                          capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "KUBECONFIG": str(stack.workdir / "kubeconfig")})
+    return subprocess.run(
+        ["kubectl", "--context", f"{CLUSTER}-ci-agent", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "KUBECONFIG": str(stack.workdir / "kubeconfig")},
+    )
 
 
 def step_allowed_read(stack: LocalStack, n: Narrator) -> None:
     from kubernetes import client
+
     n.title("An allowed read: the agent lists pods in its namespace")
     pods = client.CoreV1Api(kube_client(stack, "ci-agent")).list_namespaced_pod("shop")
-    n.ok(f"python kubernetes client: {len(pods.items)} pods in shop "
-         f"({', '.join(p.metadata.name for p in pods.items[:3])})")
-    reached = [c for c in stack.kube.calls if c.path == "/api/v1/namespaces/shop/pods"] \
-        if stack.kube else []
+    n.ok(
+        f"python kubernetes client: {len(pods.items)} pods in shop "
+        f"({', '.join(p.metadata.name for p in pods.items[:3])})"
+    )
+    reached = (
+        [c for c in stack.kube.calls if c.path == "/api/v1/namespaces/shop/pods"]
+        if stack.kube
+        else []
+    )
     if reached:
         n.say(f"the cluster saw the policy's role, not the agent: {reached[-1].principal}")
     result = kubectl(stack, "get", "pods", "-n", "shop")
@@ -195,9 +276,11 @@ def step_allowed_read(stack: LocalStack, n: Narrator) -> None:
 
 def step_masked_secret(stack: LocalStack, n: Narrator) -> None:
     from kubernetes import client
+
     n.title("A Secret read: allowed, but its values never leave the gateway")
     secret = client.CoreV1Api(kube_client(stack, "ci-agent")).read_namespaced_secret(
-        "db-credentials", "shop")
+        "db-credentials", "shop"
+    )
     for key, value in sorted((secret.data or {}).items()):
         n.say(f"data.{key}: {value}  (decodes to {base64.b64decode(value).decode()!r})")
     if secret.data and all(base64.b64decode(v).decode() == MASK for v in secret.data.values()):
@@ -209,6 +292,7 @@ def step_masked_secret(stack: LocalStack, n: Narrator) -> None:
 def step_refused_delete(stack: LocalStack, n: Narrator) -> None:
     from kubernetes import client
     from kubernetes.client.exceptions import ApiException
+
     n.title("A refused `delete namespace shop`")
     try:
         client.CoreV1Api(kube_client(stack, "ci-agent")).delete_namespace("shop")
@@ -228,6 +312,7 @@ def _indent(text: str, n: Narrator) -> None:
 def _approval_refusal(call: Callable[[], Any]) -> tuple[str, str]:
     """Run a request that must wait for approval: (approval id, the Status message)."""
     from kubernetes.client.exceptions import ApiException
+
     try:
         call()
     except ApiException as err:
@@ -242,15 +327,20 @@ def _slack_message_for(stack: LocalStack, approval_id: str) -> Any:
 
 def _patch_web(api_client: Any, image: str) -> Any:
     from kubernetes import client
+
     return client.AppsV1Api(api_client).patch_namespaced_deployment(
-        "web", "shop", {"spec": {"template": {"spec": {"containers": [
-            {"name": "web", "image": image}]}}}})
+        "web",
+        "shop",
+        {"spec": {"template": {"spec": {"containers": [{"name": "web", "image": image}]}}}},
+    )
 
 
 def step_approval(stack: LocalStack, n: Narrator) -> None:
     n.title("A deployment change waits for a human in Slack, is approved, and the retry succeeds")
     api_client = kube_client(stack, "ci-agent")
-    n.say("the agent patches deployment/web in shop to image nginx:1.27.4 (rule change-deployments)")
+    n.say(
+        "the agent patches deployment/web in shop to image nginx:1.27.4 (rule change-deployments)"
+    )
     approval_id, message = _approval_refusal(lambda: _patch_web(api_client, "nginx:1.27.4"))
     n.refused(message)
     slack_message = _slack_message_for(stack, approval_id)
@@ -258,48 +348,74 @@ def step_approval(stack: LocalStack, n: Narrator) -> None:
     _indent(stack.slack.render(slack_message.ts), n)
     n.say("Bob (platform on-call) clicks Approve; Slack sends the app a signed interaction")
     clicked = stack.slack.click(slack_message.ts, "eksgate_approve", "U0BOB")
-    n.ok(f"the app answered Slack with HTTP {clicked.status} in {clicked.elapsed:.2f}s; "
-         "the message is updated in place:")
+    n.ok(
+        f"the app answered Slack with HTTP {clicked.status} in {clicked.elapsed:.2f}s; "
+        "the message is updated in place:"
+    )
     _indent(stack.slack.render(slack_message.ts), n)
     patched = _patch_web(api_client, "nginx:1.27.4")
-    n.ok(f"the agent runs the same command again: deployment/web now runs "
-         f"{patched.spec.template.spec.containers[0].image} (the approval is used up)")
+    n.ok(
+        f"the agent runs the same command again: deployment/web now runs "
+        f"{patched.spec.template.spec.containers[0].image} (the approval is used up)"
+    )
 
 
 def step_self_approval(stack: LocalStack, n: Narrator) -> None:
     from kubernetes import client
+
     n.title("A refused self-approval: an approver cannot approve their own request")
     api = client.CoreV1Api(kube_client(stack, "approver"))
     n.say("Bob, signed in as an engineer, changes configmap shop-config (rule change-workloads)")
-    approval_id, message = _approval_refusal(lambda: api.patch_namespaced_config_map(
-        "shop-config", "shop", {"data": {"LOG_LEVEL": "debug"}}))
+    approval_id, message = _approval_refusal(
+        lambda: api.patch_namespaced_config_map(
+            "shop-config", "shop", {"data": {"LOG_LEVEL": "debug"}}
+        )
+    )
     n.refused(message)
     slack_message = _slack_message_for(stack, approval_id)
     stack.slack.click(slack_message.ts, "eksgate_approve", "U0BOB")
     refusal = stack.slack.ephemerals("U0BOB")[-1]
     n.ok(f"Bob clicks Approve on his own request; only he sees: {refusal.text}")
     status = stack.app_module.services().approvals.get(approval_id) if stack.app_module else None
-    n.say(f"the request is still {status.status if status else 'pending'}: someone else must decide")
+    n.say(
+        f"the request is still {status.status if status else 'pending'}: someone else must decide"
+    )
 
 
 def step_audit_replay(stack: LocalStack, n: Narrator) -> None:
     n.title("The agent's session, replayed from the audit trail by an auditor")
     credential = json.loads(eksgate_token(stack, "ci-agent").stdout)
-    session_id = jwt.decode(credential["status"]["token"], options={"verify_signature": False})["sid"]
+    session_id = jwt.decode(credential["status"]["token"], options={"verify_signature": False})[
+        "sid"
+    ]
     env = dict(os.environ, EKSGATE_AUDITOR_TOKEN=stack.mint("auditor"))
-    common = ["--gateway", stack.gateway_url, "--ca-file", str(stack.gateway_ca_file),
-              "--oidc-token-env", "EKSGATE_AUDITOR_TOKEN"]
-    replay = subprocess.run([sys.executable, "-m", "eksgate.cli", "sessions", "replay",
-                             session_id, *common], capture_output=True, text=True, env=env,
-                            timeout=60)
+    common = [
+        "--gateway",
+        stack.gateway_url,
+        "--ca-file",
+        str(stack.gateway_ca_file),
+        "--oidc-token-env",
+        "EKSGATE_AUDITOR_TOKEN",
+    ]
+    replay = subprocess.run(
+        [sys.executable, "-m", "eksgate.cli", "sessions", "replay", session_id, *common],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     if replay.returncode != 0:
         n.fail(replay.stderr.strip())
         return
     n.say(f"eksgate sessions replay {session_id[:12]}… (Dana, security-auditors):")
     _indent(replay.stdout.rstrip(), n)
-    verify = subprocess.run([sys.executable, "-m", "eksgate.cli", "sessions", "verify",
-                             session_id, *common], capture_output=True, text=True, env=env,
-                            timeout=60)
+    verify = subprocess.run(
+        [sys.executable, "-m", "eksgate.cli", "sessions", "verify", session_id, *common],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     if verify.returncode == 0:
         n.ok(f"eksgate sessions verify: {verify.stdout.strip().splitlines()[0]}")
     else:
@@ -307,9 +423,16 @@ def step_audit_replay(stack: LocalStack, n: Narrator) -> None:
 
 
 STEPS: list[Callable[[LocalStack, Narrator], None]] = [
-    step_token_issued, step_refusals, step_direct_token, step_api_errors,
-    step_allowed_read, step_masked_secret, step_refused_delete, step_approval,
-    step_self_approval, step_audit_replay,
+    step_token_issued,
+    step_refusals,
+    step_direct_token,
+    step_api_errors,
+    step_allowed_read,
+    step_masked_secret,
+    step_refused_delete,
+    step_approval,
+    step_self_approval,
+    step_audit_replay,
 ]
 
 
@@ -326,9 +449,11 @@ def run_demo() -> int:
         return 1
     try:
         write_kubeconfig(stack, stack.workdir / "kubeconfig")
-        n.say(f"gateway {stack.gateway_url}, AWS (moto) {stack.aws.endpoint_url}, "
-              f"OIDC issuer {stack.oidc.base_url}, Kubernetes emulator "
-              f"{stack.kube.url if stack.kube else ''}")
+        n.say(
+            f"gateway {stack.gateway_url}, AWS (moto) {stack.aws.endpoint_url}, "
+            f"OIDC issuer {stack.oidc.base_url}, Kubernetes emulator "
+            f"{stack.kube.url if stack.kube else ''}"
+        )
         for step in STEPS:
             try:
                 step(stack, n)

@@ -46,7 +46,9 @@ class LambdaContext:
         self.function_version = "$LATEST"
         self.memory_limit_in_mb = 512
         self.aws_request_id = str(uuid.uuid4())
-        self.invoked_function_arn = f"arn:aws:lambda:us-east-1:123456789012:function:{function_name}"
+        self.invoked_function_arn = (
+            f"arn:aws:lambda:us-east-1:123456789012:function:{function_name}"
+        )
         self.log_group_name = f"/aws/lambda/{function_name}"
         self._deadline = time.monotonic() + timeout_seconds
 
@@ -54,8 +56,14 @@ class LambdaContext:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
-def build_event(routes: list[_Route], method: str, raw_path: str, headers: list[tuple[str, str]],
-                body: bytes, source_ip: str) -> dict[str, Any] | None:
+def build_event(
+    routes: list[_Route],
+    method: str,
+    raw_path: str,
+    headers: list[tuple[str, str]],
+    body: bytes,
+    source_ip: str,
+) -> dict[str, Any] | None:
     """The API Gateway REST proxy event for a request, or None when no route matches."""
     parts = urlsplit(raw_path)
     path = parts.path or "/"
@@ -85,11 +93,17 @@ def build_event(routes: list[_Route], method: str, raw_path: str, headers: list[
         "pathParameters": found.groupdict() or None,
         "stageVariables": None,
         "requestContext": {
-            "resourcePath": route.template, "httpMethod": method, "path": f"/local{path}",
-            "stage": "local", "requestId": request_id, "extendedRequestId": request_id,
+            "resourcePath": route.template,
+            "httpMethod": method,
+            "path": f"/local{path}",
+            "stage": "local",
+            "requestId": request_id,
+            "extendedRequestId": request_id,
             "requestTimeEpoch": int(time.time() * 1000),
-            "identity": {"sourceIp": source_ip,
-                         "userAgent": multi_headers.get("User-Agent", [""])[-1]},
+            "identity": {
+                "sourceIp": source_ip,
+                "userAgent": multi_headers.get("User-Agent", [""])[-1],
+            },
         },
         "body": base64.b64encode(body).decode() if body else None,
         "isBase64Encoded": bool(body),
@@ -99,8 +113,12 @@ def build_event(routes: list[_Route], method: str, raw_path: str, headers: list[
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler],
-                 tls: ssl.SSLContext | None) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        handler: type[BaseHTTPRequestHandler],
+        tls: ssl.SSLContext | None,
+    ) -> None:
         self.tls = tls
         self._open: set[socket.socket] = set()
         self._open_lock = threading.Lock()
@@ -141,8 +159,9 @@ class LocalApiGateway:
     local stack passes ``tls`` (the local CA's server context); tests may serve plain HTTP.
     """
 
-    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0,
-                 tls: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self, app: Any, host: str = "127.0.0.1", port: int = 0, tls: ssl.SSLContext | None = None
+    ) -> None:
         self._app = app
         self._routes = [_Route(path) for path in app.routes]
         self._server = _Server((host, port), self._handler_class(), tls)
@@ -154,8 +173,12 @@ class LocalApiGateway:
         return f"{'https' if self._server.tls else 'http'}://{host}:{port}"
 
     def start(self) -> "LocalApiGateway":
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="local-gateway",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="local-gateway",
+            daemon=True,
+        )
         self._thread.start()
         return self
 
@@ -184,21 +207,34 @@ class LocalApiGateway:
             def _handle(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 if length > API_GATEWAY_MAX_BODY:
-                    self._reply(413, {"Content-Type": "application/json"},
-                                b'{"message": "Request Too Long"}')
+                    self._reply(
+                        413,
+                        {"Content-Type": "application/json"},
+                        b'{"message": "Request Too Long"}',
+                    )
                     return
                 body = self.rfile.read(length) if length else b""
-                event = build_event(gateway._routes, self.command, self.path,
-                                    list(self.headers.items()), body, self.client_address[0])
+                event = build_event(
+                    gateway._routes,
+                    self.command,
+                    self.path,
+                    list(self.headers.items()),
+                    body,
+                    self.client_address[0],
+                )
                 if event is None:
                     # What API Gateway answers for a path no route matches.
-                    self._reply(403, {"Content-Type": "application/json"},
-                                b'{"message": "Missing Authentication Token"}')
+                    self._reply(
+                        403,
+                        {"Content-Type": "application/json"},
+                        b'{"message": "Missing Authentication Token"}',
+                    )
                     return
                 result = gateway.invoke(event)
                 payload = result.get("body") or ""
-                data = (base64.b64decode(payload) if result.get("isBase64Encoded")
-                        else payload.encode())
+                data = (
+                    base64.b64decode(payload) if result.get("isBase64Encoded") else payload.encode()
+                )
                 headers: dict[str, Any] = dict(result.get("headers") or {})
                 for name, values in (result.get("multiValueHeaders") or {}).items():
                     headers[name] = values

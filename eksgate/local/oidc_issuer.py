@@ -116,14 +116,26 @@ class LocalOidcIssuer:
         """An ID token for a named demo identity (or explicit claims); overrides win."""
         claims = dict(DEMO_IDENTITIES[identity].claims if isinstance(identity, str) else identity)
         issued = int(time.time() if now is None else now)
-        claims.update({"iss": self.issuer, "aud": audience, "iat": issued, "nbf": issued,
-                       "exp": issued + ttl_seconds, "jti": uuid.uuid4().hex})
+        claims.update(
+            {
+                "iss": self.issuer,
+                "aud": audience,
+                "iat": issued,
+                "nbf": issued,
+                "exp": issued + ttl_seconds,
+                "jti": uuid.uuid4().hex,
+            }
+        )
         claims.update(overrides)
         return jwt.encode(claims, self._key, algorithm="RS256", headers={"kid": self.kid})
 
     def start(self) -> "LocalOidcIssuer":
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="oidc-issuer",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="oidc-issuer",
+            daemon=True,
+        )
         self._thread.start()
         return self
 
@@ -145,10 +157,13 @@ class LocalOidcIssuer:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
                 if self.path == "/.well-known/openid-configuration":
-                    body = {"issuer": issuer.issuer, "jwks_uri": issuer.jwks_url,
-                            "id_token_signing_alg_values_supported": ["RS256"],
-                            "response_types_supported": ["id_token"],
-                            "subject_types_supported": ["public"]}
+                    body = {
+                        "issuer": issuer.issuer,
+                        "jwks_uri": issuer.jwks_url,
+                        "id_token_signing_alg_values_supported": ["RS256"],
+                        "response_types_supported": ["id_token"],
+                        "subject_types_supported": ["public"],
+                    }
                 elif self.path == "/jwks":
                     body = issuer.jwks()
                 else:

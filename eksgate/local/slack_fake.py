@@ -417,8 +417,11 @@ class SlackFake:
         # Announce before sending: the app's own Slack calls (an update, a modal) print while
         # the request is in flight, and should read as the consequence of this line.
         self._print(f">>> {what}")
-        result = send(delivery, timeout=self.interaction_timeout if timeout is None else timeout,
-                      ca_file=self.ca_file)
+        result = send(
+            delivery,
+            timeout=self.interaction_timeout if timeout is None else timeout,
+            ca_file=self.ca_file,
+        )
         with self._lock:
             self._results.append(result)
         self._print(f"<<< the app answered HTTP {result.status} in {result.elapsed:.2f} s")

@@ -150,8 +150,9 @@ def send(delivery: Delivery, *, timeout: float, ca_file: str | None = None) -> I
     # No proxies: an HTTP(S)_PROXY in the environment must not swallow loopback requests.
     handlers: list[urllib.request.BaseHandler] = [urllib.request.ProxyHandler({})]
     if ca_file:
-        handlers.append(urllib.request.HTTPSHandler(
-            context=ssl.create_default_context(cafile=ca_file)))
+        handlers.append(
+            urllib.request.HTTPSHandler(context=ssl.create_default_context(cafile=ca_file))
+        )
     opener = urllib.request.build_opener(*handlers)
     started = time.monotonic()
     try:

@@ -35,8 +35,14 @@ CLUSTER = "demo"
 
 
 # What the stack imports to run; named so a missing one is reported plainly, not as a trace.
-REQUIRED_MODULES = {"moto": "moto[server]", "flask": "moto[server]", "kubernetes": "kubernetes",
-                    "slack_sdk": "slack_sdk", "cryptography": "cryptography", "chalice": "chalice"}
+REQUIRED_MODULES = {
+    "moto": "moto[server]",
+    "flask": "moto[server]",
+    "kubernetes": "kubernetes",
+    "slack_sdk": "slack_sdk",
+    "cryptography": "cryptography",
+    "chalice": "chalice",
+}
 
 
 class ComponentError(Exception):
@@ -51,8 +57,11 @@ def check_dependencies() -> None:
         try:
             importlib.import_module(module)
         except ImportError as exc:
-            raise ComponentError("dependency check", f"the Python package {package} is not "
-                                 "installed; run ./scripts/demo or ./scripts/bootstrap") from exc
+            raise ComponentError(
+                "dependency check",
+                f"the Python package {package} is not "
+                "installed; run ./scripts/demo or ./scripts/bootstrap",
+            ) from exc
 
 
 def responds(url: str, timeout: float = 1.0) -> bool:
@@ -78,9 +87,14 @@ def load_app_module(project_dir: Path = PROJECT_DIR) -> ModuleType:
 class LocalStack:
     """Everything eksgate needs, in this process, on loopback."""
 
-    def __init__(self, log_file: Path | None = None, policy_dir: Path | None = None,
-                 extra_env: dict[str, str] | None = None, gateway_port: int = 0,
-                 slack_echo: bool = False) -> None:
+    def __init__(
+        self,
+        log_file: Path | None = None,
+        policy_dir: Path | None = None,
+        extra_env: dict[str, str] | None = None,
+        gateway_port: int = 0,
+        slack_echo: bool = False,
+    ) -> None:
         self.log_file = log_file
         self.gateway_port = gateway_port
         self.policy_dir = policy_dir
@@ -92,8 +106,9 @@ class LocalStack:
         self.oidc = LocalOidcIssuer()
         self.kube: KubeEmulator | None = None
         # A fresh signing secret per run: only this stack's fake can sign interactions.
-        self.slack = SlackFake(signing_secret=base64.b64encode(os.urandom(24)).decode(),
-                               echo=slack_echo)
+        self.slack = SlackFake(
+            signing_secret=base64.b64encode(os.urandom(24)).decode(), echo=slack_echo
+        )
         self.gateway: LocalApiGateway | None = None
         self.app_module: ModuleType | None = None
         self._started: list[tuple[str, Callable[[], None]]] = []
@@ -122,24 +137,45 @@ class LocalStack:
         self._start("AWS emulation (moto server)", self.aws.start, self.aws.stop)
         self._start("AWS provisioning", self._provision, lambda: None)
         self._start("OIDC issuer", self.oidc.start, self.oidc.stop)
-        self._start("Kubernetes API emulator", self._start_kube,
-                    lambda: self.kube.stop() if self.kube else None)
+        self._start(
+            "Kubernetes API emulator",
+            self._start_kube,
+            lambda: self.kube.stop() if self.kube else None,
+        )
         self._start("Slack fake", self.slack.start, self.slack.stop)
         self._start("app environment", self._configure_app, self._restore_env)
-        self._start("gateway (app.py behind a local API Gateway)", self._start_gateway,
-                    lambda: self.gateway.stop() if self.gateway else None)
-        self._start("control endpoint", self._start_control,
-                    lambda: self.control.stop() if self.control else None)
-        self._start("scheduler (the app's @app.schedule functions)", self._start_scheduler,
-                    self._stop_scheduler.set)
+        self._start(
+            "gateway (app.py behind a local API Gateway)",
+            self._start_gateway,
+            lambda: self.gateway.stop() if self.gateway else None,
+        )
+        self._start(
+            "control endpoint",
+            self._start_control,
+            lambda: self.control.stop() if self.control else None,
+        )
+        self._start(
+            "scheduler (the app's @app.schedule functions)",
+            self._start_scheduler,
+            self._stop_scheduler.set,
+        )
         return self
 
     def _start_scheduler(self) -> None:
         """Call the app's scheduled handler as EventBridge would, every ``schedule_seconds``."""
         from eksgate.local.gateway_server import LambdaContext
-        event = {"version": "0", "detail-type": "Scheduled Event", "source": "aws.events",
-                 "account": "123456789012", "region": "us-east-1", "resources": [],
-                 "detail": {}, "id": "local", "time": ""}
+
+        event = {
+            "version": "0",
+            "detail-type": "Scheduled Event",
+            "source": "aws.events",
+            "account": "123456789012",
+            "region": "us-east-1",
+            "resources": [],
+            "detail": {},
+            "id": "local",
+            "time": "",
+        }
 
         def run() -> None:
             while not self._stop_scheduler.wait(self.schedule_seconds):
@@ -169,36 +205,57 @@ class LocalStack:
         env = local_app_environment(self.oidc.jwks_url)
         secrets = self.aws.client("secretsmanager")
         create_signing_key(secrets, env["EKSGATE_SIGNING_SECRET_ID"])
-        secrets.create_secret(Name=env["EKSGATE_SLACK_SECRET_ID"], SecretString=json.dumps(
-            {"bot_token": self.slack.bot_token, "signing_secret": self.slack.signing_secret}))
-        create_tables(self.aws.client("dynamodb"), {
-            "AuditTable": env["EKSGATE_AUDIT_TABLE"],
-            "ApprovalsTable": env["EKSGATE_APPROVALS_TABLE"],
-            "IdempotencyTable": env["EKSGATE_IDEMPOTENCY_TABLE"]})
+        secrets.create_secret(
+            Name=env["EKSGATE_SLACK_SECRET_ID"],
+            SecretString=json.dumps(
+                {"bot_token": self.slack.bot_token, "signing_secret": self.slack.signing_secret}
+            ),
+        )
+        create_tables(
+            self.aws.client("dynamodb"),
+            {
+                "AuditTable": env["EKSGATE_AUDIT_TABLE"],
+                "ApprovalsTable": env["EKSGATE_APPROVALS_TABLE"],
+                "IdempotencyTable": env["EKSGATE_IDEMPOTENCY_TABLE"],
+            },
+        )
 
     def _start_kube(self) -> None:
         # The emulator authenticates the gateway's EKS tokens through moto's STS, so tests can
         # see which assumed role (which credential) reached the cluster.
-        self.kube = KubeEmulator(EksTokenAuthenticator(self.aws.endpoint_url, CLUSTER),
-                                 watch_timeout_cap=30).start()
+        self.kube = KubeEmulator(
+            EksTokenAuthenticator(self.aws.endpoint_url, CLUSTER), watch_timeout_cap=30
+        ).start()
 
     def _start_control(self) -> None:
         assert self.kube is not None
         kube = self.kube
         self.control = ControlServer(
-            calls=lambda: kube.calls, clear_calls=kube.clear_calls,
-            mint=lambda body: self.oidc.mint(body.get("identity") or body.get("claims", {}),
-                                             **body.get("overrides", {}))).start()
+            calls=lambda: kube.calls,
+            clear_calls=kube.clear_calls,
+            mint=lambda body: self.oidc.mint(
+                body.get("identity") or body.get("claims", {}), **body.get("overrides", {})
+            ),
+        ).start()
 
     def _configure_app(self) -> None:
         assert self.kube is not None
-        clusters = {CLUSTER: {"region": "us-east-1", "endpoint": self.kube.url,
-                              "ca_data": base64.b64encode(self.kube.ca_pem).decode()}}
-        env = {**self.aws.environment(), **local_app_environment(self.oidc.jwks_url),
-               "EKSGATE_CLUSTERS": json.dumps(clusters),
-               "EKSGATE_SLACK_API_URL": self.slack.base_url,
-               # the agent CLI's credential cache stays inside this run
-               "XDG_CACHE_HOME": str(self.workdir / "cache"), **self.extra_env}
+        clusters = {
+            CLUSTER: {
+                "region": "us-east-1",
+                "endpoint": self.kube.url,
+                "ca_data": base64.b64encode(self.kube.ca_pem).decode(),
+            }
+        }
+        env = {
+            **self.aws.environment(),
+            **local_app_environment(self.oidc.jwks_url),
+            "EKSGATE_CLUSTERS": json.dumps(clusters),
+            "EKSGATE_SLACK_API_URL": self.slack.base_url,
+            # the agent CLI's credential cache stays inside this run
+            "XDG_CACHE_HOME": str(self.workdir / "cache"),
+            **self.extra_env,
+        }
         if self.policy_dir:
             env["EKSGATE_POLICY_DIR"] = str(self.policy_dir.resolve())
         for name, value in env.items():
@@ -216,9 +273,11 @@ class LocalStack:
         self.app_module = load_app_module()
         if self.log_file:
             from chalicelib.observability import redirect_output
+
             redirect_output(self.log_file.open("a", encoding="utf-8"))
-        self.gateway = LocalApiGateway(self.app_module.app, port=self.gateway_port,
-                                       tls=server_ssl_context(self.gateway_tls)).start()
+        self.gateway = LocalApiGateway(
+            self.app_module.app, port=self.gateway_port, tls=server_ssl_context(self.gateway_tls)
+        ).start()
         # Slack posts interactions to the app's public URL, as configured in the Slack app.
         self.slack.interactions_url = f"{self.gateway.url}/slack/interactions"
         self.slack.ca_file = str(self.gateway_ca_file)
@@ -228,8 +287,10 @@ class LocalStack:
 
     def endpoints(self) -> dict[str, str]:
         """Each running component and the address it serves, for liveness checks."""
-        found = {"AWS emulation (moto server)": self.aws.endpoint_url,
-                 "OIDC issuer": self.oidc.base_url}
+        found = {
+            "AWS emulation (moto server)": self.aws.endpoint_url,
+            "OIDC issuer": self.oidc.base_url,
+        }
         if self.kube:
             found["Kubernetes API emulator"] = self.kube.url
         found["Slack fake"] = self.slack.url
@@ -245,13 +306,19 @@ class LocalStack:
     def state(self) -> dict[str, Any]:
         """What another process needs to use this stack (written by ``up --state-file``)."""
         assert self.kube is not None
-        return {"gateway_url": self.gateway_url, "cluster": CLUSTER,
-                "aws_endpoint_url": self.aws.endpoint_url, "oidc_url": self.oidc.base_url,
-                "kube_url": self.kube.url, "kube_ca_pem": self.kube.ca_pem.decode(),
-                "workdir": str(self.workdir), "gateway_ca_file": str(self.gateway_ca_file),
-                "control_url": self.control.url if self.control else "",
-                "slack_url": self.slack.url,
-                "token_files": {n: str(self.write_token_file(n)) for n in DEMO_IDENTITIES}}
+        return {
+            "gateway_url": self.gateway_url,
+            "cluster": CLUSTER,
+            "aws_endpoint_url": self.aws.endpoint_url,
+            "oidc_url": self.oidc.base_url,
+            "kube_url": self.kube.url,
+            "kube_ca_pem": self.kube.ca_pem.decode(),
+            "workdir": str(self.workdir),
+            "gateway_ca_file": str(self.gateway_ca_file),
+            "control_url": self.control.url if self.control else "",
+            "slack_url": self.slack.url,
+            "token_files": {n: str(self.write_token_file(n)) for n in DEMO_IDENTITIES},
+        }
 
     def write_token_file(self, identity: str) -> Path:
         path = self.workdir / f"{identity}.token"
@@ -273,11 +340,15 @@ def write_kubeconfig(stack: LocalStack, path: Path) -> None:
 
     config: dict[str, Any] = {}
     for name in DEMO_IDENTITIES:
-        entry = kubeconfig_entry(CLUSTER, stack.gateway_url,
-                                 token_file=str(stack.write_token_file(name)),
-                                 context=f"{CLUSTER}-{name}", command=eksgate_command(),
-                                 ca_data=base64.b64encode(stack.gateway_tls.ca_pem).decode(),
-                                 ca_file=str(stack.gateway_ca_file))
+        entry = kubeconfig_entry(
+            CLUSTER,
+            stack.gateway_url,
+            token_file=str(stack.write_token_file(name)),
+            context=f"{CLUSTER}-{name}",
+            command=eksgate_command(),
+            ca_data=base64.b64encode(stack.gateway_tls.ca_pem).decode(),
+            ca_file=str(stack.gateway_ca_file),
+        )
         config = merge_kubeconfig(config, entry)
     config["current-context"] = f"{CLUSTER}-ci-agent"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -287,10 +358,15 @@ def write_kubeconfig(stack: LocalStack, path: Path) -> None:
 
 def up(args: Any) -> int:
     """Start the stack, print how to use it, and run until Ctrl-C (or SIGTERM)."""
-    stack = LocalStack(policy_dir=Path(args.policies) if args.policies else None,
-                       extra_env={"EKSGATE_WATCH_TIMEOUT_SECONDS": str(args.watch_timeout),
-                                  "EKSGATE_APPROVAL_WAIT_SECONDS": str(args.approval_wait)},
-                       gateway_port=args.gateway_port, slack_echo=not args.quiet)
+    stack = LocalStack(
+        policy_dir=Path(args.policies) if args.policies else None,
+        extra_env={
+            "EKSGATE_WATCH_TIMEOUT_SECONDS": str(args.watch_timeout),
+            "EKSGATE_APPROVAL_WAIT_SECONDS": str(args.approval_wait),
+        },
+        gateway_port=args.gateway_port,
+        slack_echo=not args.quiet,
+    )
     try:
         stack.start()
     except ComponentError as exc:
@@ -306,14 +382,15 @@ def up(args: Any) -> int:
             temporary = state_file.with_suffix(".tmp")
             temporary.write_text(json.dumps({**stack.state(), "kubeconfig": str(kubeconfig)}))
             temporary.replace(state_file)  # readers never see half a file
-        print(f"""eksgate local stack is up.
+        print(
+            f"""eksgate local stack is up.
   gateway:          {stack.gateway_url}  (kubectl server: {stack.gateway_url}/k8s/{CLUSTER})
   AWS (moto):       {stack.aws.endpoint_url}
   OIDC issuer:      {stack.oidc.base_url} (iss {stack.oidc.issuer})
-  Kubernetes (emulator, a test tool): {stack.kube.url if stack.kube else ''}
+  Kubernetes (emulator, a test tool): {stack.kube.url if stack.kube else ""}
   Slack (fake):     {stack.slack.url}  (approval messages print here)
   kubeconfig:       {kubeconfig}
-                    contexts: {', '.join(f'{CLUSTER}-{n}' for n in DEMO_IDENTITIES)}
+                    contexts: {", ".join(f"{CLUSTER}-{n}" for n in DEMO_IDENTITIES)}
 
 Try:
   export KUBECONFIG={kubeconfig}
@@ -321,13 +398,18 @@ Try:
   kubectl get secret db-credentials -n shop -o yaml     # values come back masked
   kubectl delete namespace shop                          # refused by policy
 
-Press Ctrl-C to stop everything.""", flush=True)
+Press Ctrl-C to stop everything.""",
+            flush=True,
+        )
         try:
             while not stopped.wait(2.0):
                 dead = stack.first_dead_component()
                 if dead:
-                    print(f"eksgate local: the {dead} stopped responding; stopping everything",
-                          file=sys.stderr, flush=True)
+                    print(
+                        f"eksgate local: the {dead} stopped responding; stopping everything",
+                        file=sys.stderr,
+                        flush=True,
+                    )
                     return 1
         except KeyboardInterrupt:
             pass
@@ -339,4 +421,5 @@ Press Ctrl-C to stop everything.""", flush=True)
 
 def demo(args: Any) -> int:
     from eksgate.local.demo import run_demo
+
     return run_demo()

@@ -446,6 +446,6 @@ def check_kind_supported(info: ResourceInfo, verb: str) -> None:
         raise ApiError(
             405,
             "MethodNotAllowed",
-            f"the server does not allow this method on the requested resource",
+            "the server does not allow this method on the requested resource",
             {"kind": info.name, **({"group": info.group} if info.group else {})},
         )

@@ -133,7 +133,7 @@ def parse_label_selector(text: str | None) -> LabelSelector:
             )
             if not values and match.group("op") == "in":
                 raise bad_request(
-                    f"unable to parse requirement: for 'in', 'notin' operators, values set can't be empty"
+                    "unable to parse requirement: for 'in', 'notin' operators, values set can't be empty"
                 )
             requirements.append(Requirement(_check_key(match.group("key")), match.group("op"), values))
             continue

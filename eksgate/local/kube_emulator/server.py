@@ -294,8 +294,8 @@ class _Handler(StreamingMixin, BaseHTTPRequestHandler):
         raise ApiError(
             415,
             "UnsupportedMediaType",
-            f"the body of the request was in an unknown format - accepted media types include: "
-            f"application/json, application/yaml",
+            "the body of the request was in an unknown format - accepted media types include: "
+            "application/json, application/yaml",
         )
 
     # ----- dispatch ----------------------------------------------------------------------
