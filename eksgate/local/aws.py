@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import urllib.request
 import os
 from typing import Any
 
@@ -44,6 +45,13 @@ class LocalAws:
         return self
 
     def stop(self) -> None:
+        # moto keeps its state in process-wide backends: reset them, so another stack started
+        # in this process (tests, a second demo) begins as empty as a fresh account.
+        try:
+            urllib.request.urlopen(urllib.request.Request(
+                f"{self.endpoint_url}/moto-api/reset", method="POST"), timeout=5).close()
+        except OSError:
+            pass  # already gone: nothing to reset
         self._server.stop()
 
     @property

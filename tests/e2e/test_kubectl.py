@@ -105,3 +105,14 @@ def test_apply_that_needs_approval_says_where_it_waits(stack):
     result = kubectl(stack, "scale", "deployment", "web", "-n", "shop", "--replicas=4")
     assert result.returncode != 0
     assert "approval required" in result.stderr and "run the same command again" in result.stderr
+
+
+def test_kubectl_waits_for_approval_then_goes_through(stack):
+    import re
+    refused = kubectl(stack, "scale", "deployment", "worker", "-n", "shop", "--replicas=2")
+    assert refused.returncode != 0 and "approval required" in refused.stderr
+    approval_id = re.search(r"request ([0-9a-f]{20})", refused.stderr).group(1)
+    stack.click(approval_id, "eksgate_approve", "U0BOB")
+    scaled = kubectl(stack, "scale", "deployment", "worker", "-n", "shop", "--replicas=2")
+    assert scaled.returncode == 0, scaled.stderr
+    assert "scaled" in scaled.stdout
