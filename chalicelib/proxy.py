@@ -243,7 +243,11 @@ class Gateway:
             caller=caller,
             decision=decision,
             request=request,
-            method=incoming.method,
+            # The body's media type is part of what is approved: the same bytes as a merge,
+            # strategic-merge or JSON patch do different things.
+            method=f"{incoming.method} {body_content_type(incoming.headers)}"
+            if incoming.body
+            else incoming.method,
             query=query,
             body=incoming.body,
             masking=policy.masking,

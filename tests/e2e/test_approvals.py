@@ -175,3 +175,22 @@ def test_approvals_wait_returns_when_someone_decides(stack, kube_config):
     assert waited.returncode == 0, waited.stderr
     assert json.loads(waited.stdout)["status"] == "approved"
     assert "pending" in waited.stderr and "approved" in waited.stderr
+
+
+def test_the_same_bytes_as_another_patch_type_do_not_match(stack):
+    token = stack.session_token("ci-agent")
+    http = urllib3.PoolManager(ca_certs=stack.gateway_ca_file)
+    path = f"{stack.gateway_url}/k8s/{stack.cluster}/apis/apps/v1/namespaces/shop/deployments/web"
+    body = json.dumps({"spec": {"template": {"spec": {"containers": [
+        {"name": "web", "image": "nginx:1.27.9"}]}}}}).encode()
+
+    def patch(content_type):
+        return http.request("PATCH", path, body=body, headers={
+            "Authorization": f"Bearer {token}", "Content-Type": content_type})
+
+    first = patch("application/merge-patch+json")
+    approval_id = first.json()["details"]["name"]
+    stack.click(approval_id, "eksgate_approve", "U0BOB")
+    other = patch("application/strategic-merge-patch+json")
+    assert other.status == 403 and other.json()["details"]["name"] != approval_id
+    assert patch("application/merge-patch+json").status == 200
