@@ -100,6 +100,9 @@ def session(session_id: str) -> Response:
 def slack_interactions() -> Response:
     request = app.current_request
     try:
+        # The idempotency layer learns when this invocation times out, so a retried delivery
+        # of a timed-out click is processed instead of waiting out the idempotency period.
+        services().approvals.register_lambda_context(app.lambda_context)
         answer = handle_slack_interaction(
             services(), request.headers, request.raw_body or b"", caller()
         )

@@ -14,6 +14,7 @@ from typing import Any, Callable
 from chalicelib.approvals import ApprovalService
 from chalicelib.approvals.diff import object_diff
 from chalicelib.approvals.model import Approval
+from chalicelib.audit.records import decision_dict, request_dict
 from chalicelib.errors import Forbidden
 from chalicelib.identity import Identity
 from chalicelib.kube_request import KubeRequest
@@ -104,6 +105,7 @@ class ApprovalGate:
         masking: MaskingSettings,
         dry_run: Callable[[], UpstreamResponse] | None,
         current: Callable[[], Any] | None,
+        max_wait: float = float("inf"),
     ) -> Approval:
         """The approval this request may go through under, or Forbidden saying why not."""
         rule = decision.rule
@@ -118,6 +120,16 @@ class ApprovalGate:
             return usable
         diff = ""
         if request.verb in MUTATING_VERBS and dry_run is not None:
+            # The dry run and the read of the current object reach the cluster too: no
+            # record, no forward holds for them as for the request itself.
+            self._audit.session_event(
+                "request",
+                session,
+                caller,
+                request=request_dict(request, method, query),
+                decision=decision_dict(decision),
+                detail={"purpose": "dry run and current object, for the approver's diff"},
+            )
             diff = self._dry_run_diff(request, dry_run, current, masking)
         approval = self._service.request(
             identity,
@@ -158,7 +170,9 @@ class ApprovalGate:
                 approval_id=approval.approval_id,
                 detail={"channel": approval.slack_channel or self._channel},
             )
-        approval = self._service.wait(approval.approval_id, self._wait_seconds)
+        approval = self._service.wait(
+            approval.approval_id, max(0.0, min(self._wait_seconds, max_wait))
+        )
         if approval.status == "approved":
             redeemed = self._service.redeem(approval)
             if redeemed:

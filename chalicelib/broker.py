@@ -17,8 +17,8 @@ from chalicelib.role_credentials import RoleCredentialCache, role_session_for
 from chalicelib.session_token import SessionTokenCodec
 
 MODES = ("gateway", "direct")
-# (identity, cluster, policy) -> an approved, open direct grant (an Approval) or None
-GrantLookup = Callable[[Identity, str, Policy], Optional[Any]]
+# (identity, cluster, policy) -> (an approved, open direct grant, its role ARN) or None
+GrantLookup = Callable[[Identity, str, Policy], Optional[tuple[Any, str]]]
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,7 @@ class IssuedCredential:
     role_session_name: str | None = None
     source_identity: str | None = None
     approval_id: str | None = None  # the approved direct grant this token was issued under
+    window_ends_at: int | None = None  # when that grant's window closes
     role_arn: str | None = None
 
 
@@ -131,18 +132,19 @@ class Broker:
                     "direct: true)",
                     details={"policy": policy.name},
                 )
+        # A grant's token is for the grant rule's own role, which can do what that rule says.
+        approval, role_arn = grant if grant is not None else (None, policy.role_arn)
         cluster = self._settings.clusters[request.cluster]
         role_session = role_session_for(
-            identity, policy.role_arn, policy.name, request.cluster, purpose="direct"
+            identity, role_arn, policy.name, request.cluster, purpose="direct"
         )
         credentials = self._roles.credentials(role_session)
         eks = make_eks_token(
             credentials, cluster.eks_cluster_name, cluster.region, now=self._clock()
         )
+        # The token's real lifetime is reported: STS sessions last at least 15 minutes, so a
+        # grant's window is when tokens can be issued, and one may outlive it by that much.
         expiration = eks.expiration
-        if grant is not None and grant.window_ends_at:
-            # The token must not outlive the window a human approved.
-            expiration = min(expiration, datetime.fromtimestamp(grant.window_ends_at, timezone.utc))
         return IssuedCredential(
             exec_credential=exec_credential(eks.token, expiration, request.api_version),
             mode="direct",
@@ -152,6 +154,7 @@ class Broker:
             expires_at=expiration,
             role_session_name=role_session.session_name,
             source_identity=role_session.source_identity,
-            approval_id=grant.approval_id if grant is not None else None,
-            role_arn=policy.role_arn,
+            approval_id=approval.approval_id if approval is not None else None,
+            role_arn=role_arn,
+            window_ends_at=approval.window_ends_at if approval is not None else None,
         )

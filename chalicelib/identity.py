@@ -34,6 +34,9 @@ class Identity:
     email: str | None = None
     groups: tuple[str, ...] = ()
     claims: Mapping[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    # The email claim even when the issuer did not verify it: never trusted to grant anything,
+    # only to refuse more (a requester can never approve their own request under it).
+    claimed_email: str | None = None
 
     def describe(self) -> str:
         """A human-readable name for messages: ``email`` if known, else the subject."""
@@ -222,8 +225,9 @@ def _identity_from_claims(claims: dict[str, Any], config: IssuerConfig) -> Ident
     if isinstance(groups, str):
         groups = (groups,)
     email = claims.get("email")
+    claimed_email = email if isinstance(email, str) and email else None
     if claims.get("email_verified") is False:
-        # An unverified address must never be trusted, e.g. to tell a requester from an approver.
+        # An unverified address is never trusted to grant anything (it stays claimed_email).
         email = None
     return Identity(
         subject=claims["sub"],
@@ -233,4 +237,5 @@ def _identity_from_claims(claims: dict[str, Any], config: IssuerConfig) -> Ident
         if isinstance(groups, (list, tuple))
         else (),
         claims=claims,
+        claimed_email=claimed_email,
     )

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
 from chalicelib.approval_gate import ApprovalGate, DryRunRefused
 from chalicelib.clusters import ClusterDirectory
-from chalicelib.eks_token import make_eks_token
+from chalicelib.eks_token import AwsCredentials, EksToken, make_eks_token
 from chalicelib.errors import (
     BadGateway,
     BadRequest,
@@ -38,6 +39,8 @@ from chalicelib.upstream import Upstream, UpstreamRequest, UpstreamResponse
 # string inside it, so we measure the encoded size and keep headroom for headers.
 MAX_RESPONSE_PAYLOAD = 6 * 1024 * 1024 - 64 * 1024
 MAX_UPSTREAM_BYTES = 16 * 1024 * 1024
+EKS_TOKEN_REUSE_MARGIN = timedelta(minutes=5)
+FORWARD_BUDGET_SECONDS = 12.0
 ANSWER_MARGIN_SECONDS = 3.0
 CONNECTION_SUBRESOURCES = frozenset({"exec", "attach", "portforward", "proxy"})
 REQUEST_BODY_TYPES = (
@@ -70,6 +73,11 @@ class IncomingRequest:
     headers: Mapping[str, str]  # lower-case names
     body: bytes | None
     remaining_seconds: float  # Lambda time left when the request arrived
+    arrived_at: float = field(default_factory=time.monotonic)
+
+    def seconds_left(self, now: float) -> float:
+        """Time left to answer, counting what waiting and dry runs already used."""
+        return self.arrived_at + self.remaining_seconds - now
 
 
 class Gateway:
@@ -97,6 +105,7 @@ class Gateway:
         self._max_body = max_request_body_bytes
         self._watch_timeout = watch_timeout_seconds
         self._clock = clock
+        self._eks_tokens: dict[tuple[str, str, str], EksToken] = {}
 
     # ---- the steps, in order ----------------------------------------------------------------
 
@@ -161,7 +170,7 @@ class Gateway:
         credentials = self._roles.credentials(
             role_session_for(session.identity, policy.role_arn, policy.name, incoming.cluster)
         )
-        eks = make_eks_token(credentials, cluster.config.eks_cluster_name, cluster.config.region)
+        eks = self._eks_token(credentials, cluster.config.eks_cluster_name, cluster.config.region)
         streaming = request.verb == "watch" or _is_follow(request, incoming.query)
         query = {**self.forwarded_query(incoming, request), **(extra_query or {})}
         path_and_query = request.path + (f"?{canonical_query(query)}" if query else "")
@@ -180,7 +189,8 @@ class Gateway:
                 "accept-encoding": "gzip",
             }
         )
-        deadline = self._clock() + max(1.0, incoming.remaining_seconds - ANSWER_MARGIN_SECONDS)
+        now = self._clock()
+        deadline = now + max(1.0, incoming.seconds_left(now) - ANSWER_MARGIN_SECONDS)
         if streaming:
             # Watches and `logs --follow` end here so clients see a clean end and reconnect.
             deadline = min(deadline, self._clock() + self._watch_timeout + 2)
@@ -197,6 +207,17 @@ class Gateway:
             MAX_UPSTREAM_BYTES,
         )
 
+    def _eks_token(self, credentials: AwsCredentials, eks_name: str, region: str) -> EksToken:
+        """An EKS token for these credentials, reused while it has minutes left (a presign
+        per request would be wasted work on the hot path)."""
+        key = (credentials.access_key_id, eks_name, region)
+        cached = self._eks_tokens.get(key)
+        now = datetime.now(timezone.utc)
+        if cached is None or cached.expiration - now < EKS_TOKEN_REUSE_MARGIN:
+            cached = make_eks_token(credentials, eks_name, region, now=now)
+            self._eks_tokens[key] = cached
+        return cached
+
     def forwarded_query(
         self, incoming: IncomingRequest, request: KubeRequest
     ) -> dict[str, list[str]]:
@@ -208,7 +229,8 @@ class Gateway:
 
     def _bounded_timeout(self, query: Mapping[str, list[str]], incoming: IncomingRequest) -> int:
         """A watch's timeoutSeconds, capped so the answer fits the Lambda's time."""
-        cap = int(min(self._watch_timeout, incoming.remaining_seconds - ANSWER_MARGIN_SECONDS - 1))
+        left = incoming.seconds_left(self._clock())
+        cap = int(min(self._watch_timeout, left - ANSWER_MARGIN_SECONDS - 1))
         try:
             asked = int(query.get("timeoutSeconds", [str(cap)])[0])
         except ValueError:
@@ -253,6 +275,8 @@ class Gateway:
             masking=policy.masking,
             dry_run=None if request.subresource in CONNECTION_SUBRESOURCES else dry_run,
             current=current,
+            # Leave time to forward and answer after waiting, inside API Gateway's 29 s.
+            max_wait=incoming.seconds_left(self._clock()) - FORWARD_BUDGET_SECONDS,
         )
         return approval.approval_id
 
@@ -279,7 +303,9 @@ class Gateway:
                     f"eksgate: {decision.reason}",
                     details={"policy": decision.policy, "rule": decision.rule_label},
                 )
-            if decision.effect == "approve":
+            # A client's own dry run (kubectl diff, apply --dry-run=server) changes nothing:
+            # it goes through as the gateway's own dry run would, without asking anyone.
+            if decision.effect == "approve" and not _is_dry_run(incoming.query):
                 approval_id = self._clear_approval(
                     incoming, session, policy, decision, request, caller
                 )
@@ -328,7 +354,12 @@ class Gateway:
         try:
             answer = self.send(incoming, session, policy, request)
             result = _masked_response(answer, request, policy.masking)
-        except EksgateError as failure:
+        except Exception as exc:  # recorded whatever it was: the request may have taken effect
+            failure = (
+                exc
+                if isinstance(exc, EksgateError)
+                else BadGateway("the cluster's answer could not be processed; withheld")
+            )
             self._audit.response(
                 session,
                 caller,
@@ -340,7 +371,7 @@ class Gateway:
                 None,
                 failure.message,
             )
-            raise
+            raise failure from exc
         # No record, no answer: the cluster's reply is withheld if it cannot be recorded.
         self._audit.response(
             session,
@@ -362,6 +393,11 @@ def _unresolved(incoming: IncomingRequest) -> KubeRequest:
 def body_content_type(headers: Mapping[str, str]) -> str:
     """The media type of a request body; none means JSON, as kube-apiserver assumes."""
     return headers.get("content-type", "").split(";")[0].strip().lower() or "application/json"
+
+
+def _is_dry_run(query: Mapping[str, Sequence[str]]) -> bool:
+    values = parse_query(dict(query)).get("dryRun", [])
+    return bool(values) and all(v == "All" for v in values)
 
 
 def _is_follow(request: KubeRequest, query: Mapping[str, Sequence[str]]) -> bool:
@@ -465,7 +501,8 @@ def _masked_response(
     headers = {"cache-control": "no-store"}
     for name in ("audit-id", "warning", "x-kubernetes-pf-flowschema-uid"):
         if name in answer.headers:
-            headers[name] = answer.headers[name]
+            # Admission webhooks may echo field values in warnings: mask them like bodies.
+            headers[name] = mask_text(answer.headers[name], settings)
     return ProxyResponse(answer.status, content_type, text, headers)
 
 

@@ -29,6 +29,7 @@ def approval_status(services: Services, headers: Mapping[str, str], approval_id:
         approval is None
         or approval.cluster != session.cluster
         or approval.requester_subject != session.identity.subject
+        or approval.requester.get("issuer") != session.identity.issuer
     ):
         raise NotFound(f"no approval {approval_id} of yours")
     return approval.to_public_dict()

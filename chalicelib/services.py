@@ -125,8 +125,8 @@ def build_services(
                 grant = approvals.find_usable(
                     identity, cluster, policy.name, rule, "", "", "", None
                 )
-                if grant is not None:
-                    return grant
+                if grant is not None and rule.approval.role:
+                    return grant, rule.approval.role
         return None
 
     broker = Broker(settings, policies, sessions, role_credentials, direct_grants=direct_grant)

@@ -18,7 +18,7 @@ from chalicelib.audit.store import AuditStore
 from chalicelib.errors import EksgateError
 from chalicelib.identity import Identity
 from chalicelib.kube_request import KubeRequest
-from chalicelib.masking import MaskingSettings, mask_document, mask_text
+from chalicelib.masking import MaskingSettings, mask_document
 from chalicelib.policy import Decision
 from chalicelib.session_token import GatewaySession
 
@@ -31,15 +31,34 @@ class Caller:
     user_agent: str = ""
 
 
-def masked_body_summary(body: bytes | str | None, settings: MaskingSettings) -> dict | None:
-    """A bounded summary of a body, masked first (JSON by kind, anything else as text)."""
+# Bodies written to these carry credentials in shapes masking cannot recognise (a JSON patch
+# of /data/password, a YAML apply of stringData): only their size and hash are recorded.
+_OPAQUE_RESOURCES = frozenset({"secrets", "serviceaccounts/token", "tokenreviews"})
+
+
+def masked_body_summary(
+    body: bytes | str | None, settings: MaskingSettings, resource: str = ""
+) -> dict | None:
+    """A bounded summary of a body: masked by kind when it is a JSON object, else opaque.
+
+    Masking recognises Secrets by their shape; anything it cannot read as an object (YAML,
+    JSON patches, garbage) is recorded by its size only, never as text.
+    """
     if not body:
         return None
-    text = body.decode("utf-8", errors="replace") if isinstance(body, bytes) else body
+    raw = body.encode() if isinstance(body, str) else body
+    # No hash either: the hash of a body whose only unknown is a short password can be
+    # reversed by guessing.
+    opaque = {"size": len(raw), "omitted": True, "reason": "may hold credentials"}
+    if resource in _OPAQUE_RESOURCES:
+        return opaque
     try:
-        masked = json.dumps(mask_document(json.loads(text), settings), separators=(",", ":"))
+        document = json.loads(raw)
+        if not isinstance(document, dict):
+            return opaque
+        masked = json.dumps(mask_document(document, settings), separators=(",", ":"))
     except (ValueError, RecursionError):
-        masked = mask_text(text, settings)
+        return opaque
     return summarize_body(masked)
 
 
@@ -161,7 +180,7 @@ class GatewayAudit:
             request=request_dict(request, method, query),
             decision=decision_dict(decision),
             approval_id=approval_id,
-            request_body=masked_body_summary(body, masking),
+            request_body=masked_body_summary(body, masking, request.resource_with_subresource),
         )
 
     def response(

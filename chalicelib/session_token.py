@@ -74,6 +74,7 @@ class SessionTokenCodec:
             "pol": policy,
             "oidc_iss": identity.issuer,
             "email": identity.email,
+            "cem": identity.claimed_email,
             "groups": list(identity.groups),
             "clm": dict(matched_claims),
             "iat": now,
@@ -122,6 +123,7 @@ class SessionTokenCodec:
             email=claims.get("email"),
             groups=tuple(claims.get("groups", ())),
             claims=claims.get("clm", {}),
+            claimed_email=claims.get("cem"),
         )
         return GatewaySession(
             session_id=claims["sid"],

@@ -84,6 +84,7 @@ def record_issue(
             "role_session_name": issued.role_session_name,
             "source_identity": issued.source_identity,
             "approval_id": issued.approval_id,
+            "window_ends_at": issued.window_ends_at,
             "expires_at": issued.expires_at.isoformat(),
         },
     )

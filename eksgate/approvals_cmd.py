@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+import urllib.parse
 from typing import Any
 
 from eksgate.api_client import CliError, call_api
@@ -20,7 +21,11 @@ def approval_status(
     gateway: str, approval_id: str, session_token: str, ca_file: str | None
 ) -> dict[str, Any]:
     return call_api(
-        gateway, "GET", f"/v1/approvals/{approval_id}", token=session_token, ca_file=ca_file
+        gateway,
+        "GET",
+        f"/v1/approvals/{urllib.parse.quote(approval_id, safe='')}",
+        token=session_token,
+        ca_file=ca_file,
     )
 
 

@@ -156,7 +156,7 @@ def policy_document(stage: str, project_dir: Path = PROJECT_DIR) -> dict[str, An
             "Sid": "AuditExport",
             "Effect": "Allow",
             "Action": ["s3:PutObject"],
-            "Resource": "arn:aws:s3:::eksgate-*-audit-export-*/*",
+            "Resource": f"arn:aws:s3:::eksgate-{stage}-audit-export-*/*",
         },
     ]
     return {"Version": "2012-10-17", "Statement": statements}

@@ -158,7 +158,8 @@ def _render(
     role_policies: dict[str, list[str]] = defaultdict(list)
     for policy in policies:
         if any(glob_match(pattern, name) for pattern in policy.clusters for name, _, _ in targets):
-            role_policies[policy.role_arn].append(policy.name)
+            for role_arn, _ in policy.role_rules():
+                role_policies[role_arn].append(policy.name)
 
     resources: dict[str, Any] = {}
     role_ids: dict[str, str] = {}
@@ -327,6 +328,12 @@ def render_merge_template(
     merged["Resources"] = {**merged.get("Resources", {}), **resources}
     # The tables get the names the stage's function is configured with, so the app and the
     # stack agree without a second source of truth.
+    bucket = merged["Resources"].get("AuditExportBucket")
+    if bucket:
+        # Per stage, so one stage's function can never write another's export.
+        bucket["Properties"]["BucketName"] = {
+            "Fn::Sub": f"eksgate-{stage}-audit-export-${{AWS::AccountId}}"
+        }
     for logical_id, variable in TABLE_NAME_SETTINGS.items():
         name = config.environment.get(variable)
         if name and logical_id in merged["Resources"]:

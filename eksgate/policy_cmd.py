@@ -125,22 +125,6 @@ def lint_warnings(policies: Iterable[Policy], trusted_issuers: set[str] | None) 
                     "every request it matches and takes precedence",
                 )
             )
-        if policy.direct:
-            writes = [
-                r
-                for r in policy.rules
-                if r.effect == "allow" and set(r.verbs) - {"get", "list", "watch"}
-            ]
-            for rule in writes:
-                warnings.append(
-                    Problem(
-                        policy.source,
-                        rule.line,
-                        f"rules[{rule.index}]",
-                        "policy allows direct mode, which bypasses the gateway; "
-                        "its role should be read-only",
-                    )
-                )
     return warnings
 
 

@@ -76,7 +76,12 @@ def request_blocks(approval: Approval, requester: str | None = None) -> tuple[st
     who = requester or requester_display(approval)
     title = f"Approval needed: {describe(approval)}"
     text = _cut(f"{title} on {approval.cluster}, requested by {who}", MAX_TEXT)
-    blocks = [_header(title), _facts(approval, who), *_diff_blocks(approval)]
+    blocks = [
+        _header(title),
+        _facts(approval, who),
+        *_query_blocks(approval),
+        *_diff_blocks(approval),
+    ]
     approvals = approval.approve_decisions()
     if approvals:
         blocks.append(
@@ -129,6 +134,7 @@ def decided_blocks(approval: Approval) -> tuple[str, Blocks]:
     blocks = [
         _header(title),
         _facts(approval, who, expiry=False),
+        *_query_blocks(approval),
         *_diff_blocks(approval),
         _section(outcome),
         _context(approval),
@@ -151,6 +157,7 @@ def expired_blocks(approval: Approval) -> tuple[str, Blocks]:
     blocks = [
         _header(title),
         _facts(approval, requester_display(approval), expiry=False),
+        *_query_blocks(approval),
         *_diff_blocks(approval),
         _section(outcome),
         _context(approval),
@@ -263,6 +270,16 @@ def _facts(approval: Approval, requester: str, *, expiry: bool = True) -> dict[s
         ("Mode", mode),
     ]
     return {"type": "section", "fields": [_field(label, value) for label, value in fields]}
+
+
+def _query_blocks(approval: Approval) -> Blocks:
+    """The request's query: a selector or propagation policy changes what is approved."""
+    query = str(approval.request.get("query") or "")
+    if not query:
+        return []
+    head, tail = "*Query*\n```\n", "\n```"
+    text = escape(query).replace("```", "`\u200b``")
+    return [_section(head + truncate_lines([text], MAX_SECTION - len(head) - len(tail)) + tail)]
 
 
 def _diff_blocks(approval: Approval) -> Blocks:

@@ -158,7 +158,8 @@ class ApprovalService:
             requester={
                 "subject": requester.subject,
                 "issuer": requester.issuer,
-                "email": requester.email,
+                # An unverified email still counts here: it can only refuse self-approval.
+                "email": requester.email or requester.claimed_email,
             },
             cluster=cluster,
             policy=policy,

@@ -184,6 +184,22 @@ def _semantic_problems(doc: dict, tracker: _LineTracker, prefix: Path_) -> list[
                 problem(("rules", i, "approval", key), "must be at most 24h")
         if approval.get("direct") and approval.get("mode") != "grant":
             problem(("rules", i, "approval", "direct"), "direct grants need mode: grant")
+        if approval.get("direct") and not approval.get("role"):
+            problem(
+                ("rules", i, "approval", "role"),
+                "a direct grant needs a role of its own, whose access entry this rule "
+                "alone defines (the policy's role would give the token everything it allows)",
+            )
+        if (
+            doc.get("direct")
+            and effect in ("allow", "approve")
+            and set(rule.get("verbs", ["*"])) - {"get", "list", "watch"}
+        ):
+            problem(
+                ("rules", i, "verbs"),
+                "a policy with direct: true hands out its role's "
+                "credentials, so it may only allow or approve get, list and watch",
+            )
         if (
             len(set(rule.get("approvers", []))) == 1
             and approval.get("min_approvers", 1) > 1
@@ -208,6 +224,7 @@ def _build_policy(doc: dict, file: str, tracker: _LineTracker, prefix: Path_) ->
                 window_seconds=parse_duration(settings.get("window", "15m")),
                 min_approvers=settings.get("min_approvers", 1),
                 direct=settings.get("direct", False),
+                role=settings.get("role"),
                 channel=settings.get("channel"),
             )
         rules.append(

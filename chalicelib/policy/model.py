@@ -54,6 +54,7 @@ class ApprovalSettings:
     window_seconds: int = 900  # grant mode: how long an approved window stays open
     min_approvers: int = 1
     direct: bool = False  # grant mode: may /v1/token issue a direct EKS token
+    role: str | None = None  # direct grants: the role the token is for (this rule alone)
     channel: str | None = None
 
 
@@ -125,6 +126,18 @@ class Policy:
     masking_patterns: tuple[str, ...] = tuple(sorted(PATTERN_NAMES))
     source: str = ""
     line: int = 0
+
+    def role_rules(self) -> list[tuple[str, tuple[Rule, ...]]]:
+        """Each IAM role the policy uses, with the rules it serves.
+
+        The policy's role serves the gateway's rules; a direct-grant rule's own role serves
+        that rule alone, so a grant token can do what the approved rule says and no more.
+        """
+        grants = [r for r in self.rules if r.approval and r.approval.direct and r.approval.role]
+        own = tuple(r for r in self.rules if r not in grants)
+        return [(self.role_arn, own)] + [
+            (r.approval.role, (r,)) for r in grants if r.approval and r.approval.role
+        ]
 
     def applies_to_cluster(self, cluster: str) -> bool:
         return any(glob_match(c, cluster) for c in self.clusters)

@@ -30,6 +30,11 @@ _claim_value = {
 }
 _duration = {"type": "string", "pattern": DURATION_PATTERN}
 
+_role_arn = {
+    "type": "string",
+    "pattern": r"^arn:aws[a-z-]*:iam::\d{12}:role/[A-Za-z0-9+=,.@_/-]{1,128}$",
+}
+
 POLICY_SCHEMA: dict = {
     "type": "object",
     "additionalProperties": False,
@@ -51,10 +56,7 @@ POLICY_SCHEMA: dict = {
             },
         },
         "clusters": _strings,
-        "role": {
-            "type": "string",
-            "pattern": r"^arn:aws[a-z-]*:iam::\d{12}:role/[A-Za-z0-9+=,.@_/-]{1,128}$",
-        },
+        "role": _role_arn,
         "direct": {"type": "boolean"},
         "max_session": _duration,
         "masking": {
@@ -92,6 +94,7 @@ POLICY_SCHEMA: dict = {
                             "window": _duration,
                             "min_approvers": {"type": "integer", "minimum": 1, "maximum": 5},
                             "direct": {"type": "boolean"},
+                            "role": _role_arn,
                             "channel": {"type": "string", "minLength": 1},
                         },
                     },

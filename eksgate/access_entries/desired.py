@@ -77,20 +77,23 @@ def desired_entries(policies: Iterable[Policy], cluster_name: str) -> list[Desir
     alphabetically, so the same policies always give the same result. Raises
     ClusterAdminRequired listing every rule that only AmazonEKSClusterAdminPolicy could honour.
     """
-    by_role: dict[str, list[Policy]] = defaultdict(list)
+    by_role: dict[str, list[tuple[Policy, tuple[Rule, ...]]]] = defaultdict(list)
     for policy in policies:
         if any(glob_match(pattern, cluster_name) for pattern in policy.clusters):
-            by_role[policy.role_arn].append(policy)
+            # A direct-grant rule's own role gets an entry from that rule alone.
+            for role_arn, rules in policy.role_rules():
+                by_role[role_arn].append((policy, rules))
 
     entries: list[DesiredEntry] = []
     problems: list[str] = []
     for role_arn in sorted(by_role):
-        role_policies = sorted(by_role[role_arn], key=lambda p: p.name)
+        served = sorted(by_role[role_arn], key=lambda pr: pr[0].name)
+        role_policies = [policy for policy, _ in served]
         scopes: dict[str, list[tuple[str, ...]]] = defaultdict(list)
         granted: list[tuple[Policy, Rule]] = []
         warnings: list[str] = []
-        for policy in role_policies:
-            for rule in policy.rules:
+        for policy, rules in served:
+            for rule in rules:
                 if rule.effect == "deny":
                     continue
                 needs_cluster_admin = _cluster_admin_reasons(rule)

@@ -48,8 +48,10 @@ class LocalAws:
         # moto keeps its state in process-wide backends: reset them, so another stack started
         # in this process (tests, a second demo) begins as empty as a fresh account.
         try:
-            urllib.request.urlopen(urllib.request.Request(
-                f"{self.endpoint_url}/moto-api/reset", method="POST"), timeout=5).close()
+            urllib.request.urlopen(
+                urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST"),
+                timeout=5,
+            ).close()
         except OSError:
             pass  # already gone: nothing to reset
         self._server.stop()

@@ -55,7 +55,7 @@ def test_plan_on_the_shipped_policies_for_prod_eu(eks):
     assert f"role {role_arn('eksgate-ci-agent')}: reading and writing Secrets comes with " \
            "AmazonEKSEditPolicy on namespaces [shop]" in out
     assert "direct EKS tokens for this role (policy engineers) carry all of it" in out
-    assert "Plan: 2 to create, 5 to associate." in out
+    assert "Plan: 3 to create, 6 to associate." in out
     assert eks.mutating_calls() == []
 
 
@@ -89,9 +89,9 @@ def test_an_unknown_stage_cluster_is_an_error(eks):
 def test_apply_with_yes_applies_and_reports_each_step(eks):
     code, out, err = run(cmd_apply, args(eks, yes=True))
     assert code == 0, err
-    assert "[1/7] + create access entry" in out
-    assert out.rstrip().endswith("Applied 7 change(s).")
-    assert len(eks.clusters["prod-eu"]) == 2
+    assert "[1/9] + create access entry" in out
+    assert out.rstrip().endswith("Applied 9 change(s).")
+    assert len(eks.clusters["prod-eu"]) == 3
 
 
 def test_apply_without_yes_and_without_a_terminal_refuses(eks):
@@ -108,7 +108,7 @@ def test_apply_asks_at_a_terminal_and_only_yes_goes_ahead(eks):
     assert eks.mutating_calls() == []
     code, out, _ = run(cmd_apply, args(eks), stdin=Terminal("yes\n"))
     assert code == 0
-    assert "Applied 7 change(s)." in out
+    assert "Applied 9 change(s)." in out
 
 
 def test_apply_with_nothing_to_do_asks_nothing(eks):
@@ -148,7 +148,7 @@ def test_apply_failure_names_the_step(eks):
     eks.fail("create_access_entry", "AccessDeniedException", "not allowed")
     code, _out, err = run(cmd_apply, args(eks, yes=True))
     assert code == 1
-    assert "step 1/7 failed: + create access entry" in err
+    assert "step 1/9 failed: + create access entry" in err
     assert "AccessDeniedException: not allowed" in err
 
 
@@ -160,4 +160,4 @@ def test_no_matching_policy_warns_before_deleting_everything(eks, tmp_path):
     code, out, _ = run(cmd_plan, args(eks, policies=str(directory)))
     assert code == 2
     assert "no policy's clusters match 'prod-eu'" in out
-    assert out.count("- delete access entry") == 2
+    assert out.count("- delete access entry") == 3

@@ -39,8 +39,13 @@ def test_writes_on_workloads_get_the_edit_policy_and_reads_stay_view():
 
 def test_exec_attach_and_port_forward_for_direct_grants_get_the_edit_policy():
     rule = write(["pods/exec", "pods/attach", "pods/portforward"], ["shop"],
-                 verbs=["create", "get"], approval={"mode": "grant", "direct": True})
-    [entry] = desired_entries([policy("debug", "d", [rule])], "prod-eu")
+                 verbs=["create", "get"], approval={"mode": "grant", "direct": True,
+                                                    "role": role_arn("debug-grant")})
+    entries = {e.principal_arn: e
+               for e in desired_entries([policy("debug", "d", [rule])], "prod-eu")}
+    # The grant's own role carries this rule alone; the policy's role gets nothing of it.
+    assert entries[role_arn("d")].associations == ()
+    entry = entries[role_arn("debug-grant")]
     assert scopes(entry) == {"AmazonEKSEditPolicy": "namespaces [shop]"}
     # Edit is the narrowest policy with exec, and it reads Secrets: the plan says so.
     [warning] = entry.warnings
@@ -183,7 +188,11 @@ def test_shipped_policies_for_prod_eu():
     entries = {e.principal_arn: e
                for e in desired_entries(load_policies(DEFAULT_POLICY_DIR), "prod-eu")}
     # readonly-direct names only the demo cluster.
-    assert set(entries) == {role_arn("eksgate-ci-agent"), role_arn("eksgate-engineer")}
+    assert set(entries) == {role_arn("eksgate-ci-agent"), role_arn("eksgate-engineer"),
+                            role_arn("eksgate-engineer-debug")}
+    # exec and port-forward are the debug grant's alone: Edit in shop and payments.
+    assert scopes(entries[role_arn("eksgate-engineer-debug")]) == {
+        "AmazonEKSEditPolicy": "namespaces [payments, shop]"}
     ci = entries[role_arn("eksgate-ci-agent")]
     assert scopes(ci) == {"AmazonEKSViewPolicy": "namespaces [shop]",
                           "AmazonEKSEditPolicy": "namespaces [shop]"}

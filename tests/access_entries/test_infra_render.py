@@ -35,7 +35,8 @@ def of_type(resources: dict, kind: str) -> dict:
 def test_one_role_per_policy_role_for_the_stage_clusters():
     roles = of_type(render_policy_resources(SHIPPED, PROD, "DefaultRole"), "AWS::IAM::Role")
     # readonly-direct names only the demo cluster, which the prod stage does not serve.
-    assert sorted(roles) == ["PolicyRoleEksgateCiAgent", "PolicyRoleEksgateEngineer"]
+    assert sorted(roles) == ["PolicyRoleEksgateCiAgent", "PolicyRoleEksgateEngineer",
+                             "PolicyRoleEksgateEngineerDebug"]
     properties = roles["PolicyRoleEksgateCiAgent"]["Properties"]
     assert properties["RoleName"] == "eksgate-ci-agent"
     assert "Path" not in properties
@@ -93,9 +94,11 @@ def test_an_access_entry_per_matching_cluster_with_the_desired_policies():
     entries = of_type(resources, "AWS::EKS::AccessEntry")
     assert sorted(entries) == [
         "AccessEntryDemoEksgateCiAgent", "AccessEntryDemoEksgateEngineer",
-        "AccessEntryDemoEksgateReadonly",
+        "AccessEntryDemoEksgateEngineerDebug", "AccessEntryDemoEksgateReadonly",
         "AccessEntryProdEuEksgateCiAgent", "AccessEntryProdEuEksgateEngineer",
+        "AccessEntryProdEuEksgateEngineerDebug",
         "AccessEntryProdUsEksgateCiAgent", "AccessEntryProdUsEksgateEngineer",
+        "AccessEntryProdUsEksgateEngineerDebug",
     ]
     engineer = entries["AccessEntryProdEuEksgateEngineer"]
     assert engineer["Condition"] == "InRegionEuWest1"
@@ -162,7 +165,7 @@ def test_cmd_render_writes_json_and_fails_cleanly(tmp_path, capsys):
     output = tmp_path / "out" / "infra.json"
     assert cmd_render(argparse.Namespace(stage="prod", output=str(output))) == 0
     assert json.loads(output.read_text()) == render_merge_template("prod")
-    assert "wrote 2 policy role(s) and 2 access entries" in capsys.readouterr().err
+    assert "wrote 3 policy role(s) and 3 access entries" in capsys.readouterr().err
     assert cmd_render(argparse.Namespace(stage="nope", output="-")) == 1
     err = capsys.readouterr().err
     assert "no stage 'nope'" in err and "Traceback" not in err

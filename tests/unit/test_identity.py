@@ -198,3 +198,8 @@ def test_keys_are_cached_across_verifications(verifier, rsa_key, jwks_server):
     for _ in range(3):
         verifier.verify(sign(rsa_key))
     assert jwks_server.fetches == 1
+
+
+def test_an_unverified_email_is_kept_only_to_refuse_self_approval(verifier, rsa_key):
+    identity = verifier.verify(sign(rsa_key, email_verified=False))
+    assert identity.email is None and identity.claimed_email == "agent@example.com"

@@ -245,3 +245,26 @@ def test_approval_without_approvals_configured_is_refused():
         gw.handle(incoming("/apis/apps/v1/namespaces/shop/deployments/web", method="PATCH",
                            body=b"{}", headers={"content-type": "application/merge-patch+json"}))
     assert upstream.sent == []
+
+
+@pytest.mark.parametrize("body, resource", [
+    (b'[{"op":"replace","path":"/data/password","value":"aHVudGVyMg=="}]', "configmaps"),
+    (b"apiVersion: v1\nkind: Secret\nstringData: {password: hunter2}\n", "secrets"),
+    (b'{"kind": "Secret", "stringData": {"password": "hunter2"}}', "secrets"),
+    (b"password: hunter2\n", "configmaps"),
+])
+def test_request_bodies_that_may_hold_credentials_are_recorded_by_size_only(body, resource):
+    from chalicelib.masking import DEFAULT_SETTINGS
+    from chalicelib.session_audit import masked_body_summary
+    summary = masked_body_summary(body, DEFAULT_SETTINGS, resource)
+    text = json.dumps(summary)
+    assert summary["size"] == len(body) and "hunter2" not in text and "aHVudGVyMg" not in text
+    assert "sha256" not in summary and "inline" not in summary
+
+
+def test_json_object_bodies_are_recorded_masked():
+    from chalicelib.masking import DEFAULT_SETTINGS
+    from chalicelib.session_audit import masked_body_summary
+    body = b'{"kind": "ConfigMap", "data": {"dsn": "postgres://u:hunter2@db/x", "a": "b"}}'
+    summary = masked_body_summary(body, DEFAULT_SETTINGS, "configmaps")
+    assert "hunter2" not in summary["inline"] and '"a":"b"' in summary["inline"]

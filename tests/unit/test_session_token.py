@@ -124,3 +124,12 @@ def test_sts_names_are_valid_and_bounded(text):
 
 def test_long_sts_names_stay_distinct():
     assert sts_safe_name("a" * 100 + "1") != sts_safe_name("a" * 100 + "2")
+
+
+def test_the_claimed_email_travels_in_the_session(keys):
+    from dataclasses import replace
+    codec = SessionTokenCodec(keys)
+    unverified = replace(IDENTITY, email=None, claimed_email="alice@example.com")
+    token, _ = codec.issue(unverified, "demo", "engineers", 600, {})
+    verified = codec.verify(token, "demo").identity
+    assert verified.email is None and verified.claimed_email == "alice@example.com"
