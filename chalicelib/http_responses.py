@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 from chalice import Response
 
 from chalicelib.errors import EksgateError
-from chalicelib.proxy import ProxyResponse
+
+if TYPE_CHECKING:  # proxy uses bearer_token from here; only the type goes the other way
+    from chalicelib.proxy import ProxyResponse
 
 
 def json_response(body: dict, status: int = 200, headers: dict | None = None) -> Response:
@@ -38,7 +41,7 @@ def bearer_token(headers: dict) -> str:
     return token.strip() if scheme.lower() == "bearer" else ""
 
 
-def proxy_response(result: ProxyResponse) -> Response:
+def proxy_response(result: "ProxyResponse") -> Response:
     return Response(
         body=result.body,
         status_code=result.status,

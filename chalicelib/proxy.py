@@ -25,6 +25,7 @@ from chalicelib.errors import (
     Unauthorized,
     UnsupportedMediaType,
 )
+from chalicelib.http_responses import bearer_token
 from chalicelib.kube_status import status_body
 from chalicelib.kube_request import KubeRequest, canonical_query, is_discovery, parse_query, resolve
 from chalicelib.masking import MaskingSettings, mask_document, mask_text, mask_watch_stream
@@ -110,14 +111,13 @@ class Gateway:
     # ---- the steps, in order ----------------------------------------------------------------
 
     def authenticate(self, incoming: IncomingRequest) -> tuple[GatewaySession, Policy]:
-        value = incoming.headers.get("authorization", "")
-        scheme, _, token = value.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        token = bearer_token(dict(incoming.headers))
+        if not token:
             raise Unauthorized(
                 "missing gateway session token: configure kubectl with "
                 "`eksgate kubeconfig` (it runs `eksgate token`)"
             )
-        session = self._sessions.verify(token.strip(), incoming.cluster)
+        session = self._sessions.verify(token, incoming.cluster)
         policy = self._policies.get(session.policy)
         if policy is None:
             raise Unauthorized(
@@ -312,20 +312,12 @@ class Gateway:
             limit = _platform_limit(request, incoming.headers, approval_id)
             if limit:
                 raise limit
-        except DryRunRefused as refused:
-            self._audit.refusal(
-                session,
-                caller,
-                incoming.method,
-                incoming.path,
-                request,
-                decision,
-                BadRequest(f"dry run refused with HTTP {refused.response.status}"),
+        except (DryRunRefused, EksgateError) as stopped:
+            dry_run = stopped.response if isinstance(stopped, DryRunRefused) else None
+            refusal = (
+                BadRequest(f"dry run refused with HTTP {dry_run.status}") if dry_run else stopped
             )
-            return _masked_response(
-                refused.response, request or _unresolved(incoming), policy.masking
-            )
-        except EksgateError as refusal:
+            assert isinstance(refusal, EksgateError)
             self._audit.refusal(
                 session,
                 caller,
@@ -336,7 +328,11 @@ class Gateway:
                 refusal,
                 approval_id,
             )
-            raise
+            if dry_run is None:
+                raise
+            # The cluster's own answer to the dry run goes back (masked); no one was asked.
+            assert request is not None
+            return _masked_response(dry_run, request, policy.masking)
         query = canonical_query(self.forwarded_query(incoming, request))
         # No record, no forward: AuditUnavailable (503) stops here.
         self._audit.request(
@@ -384,10 +380,6 @@ class Gateway:
             result.body,
         )
         return result
-
-
-def _unresolved(incoming: IncomingRequest) -> KubeRequest:
-    return KubeRequest(verb=incoming.method.lower(), path=incoming.path, is_resource_request=False)
 
 
 def body_content_type(headers: Mapping[str, str]) -> str:
