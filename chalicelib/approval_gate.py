@@ -12,7 +12,7 @@ import time
 from typing import Any, Callable
 
 from chalicelib.approvals import ApprovalService
-from chalicelib.approvals.diff import object_diff
+from chalicelib.approvals.diff import changes_anything, mark_hidden_changes, object_diff
 from chalicelib.approvals.model import Approval
 from chalicelib.audit.records import decision_dict, request_dict
 from chalicelib.errors import Forbidden
@@ -25,6 +25,15 @@ from chalicelib.session_token import GatewaySession
 from chalicelib.upstream import UpstreamResponse
 
 MUTATING_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection"})
+
+
+class NoChange(Exception):
+    """The dry run shows the write would change nothing: no one is asked, nothing is sent,
+    and the dry run's answer (the object as it already is) goes back."""
+
+    def __init__(self, response: UpstreamResponse) -> None:
+        super().__init__("the write changes nothing")
+        self.response = response
 
 
 class DryRunRefused(Exception):
@@ -205,11 +214,20 @@ class ApprovalGate:
         if result.status >= 400:
             raise DryRunRefused(result)
         try:
-            proposed = mask_document(json.loads(result.body), masking) if result.body else {}
+            proposed = json.loads(result.body) if result.body else {}
         except ValueError:
             proposed = {}
-        before = current() if current and request.name else None
-        before = mask_document(before, masking) if before else None
-        if request.verb in ("delete", "deletecollection"):
+        if not isinstance(proposed, dict) or request.verb in ("delete", "deletecollection"):
             proposed = {}
-        return object_diff(before, proposed if isinstance(proposed, dict) else {})
+        before = current() if current and request.name else None
+        if before is not None and not changes_anything(
+            before, proposed, subresource=request.subresource
+        ):
+            raise NoChange(result)
+        # The diff is of masked objects (it goes to Slack), but a value whose change masking
+        # hides is shown as changed: the approver must never see "equal" where it is not.
+        masked_before = mask_document(before, masking) if before else None
+        masked_proposed = mask_document(proposed, masking)
+        if before is not None:
+            masked_proposed = mark_hidden_changes(before, proposed, masked_before, masked_proposed)
+        return object_diff(masked_before, masked_proposed)

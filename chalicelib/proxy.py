@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
-from chalicelib.approval_gate import ApprovalGate, DryRunRefused
+from chalicelib.approval_gate import ApprovalGate, DryRunRefused, NoChange
 from chalicelib.clusters import ClusterDirectory
 from chalicelib.eks_token import AwsCredentials, EksToken, make_eks_token
 from chalicelib.errors import (
@@ -28,10 +28,13 @@ from chalicelib.errors import (
 from chalicelib.http_responses import bearer_token
 from chalicelib.kube_status import status_body
 from chalicelib.kube_request import KubeRequest, canonical_query, is_discovery, parse_query, resolve
+from chalicelib.masked_writes import masked_fields, masked_write_refusal
 from chalicelib.masking import MaskingSettings, mask_document, mask_text, mask_watch_stream
 from chalicelib.policy import Decision, Policy, evaluate
 from chalicelib.policy.engine import describe_request
 from chalicelib.role_credentials import RoleCredentialCache, role_session_for
+from chalicelib.audit.bodies import summarize_body
+from chalicelib.audit.records import request_dict
 from chalicelib.session_audit import Caller, GatewayAudit
 from chalicelib.session_token import GatewaySession, SessionTokenCodec
 from chalicelib.upstream import Upstream, UpstreamRequest, UpstreamResponse
@@ -44,6 +47,7 @@ EKS_TOKEN_REUSE_MARGIN = timedelta(minutes=5)
 FORWARD_BUDGET_SECONDS = 12.0
 ANSWER_MARGIN_SECONDS = 3.0
 CONNECTION_SUBRESOURCES = frozenset({"exec", "attach", "portforward", "proxy"})
+WRITE_VERBS = frozenset({"create", "update", "patch"})
 REQUEST_BODY_TYPES = (
     "application/json",
     "application/merge-patch+json",
@@ -51,6 +55,10 @@ REQUEST_BODY_TYPES = (
     "application/json-patch+json",
     "application/apply-patch+yaml",
     "application/yaml",
+)
+NO_CHANGE_WARNING = (
+    "eksgate: this write would change nothing (its dry run equals the live object), so it was "
+    "not sent and needed no approval"
 )
 # Only these request headers reach the cluster; Authorization, Cookie, Impersonate-*,
 # hop-by-hop headers and anything else the caller sent are dropped.
@@ -146,6 +154,13 @@ class Gateway:
                     f"inspects bodies and takes {', '.join(REQUEST_BODY_TYPES)}"
                 )
         negotiate_accept(incoming.headers.get("accept", ""))  # refuse protobuf-only clients now
+        if incoming.body and request.verb in WRITE_VERBS:
+            # Our own mask must never reach the cluster: it would replace the live values.
+            fields = masked_fields(incoming.body, body_content_type(incoming.headers))
+            if fields:
+                raise masked_write_refusal(
+                    fields, _kubectl_target(request), incoming.headers.get("kubectl-command", "")
+                )
         return request
 
     def decide(self, policy: Policy, request: KubeRequest) -> Decision:
@@ -280,6 +295,30 @@ class Gateway:
         )
         return approval.approval_id
 
+    def _answer_unchanged(
+        self,
+        incoming: IncomingRequest,
+        session: GatewaySession,
+        policy: Policy,
+        request: KubeRequest,
+        caller: Caller,
+        unchanged: NoChange,
+    ) -> ProxyResponse:
+        """A write that changes nothing needs no approval: the dry run's answer (the object as
+        it already is) goes back, with a warning saying nothing was written."""
+        result = _masked_response(unchanged.response, request, policy.masking)
+        self._audit.session_event(
+            "response",
+            session,
+            caller,
+            request=request_dict(request, incoming.method, canonical_query(incoming.query)),
+            upstream_status=result.status,
+            response_body=summarize_body(result.body) if result.body else None,
+            detail={"outcome": NO_CHANGE_WARNING},
+        )
+        headers = {**result.headers, "warning": f'299 - "{NO_CHANGE_WARNING}"'}
+        return ProxyResponse(result.status, result.content_type, result.body, headers)
+
     # ---- the whole request ------------------------------------------------------------------
 
     def handle(self, incoming: IncomingRequest, caller: Caller = Caller()) -> ProxyResponse:
@@ -312,6 +351,9 @@ class Gateway:
             limit = _platform_limit(request, incoming.headers, approval_id)
             if limit:
                 raise limit
+        except NoChange as unchanged:
+            assert request is not None and decision is not None
+            return self._answer_unchanged(incoming, session, policy, request, caller, unchanged)
         except (DryRunRefused, EksgateError) as stopped:
             dry_run = stopped.response if isinstance(stopped, DryRunRefused) else None
             refusal = (
@@ -390,6 +432,12 @@ def body_content_type(headers: Mapping[str, str]) -> str:
 def _is_dry_run(query: Mapping[str, Sequence[str]]) -> bool:
     values = parse_query(dict(query)).get("dryRun", [])
     return bool(values) and all(v == "All" for v in values)
+
+
+def _kubectl_target(request: KubeRequest) -> str:
+    """``deployments/web -n shop``, for advice that names the object."""
+    target = f"{request.resource or 'RESOURCE'}/{request.name or 'NAME'}"  # kubectl takes plurals
+    return target + (f" -n {request.namespace}" if request.namespace else "")
 
 
 def _is_follow(request: KubeRequest, query: Mapping[str, Sequence[str]]) -> bool:

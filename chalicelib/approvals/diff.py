@@ -93,3 +93,62 @@ def _without_noise(obj: dict[str, Any]) -> dict[str, Any]:
             if not annotations:
                 metadata.pop("annotations")
     return cleaned
+
+
+# What the approver is shown where a masked value changes: both sides read the same once
+# masked, so without this the diff would hide the one change that matters most.
+HIDDEN_CHANGE = "(value changes: masked -> masked, differs)"
+# Fields the API server maintains: a write that changes only these changes nothing asked for.
+_SERVER_MAINTAINED = ("managedFields", "resourceVersion", "generation", "uid", "creationTimestamp")
+
+
+def changes_anything(current: Any, proposed: Any, *, subresource: str = "") -> bool:
+    """Whether ``proposed`` (a dry run's result) differs from ``current`` in anything but the
+    fields the API server maintains. Compare the real, unmasked objects: a change hidden by
+    masking is still a change."""
+    if not isinstance(current, dict) or not isinstance(proposed, dict):
+        return current != proposed
+    return _comparable(current, subresource) != _comparable(proposed, subresource)
+
+
+def _comparable(obj: dict[str, Any], subresource: str) -> dict[str, Any]:
+    out = dict(obj)
+    if subresource != "status":
+        out.pop("status", None)
+    metadata = out.get("metadata")
+    if isinstance(metadata, dict):
+        out["metadata"] = {k: v for k, v in metadata.items() if k not in _SERVER_MAINTAINED}
+    return out
+
+
+def mark_hidden_changes(
+    raw_before: Any, raw_after: Any, masked_before: Any, masked_after: Any
+) -> Any:
+    """``masked_after`` with every value that masking made equal to ``masked_before``, though
+    the real values differ, marked with ``HIDDEN_CHANGE``; no real value is revealed."""
+    if raw_before == raw_after:
+        return masked_after
+    if _same_dict_shape(raw_before, raw_after, masked_before, masked_after):
+        return {
+            key: mark_hidden_changes(
+                raw_before.get(key), raw_after.get(key), masked_before.get(key), value
+            )
+            for key, value in masked_after.items()
+        }
+    if _same_list_shape(raw_before, raw_after, masked_before, masked_after):
+        return [
+            mark_hidden_changes(rb, ra, mb, ma)
+            for rb, ra, mb, ma in zip(raw_before, raw_after, masked_before, masked_after)
+        ]
+    if masked_before != masked_after:
+        return masked_after
+    # The note goes first, so a long value wrapped or cut in the message still starts with it.
+    return f"{HIDDEN_CHANGE} {masked_after}" if isinstance(masked_after, str) else HIDDEN_CHANGE
+
+
+def _same_dict_shape(*values: Any) -> bool:
+    return all(isinstance(v, dict) for v in values)
+
+
+def _same_list_shape(*values: Any) -> bool:
+    return all(isinstance(v, list) for v in values) and len({len(v) for v in values}) == 1

@@ -268,3 +268,27 @@ def test_json_object_bodies_are_recorded_masked():
     body = b'{"kind": "ConfigMap", "data": {"dsn": "postgres://u:hunter2@db/x", "a": "b"}}'
     summary = masked_body_summary(body, DEFAULT_SETTINGS, "configmaps")
     assert "hunter2" not in summary["inline"] and '"a":"b"' in summary["inline"]
+
+
+@pytest.mark.parametrize("method, content_type, payload", [
+    ("PUT", "application/json", {"kind": "ConfigMap", "data": {"url": "u:***MASKED***@db"}}),
+    ("POST", "application/json", {"kind": "Secret", "data": {"pw": "KioqTUFTS0VEKioq"}}),
+    ("PATCH", "application/merge-patch+json", {"data": {"pw": "***MASKED***"}}),
+    ("PATCH", "application/json-patch+json",
+     [{"op": "add", "path": "/data/pw", "value": "***MASKED***"}]),
+])
+def test_writes_carrying_the_mask_are_refused_recorded_and_never_forwarded(
+        method, content_type, payload):
+    # The ci-agent may not write at all: the mask is refused first, whoever asks, and the
+    # refusal is recorded like any other.
+    upstream, audit = FakeUpstream(), RecordingAudit()
+    gw, _ = gateway(upstream, audit=audit)
+    path = "/api/v1/namespaces/shop/configmaps" + ("" if method == "POST" else "/app")
+    with pytest.raises(BadRequest) as refused:
+        gw.handle(incoming(path, method=method, headers={"content-type": content_type},
+                           body=json.dumps(payload).encode()))
+    assert "eksgate refused this write" in refused.value.message
+    assert "kubectl patch configmaps/" in refused.value.message
+    body = json.loads(status_response(refused.value).body)
+    assert body["code"] == 400 and body["details"]["causes"]
+    assert upstream.sent == [] and audit.events == ["refusal"]
