@@ -7,14 +7,14 @@ import time
 from chalice import Chalice, Rate, Response
 
 from chalicelib.errors import EksgateError, ServiceUnavailable
-from chalicelib.http_responses import json_error, json_response, proxy_response
+from chalicelib.routes.responses import json_error, json_response, proxy_response
 from chalicelib.observability import flush_metrics, logger
-from chalicelib.proxy_api import handle_proxy
-from chalicelib.reader_api import approval_status, session_detail, sessions_list
+from chalicelib.routes.proxy import handle_proxy
+from chalicelib.routes.sessions import approval_status, session_detail, sessions_list
 from chalicelib.services import Services, build_services
-from chalicelib.session_audit import Caller
-from chalicelib.slack_api import expire_approvals, handle_slack_interaction
-from chalicelib.token_api import issue_token
+from chalicelib.audit.recorder import Caller
+from chalicelib.routes.slack import expire_approvals, handle_slack_interaction
+from chalicelib.routes.token import issue_token
 
 # Logging is powertools' (chalicelib/observability.py); Chalice would otherwise take over the
 # logger of the same name and set it to ERROR, silently dropping the gateway's own log lines.
@@ -118,7 +118,7 @@ def audit_export(event, context):  # type: ignore[no-untyped-def]
     """The audit table's stream (mapped in infra/template.yaml) -> JSON lines in S3."""
     import boto3
 
-    from chalicelib.audit_export_api import export_stream_event
+    from chalicelib.routes.audit_export import export_stream_event
 
     return {"exported": export_stream_event(event, boto3.client("s3"))}
 

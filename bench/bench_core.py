@@ -13,10 +13,10 @@ import timeit
 
 from chalicelib.config import DEFAULT_POLICY_DIR
 from chalicelib.identity import Identity
-from chalicelib.kube_request import resolve
+from chalicelib.kube.request import resolve
 from chalicelib.policy import decide, load_policies
-from chalicelib.session_token import SessionTokenCodec
-from chalicelib.signing_keys import SigningKey
+from chalicelib.credentials.session_token import SessionTokenCodec
+from chalicelib.credentials.signing_keys import SigningKey
 
 
 class StaticKeys:

@@ -12,23 +12,25 @@ from typing import Any
 import boto3
 import urllib3
 
-from chalicelib.approval_gate import ApprovalGate
-from chalicelib.approvals import ApprovalService, DynamoApprovalStore, SlackDirectory
+from chalicelib.approvals.gate import ApprovalGate
+from chalicelib.approvals.service import ApprovalService
+from chalicelib.approvals.store import DynamoApprovalStore
+from chalicelib.slack.directory import SlackDirectory
 from chalicelib.audit.store import DynamoAuditStore
-from chalicelib.broker import Broker
-from chalicelib.clusters import ClusterDirectory
+from chalicelib.credentials.broker import Broker
+from chalicelib.gateway.clusters import ClusterDirectory
 from chalicelib.config import Settings, load_settings
 from chalicelib.errors import EksgateError, ServiceUnavailable
-from chalicelib.identity import IdentityVerifier, JwksCache, http_jwks_fetcher
+from chalicelib.identity.oidc import IdentityVerifier, JwksCache, http_jwks_fetcher
 from chalicelib.observability import logger
 from chalicelib.policy import Policy, PolicyError, load_policies
-from chalicelib.proxy import Gateway
-from chalicelib.role_credentials import RoleCredentialCache
-from chalicelib.session_token import SessionTokenCodec
-from chalicelib.session_audit import GatewayAudit
-from chalicelib.signing_keys import SecretsManagerKeyStore
-from chalicelib.slack_credentials import SlackCredentialStore
-from chalicelib.upstream import HttpsUpstream, Upstream
+from chalicelib.gateway.pipeline import Gateway
+from chalicelib.credentials.role_credentials import RoleCredentialCache
+from chalicelib.credentials.session_token import SessionTokenCodec
+from chalicelib.audit.recorder import GatewayAudit
+from chalicelib.credentials.signing_keys import SecretsManagerKeyStore
+from chalicelib.slack.credentials import SlackCredentialStore
+from chalicelib.gateway.upstream import HttpsUpstream, Upstream
 
 
 class LazySlackClient:

@@ -9,7 +9,7 @@ What it adds to infra/template.yaml's tables:
 
 - one ``AWS::IAM::Role`` per role ARN the stage's policies name. Only the eksgate function's
   role may assume it, and only with a SourceIdentity and exactly the session tags the broker
-  sets (chalicelib/role_credentials.py), naming one of the policies that use the role. The role
+  sets (chalicelib/credentials/role_credentials.py), naming one of the policies that use the role. The role
   carries no IAM permissions: an EKS token is a presigned GetCallerIdentity, and what the role
   may do in the cluster is its access entry.
 - per cluster of the stage (EKSGATE_CLUSTERS) and role, an ``AWS::EKS::AccessEntry`` with the
@@ -50,7 +50,7 @@ from eksgate.access_entries.stages import PROJECT_DIR, load_stage
 # What ``chalice package`` names the role of the app's functions (resource "default-role").
 DEFAULT_FUNCTION_ROLE = "DefaultRole"
 MAX_SESSION_DURATION = 3600
-# The session tags chalicelib.role_credentials sets; the trust policy allows no others.
+# The session tags chalicelib.credentials.role_credentials sets; the trust policy allows no others.
 SESSION_TAG_KEYS = (
     "eksgate-subject",
     "eksgate-issuer",

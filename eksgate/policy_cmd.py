@@ -11,7 +11,7 @@ from typing import Any, Iterable
 import yaml
 
 from chalicelib.identity import Identity
-from chalicelib.kube_request import KubeRequest
+from chalicelib.kube.request import KubeRequest
 from chalicelib.policy import Policy, PolicyError, Rule, decide, load_policies
 from chalicelib.policy.engine import select_policy
 from chalicelib.policy.loader import Problem
@@ -182,7 +182,7 @@ def kube_request(
 
 def _request_from_case(spec: dict[str, Any]) -> KubeRequest:
     if "path" in spec:
-        from chalicelib.kube_request import resolve
+        from chalicelib.kube.request import resolve
 
         path, _, query = spec["path"].partition("?")
         return resolve(spec.get("method", "GET"), path, query)

@@ -19,7 +19,7 @@ from typing import Any
 import jwt
 import yaml
 
-from chalicelib.exec_credential import API_VERSIONS, V1BETA1
+from chalicelib.credentials.exec_credential import API_VERSIONS, V1BETA1
 from eksgate.api_client import CliError, call_api
 
 REFRESH_BEFORE_EXPIRY = timedelta(seconds=60)

@@ -1,29 +1,7 @@
-"""Approvals: risky requests wait for a human decision in Slack.
+"""Approvals: risky requests wait for a human decision.
 
-One module per concern: ``model`` (the record), ``fingerprint`` (what an approval is bound
-to), ``store`` (DynamoDB, conditional writes), ``slack_directory`` (who is who in Slack),
-``authorization`` (who may decide), ``diff`` and ``messages`` (what approvers see),
-``interactions`` (verifying and reading Slack's requests) and ``service`` (the workflow).
+One module per concern: ``model`` (the record and who may decide it), ``fingerprint`` (what an
+approval is bound to), ``store`` (DynamoDB, conditional writes, the item form),
+``authorization`` (who may decide, pure), ``diff`` (what approvers see change), ``service``
+(the workflow) and ``gate`` (where the gateway meets it). Slack itself is ``chalicelib.slack``.
 """
-
-from chalicelib.approvals.errors import ApprovalsUnavailable, SlackUnavailable
-from chalicelib.approvals.interactions import Interaction, parse_interaction, verify_slack_request
-from chalicelib.approvals.model import Approval
-from chalicelib.approvals.service import ApprovalService
-from chalicelib.approvals.slack_directory import SlackDirectory, SlackUser
-from chalicelib.approvals.store import ApprovalStore, DecisionOutcome, DynamoApprovalStore
-
-__all__ = [
-    "Approval",
-    "ApprovalService",
-    "ApprovalStore",
-    "ApprovalsUnavailable",
-    "DecisionOutcome",
-    "DynamoApprovalStore",
-    "Interaction",
-    "SlackDirectory",
-    "SlackUnavailable",
-    "SlackUser",
-    "parse_interaction",
-    "verify_slack_request",
-]

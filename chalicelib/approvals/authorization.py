@@ -17,7 +17,7 @@ import datetime as dt
 from collections.abc import Callable
 
 from chalicelib.approvals.model import APPROVE, PENDING, Approval
-from chalicelib.approvals.slack_directory import SlackUser
+from chalicelib.approvals.model import SlackUser
 
 GROUP_PREFIX = "slack-group:"
 

@@ -26,7 +26,7 @@ def _digest(kind: bytes, parts: Iterable[str]) -> str:
 def request_fingerprint(method: str, path: str, query_canonical: str, body: bytes | None) -> str:
     """SHA-256 over method, path, canonical query and the SHA-256 of the body.
 
-    ``query_canonical`` must be ``kube_request.canonical_query(...)`` of the request, so the
+    ``query_canonical`` must be ``kube.request.canonical_query(...)`` of the request, so the
     same parameters in another order give the same fingerprint. ``path`` is the Kubernetes API
     path as forwarded (without the gateway's ``/k8s/{cluster}`` prefix; the cluster is bound
     by the match key). No body and an empty body are the same request to the API server.

@@ -262,3 +262,14 @@ def _opt_str(value: Any) -> str | None:
 
 def _opt_int(value: Any) -> int | None:
     return int(value) if value is not None else None
+
+
+@dataclass(frozen=True)
+class SlackUser:
+    """A Slack member as the approvals core needs them. ``email`` is None if Slack hides it."""
+
+    id: str
+    name: str
+    email: str | None = None
+    deleted: bool = False
+    is_bot: bool = False

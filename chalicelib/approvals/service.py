@@ -37,7 +37,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 )
 from slack_sdk.errors import SlackApiError, SlackClientError
 
-from chalicelib.approvals import messages
+from chalicelib.slack import messages
 from chalicelib.approvals.authorization import refusal_for
 from chalicelib.approvals.fingerprint import (
     grant_match_key,
@@ -45,7 +45,7 @@ from chalicelib.approvals.fingerprint import (
     request_fingerprint,
     rule_identity,
 )
-from chalicelib.approvals.interactions import APPROVE, DENY_CLICK, DENY_SUBMIT, Interaction
+from chalicelib.slack.interactions import APPROVE, DENY_CLICK, DENY_SUBMIT, Interaction
 from chalicelib.approvals.model import (
     APPROVE as APPROVE_DECISION,
 )
@@ -59,11 +59,11 @@ from chalicelib.approvals.model import (
     iso_time,
     new_approval_id,
 )
-from chalicelib.approvals.slack_directory import SlackDirectory
+from chalicelib.slack.directory import SlackDirectory
 from chalicelib.approvals.store import NOT_FOUND, ApprovalStore, DecisionOutcome
 from chalicelib.errors import NotFound
 from chalicelib.identity import Identity
-from chalicelib.kube_request import KubeRequest
+from chalicelib.kube.request import KubeRequest
 from chalicelib.observability import logger
 from chalicelib.policy.model import ApprovalSettings, Rule
 

@@ -18,7 +18,7 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from chalicelib.identity import Identity
-from chalicelib.kube_request import KubeRequest
+from chalicelib.kube.request import KubeRequest
 from chalicelib.policy.engine import Decision
 
 # A forwarded request is two records: "request" before it leaves (no record, no forward) and

@@ -10,7 +10,7 @@ from typing import Iterable
 
 from chalicelib.errors import Forbidden
 from chalicelib.identity import Identity
-from chalicelib.kube_request import KubeRequest
+from chalicelib.kube.request import KubeRequest
 from chalicelib.policy.model import Policy, Rule
 
 _PRECEDENCE = {"deny": 0, "approve": 1, "allow": 2}

@@ -7,7 +7,7 @@ from fnmatch import fnmatchcase
 from typing import Any, Mapping
 
 from chalicelib.identity import Identity
-from chalicelib.kube_request import KubeRequest
+from chalicelib.kube.request import KubeRequest
 from chalicelib.masking import PATTERN_NAMES, MaskingSettings
 
 

@@ -20,7 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 import jwt
 import urllib3
 
-from chalicelib.eks_token import decode_eks_token
+from chalicelib.credentials.eks_token import decode_eks_token
 from chalicelib.masking import MASK
 from eksgate.local.oidc_issuer import DEMO_IDENTITIES
 from eksgate.local.stack import CLUSTER, ComponentError, LocalStack, write_kubeconfig

@@ -12,7 +12,7 @@ import pytest
 from chalicelib.config import DEFAULT_POLICY_DIR
 from chalicelib.identity import Identity
 from chalicelib.policy import load_policies
-from chalicelib.role_credentials import role_session_for
+from chalicelib.credentials.role_credentials import role_session_for
 from eksgate.access_entries import ClusterAdminRequired, desired_entries
 from eksgate.infra_render import (
     SESSION_TAG_KEYS,

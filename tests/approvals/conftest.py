@@ -18,14 +18,14 @@ import pytest
 from moto.dynamodb.models import DynamoDBBackend
 from slack_sdk import WebClient
 
-from chalicelib.approvals.interactions import parse_interaction, verify_slack_request
+from chalicelib.slack.interactions import parse_interaction, verify_slack_request
 from chalicelib.approvals.model import Approval
 from chalicelib.approvals.service import ApprovalService
-from chalicelib.approvals.slack_directory import SlackDirectory
+from chalicelib.slack.directory import SlackDirectory
 from chalicelib.approvals.store import DynamoApprovalStore
 from chalicelib.errors import EksgateError
 from chalicelib.identity import Identity
-from chalicelib.kube_request import canonical_query, resolve
+from chalicelib.kube.request import canonical_query, resolve
 from chalicelib.policy.model import ApprovalSettings, Rule
 from eksgate.local.aws import create_tables
 from eksgate.local.slack_fake import SlackFake

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from chalicelib.approvals.authorization import refusal_for
-from chalicelib.approvals.slack_directory import SlackUser
+from chalicelib.approvals.model import SlackUser
 from tests.approvals.conftest import sample_approval
 
 NOW = 1714565000

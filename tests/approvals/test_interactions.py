@@ -8,7 +8,7 @@ import urllib.parse
 
 import pytest
 
-from chalicelib.approvals.interactions import parse_interaction, verify_slack_request
+from chalicelib.slack.interactions import parse_interaction, verify_slack_request
 from chalicelib.errors import BadRequest, ServiceUnavailable, Unauthorized
 from eksgate.local.slack_fake_interactions import encode_payload, sign
 

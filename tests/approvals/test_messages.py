@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib.approvals import messages
-from chalicelib.approvals.messages import (
+from chalicelib.slack import messages
+from chalicelib.slack.messages import (
     decided_blocks,
     deny_reason_modal,
     expired_blocks,

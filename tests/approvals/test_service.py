@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from chalicelib.approvals.service import ApprovalService
-from chalicelib.approvals.slack_directory import SlackDirectory
+from chalicelib.slack.directory import SlackDirectory
 from eksgate.local.slack_fake import SlackFake
 from eksgate.local.slack_fake_workspace import FakeUser, default_workspace
 from tests.approvals.conftest import (
@@ -348,7 +348,7 @@ def test_retried_and_replayed_deliveries_make_no_second_decision_or_reply(
 
 
 def test_a_click_on_an_unknown_approval_gets_a_clear_refusal(harness: Harness) -> None:
-    from chalicelib.approvals import messages
+    from chalicelib.slack import messages
     from tests.approvals.conftest import sample_approval
     ghost = sample_approval(approval_id="ffffffffffffffffffff")
     text, blocks = messages.request_blocks(ghost)
@@ -413,7 +413,7 @@ def test_ids_of_the_wrong_shape_are_never_looked_up(slack: SlackFake, store: Any
 
 
 def test_a_click_on_a_second_copy_of_the_request_updates_both_copies(harness: Harness) -> None:
-    from chalicelib.approvals import messages
+    from chalicelib.slack import messages
 
     approval = harness.ask()
     text, blocks = messages.request_blocks(approval)

@@ -16,7 +16,7 @@ from chalicelib.audit.records import (
 )
 from chalicelib.audit.timestamps import format_time, normalize_time, parse_time
 from chalicelib.identity import Identity
-from chalicelib.kube_request import KubeRequest
+from chalicelib.kube.request import KubeRequest
 from chalicelib.policy.engine import Decision
 from tests.audit.helpers import sealed_chain
 

@@ -23,7 +23,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from chalicelib.approvals.diff import HIDDEN_CHANGE
-from chalicelib.eks_token import AwsCredentials, make_eks_token
+from chalicelib.credentials.eks_token import AwsCredentials, make_eks_token
 from chalicelib.masking import MASK
 
 pytestmark = [pytest.mark.e2e,

@@ -6,7 +6,7 @@ import time
 
 from chalicelib.approvals.model import Approval
 from chalicelib.services import build_services
-from chalicelib.slack_api import expire_approvals
+from chalicelib.routes.slack import expire_approvals
 
 
 def test_overdue_approvals_expire_and_the_session_records_it(settings, aws):

@@ -14,7 +14,7 @@ import pytest
 import urllib3
 
 import app as app_module
-from chalicelib.eks_token import decode_eks_token
+from chalicelib.credentials.eks_token import decode_eks_token
 from chalicelib.services import build_services
 from eksgate.local.gateway_server import LocalApiGateway
 
@@ -172,7 +172,7 @@ def test_direct_mode_token_is_what_aws_iam_authenticator_accepts(gateway, oidc_i
 
 
 def test_direct_mode_assumes_the_role_with_source_identity_and_tags(settings, aws, oidc_issuer):
-    from chalicelib.broker import TokenRequest
+    from chalicelib.credentials.broker import TokenRequest
     services = build_services(settings, aws)
     identity = services.verifier.verify(oidc_issuer.mint({"sub": "service:dashboard-1"}))
     calls = []

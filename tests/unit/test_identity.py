@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from chalicelib.config import IssuerConfig
 from chalicelib.errors import Unauthorized
-from chalicelib.identity import IdentityVerifier, JwksCache, http_jwks_fetcher
+from chalicelib.identity.oidc import IdentityVerifier, JwksCache, http_jwks_fetcher
 from tests.jwks_server import JwksServer
 
 ISSUER = "https://issuer.test"

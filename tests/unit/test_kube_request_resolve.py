@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from chalicelib.errors import BadRequest, MethodNotAllowed
-from chalicelib.kube_request import (
+from chalicelib.kube.request import (
     KubeRequest,
     canonical_query,
     is_discovery,

@@ -17,7 +17,7 @@ from chalicelib.approvals.diff import (
     object_diff,
 )
 from chalicelib.errors import BadRequest
-from chalicelib.masked_writes import WHOLE_BODY, masked_fields, masked_write_refusal
+from chalicelib.gateway.masked_writes import WHOLE_BODY, masked_fields, masked_write_refusal
 from chalicelib.masking import LAST_APPLIED_ANNOTATION, MASK, MASKED_DATA_VALUE, mask_document
 
 JSON = "application/json"

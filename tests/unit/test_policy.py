@@ -7,7 +7,7 @@ import textwrap
 import pytest
 
 from chalicelib.identity import Identity
-from chalicelib.kube_request import KubeRequest
+from chalicelib.kube.request import KubeRequest
 from chalicelib.policy import PolicyError, decide, load_policies, load_policy_text
 from chalicelib.policy.durations import parse_duration
 from eksgate.policy_cmd import lint_warnings, shadowed_rules

@@ -8,17 +8,17 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from chalicelib.clusters import ClusterEndpoint
+from chalicelib.gateway.clusters import ClusterEndpoint
 from chalicelib.config import ClusterConfig
-from chalicelib.eks_token import AwsCredentials
+from chalicelib.credentials.eks_token import AwsCredentials
 from chalicelib.errors import (BadGateway, BadRequest, Forbidden, GatewayTimeout, NotAcceptable,
                                PayloadTooLarge, Unauthorized, UnsupportedMediaType)
 from chalicelib.identity import Identity
 from chalicelib.policy import load_policies
-from chalicelib.proxy import Gateway, IncomingRequest, negotiate_accept, status_response
-from chalicelib.session_token import SessionTokenCodec
-from chalicelib.signing_keys import SigningKey
-from chalicelib.upstream import UpstreamResponse
+from chalicelib.gateway.pipeline import Gateway, IncomingRequest, negotiate_accept, status_response
+from chalicelib.credentials.session_token import SessionTokenCodec
+from chalicelib.credentials.signing_keys import SigningKey
+from chalicelib.gateway.upstream import UpstreamResponse
 
 AGENT = Identity("repo:acme/shop:environment:production", "https://oidc.eksgate.local",
                  claims={"repository": "acme/shop", "environment": "production"})
@@ -255,7 +255,7 @@ def test_approval_without_approvals_configured_is_refused():
 ])
 def test_request_bodies_that_may_hold_credentials_are_recorded_by_size_only(body, resource):
     from chalicelib.masking import DEFAULT_SETTINGS
-    from chalicelib.session_audit import masked_body_summary
+    from chalicelib.audit.recorder import masked_body_summary
     summary = masked_body_summary(body, DEFAULT_SETTINGS, resource)
     text = json.dumps(summary)
     assert summary["size"] == len(body) and "hunter2" not in text and "aHVudGVyMg" not in text
@@ -264,7 +264,7 @@ def test_request_bodies_that_may_hold_credentials_are_recorded_by_size_only(body
 
 def test_json_object_bodies_are_recorded_masked():
     from chalicelib.masking import DEFAULT_SETTINGS
-    from chalicelib.session_audit import masked_body_summary
+    from chalicelib.audit.recorder import masked_body_summary
     body = b'{"kind": "ConfigMap", "data": {"dsn": "postgres://u:hunter2@db/x", "a": "b"}}'
     summary = masked_body_summary(body, DEFAULT_SETTINGS, "configmaps")
     assert "hunter2" not in summary["inline"] and '"a":"b"' in summary["inline"]

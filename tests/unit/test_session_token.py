@@ -10,9 +10,9 @@ import pytest
 
 from chalicelib.errors import ServiceUnavailable, Unauthorized
 from chalicelib.identity import Identity
-from chalicelib.role_credentials import sts_safe_name
-from chalicelib.session_token import SessionTokenCodec
-from chalicelib.signing_keys import SecretsManagerKeyStore
+from chalicelib.credentials.role_credentials import sts_safe_name
+from chalicelib.credentials.session_token import SessionTokenCodec
+from chalicelib.credentials.signing_keys import SecretsManagerKeyStore
 from eksgate.local.aws import rotate_signing_key
 
 IDENTITY = Identity("user:alice", "https://issuer.test", "alice@example.com", ("eng",),

@@ -5,7 +5,7 @@ None, which the server answers with 401). Two are provided:
 
 * :class:`StaticTokenAuthenticator` — a fixed ``{token: principal}`` table.
 * :class:`EksTokenAuthenticator` — accepts EKS bearer tokens (``k8s-aws-v1.`` + base64url of a
-  presigned STS ``GetCallerIdentity`` URL, see ``chalicelib/eks_token.py``) the way
+  presigned STS ``GetCallerIdentity`` URL, see ``chalicelib/credentials/eks_token.py``) the way
   aws-iam-authenticator does: strict structural checks, then the presigned request is
   replayed against the local STS emulation (moto) to learn the caller's ARN.
 
@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Mapping
 
-from chalicelib.eks_token import CLUSTER_ID_HEADER, TOKEN_PREFIX, decode_eks_token
+from chalicelib.credentials.eks_token import CLUSTER_ID_HEADER, TOKEN_PREFIX, decode_eks_token
 
 log = logging.getLogger(__name__)
 

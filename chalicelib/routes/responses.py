@@ -10,7 +10,7 @@ from chalice import Response
 from chalicelib.errors import EksgateError
 
 if TYPE_CHECKING:  # proxy uses bearer_token from here; only the type goes the other way
-    from chalicelib.proxy import ProxyResponse
+    from chalicelib.gateway.pipeline import ProxyResponse
 
 
 def json_response(body: dict, status: int = 200, headers: dict | None = None) -> Response:

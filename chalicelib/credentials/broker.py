@@ -8,13 +8,13 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Optional
 
 from chalicelib.config import Settings
-from chalicelib.eks_token import make_eks_token
+from chalicelib.credentials.eks_token import make_eks_token
 from chalicelib.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge
-from chalicelib.exec_credential import API_VERSIONS, V1BETA1, exec_credential
+from chalicelib.credentials.exec_credential import API_VERSIONS, V1BETA1, exec_credential
 from chalicelib.identity import Identity
 from chalicelib.policy import Policy, select_policy
-from chalicelib.role_credentials import RoleCredentialCache, role_session_for
-from chalicelib.session_token import SessionTokenCodec
+from chalicelib.credentials.role_credentials import RoleCredentialCache, role_session_for
+from chalicelib.credentials.session_token import SessionTokenCodec
 
 MODES = ("gateway", "direct")
 # (identity, cluster, policy) -> (an approved, open direct grant, its role ARN) or None

@@ -11,25 +11,14 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from chalicelib.approvals.errors import SlackUnavailable
+from chalicelib.approvals.model import SlackUser
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class SlackUser:
-    """A Slack member as the approvals core needs them. ``email`` is None if Slack hides it."""
-
-    id: str
-    name: str
-    email: str | None = None
-    deleted: bool = False
-    is_bot: bool = False
 
 
 class SlackDirectory:

@@ -6,14 +6,14 @@ from typing import Any
 
 import uuid
 
-from chalicelib.broker import IssuedCredential, parse_token_request
+from chalicelib.credentials.broker import IssuedCredential, parse_token_request
 from chalicelib.errors import EksgateError
-from chalicelib.http_responses import bearer_token
+from chalicelib.routes.responses import bearer_token
 from chalicelib.observability import count, logger
 from chalicelib.identity import Identity
 from chalicelib.policy import select_policy
 from chalicelib.services import Services
-from chalicelib.session_audit import Caller
+from chalicelib.audit.recorder import Caller
 
 
 def issue_token(

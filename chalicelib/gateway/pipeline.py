@@ -12,9 +12,9 @@ from datetime import datetime, timedelta, timezone
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
-from chalicelib.approval_gate import ApprovalGate, DryRunRefused, NoChange
-from chalicelib.clusters import ClusterDirectory
-from chalicelib.eks_token import AwsCredentials, EksToken, make_eks_token
+from chalicelib.approvals.gate import ApprovalGate, DryRunRefused, NoChange
+from chalicelib.gateway.clusters import ClusterDirectory
+from chalicelib.credentials.eks_token import AwsCredentials, EksToken, make_eks_token
 from chalicelib.errors import (
     BadGateway,
     BadRequest,
@@ -25,19 +25,19 @@ from chalicelib.errors import (
     Unauthorized,
     UnsupportedMediaType,
 )
-from chalicelib.http_responses import bearer_token
-from chalicelib.kube_status import status_body
-from chalicelib.kube_request import KubeRequest, canonical_query, is_discovery, parse_query, resolve
-from chalicelib.masked_writes import masked_fields, masked_write_refusal
+from chalicelib.routes.responses import bearer_token
+from chalicelib.kube.status import status_body
+from chalicelib.kube.request import KubeRequest, canonical_query, is_discovery, parse_query, resolve
+from chalicelib.gateway.masked_writes import masked_fields, masked_write_refusal
 from chalicelib.masking import MaskingSettings, mask_document, mask_text, mask_watch_stream
 from chalicelib.policy import Decision, Policy, evaluate
 from chalicelib.policy.engine import describe_request
-from chalicelib.role_credentials import RoleCredentialCache, role_session_for
+from chalicelib.credentials.role_credentials import RoleCredentialCache, role_session_for
 from chalicelib.audit.bodies import summarize_body
 from chalicelib.audit.records import request_dict
-from chalicelib.session_audit import Caller, GatewayAudit
-from chalicelib.session_token import GatewaySession, SessionTokenCodec
-from chalicelib.upstream import Upstream, UpstreamRequest, UpstreamResponse
+from chalicelib.audit.recorder import Caller, GatewayAudit
+from chalicelib.credentials.session_token import GatewaySession, SessionTokenCodec
+from chalicelib.gateway.upstream import Upstream, UpstreamRequest, UpstreamResponse
 
 # Lambda's synchronous response limit is 6 MB for the whole JSON envelope; the body is a JSON
 # string inside it, so we measure the encoded size and keep headroom for headers.

@@ -17,10 +17,10 @@ from chalicelib.audit.records import decision_dict, identity_dict, new_event, re
 from chalicelib.audit.store import AuditStore
 from chalicelib.errors import EksgateError
 from chalicelib.identity import Identity
-from chalicelib.kube_request import KubeRequest
+from chalicelib.kube.request import KubeRequest
 from chalicelib.masking import MaskingSettings, mask_document
 from chalicelib.policy import Decision
-from chalicelib.session_token import GatewaySession
+from chalicelib.credentials.session_token import GatewaySession
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,9 @@ from typing import Any, Callable
 
 from chalicelib.errors import EksgateError
 from chalicelib.observability import count, logger
-from chalicelib.proxy import ProxyResponse, incoming_from, status_for_exception, status_response
+from chalicelib.gateway.pipeline import ProxyResponse, incoming_from, status_for_exception, status_response
 from chalicelib.services import Services
-from chalicelib.session_audit import Caller
+from chalicelib.audit.recorder import Caller
 
 DEFAULT_REMAINING_SECONDS = 29.0
 

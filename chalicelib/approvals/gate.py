@@ -11,18 +11,18 @@ import json
 import time
 from typing import Any, Callable
 
-from chalicelib.approvals import ApprovalService
+from chalicelib.approvals.service import ApprovalService
 from chalicelib.approvals.diff import changes_anything, mark_hidden_changes, object_diff
 from chalicelib.approvals.model import Approval
 from chalicelib.audit.records import decision_dict, request_dict
 from chalicelib.errors import Forbidden
 from chalicelib.identity import Identity
-from chalicelib.kube_request import KubeRequest
+from chalicelib.kube.request import KubeRequest
 from chalicelib.masking import MaskingSettings, mask_document
 from chalicelib.policy import Decision
-from chalicelib.session_audit import Caller, GatewayAudit
-from chalicelib.session_token import GatewaySession
-from chalicelib.upstream import UpstreamResponse
+from chalicelib.audit.recorder import Caller, GatewayAudit
+from chalicelib.credentials.session_token import GatewaySession
+from chalicelib.gateway.upstream import UpstreamResponse
 
 MUTATING_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection"})
 

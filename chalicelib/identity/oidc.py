@@ -11,37 +11,18 @@ from __future__ import annotations
 import json
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 import jwt
 
 from chalicelib.config import IssuerConfig
+from chalicelib.identity.model import Identity
 from chalicelib.errors import ServiceUnavailable, Unauthorized
 
 ASYMMETRIC_ALGORITHMS = frozenset(
     {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
 )
 MAX_JWKS_BYTES = 256 * 1024
-
-
-@dataclass(frozen=True)
-class Identity:
-    """A verified caller. ``claims`` holds every claim, for policy matching and audit."""
-
-    subject: str
-    issuer: str
-    email: str | None = None
-    groups: tuple[str, ...] = ()
-    claims: Mapping[str, Any] = field(default_factory=dict, hash=False, compare=False)
-    # The email claim even when the issuer did not verify it: never trusted to grant anything,
-    # only to refuse more (a requester can never approve their own request under it).
-    claimed_email: str | None = None
-
-    def describe(self) -> str:
-        """A human-readable name for messages: ``email`` if known, else the subject."""
-        who = f"{self.subject} <{self.email}>" if self.email else self.subject
-        return f"{who} (issuer {self.issuer})"
 
 
 JwksFetcher = Callable[[str], Mapping[str, Any]]

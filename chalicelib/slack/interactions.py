@@ -17,7 +17,7 @@ from typing import Any
 
 from slack_sdk.signature import Clock, SignatureVerifier
 
-from chalicelib.approvals.messages import APPROVE_ACTION, DENY_ACTION, DENY_CALLBACK
+from chalicelib.slack.messages import APPROVE_ACTION, DENY_ACTION, DENY_CALLBACK
 from chalicelib.errors import BadRequest, ServiceUnavailable, Unauthorized
 
 # Slack's own recommendation (and slack_sdk's check): older requests may be replays.

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import urllib3
 
-from chalicelib.clusters import ClusterEndpoint
+from chalicelib.gateway.clusters import ClusterEndpoint
 from chalicelib.errors import BadGateway, GatewayTimeout
 
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalicelib.approvals import parse_interaction, verify_slack_request
+from chalicelib.slack.interactions import parse_interaction, verify_slack_request
 from chalicelib.errors import EksgateError
 from chalicelib.observability import count, logger
 from chalicelib.services import Services
-from chalicelib.session_audit import Caller
+from chalicelib.audit.recorder import Caller
 
 
 def handle_slack_interaction(

@@ -8,7 +8,7 @@ import jwt
 
 from chalicelib.audit.api import list_sessions_response, session_response
 from chalicelib.errors import Forbidden, NotFound, Unauthorized
-from chalicelib.http_responses import bearer_token
+from chalicelib.routes.responses import bearer_token
 from chalicelib.services import Services
 
 

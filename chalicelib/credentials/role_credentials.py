@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Mapping
 
-from chalicelib.eks_token import AwsCredentials
+from chalicelib.credentials.eks_token import AwsCredentials
 from chalicelib.errors import ServiceUnavailable
 from chalicelib.identity import Identity
 

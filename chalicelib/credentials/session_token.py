@@ -16,7 +16,7 @@ import jwt
 
 from chalicelib.errors import Unauthorized
 from chalicelib.identity import Identity
-from chalicelib.signing_keys import SigningKeyStore
+from chalicelib.credentials.signing_keys import SigningKeyStore
 
 TOKEN_ISSUER = "eksgate"
 ALGORITHM = "HS256"
