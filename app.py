@@ -7,12 +7,13 @@ import time
 from chalice import Chalice, Rate, Response
 
 from chalicelib.errors import EksgateError, ServiceUnavailable
-from chalicelib.routes.responses import json_error, json_response, proxy_response
+from chalicelib.routes.responses import json_error, json_response, json_route, proxy_response
 from chalicelib.observability import flush_metrics, logger
-from chalicelib.routes.proxy import handle_proxy
-from chalicelib.routes.sessions import approval_status, session_detail, sessions_list
+from chalicelib.routes.proxy import handle_proxy, incoming_request
+from chalicelib.routes.approvals import approval_status
+from chalicelib.routes.sessions import session_detail, sessions_list
 from chalicelib.services import Services, build_services
-from chalicelib.audit.recorder import Caller
+from chalicelib.identity import Caller
 from chalicelib.routes.slack import expire_approvals, handle_slack_interaction
 from chalicelib.routes.token import issue_token
 
@@ -60,14 +61,6 @@ def caller() -> Caller:
     return Caller(
         source_ip=identity.get("sourceIp") or "", user_agent=identity.get("userAgent") or ""
     )
-
-
-def json_route(handler):  # type: ignore[no-untyped-def]
-    """Run ``handler``; an EksgateError becomes the API's JSON error."""
-    try:
-        return json_response(handler())
-    except EksgateError as error:
-        return json_error(error)
 
 
 @app.route("/v1/token", methods=["POST"], content_types=["application/json"])
@@ -135,15 +128,15 @@ def healthz() -> Response:
 
 @app.route("/k8s/{cluster}", methods=PROXY_METHODS, content_types=["*/*"])
 def k8s_root(cluster: str) -> Response:
-    return proxy_response(
-        handle_proxy(services, app.current_request, app.lambda_context, cluster, "", caller())
-    )
+    return _proxy(cluster, "")
 
 
 @app.route("/k8s/{cluster}/{proxy+}", methods=PROXY_METHODS, content_types=["*/*"])
 def k8s_proxy(cluster: str) -> Response:
     # Chalice passes no view argument for a greedy parameter; API Gateway names it "proxy".
-    path = app.current_request.to_original_event()["pathParameters"]["proxy"]
-    return proxy_response(
-        handle_proxy(services, app.current_request, app.lambda_context, cluster, path, caller())
-    )
+    return _proxy(cluster, app.current_request.to_original_event()["pathParameters"]["proxy"])
+
+
+def _proxy(cluster: str, path: str) -> Response:
+    incoming = incoming_request(app.current_request, app.lambda_context, cluster, path, caller())
+    return proxy_response(handle_proxy(services, incoming))

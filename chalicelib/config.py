@@ -6,7 +6,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Callable, Mapping
 
 from chalicelib.errors import EksgateError
 
@@ -130,6 +130,79 @@ def _parse_clusters(value: object, default_region: str) -> dict[str, ClusterConf
     return clusters
 
 
+@dataclass(frozen=True)
+class Setting:
+    """One environment variable: the Settings field it fills, how to read it, what it expects."""
+
+    field: str
+    env: str
+    parse: Callable[[str], object]
+    default: str
+    expects: str  # said back to the operator when the value cannot be read
+
+
+def _whole(at_most: int | None = None, at_least: int = 0) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        value = int(text.strip())
+        if value < at_least:
+            raise ValueError(f"below {at_least}")
+        return value if at_most is None else min(value, at_most)
+
+    return parse
+
+
+def _seconds(at_most: float) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        value = float(text.strip())
+        if not value >= 0:  # also refuses NaN
+            raise ValueError("negative")
+        return min(value, at_most)
+
+    return parse
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(name.strip() for name in text.split(",") if name.strip())
+
+
+# Every setting, in one place. Caps are product limits, not preferences: a gateway session
+# never outlives the EKS token lifetime; watches end (and clients reconnect) before API
+# Gateway's 29 s integration timeout; a pending approval is waited for inside those 29 s.
+SETTINGS_TABLE: tuple[Setting, ...] = (
+    Setting("stage", "EKSGATE_STAGE", str, "dev", "the stage name"),
+    Setting("policy_dir", "EKSGATE_POLICY_DIR", lambda t: Path(t or DEFAULT_POLICY_DIR), "",
+            "a directory of policy files"),
+    Setting("max_session_seconds", "EKSGATE_MAX_SESSION_SECONDS", _whole(900, 1), "900",
+            "a whole number of seconds (at most 900 is used)"),
+    Setting("max_request_body_bytes", "EKSGATE_MAX_REQUEST_BODY_BYTES", _whole(None, 1),
+            str(64 * 1024), "a whole number of bytes"),
+    Setting("watch_timeout_seconds", "EKSGATE_WATCH_TIMEOUT_SECONDS", _whole(24, 1), "20",
+            "a whole number of seconds (at most 24 is used)"),
+    Setting("audit_table", "EKSGATE_AUDIT_TABLE", str, "", "a DynamoDB table name"),
+    Setting("approvals_table", "EKSGATE_APPROVALS_TABLE", str, "", "a DynamoDB table name"),
+    Setting("idempotency_table", "EKSGATE_IDEMPOTENCY_TABLE", str, "", "a DynamoDB table name"),
+    Setting("audit_retention_days", "EKSGATE_AUDIT_RETENTION_DAYS", _whole(None, 1), "90",
+            "a whole number of days"),
+    Setting("slack_secret_id", "EKSGATE_SLACK_SECRET_ID", str, "", "a Secrets Manager id"),
+    Setting("slack_api_url", "EKSGATE_SLACK_API_URL", str, "", "a URL (empty: Slack itself)"),
+    Setting("slack_channel", "EKSGATE_SLACK_CHANNEL", str, "", "a Slack channel"),
+    Setting("approval_wait_seconds", "EKSGATE_APPROVAL_WAIT_SECONDS", _seconds(15.0), "5",
+            "a number of seconds (at most 15 is used)"),
+    Setting("auditor_groups", "EKSGATE_AUDITOR_GROUPS", _names, "",
+            "comma-separated OIDC group names"),
+)
+
+
+def _read(env: Mapping[str, str], setting: Setting) -> object:
+    raw = env.get(setting.env, setting.default)
+    try:
+        return setting.parse(raw)
+    except (ValueError, TypeError):
+        raise ConfigError(
+            f"setting {setting.env}={raw!r} is not valid: expected {setting.expects}"
+        ) from None
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Build Settings from the environment; a ConfigError names the setting that is wrong."""
     env = os.environ if environ is None else environ
@@ -137,29 +210,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     signing_secret_id = env.get("EKSGATE_SIGNING_SECRET_ID", "")
     if not signing_secret_id:
         raise ConfigError("setting EKSGATE_SIGNING_SECRET_ID (the signing key's secret) is missing")
-    max_session = int(env.get("EKSGATE_MAX_SESSION_SECONDS", "900"))
+    values = {setting.field: _read(env, setting) for setting in SETTINGS_TABLE}
     return Settings(
-        stage=env.get("EKSGATE_STAGE", "dev"),
         region=region,
         issuers=_parse_issuers(_json_setting(env, "EKSGATE_OIDC_ISSUERS", "[]")),
         clusters=_parse_clusters(_json_setting(env, "EKSGATE_CLUSTERS", "{}"), region),
         signing_secret_id=signing_secret_id,
-        policy_dir=Path(env.get("EKSGATE_POLICY_DIR") or DEFAULT_POLICY_DIR),
-        # A gateway session never outlives the EKS token lifetime, whatever a stage says.
-        max_session_seconds=min(max_session, 900),
-        max_request_body_bytes=int(env.get("EKSGATE_MAX_REQUEST_BODY_BYTES", str(64 * 1024))),
-        # Watches end (and clients reconnect) before API Gateway's 29 s integration timeout.
-        watch_timeout_seconds=min(int(env.get("EKSGATE_WATCH_TIMEOUT_SECONDS", "20")), 24),
-        audit_table=env.get("EKSGATE_AUDIT_TABLE", ""),
-        approvals_table=env.get("EKSGATE_APPROVALS_TABLE", ""),
-        idempotency_table=env.get("EKSGATE_IDEMPOTENCY_TABLE", ""),
-        audit_retention_days=int(env.get("EKSGATE_AUDIT_RETENTION_DAYS", "90")),
-        slack_secret_id=env.get("EKSGATE_SLACK_SECRET_ID", ""),
-        slack_api_url=env.get("EKSGATE_SLACK_API_URL", ""),
-        slack_channel=env.get("EKSGATE_SLACK_CHANNEL", ""),
-        # A pending approval is waited for inside API Gateway's 29 s, leaving time to answer.
-        approval_wait_seconds=min(float(env.get("EKSGATE_APPROVAL_WAIT_SECONDS", "5")), 15.0),
-        auditor_groups=tuple(
-            g.strip() for g in env.get("EKSGATE_AUDITOR_GROUPS", "").split(",") if g.strip()
-        ),
+        **values,  # type: ignore[arg-type]
     )

@@ -13,50 +13,28 @@ import boto3
 import urllib3
 
 from chalicelib.approvals.gate import ApprovalGate
-from chalicelib.approvals.service import ApprovalService
+from chalicelib.approvals.service import ApprovalService, IdempotencyTable
 from chalicelib.approvals.store import DynamoApprovalStore
 from chalicelib.slack.directory import SlackDirectory
-from chalicelib.audit.store import DynamoAuditStore
+from chalicelib.approvals.model import ApprovalAsk
+from chalicelib.audit.store import AuditStore, AuditStoreTuning, DynamoAuditStore
 from chalicelib.credentials.broker import Broker
 from chalicelib.gateway.clusters import ClusterDirectory
 from chalicelib.config import Settings, load_settings
-from chalicelib.errors import EksgateError, ServiceUnavailable
+from chalicelib.errors import ServiceUnavailable
 from chalicelib.identity.oidc import IdentityVerifier, JwksCache, http_jwks_fetcher
 from chalicelib.observability import logger
 from chalicelib.policy import Policy, PolicyError, load_policies
+from chalicelib.gateway.exchange import GatewayLimits
+from chalicelib.gateway.forward import Forwarder
 from chalicelib.gateway.pipeline import Gateway
 from chalicelib.credentials.role_credentials import RoleCredentialCache
 from chalicelib.credentials.session_token import SessionTokenCodec
 from chalicelib.audit.recorder import GatewayAudit
 from chalicelib.credentials.signing_keys import SecretsManagerKeyStore
+from chalicelib.slack.client import LazySlackClient
 from chalicelib.slack.credentials import SlackCredentialStore
 from chalicelib.gateway.upstream import HttpsUpstream, Upstream
-
-
-class LazySlackClient:
-    """A slack_sdk WebClient made on first use, so only Slack work needs the Slack secret.
-
-    An unreadable secret surfaces as a SlackClientError, which approvals treat as "Slack
-    could not be notified": the approval is still recorded and nothing is approved.
-    """
-
-    def __init__(self, credentials: SlackCredentialStore, base_url: str) -> None:
-        self._credentials = credentials
-        self._base_url = base_url
-        self._client: Any = None
-
-    def __getattr__(self, name: str) -> Any:
-        if self._client is None:
-            from slack_sdk import WebClient
-            from slack_sdk.errors import SlackClientError
-
-            try:
-                token = self._credentials.get().bot_token
-            except EksgateError as exc:
-                raise SlackClientError(exc.message) from exc
-            kwargs = {"base_url": self._base_url} if self._base_url else {}
-            self._client = WebClient(token=token, timeout=5, **kwargs)
-        return getattr(self._client, name)
 
 
 @dataclass
@@ -68,7 +46,7 @@ class Services:
     role_credentials: RoleCredentialCache
     broker: Broker
     gateway: Gateway
-    audit_store: DynamoAuditStore
+    audit_store: AuditStore
     audit: GatewayAudit
     approvals: ApprovalService
     slack_credentials: SlackCredentialStore
@@ -106,7 +84,9 @@ def build_services(
             "eksgate forwards nothing it cannot record"
         )
     audit_store = DynamoAuditStore(
-        dynamodb, settings.audit_table, retention_seconds=settings.audit_retention_days * 86400
+        dynamodb,
+        settings.audit_table,
+        AuditStoreTuning(retention_seconds=settings.audit_retention_days * 86400),
     )
     audit = GatewayAudit(audit_store)
     slack_credentials = SlackCredentialStore(secretsmanager, settings.slack_secret_id)
@@ -116,40 +96,41 @@ def build_services(
         slack,
         SlackDirectory(slack),
         channel_default=settings.slack_channel or "#eksgate-approvals",
-        idempotency_table=settings.idempotency_table or None,
-        idempotency_client=dynamodb,
+        idempotency=IdempotencyTable(settings.idempotency_table, dynamodb)
+        if settings.idempotency_table
+        else None,
     )
 
     def direct_grant(identity: Any, cluster: str, policy: Policy) -> Any:
         """An open, approved grant under any of the policy's direct-grant rules."""
         for rule in policy.rules:
             if rule.approval and rule.approval.mode == "grant" and rule.approval.direct:
-                grant = approvals.find_usable(
-                    identity, cluster, policy.name, rule, "", "", "", None
-                )
+                grant = approvals.find_usable(ApprovalAsk(identity, cluster, policy.name, rule))
                 if grant is not None and rule.approval.role:
                     return grant, rule.approval.role
         return None
 
     broker = Broker(settings, policies, sessions, role_credentials, direct_grants=direct_grant)
-    gateway = Gateway(
-        sessions=sessions,
-        policies=policies,
+    forwarder = Forwarder(
         # an EKS client is made only if a cluster's endpoint is not configured
-        clusters=ClusterDirectory(
+        ClusterDirectory(
             settings.clusters, lambda region: session.client("eks", region_name=region)
         ),
-        role_credentials=role_credentials,
-        upstream=upstream or HttpsUpstream(),
-        audit=audit,
-        approvals=ApprovalGate(
+        role_credentials,
+        upstream or HttpsUpstream(),
+    )
+    gateway = Gateway(
+        sessions,
+        policies,
+        forwarder,
+        audit,
+        ApprovalGate(
             approvals,
             audit,
             wait_seconds=settings.approval_wait_seconds,
             channel=settings.slack_channel or "#eksgate-approvals",
         ),
-        max_request_body_bytes=settings.max_request_body_bytes,
-        watch_timeout_seconds=settings.watch_timeout_seconds,
+        GatewayLimits(settings.max_request_body_bytes, settings.watch_timeout_seconds),
     )
     return Services(
         settings,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from chalicelib.policy.model import Rule
 
@@ -33,6 +34,43 @@ def request_fingerprint(method: str, path: str, query_canonical: str, body: byte
     """
     body_hash = hashlib.sha256(body or b"").hexdigest()
     return _digest(b"request", (method, path, query_canonical, body_hash))
+
+
+@dataclass(frozen=True)
+class ApprovalSubject:
+    """What a ``once`` approval is bound to: this exact request, nothing like it.
+
+    The body's media type is part of it: the same bytes as a merge, strategic-merge or JSON
+    patch do different things. ``body_sha256`` stands for the body, which is not kept.
+    """
+
+    method: str
+    media_type: str  # "" when there is no body
+    path: str
+    canonical_query: str
+    body_sha256: str
+
+    @classmethod
+    def of(
+        cls, method: str, media_type: str, path: str, canonical_query: str, body: bytes | None
+    ) -> "ApprovalSubject":
+        return cls(
+            method,
+            media_type if body else "",
+            path,
+            canonical_query,
+            hashlib.sha256(body or b"").hexdigest(),
+        )
+
+    @property
+    def method_and_type(self) -> str:
+        """``PATCH application/merge-patch+json``: how approvals show and store the method."""
+        return f"{self.method} {self.media_type}" if self.media_type else self.method
+
+    def fingerprint(self) -> str:
+        return _digest(
+            b"request", (self.method_and_type, self.path, self.canonical_query, self.body_sha256)
+        )
 
 
 def rule_identity(rule: Rule) -> str:

@@ -1,27 +1,29 @@
-"""Requests a rule sends for approval: find one that lets them through, or ask for one.
+"""Where the gateway meets approvals: find the approval that lets an exchange through, or ask.
 
-Mutating requests are tried upstream with ``dryRun=All`` first: one that would fail anyway
-gets the cluster's own error and no human is bothered; one that would succeed is shown to
-the approver as a diff of the current object against the result (both masked).
+The gateway tries a mutating request upstream with ``dryRun=All`` first and hands the result
+here (``proposed_change``): one that would fail anyway gets the cluster's own error and no
+human is bothered; one that would change nothing needs no one; one that would succeed is shown
+to the approver as a diff of the current object against the result (both masked, with changes
+masking would hide marked as changes).
 """
 
 from __future__ import annotations
 
 import json
 import time
-from typing import Any, Callable
+from typing import Any
 
 from chalicelib.approvals.service import ApprovalService
 from chalicelib.approvals.diff import changes_anything, mark_hidden_changes, object_diff
 from chalicelib.approvals.model import Approval
-from chalicelib.audit.records import decision_dict, request_dict
 from chalicelib.errors import Forbidden
-from chalicelib.identity import Identity
+from chalicelib.approvals.fingerprint import ApprovalSubject
+from chalicelib.approvals.model import ApprovalAsk
+from chalicelib.gateway.exchange import Exchange
 from chalicelib.kube.request import KubeRequest
 from chalicelib.masking import MaskingSettings, mask_document
 from chalicelib.policy import Decision
-from chalicelib.audit.recorder import Caller, GatewayAudit
-from chalicelib.credentials.session_token import GatewaySession
+from chalicelib.audit.recorder import GatewayAudit
 from chalicelib.gateway.upstream import UpstreamResponse
 
 MUTATING_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection"})
@@ -50,7 +52,7 @@ def _when(epoch: int | None) -> str:
 
 def approval_refusal(approval: Approval, channel: str) -> Forbidden:
     """The 403 that tells the caller where their approval stands and what to do next."""
-    details = {
+    details: dict[str, Any] = {
         "name": approval.approval_id,
         "kind": "approval",
         "approval_id": approval.approval_id,
@@ -92,6 +94,53 @@ def approval_refusal(approval: Approval, channel: str) -> Forbidden:
     )
 
 
+def ask_for(exchange: Exchange, decision: Decision) -> ApprovalAsk:
+    """The approval an exchange needs under the rule that decided it."""
+    assert decision.rule is not None
+    return ApprovalAsk(
+        requester=exchange.session.identity,
+        cluster=exchange.cluster,
+        policy=decision.policy,
+        rule=decision.rule,
+        request=exchange.request,
+        subject=ApprovalSubject.of(
+            exchange.method,
+            exchange.media_type,
+            exchange.request.path,
+            exchange.approval_query,
+            exchange.body,
+        ),
+        session_id=exchange.session.session_id,
+    )
+
+
+def proposed_change(
+    request: KubeRequest, dry_run: UpstreamResponse, current: Any, masking: MaskingSettings
+) -> str:
+    """The approver's diff from the dry run's answer and the object as it is now (None when
+    there is none). ``DryRunRefused`` when the cluster refused the dry run, ``NoChange`` when
+    the write would change nothing."""
+    if dry_run.status >= 400:
+        raise DryRunRefused(dry_run)
+    try:
+        proposed = json.loads(dry_run.body) if dry_run.body else {}
+    except ValueError:
+        proposed = {}
+    if not isinstance(proposed, dict) or request.verb in ("delete", "deletecollection"):
+        proposed = {}
+    if current is not None and not changes_anything(
+        current, proposed, subresource=request.subresource
+    ):
+        raise NoChange(dry_run)
+    # The diff is of masked objects (it goes to Slack), but a value whose change masking
+    # hides is shown as changed: the approver must never see "equal" where it is not.
+    masked_before = mask_document(current, masking) if current else None
+    masked_proposed = mask_document(proposed, masking)
+    if current is not None:
+        masked_proposed = mark_hidden_changes(current, proposed, masked_before, masked_proposed)
+    return object_diff(masked_before, masked_proposed)
+
+
 class ApprovalGate:
     def __init__(
         self, service: ApprovalService, audit: GatewayAudit, *, wait_seconds: float, channel: str
@@ -101,63 +150,27 @@ class ApprovalGate:
         self._wait_seconds = wait_seconds
         self._channel = channel
 
-    def clear(
-        self,
-        *,
-        session: GatewaySession,
-        caller: Caller,
-        decision: Decision,
-        request: KubeRequest,
-        method: str,
-        query: str,
-        body: bytes | None,
-        masking: MaskingSettings,
-        dry_run: Callable[[], UpstreamResponse] | None,
-        current: Callable[[], Any] | None,
-        max_wait: float = float("inf"),
+    def find(self, exchange: Exchange, decision: Decision) -> Approval | None:
+        """An approval that lets this exchange through now (used up if it is a ``once``)."""
+        usable = self._service.find_usable(ask_for(exchange, decision))
+        if usable:
+            self._consumed(exchange, usable)
+        return usable
+
+    def ask(
+        self, exchange: Exchange, decision: Decision, diff: str, max_wait: float
     ) -> Approval:
-        """The approval this request may go through under, or Forbidden saying why not."""
+        """Ask for approval, wait a little for it; the approval, or Forbidden saying why not."""
         rule = decision.rule
         assert rule is not None and rule.approval is not None
         channel = rule.approval.channel or self._channel
-        identity: Identity = session.identity
-        usable = self._service.find_usable(
-            identity, session.cluster, decision.policy, rule, method, request.path, query, body
-        )
-        if usable:
-            self._consumed(session, caller, usable)
-            return usable
-        diff = ""
-        if request.verb in MUTATING_VERBS and dry_run is not None:
-            # The dry run and the read of the current object reach the cluster too: no
-            # record, no forward holds for them as for the request itself.
-            self._audit.session_event(
-                "request",
-                session,
-                caller,
-                request=request_dict(request, method, query),
-                decision=decision_dict(decision),
-                detail={"purpose": "dry run and current object, for the approver's diff"},
-            )
-            diff = self._dry_run_diff(request, dry_run, current, masking)
-        approval = self._service.request(
-            identity,
-            session.cluster,
-            decision.policy,
-            rule,
-            request,
-            method,
-            query,
-            body,
-            diff,
-            session_id=session.session_id,
-        )
+        approval = self._service.request(ask_for(exchange, decision), diff)
         if approval.status == "denied":
             raise approval_refusal(approval, channel)  # a human already said no
         self._audit.session_event(
             "approval_requested",
-            session,
-            caller,
+            exchange.session,
+            exchange.caller,
             approval_id=approval.approval_id,
             decision={
                 "effect": "approve",
@@ -174,8 +187,8 @@ class ApprovalGate:
         if approval.slack_ts:
             self._audit.session_event(
                 "approval_posted",
-                session,
-                caller,
+                exchange.session,
+                exchange.caller,
                 approval_id=approval.approval_id,
                 detail={"channel": approval.slack_channel or self._channel},
             )
@@ -185,11 +198,11 @@ class ApprovalGate:
         if approval.status == "approved":
             redeemed = self._service.redeem(approval)
             if redeemed:
-                self._consumed(session, caller, redeemed)
+                self._consumed(exchange, redeemed)
                 return redeemed
         raise approval_refusal(approval, channel)
 
-    def _consumed(self, session: GatewaySession, caller: Caller, approval: Approval) -> None:
+    def _consumed(self, exchange: Exchange, approval: Approval) -> None:
         approvers = [
             d.get("user_name") or d.get("user_id")
             for d in approval.decisions
@@ -197,37 +210,8 @@ class ApprovalGate:
         ]
         self._audit.session_event(
             "approval_consumed",
-            session,
-            caller,
+            exchange.session,
+            exchange.caller,
             approval_id=approval.approval_id,
             detail={"mode": approval.mode, "approvers": approvers},
         )
-
-    @staticmethod
-    def _dry_run_diff(
-        request: KubeRequest,
-        dry_run: Callable[[], UpstreamResponse],
-        current: Callable[[], Any] | None,
-        masking: MaskingSettings,
-    ) -> str:
-        result = dry_run()
-        if result.status >= 400:
-            raise DryRunRefused(result)
-        try:
-            proposed = json.loads(result.body) if result.body else {}
-        except ValueError:
-            proposed = {}
-        if not isinstance(proposed, dict) or request.verb in ("delete", "deletecollection"):
-            proposed = {}
-        before = current() if current and request.name else None
-        if before is not None and not changes_anything(
-            before, proposed, subresource=request.subresource
-        ):
-            raise NoChange(result)
-        # The diff is of masked objects (it goes to Slack), but a value whose change masking
-        # hides is shown as changed: the approver must never see "equal" where it is not.
-        masked_before = mask_document(before, masking) if before else None
-        masked_proposed = mask_document(proposed, masking)
-        if before is not None:
-            masked_proposed = mark_hidden_changes(before, proposed, masked_before, masked_proposed)
-        return object_diff(masked_before, masked_proposed)

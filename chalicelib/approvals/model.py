@@ -15,7 +15,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from chalicelib.approvals.fingerprint import ApprovalSubject
+from chalicelib.identity import Identity
+from chalicelib.kube.request import KubeRequest
+from chalicelib.policy.model import Rule
 
 PENDING, APPROVED, DENIED, EXPIRED, USED = "pending", "approved", "denied", "expired", "used"
 STATUSES = (PENDING, APPROVED, DENIED, EXPIRED, USED)
@@ -40,8 +43,6 @@ REQUEST_FIELDS = (
 )
 DECISION_FIELDS = ("user_id", "user_name", "email", "decision", "reason", "time")
 
-_serializer = TypeSerializer()
-_deserializer = TypeDeserializer()
 
 
 def new_approval_id() -> str:
@@ -114,88 +115,6 @@ class Approval:
         """This user's decision, if they made one."""
         return next((d for d in self.decisions if d.get("user_id") == user_id), None)
 
-    def to_item(self) -> dict[str, Any]:
-        """The DynamoDB item (attribute values), for the ApprovalsTable.
-
-        ``requester`` is stored as the subject alone because it is the key of the
-        ``by-requester`` index; issuer and email sit beside it. Absent optionals are left out
-        rather than stored as NULL, so conditions can test ``attribute_exists``.
-        """
-        plain: dict[str, Any] = {
-            "approval_id": self.approval_id,
-            "status": self.status,
-            "requester": self.requester_subject,
-            "requester_issuer": str(self.requester.get("issuer") or ""),
-            "cluster": self.cluster,
-            "policy": self.policy,
-            "rule": self.rule,
-            "mode": self.mode,
-            "direct": self.direct,
-            "fingerprint": self.fingerprint,
-            "match_key": self.match_key,
-            "request": {k: str(self.request.get(k) or "") for k in REQUEST_FIELDS},
-            "reason": self.reason,
-            "approvers": list(self.approvers),
-            "min_approvers": self.min_approvers,
-            "created_at": self.created_at,
-            "expires_at": int(self.expires_at),
-            "ttl_seconds": int(self.ttl_seconds),
-            "window_seconds": int(self.window_seconds),
-            "decisions": [_plain_decision(d) for d in self.decisions],
-            "diff": self.diff,
-        }
-        optional = {
-            "requester_email": self.requester_email,
-            "decided_at": self.decided_at,
-            "window_ends_at": self.window_ends_at,
-            "used_at": self.used_at,
-            "slack_channel": self.slack_channel,
-            "slack_ts": self.slack_ts,
-            "slack_error": self.slack_error,
-            "session_id": self.session_id or None,
-        }
-        plain.update({k: v for k, v in optional.items() if v is not None})
-        return {k: _serializer.serialize(v) for k, v in plain.items()}
-
-    @classmethod
-    def from_item(cls, item: Mapping[str, Any]) -> Approval:
-        """The Approval in a DynamoDB item (as GetItem/Query return it)."""
-        # Attributes the store keeps for itself (deciders, handled deliveries...) are ignored.
-        raw = {k: _deserializer.deserialize(v) for k, v in item.items()}
-        return cls(
-            approval_id=str(raw["approval_id"]),
-            status=str(raw["status"]),
-            requester={
-                "subject": str(raw.get("requester", "")),
-                "issuer": str(raw.get("requester_issuer", "")),
-                "email": _opt_str(raw.get("requester_email")),
-            },
-            cluster=str(raw.get("cluster", "")),
-            policy=str(raw.get("policy", "")),
-            rule=str(raw.get("rule", "")),
-            mode=str(raw.get("mode", ONCE)),
-            direct=bool(raw.get("direct", False)),
-            fingerprint=str(raw.get("fingerprint", "")),
-            match_key=str(raw.get("match_key", "")),
-            request={k: str(v) for k, v in dict(raw.get("request") or {}).items()},
-            reason=str(raw.get("reason", "")),
-            approvers=tuple(str(a) for a in raw.get("approvers") or ()),
-            min_approvers=int(raw.get("min_approvers", 1)),
-            created_at=str(raw.get("created_at", "")),
-            expires_at=int(raw.get("expires_at", 0)),
-            ttl_seconds=int(raw.get("ttl_seconds", 900)),
-            window_seconds=int(raw.get("window_seconds", 900)),
-            decisions=tuple(_decision_from_item(d) for d in raw.get("decisions") or ()),
-            decided_at=_opt_int(raw.get("decided_at")),
-            window_ends_at=_opt_int(raw.get("window_ends_at")),
-            used_at=_opt_int(raw.get("used_at")),
-            slack_channel=_opt_str(raw.get("slack_channel")),
-            slack_ts=_opt_str(raw.get("slack_ts")),
-            slack_error=_opt_str(raw.get("slack_error")),
-            diff=str(raw.get("diff", "")),
-            session_id=str(raw.get("session_id", "")),
-        )
-
     def to_public_dict(self) -> dict[str, Any]:
         """What ``GET /v1/approvals/{id}`` shows: the request, its state, who decided and when.
 
@@ -243,27 +162,6 @@ class Approval:
         }
 
 
-def _plain_decision(decision: Mapping[str, Any]) -> dict[str, Any]:
-    plain = {k: decision.get(k) for k in DECISION_FIELDS}
-    plain["time"] = int(plain.get("time") or 0)
-    return {k: ("" if v is None else v) for k, v in plain.items()}
-
-
-def _decision_from_item(value: Any) -> dict[str, Any]:
-    decision = {k: value.get(k, "") for k in DECISION_FIELDS}
-    decision["time"] = int(decision["time"] or 0)
-    decision["email"] = decision["email"] or None
-    return decision
-
-
-def _opt_str(value: Any) -> str | None:
-    return str(value) if value not in (None, "") else None
-
-
-def _opt_int(value: Any) -> int | None:
-    return int(value) if value is not None else None
-
-
 @dataclass(frozen=True)
 class SlackUser:
     """A Slack member as the approvals core needs them. ``email`` is None if Slack hides it."""
@@ -273,3 +171,32 @@ class SlackUser:
     email: str | None = None
     deleted: bool = False
     is_bot: bool = False
+
+
+@dataclass(frozen=True)
+class ApprovalAsk:
+    """Who asks for what, under which rule: what finds an approval or opens a new one.
+
+    ``request`` and ``subject`` are None when only a ``grant`` can answer (a direct token:
+    no Kubernetes request yet, only the requester and the rule).
+    """
+
+    requester: Identity
+    cluster: str
+    policy: str
+    rule: Rule
+    request: KubeRequest | None = None
+    subject: ApprovalSubject | None = None
+    session_id: str = ""
+
+
+@dataclass(frozen=True)
+class Vote:
+    """One person's approve or deny, as Slack delivered it."""
+
+    user_id: str
+    user_name: str
+    email: str | None
+    decision: str  # APPROVE or DENY
+    reason: str = ""
+    interaction_key: str | None = None  # the Slack delivery, so a replay decides nothing

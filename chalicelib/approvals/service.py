@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from aws_lambda_powertools.utilities.idempotency import (
@@ -42,7 +43,6 @@ from chalicelib.approvals.authorization import refusal_for
 from chalicelib.approvals.fingerprint import (
     grant_match_key,
     once_match_key,
-    request_fingerprint,
     rule_identity,
 )
 from chalicelib.slack.interactions import APPROVE, DENY_CLICK, DENY_SUBMIT, Interaction
@@ -55,6 +55,8 @@ from chalicelib.approvals.model import (
     ONCE,
     PENDING,
     Approval,
+    ApprovalAsk,
+    Vote,
     is_approval_id,
     iso_time,
     new_approval_id,
@@ -62,8 +64,6 @@ from chalicelib.approvals.model import (
 from chalicelib.slack.directory import SlackDirectory
 from chalicelib.approvals.store import NOT_FOUND, ApprovalStore, DecisionOutcome
 from chalicelib.errors import NotFound
-from chalicelib.identity import Identity
-from chalicelib.kube.request import KubeRequest
 from chalicelib.observability import logger
 from chalicelib.policy.model import ApprovalSettings, Rule
 
@@ -72,6 +72,22 @@ from chalicelib.policy.model import ApprovalSettings, Rule
 IDEMPOTENCY_SECONDS = 10 * 60
 
 SlackErrors = (SlackApiError, SlackClientError, OSError)
+
+
+@dataclass(frozen=True)
+class Timing:
+    """The wall clock approvals are dated by, and how waiting sleeps (tests move both)."""
+
+    clock: Callable[[], float] = time.time
+    sleep: Callable[[float], None] = time.sleep
+
+
+@dataclass(frozen=True)
+class IdempotencyTable:
+    """Where Slack's repeated deliveries are remembered (powertools Idempotency)."""
+
+    table_name: str
+    client: Any
 
 
 class ApprovalService:
@@ -84,22 +100,20 @@ class ApprovalService:
         directory: SlackDirectory,
         *,
         channel_default: str,
-        clock: Callable[[], float] = time.time,
-        idempotency_table: str | None = None,
-        idempotency_client: Any = None,
-        sleep: Callable[[float], None] = time.sleep,
+        timing: Timing = Timing(),
+        idempotency: IdempotencyTable | None = None,
     ) -> None:
         self._store = store
         self._slack = slack_client
         self._directory = directory
         self._channel_default = channel_default
-        self._clock = clock
-        self._sleep = sleep
+        self._clock = timing.clock
+        self._sleep = timing.sleep
         self._idempotent: Callable[..., dict[str, Any] | None] | None = None
         self._idempotency_config = IdempotencyConfig(expires_after_seconds=IDEMPOTENCY_SECONDS)
-        if idempotency_table:
+        if idempotency:
             persistence = DynamoDBPersistenceLayer(
-                table_name=idempotency_table, boto3_client=idempotency_client
+                table_name=idempotency.table_name, boto3_client=idempotency.client
             )
             self._idempotent = idempotent_function(
                 data_keyword_argument="delivery",
@@ -118,20 +132,8 @@ class ApprovalService:
 
     # -- the gateway's side -------------------------------------------------------------------
 
-    def request(
-        self,
-        requester: Identity,
-        cluster: str,
-        policy: str,
-        rule: Rule,
-        request: KubeRequest,
-        method: str,
-        canonical_query: str,
-        body: bytes | None,
-        diff: str,
-        session_id: str = "",
-    ) -> Approval:
-        """Ask for approval of ``request`` under ``rule``; returns the pending approval.
+    def request(self, ask: ApprovalAsk, diff: str) -> Approval:
+        """Ask for approval of ``ask.request`` under ``ask.rule``; returns the pending approval.
 
         An identical request denied within its ttl gets that denial back (nothing is posted).
         An identical request still pending (same requester and request for ``once``, same
@@ -140,10 +142,12 @@ class ApprovalService:
         approval is kept with ``slack_error`` set: it waits, and is never approved by default.
         ``diff`` must already be masked (``diff.object_diff`` of masked objects).
         """
+        request, subject, requester, rule = ask.request, ask.subject, ask.requester, ask.rule
+        assert request is not None and subject is not None, "a request to approve"
         now = int(self._clock())
         settings = rule.approval or ApprovalSettings()
-        fingerprint = request_fingerprint(method, request.path, canonical_query, body)
-        match_key = self._match_key(requester, cluster, policy, rule, settings, fingerprint)
+        fingerprint = subject.fingerprint()
+        match_key = self._match_key(ask, settings, fingerprint)
         denied = self._store.recent_denial(match_key, now)
         if denied is not None:
             return denied
@@ -161,17 +165,17 @@ class ApprovalService:
                 # An unverified email still counts here: it can only refuse self-approval.
                 "email": requester.email or requester.claimed_email,
             },
-            cluster=cluster,
-            policy=policy,
+            cluster=ask.cluster,
+            policy=ask.policy,
             rule=rule.label,
             mode=settings.mode,
             direct=settings.direct,
             fingerprint=fingerprint,
             match_key=match_key,
             request={
-                "method": method,
+                "method": subject.method_and_type,
                 "path": request.path,
-                "query": canonical_query,
+                "query": subject.canonical_query,
                 "verb": request.verb,
                 "resource": request.resource,
                 "subresource": request.subresource,
@@ -187,23 +191,12 @@ class ApprovalService:
             ttl_seconds=settings.ttl_seconds,
             window_seconds=settings.window_seconds,
             diff=diff,
-            session_id=session_id,
+            session_id=ask.session_id,
         )
         self._store.create(approval)
         return self._post(approval, rule)
 
-    def find_usable(
-        self,
-        requester: Identity,
-        cluster: str,
-        policy: str,
-        rule: Rule,
-        method: str,
-        path: str,
-        canonical_query: str,
-        body: bytes | None,
-        now: float | None = None,
-    ) -> Approval | None:
+    def find_usable(self, ask: ApprovalAsk, now: float | None = None) -> Approval | None:
         """The approval that lets this request through now, or None.
 
         ``once``: an approved single-use approval of this exact request, which this call uses
@@ -211,11 +204,12 @@ class ApprovalService:
         requester and rule, which any request of the rule may use until it closes.
         """
         at = self._clock() if now is None else now
-        settings = rule.approval or ApprovalSettings()
-        fingerprint = request_fingerprint(method, path, canonical_query, body)
-        match_key = self._match_key(requester, cluster, policy, rule, settings, fingerprint)
+        settings = ask.rule.approval or ApprovalSettings()
         if settings.mode == GRANT:
-            return self._store.active_grant(match_key, at)
+            return self._store.active_grant(self._match_key(ask, settings, ""), at)
+        if ask.subject is None:
+            return None  # a once-approval is of one exact request, and there is none here
+        match_key = self._match_key(ask, settings, ask.subject.fingerprint())
         return self._store.consume_once(match_key, at)
 
     def wait(self, approval_id: str, seconds: float, poll: float = 0.5) -> Approval:
@@ -301,16 +295,15 @@ class ApprovalService:
         if interaction.kind == DENY_CLICK:
             return self._open_deny_form(interaction, approval)
         decision = APPROVE_DECISION if interaction.kind == APPROVE else DENY
-        outcome = self._store.record_decision(
-            approval.approval_id,
+        vote = Vote(
             clicker.id,
             clicker.name,
             clicker.email,
             decision,
             interaction.reason if decision == DENY else "",
-            now,
-            interaction_key=interaction.interaction_key,
+            interaction.interaction_key,
         )
+        outcome = self._store.record_decision(approval.approval_id, vote, now)
         return self._after_decision(interaction, outcome)
 
     def _after_decision(
@@ -434,23 +427,20 @@ class ApprovalService:
                 extra={"user_id": interaction.user_id, "error": _slack_error(exc)},
             )
 
-    def _match_key(
-        self,
-        requester: Identity,
-        cluster: str,
-        policy: str,
-        rule: Rule,
-        settings: ApprovalSettings,
-        fingerprint: str,
-    ) -> str:
+    def _match_key(self, ask: ApprovalAsk, settings: ApprovalSettings, fingerprint: str) -> str:
+        requester = ask.requester
         if settings.mode == GRANT:
             return grant_match_key(
-                requester.subject, cluster, policy, rule_identity(rule), issuer=requester.issuer
+                requester.subject,
+                ask.cluster,
+                ask.policy,
+                rule_identity(ask.rule),
+                issuer=requester.issuer,
             )
         if settings.mode != ONCE:
             raise ValueError(f"unknown approval mode {settings.mode!r}")
         return once_match_key(
-            requester.subject, fingerprint, issuer=requester.issuer, cluster=cluster
+            requester.subject, fingerprint, issuer=requester.issuer, cluster=ask.cluster
         )
 
 

@@ -28,6 +28,7 @@ from boto3.dynamodb.types import TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.approvals.errors import ApprovalsUnavailable
+from chalicelib.approvals.items import approval_from_item, approval_to_item
 from chalicelib.approvals.model import (
     APPROVE,
     APPROVED,
@@ -39,6 +40,7 @@ from chalicelib.approvals.model import (
     PENDING,
     USED,
     Approval,
+    Vote,
 )
 
 RECORDED = "recorded"
@@ -95,16 +97,7 @@ class ApprovalStore(Protocol):
     def active_grant(self, match_key: str, now: float | None = None) -> Approval | None: ...
 
     def record_decision(
-        self,
-        approval_id: str,
-        user_id: str,
-        user_name: str,
-        email: str | None,
-        decision: str,
-        reason: str,
-        now: float | None = None,
-        *,
-        interaction_key: str | None = None,
+        self, approval_id: str, vote: Vote, now: float | None = None
     ) -> DecisionOutcome: ...
 
     def claim_interaction(self, approval_id: str, interaction_key: str) -> bool: ...
@@ -140,7 +133,7 @@ class DynamoApprovalStore:
 
     def create(self, approval: Approval) -> Approval:
         """Store a new approval; its id must be new."""
-        item = approval.to_item()
+        item = approval_to_item(approval)
         item["approve_count"] = {"N": str(len(approval.approve_decisions()))}
         try:
             self._call(
@@ -164,10 +157,8 @@ class DynamoApprovalStore:
         at = self._now(now)
         candidates = self._query_index(
             BY_MATCH,
-            "match_key",
-            match_key,
-            "#status = :approved AND expires_at > :now AND #mode = :once",
-            {":approved": APPROVED, ":now": at, ":once": ONCE},
+            ("match_key", match_key),
+            ("#status = :approved AND expires_at > :now AND #mode = :once", {":approved": APPROVED, ":now": at, ":once": ONCE}),
             newest_first=False,
         )
         for candidate in candidates:
@@ -196,19 +187,10 @@ class DynamoApprovalStore:
             )
         except _ConditionFailed:
             return None
-        return Approval.from_item(item)
+        return approval_from_item(item)
 
     def record_decision(
-        self,
-        approval_id: str,
-        user_id: str,
-        user_name: str,
-        email: str | None,
-        decision: str,
-        reason: str,
-        now: float | None = None,
-        *,
-        interaction_key: str | None = None,
+        self, approval_id: str, vote: Vote, now: float | None = None
     ) -> DecisionOutcome:
         """Record ``user_id``'s approve or deny, if the approval is still open to it.
 
@@ -218,22 +200,23 @@ class DynamoApprovalStore:
         for a once approval gives the requester ``ttl_seconds`` to use it. Who may decide is
         not checked here (see ``authorization.refusal_for``).
         """
+        user_id, decision, interaction_key = vote.user_id, vote.decision, vote.interaction_key
         if decision not in (APPROVE, DENY):
             raise ValueError(f"decision must be {APPROVE!r} or {DENY!r}, not {decision!r}")
         at = self._now(now)
         entry = {
             "user_id": user_id,
-            "user_name": user_name,
-            "email": email or "",
+            "user_name": vote.user_name,
+            "email": vote.email or "",
             "decision": decision,
-            "reason": reason,
+            "reason": vote.reason,
             "time": at,
         }
         for _ in range(MAX_DECISION_ATTEMPTS):
             item = self._get_item(approval_id)
             if item is None:
                 return DecisionOutcome(NOT_FOUND, None)
-            current = Approval.from_item(item)
+            current = approval_from_item(item)
             refusal = _why_not(item, current, user_id, interaction_key, at)
             if refusal is not None:
                 return DecisionOutcome(refusal, current)
@@ -277,7 +260,7 @@ class DynamoApprovalStore:
                 updated = self._update(approval_id, expression, condition, values)
             except _ConditionFailed:
                 continue  # someone else decided in between: look again
-            return DecisionOutcome(outcome, Approval.from_item(updated))
+            return DecisionOutcome(outcome, approval_from_item(updated))
         raise ApprovalsUnavailable(
             f"approval {approval_id}: gave up recording a decision after "
             f"{MAX_DECISION_ATTEMPTS} concurrent attempts; click again"
@@ -308,19 +291,19 @@ class DynamoApprovalStore:
             None,
             {":channel": channel, ":ts": ts},
         )
-        return Approval.from_item(item)
+        return approval_from_item(item)
 
     def set_slack_error(self, approval_id: str, error: str) -> Approval:
         """Remember why the approval could not be posted (shown to the requester)."""
         item = self._update(approval_id, "SET slack_error = :error", None, {":error": error[:1000]})
-        return Approval.from_item(item)
+        return approval_from_item(item)
 
     def expire_overdue(self, now: float | None = None) -> list[Approval]:
         """Move every pending approval past its deadline to expired; returns those moved."""
         at = self._now(now)
         expired = []
         for candidate in self._query_index(
-            BY_STATUS, "status", PENDING, "expires_at <= :now", {":now": at}
+            BY_STATUS, ("status", PENDING), ("expires_at <= :now", {":now": at})
         ):
             try:
                 item = self._update(
@@ -331,7 +314,7 @@ class DynamoApprovalStore:
                 )
             except _ConditionFailed:
                 continue  # decided (or expired by another run) since the query
-            expired.append(Approval.from_item(item))
+            expired.append(approval_from_item(item))
         return expired
 
     # -- reads --------------------------------------------------------------------------------
@@ -339,7 +322,7 @@ class DynamoApprovalStore:
     def get(self, approval_id: str) -> Approval | None:
         """The approval with this id (strongly consistent), or None."""
         item = self._get_item(approval_id)
-        return Approval.from_item(item) if item is not None else None
+        return approval_from_item(item) if item is not None else None
 
     def find_pending(self, match_key: str, now: float | None = None) -> Approval | None:
         """The newest pending, unexpired approval for ``match_key``, or None.
@@ -349,10 +332,8 @@ class DynamoApprovalStore:
         """
         found = self._query_index(
             BY_MATCH,
-            "match_key",
-            match_key,
-            "#status = :pending AND expires_at > :now",
-            {":pending": PENDING, ":now": self._now(now)},
+            ("match_key", match_key),
+            ("#status = :pending AND expires_at > :now", {":pending": PENDING, ":now": self._now(now)}),
         )
         return next(found, None)
 
@@ -363,10 +344,8 @@ class DynamoApprovalStore:
         """
         found = self._query_index(
             BY_MATCH,
-            "match_key",
-            match_key,
-            "#status = :denied AND expires_at > :now",
-            {":denied": DENIED, ":now": self._now(now)},
+            ("match_key", match_key),
+            ("#status = :denied AND expires_at > :now", {":denied": DENIED, ":now": self._now(now)}),
         )
         return next(found, None)
 
@@ -375,26 +354,24 @@ class DynamoApprovalStore:
         found = list(
             self._query_index(
                 BY_MATCH,
-                "match_key",
-                match_key,
-                "#status = :approved AND window_ends_at > :now AND #mode = :grant",
-                {":approved": APPROVED, ":now": self._now(now), ":grant": GRANT},
+                ("match_key", match_key),
+                ("#status = :approved AND window_ends_at > :now AND #mode = :grant", {":approved": APPROVED, ":now": self._now(now), ":grant": GRANT}),
             )
         )
         return max(found, key=lambda a: a.window_ends_at or 0, default=None)
 
     def by_status(self, status: str, limit: int = 50) -> list[Approval]:
         """Approvals with this status, newest first."""
-        return list(self._query_index(BY_STATUS, "status", status, limit=limit))
+        return list(self._query_index(BY_STATUS, ("status", status), limit=limit))
 
     def by_requester(
         self, subject: str, limit: int = 50, *, issuer: str | None = None
     ) -> list[Approval]:
         """A requester's approvals, newest first; ``issuer`` narrows a subject two issuers share."""
         if issuer is None:
-            return list(self._query_index(BY_REQUESTER, "requester", subject, limit=limit))
+            return list(self._query_index(BY_REQUESTER, ("requester", subject), limit=limit))
         found = self._query_index(
-            BY_REQUESTER, "requester", subject, "requester_issuer = :issuer", {":issuer": issuer}
+            BY_REQUESTER, ("requester", subject), ("requester_issuer = :issuer", {":issuer": issuer})
         )
         return [a for _, a in zip(range(limit), found)]
 
@@ -437,15 +414,17 @@ class DynamoApprovalStore:
     def _query_index(
         self,
         index: str,
-        key_name: str,
-        key_value: str,
-        filter_expression: str | None = None,
-        values: Mapping[str, Any] | None = None,
+        key: tuple[str, str],
+        where: tuple[str, Mapping[str, Any]] | None = None,
         *,
         newest_first: bool = True,
         limit: int | None = None,
     ) -> Iterator[Approval]:
-        """Approvals from a GSI, page by page, lazily (stop iterating to stop reading)."""
+        """Approvals from a GSI whose ``key`` (name, value) matches, filtered by ``where``
+        (an expression and its values), page by page, lazily (stop iterating to stop
+        reading)."""
+        key_name, key_value = key
+        filter_expression, values = where if where else (None, None)
         kwargs: dict[str, Any] = {
             "TableName": self._table,
             "IndexName": index,
@@ -470,7 +449,7 @@ class DynamoApprovalStore:
         while True:
             answer = self._call(self._client.query, **kwargs)
             for item in answer.get("Items", []):
-                yield Approval.from_item(item)
+                yield approval_from_item(item)
                 returned += 1
                 if limit is not None and returned >= limit:
                     return

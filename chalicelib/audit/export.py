@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from chalicelib.audit.records import plain_from_item
+from chalicelib.audit.items import plain_from_item
 from chalicelib.observability import logger
 
 # TTL deletions are REMOVE events made by this principal; any other REMOVE, or any MODIFY,

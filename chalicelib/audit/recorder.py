@@ -16,19 +16,12 @@ from chalicelib.audit.bodies import summarize_body
 from chalicelib.audit.records import decision_dict, identity_dict, new_event, request_dict
 from chalicelib.audit.store import AuditStore
 from chalicelib.errors import EksgateError
-from chalicelib.identity import Identity
+from chalicelib.identity import Caller, Identity
 from chalicelib.kube.request import KubeRequest
 from chalicelib.masking import MaskingSettings, mask_document
 from chalicelib.policy import Decision
 from chalicelib.credentials.session_token import GatewaySession
-
-
-@dataclass(frozen=True)
-class Caller:
-    """Where a request came from, as API Gateway saw it."""
-
-    source_ip: str = ""
-    user_agent: str = ""
+from chalicelib.gateway.exchange import Authenticated, Exchange
 
 
 # Bodies written to these carry credentials in shapes masking cannot recognise (a JSON patch
@@ -62,27 +55,55 @@ def masked_body_summary(
     return summarize_body(masked)
 
 
+@dataclass(frozen=True)
+class SessionOpening:
+    """A credential issued: the session it opens (or, for direct tokens, a session of its own)."""
+
+    session_id: str
+    identity: Identity
+    matched_claims: Mapping[str, Any]
+    cluster: str
+    policy: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of a forwarded request: the cluster's status and masked answer, or why
+    there is none (``error``), and anything else worth saying (``note``)."""
+
+    status: int | None
+    latency_ms: float | None
+    masked_body: str | None
+    error: str | None = None
+    note: str | None = None
+
+
+_UNRESOLVED_REQUEST = {
+    "query": "",
+    "verb": "",
+    "api_group": "",
+    "api_version": "",
+    "resource": "",
+    "subresource": "",
+    "namespace": "",
+    "name": "",
+}
+
+
 class GatewayAudit:
     def __init__(self, store: AuditStore) -> None:
         self._store = store
 
     def _append(
-        self,
-        kind: str,
-        session_id: str,
-        identity: Identity,
-        matched_claims: Mapping[str, Any],
-        cluster: str,
-        caller: Caller,
-        **fields: Any,
+        self, kind: str, opening: SessionOpening, caller: Caller, **fields: Any
     ) -> None:
         self._store.append(
             new_event(
                 kind,
-                session_id=session_id,
-                subject=identity.subject,
-                cluster=cluster,
-                identity=identity_dict(identity, matched_claims),
+                session_id=opening.session_id,
+                subject=opening.identity.subject,
+                cluster=opening.cluster,
+                identity=identity_dict(opening.identity, opening.matched_claims),
                 source_ip=caller.source_ip,
                 user_agent=caller.user_agent,
                 **fields,
@@ -92,118 +113,99 @@ class GatewayAudit:
     def session_event(
         self, kind: str, session: GatewaySession, caller: Caller, **fields: Any
     ) -> None:
-        self._append(
-            kind,
+        opening = SessionOpening(
             session.session_id,
             session.identity,
             session.matched_claims,
             session.cluster,
-            caller,
-            **fields,
+            session.policy,
         )
+        self._append(kind, opening, caller, **fields)
 
     def token_issued(
-        self,
-        kind: str,
-        session_id: str,
-        identity: Identity,
-        matched_claims: Mapping[str, Any],
-        cluster: str,
-        policy: str,
-        caller: Caller,
-        detail: Mapping[str, Any],
+        self, kind: str, opening: SessionOpening, caller: Caller, detail: Mapping[str, Any]
     ) -> None:
         self._append(
             kind,
-            session_id,
-            identity,
-            matched_claims,
-            cluster,
+            opening,
             caller,
-            decision={"effect": "allow", "policy": policy, "rule": "", "reason": "token issued"},
+            decision={
+                "effect": "allow",
+                "policy": opening.policy,
+                "rule": "",
+                "reason": "token issued",
+            },
             detail=dict(detail),
         )
 
     def refusal(
         self,
-        session: GatewaySession,
-        caller: Caller,
-        method: str,
-        path: str,
+        authenticated: Authenticated,
         request: KubeRequest | None,
         decision: Decision | None,
         error: EksgateError,
         approval_id: str | None = None,
     ) -> None:
+        """A request answered with a refusal; ``request`` is None when it was refused before
+        it could be resolved."""
+        incoming = authenticated.incoming
         recorded = (
-            request_dict(request, method)
+            request_dict(request, incoming.method)
             if request
-            else {
-                "method": method,
-                "path": path,
-                "query": "",
-                "verb": "",
-                "api_group": "",
-                "api_version": "",
-                "resource": "",
-                "subresource": "",
-                "namespace": "",
-                "name": "",
-            }
+            else {"method": incoming.method, "path": incoming.path, **_UNRESOLVED_REQUEST}
         )
         self.session_event(
             "refusal",
-            session,
-            caller,
+            authenticated.session,
+            incoming.caller,
             request=recorded,
             decision=decision_dict(decision) if decision else None,
             approval_id=approval_id,
             detail={"status": error.status, "reason": error.reason, "message": error.message},
         )
 
-    def request(
-        self,
-        session: GatewaySession,
-        caller: Caller,
-        method: str,
-        query: str,
-        request: KubeRequest,
-        decision: Decision,
-        approval_id: str | None,
-        body: bytes | None,
-        masking: MaskingSettings,
-    ) -> None:
+    def request(self, exchange: Exchange, decision: Decision, approval_id: str | None) -> None:
+        """Before the exchange is forwarded: no record, no forward."""
         self.session_event(
             "request",
-            session,
-            caller,
-            request=request_dict(request, method, query),
+            exchange.session,
+            exchange.caller,
+            request=_recorded_request(exchange),
             decision=decision_dict(decision),
             approval_id=approval_id,
-            request_body=masked_body_summary(body, masking, request.resource_with_subresource),
+            request_body=masked_body_summary(
+                exchange.body, exchange.policy.masking, exchange.request.resource_with_subresource
+            ),
         )
 
-    def response(
-        self,
-        session: GatewaySession,
-        caller: Caller,
-        method: str,
-        query: str,
-        request: KubeRequest,
-        status: int | None,
-        latency_ms: float,
-        masked_body: str | None,
-        error: str | None = None,
-    ) -> None:
+    def dry_run(self, exchange: Exchange, decision: Decision) -> None:
+        """The dry run and the read of the current object reach the cluster too: no record,
+        no forward holds for them as for the request itself."""
+        self.session_event(
+            "request",
+            exchange.session,
+            exchange.caller,
+            request=_recorded_request(exchange),
+            decision=decision_dict(decision),
+            detail={"purpose": "dry run and current object, for the approver's diff"},
+        )
+
+    def response(self, exchange: Exchange, outcome: Outcome) -> None:
+        """After the cluster answered (or failed to): no record, no answer."""
+        detail: dict[str, Any] = {}
+        if outcome.error:
+            detail["error"] = outcome.error
+        if outcome.note:
+            detail["outcome"] = outcome.note
         self.session_event(
             "response",
-            session,
-            caller,
-            request=request_dict(request, method, query),
-            upstream_status=status,
-            latency_ms=round(latency_ms, 1),
-            response_body=summarize_body(masked_body) if masked_body else None,
-            detail={"error": error} if error else {},
+            exchange.session,
+            exchange.caller,
+            request=_recorded_request(exchange),
+            upstream_status=outcome.status,
+            latency_ms=None if outcome.latency_ms is None else round(outcome.latency_ms, 1),
+            response_body=summarize_body(outcome.masked_body) if outcome.masked_body else None,
+            detail=detail,
         )
 
     def approval_event(
@@ -215,12 +217,10 @@ class GatewayAudit:
             issuer=str(approval.requester.get("issuer") or ""),
             email=approval.requester_email,
         )
+        opening = SessionOpening(approval.session_id, requester, {}, approval.cluster, approval.policy)
         self._append(
             kind,
-            approval.session_id,
-            requester,
-            {},
-            approval.cluster,
+            opening,
             caller,
             approval_id=approval.approval_id,
             decision={
@@ -231,3 +231,8 @@ class GatewayAudit:
             },
             detail=dict(detail),
         )
+
+
+def _recorded_request(exchange: Exchange) -> dict[str, Any]:
+    """The request as forwarded: the same query string the cluster receives, watches included."""
+    return request_dict(exchange.request, exchange.method, exchange.forwarded_query)

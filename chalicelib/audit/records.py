@@ -15,8 +15,6 @@ from dataclasses import asdict, dataclass, fields
 from decimal import Decimal
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
-
 from chalicelib.identity import Identity
 from chalicelib.kube.request import KubeRequest
 from chalicelib.policy.engine import Decision
@@ -57,7 +55,7 @@ _EVENT_DEFAULTS: dict[str, Any] = {
 SEALING_FIELDS = ("seq", "time", "expires_at", "prev_hash", "hash")
 # DynamoDB refuses an empty string as a secondary index key, so these are left out of the
 # item when empty (the record is then simply not listed under an identity or cluster).
-_INDEX_KEYS = ("subject", "cluster")
+INDEX_KEYS = ("subject", "cluster")
 
 
 @dataclass(frozen=True)
@@ -218,32 +216,6 @@ def record_from_json(data: Mapping[str, Any]) -> SessionRecord:
     return record_from_fields(data)
 
 
-_serializer = TypeSerializer()
-_deserializer = TypeDeserializer()
-
-
-def record_to_item(record: SessionRecord) -> dict[str, Any]:
-    """The DynamoDB item (attribute-value map) for ``record``; floats become Decimal."""
-    data = record.to_json_dict()
-    for key in _INDEX_KEYS:
-        if data[key] == "":
-            del data[key]
-    return {name: _serializer.serialize(_to_dynamo(value)) for name, value in data.items()}
-
-
-def plain_from_item(item: Mapping[str, Any]) -> dict[str, Any]:
-    """Any DynamoDB item (attribute-value map) as plain JSON values; Decimals become numbers."""
-    return {name: to_plain(_deserializer.deserialize(value)) for name, value in item.items()}
-
-
-def record_from_item(item: Mapping[str, Any]) -> SessionRecord:
-    """The SessionRecord a DynamoDB item holds (attributes it does not know are ignored)."""
-    data = plain_from_item(item)
-    for key in _INDEX_KEYS:
-        data.setdefault(key, "")
-    return record_from_fields(data)
-
-
 def to_plain(value: Any) -> Any:
     """``value`` as plain JSON values: Decimal to int or float, tuples to lists.
 
@@ -270,18 +242,6 @@ def to_plain(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [to_plain(item) for item in value]
     raise TypeError(f"{type(value).__name__} is not a JSON value an audit record can hold")
-
-
-def _to_dynamo(value: Any) -> Any:
-    # repr() is the shortest text that reads back as the same float, so the number DynamoDB
-    # returns hashes the same as the one we sealed (see chain.canonical_json).
-    if isinstance(value, float):
-        return Decimal(repr(value))
-    if isinstance(value, dict):
-        return {k: _to_dynamo(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_to_dynamo(v) for v in value]
-    return value
 
 
 def _is_int(value: Any) -> bool:

@@ -77,7 +77,7 @@ def kubectl_equivalent(request: Mapping[str, Any]) -> str:
     if resource == "namespaces" and name:
         kind = "namespace"  # reads as English: "kubectl delete namespace shop"
     where = _namespace_flags(request, resource, verb)
-    special = _subresource_command(subresource, verb, kind, name, where, query, request)
+    special = _subresource_command(request, kind, where, query)
     if special is not None:
         return _join(special)
     named = [kind, name] if name else [kind]
@@ -248,14 +248,11 @@ def _namespace_flags(request: Mapping[str, Any], resource: str, verb: str) -> li
 
 
 def _subresource_command(
-    subresource: str,
-    verb: str,
-    kind: str,
-    name: str,
-    where: list[str],
-    query: Mapping[str, list[str]],
-    request: Mapping[str, Any],
+    request: Mapping[str, Any], kind: str, where: list[str], query: Mapping[str, list[str]]
 ) -> list[str] | None:
+    subresource = str(request.get("subresource") or "")
+    verb = str(request.get("verb") or "")
+    name = str(request.get("name") or "")
     first = {key: values[0] for key, values in query.items() if values}
     if subresource == "log":
         words = ["logs", name, *where]

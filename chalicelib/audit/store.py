@@ -14,18 +14,18 @@ import time
 import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.audit.chain import genesis_hash, seal
+from chalicelib.audit.items import record_from_item, record_to_item
 from chalicelib.audit.records import (
     SEALING_FIELDS,
     SessionRecord,
     SessionSummary,
-    record_from_item,
-    record_to_item,
 )
 from chalicelib.audit.summaries import DEFAULT_SESSION_SPAN, summarize_newest_first
 from chalicelib.audit.timestamps import format_time, normalize_time
@@ -79,6 +79,17 @@ class AuditStore(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class AuditStoreTuning:
+    """How long records live and how hard the store tries; the defaults suit production."""
+
+    retention_seconds: int = DEFAULT_RETENTION_SECONDS
+    max_attempts: int = 50  # conditional puts lost to concurrent appends before giving up
+    cache_size: int = 4096  # sessions whose last (seq, hash) a warm Lambda remembers
+    session_span: timedelta = DEFAULT_SESSION_SPAN
+    max_items_read: int = 20_000
+
+
 class DynamoAuditStore:
     """The audit log in the AuditTable of ``infra/template.yaml``.
 
@@ -95,23 +106,19 @@ class DynamoAuditStore:
         self,
         client: Any,
         table_name: str,
+        tuning: AuditStoreTuning = AuditStoreTuning(),
         *,
-        retention_seconds: int = DEFAULT_RETENTION_SECONDS,
         clock: Callable[[], float] = time.time,
-        max_attempts: int = 50,
-        cache_size: int = 4096,
-        session_span: timedelta = DEFAULT_SESSION_SPAN,
-        max_items_read: int = 20_000,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._client = client
         self._table = table_name
-        self._retention = retention_seconds
+        self._retention = tuning.retention_seconds
         self._clock = clock
-        self._max_attempts = max_attempts
-        self._cache_size = cache_size
-        self._session_span = session_span
-        self._max_items_read = max_items_read
+        self._max_attempts = tuning.max_attempts
+        self._cache_size = tuning.cache_size
+        self._session_span = tuning.session_span
+        self._max_items_read = tuning.max_items_read
         self._sleep = sleep
         # Last (seq, hash) per session, so a warm Lambda appends without reading first.
         self._last: OrderedDict[str, tuple[int, str]] = OrderedDict()

@@ -1,5 +1,5 @@
 """Identity: the verified caller (``model``, pure) and how a token becomes one (``oidc``)."""
 
-from chalicelib.identity.model import Identity
+from chalicelib.identity.model import Caller, Identity
 
-__all__ = ["Identity"]
+__all__ = ["Caller", "Identity"]

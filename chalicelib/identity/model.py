@@ -24,3 +24,11 @@ class Identity:
         """A human-readable name for messages: ``email`` if known, else the subject."""
         who = f"{self.subject} <{self.email}>" if self.email else self.subject
         return f"{who} (issuer {self.issuer})"
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Where a request came from, as API Gateway saw it (recorded, never trusted)."""
+
+    source_ip: str = ""
+    user_agent: str = ""

@@ -48,6 +48,11 @@ class KubeRequest:
         return f"{self.resource}/{self.subresource}" if self.subresource else self.resource
 
 
+class ParsedQuery(dict[str, list[str]]):
+    """A query ``parse_query`` has already checked: ``resolve`` and ``canonical_query`` take it
+    as it is, so a request's query is parsed once, however many steps read it."""
+
+
 Query = str | Mapping[str, str | Sequence[str]] | None
 
 MAX_PATH_LENGTH = 4096
@@ -99,7 +104,7 @@ def resolve(method: str, path: str, query: Query = None) -> KubeRequest:
             f"method {method!r} is not supported; use one of {', '.join(sorted(ALLOWED_METHODS))}"
         )
     _check_path(path)
-    values = parse_query(query)
+    values = query if isinstance(query, ParsedQuery) else parse_query(query)
 
     info = _Info(verb=method.lower(), path=path)
     parts = _split_path(path)
@@ -167,7 +172,7 @@ def resolve(method: str, path: str, query: Query = None) -> KubeRequest:
     return info.freeze()
 
 
-def parse_query(query: Query) -> dict[str, list[str]]:
+def parse_query(query: Query) -> ParsedQuery:
     """Parse a query the way Go's ``url.ParseQuery`` does, refusing what Go would drop.
 
     Returns name -> values in order (``url.Values``; kube reads the first value). Go silently
@@ -176,8 +181,8 @@ def parse_query(query: Query) -> dict[str, list[str]]:
     values must be UTF-8 without control characters.
     """
     if query is None:
-        return {}
-    values: dict[str, list[str]] = {}
+        return ParsedQuery()
+    values = ParsedQuery()
     if isinstance(query, str):
         if not _QUERY_CHARS.fullmatch(query) or "#" in query:
             raise BadRequest("query string must be printable ASCII without spaces or '#'")
@@ -211,7 +216,7 @@ def canonical_query(query: Query) -> str:
     client ordered or escaped them), and safe to forward: Go parses it back to exactly the
     values ``resolve`` saw. Spaces become ``+``; everything but ``A-Za-z0-9-_.~`` is escaped.
     """
-    values = parse_query(query)
+    values = query if isinstance(query, ParsedQuery) else parse_query(query)
     pairs = []
     for key in sorted(values):
         escaped_key = urllib.parse.quote_plus(key, safe="")

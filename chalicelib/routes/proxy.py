@@ -5,40 +5,42 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from chalicelib.errors import EksgateError
+from chalicelib.gateway.answers import ProxyResponse
+from chalicelib.routes.responses import status_for_exception, status_response
+from chalicelib.gateway.exchange import IncomingRequest
+from chalicelib.identity import Caller
 from chalicelib.observability import count, logger
-from chalicelib.gateway.pipeline import ProxyResponse, incoming_from, status_for_exception, status_response
 from chalicelib.services import Services
-from chalicelib.audit.recorder import Caller
 
 DEFAULT_REMAINING_SECONDS = 29.0
 
 
-def handle_proxy(
-    services: Callable[[], Services],
-    request: Any,
-    lambda_context: Any,
-    cluster: str,
-    proxy_path: str,
-    caller: Caller = Caller(),
-) -> ProxyResponse:
-    """Answer one proxied request; every failure is a Kubernetes Status, logged without tokens."""
+def incoming_request(
+    request: Any, lambda_context: Any, cluster: str, proxy_path: str, caller: Caller
+) -> IncomingRequest:
+    """What API Gateway delivered, as the gateway's value (header names lower-cased)."""
     remaining = (
         lambda_context.get_remaining_time_in_millis() / 1000
         if lambda_context
         else DEFAULT_REMAINING_SECONDS
     )
-    query = {name: request.query_params.getlist(name) for name in request.query_params or {}}
+    params = request.query_params or {}
+    return IncomingRequest(
+        cluster=cluster,
+        method=request.method,
+        path="/" + proxy_path,
+        query={name: params.getlist(name) for name in params},
+        headers={k.lower(): v for k, v in dict(request.headers).items()},
+        body=request.raw_body or None,
+        remaining_seconds=min(remaining, DEFAULT_REMAINING_SECONDS),
+        caller=caller,
+    )
+
+
+def handle_proxy(services: Callable[[], Services], incoming: IncomingRequest) -> ProxyResponse:
+    """Answer one proxied request; every failure is a Kubernetes Status, logged without tokens."""
     try:
-        incoming = incoming_from(
-            cluster,
-            request.method,
-            proxy_path,
-            query,
-            dict(request.headers),
-            request.raw_body or None,
-            min(remaining, DEFAULT_REMAINING_SECONDS),
-        )
-        result = services().gateway.handle(incoming, caller)
+        result = services().gateway.handle(incoming)
     except Exception as exc:  # every failure becomes a Status; unexpected ones are logged
         error = status_for_exception(exc)
         if not isinstance(exc, EksgateError):
@@ -47,9 +49,9 @@ def handle_proxy(
         logger.warning(
             "proxy refused",
             extra={
-                "cluster": cluster,
-                "method": request.method,
-                "path": "/" + proxy_path,
+                "cluster": incoming.cluster,
+                "method": incoming.method,
+                "path": incoming.path,
                 "status": error.status,
                 "reason": error.message,
             },

@@ -1,16 +1,17 @@
-"""Turning core results and errors into HTTP responses, in one place."""
+"""Turning core results and errors into HTTP responses, in one place: a JSON error on the
+``/v1`` API, a Kubernetes ``Status`` on the ``/k8s`` proxy path, never a stack trace."""
 
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+from typing import Any, Callable
 
 from chalice import Response
 
 from chalicelib.errors import EksgateError
 
-if TYPE_CHECKING:  # proxy uses bearer_token from here; only the type goes the other way
-    from chalicelib.gateway.pipeline import ProxyResponse
+from chalicelib.gateway.answers import ProxyResponse
+from chalicelib.kube.status import status_body
 
 
 def json_response(body: dict, status: int = 200, headers: dict | None = None) -> Response:
@@ -34,16 +35,33 @@ def json_error(error: EksgateError) -> Response:
     return json_response(body, error.status, headers)
 
 
-def bearer_token(headers: dict) -> str:
-    """The token of ``Authorization: Bearer <token>``, or "" when there is none."""
-    value = headers.get("authorization", "") or ""
-    scheme, _, token = value.partition(" ")
-    return token.strip() if scheme.lower() == "bearer" else ""
-
-
-def proxy_response(result: "ProxyResponse") -> Response:
+def proxy_response(result: ProxyResponse) -> Response:
     return Response(
         body=result.body,
         status_code=result.status,
         headers={"Content-Type": result.content_type, **result.headers},
     )
+
+
+def json_route(handler: Callable[[], Any]) -> Response:
+    """Run ``handler``; an EksgateError becomes the API's JSON error."""
+    try:
+        return json_response(handler())
+    except EksgateError as error:
+        return json_error(error)
+
+
+def status_response(error: EksgateError) -> ProxyResponse:
+    return ProxyResponse(
+        error.status,
+        "application/json",
+        json.dumps(status_body(error)),
+        {"cache-control": "no-store"},
+    )
+
+
+def status_for_exception(exc: BaseException) -> EksgateError:
+    """Anything unexpected is a 500 Status without details (the log has them)."""
+    if isinstance(exc, EksgateError):
+        return exc
+    return EksgateError("internal error in the eksgate gateway; the request was not forwarded")

@@ -12,7 +12,7 @@ from chalicelib.slack.interactions import parse_interaction, verify_slack_reques
 from chalicelib.errors import EksgateError
 from chalicelib.observability import count, logger
 from chalicelib.services import Services
-from chalicelib.audit.recorder import Caller
+from chalicelib.identity import Caller
 
 
 def handle_slack_interaction(

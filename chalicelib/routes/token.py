@@ -8,12 +8,13 @@ import uuid
 
 from chalicelib.credentials.broker import IssuedCredential, parse_token_request
 from chalicelib.errors import EksgateError
-from chalicelib.routes.responses import bearer_token
+from chalicelib.identity.bearer import bearer_token
 from chalicelib.observability import count, logger
 from chalicelib.identity import Identity
 from chalicelib.policy import select_policy
 from chalicelib.services import Services
-from chalicelib.audit.recorder import Caller
+from chalicelib.audit.recorder import SessionOpening
+from chalicelib.identity import Caller
 
 
 def issue_token(
@@ -55,36 +56,25 @@ def record_issue(
 ) -> None:
     """The token issue, in the session it opens (gateway) or a session of its own (direct)."""
     policy = select_policy(identity, issued.cluster, services.policies)
+    matched = policy.matched_claims(identity)
     if issued.mode == "gateway":
         assert issued.session_id
-        services.audit.token_issued(
-            "token_issued",
-            issued.session_id,
-            identity,
-            policy.matched_claims(identity),
-            issued.cluster,
-            issued.policy,
-            caller,
-            {"mode": "gateway", "expires_at": issued.expires_at.isoformat()},
+        opening = SessionOpening(
+            issued.session_id, identity, matched, issued.cluster, issued.policy
         )
+        detail = {"mode": "gateway", "expires_at": issued.expires_at.isoformat()}
+        services.audit.token_issued("token_issued", opening, caller, detail)
         return
     # Direct tokens leave eksgate's view; SourceIdentity and the role session name are what
     # EKS's own audit log shows, so they are recorded to join the two.
-    services.audit.token_issued(
-        "direct_token_issued",
-        uuid.uuid4().hex,
-        identity,
-        policy.matched_claims(identity),
-        issued.cluster,
-        issued.policy,
-        caller,
-        {
-            "mode": "direct",
-            "role_arn": issued.role_arn,
-            "role_session_name": issued.role_session_name,
-            "source_identity": issued.source_identity,
-            "approval_id": issued.approval_id,
-            "window_ends_at": issued.window_ends_at,
-            "expires_at": issued.expires_at.isoformat(),
-        },
-    )
+    opening = SessionOpening(uuid.uuid4().hex, identity, matched, issued.cluster, issued.policy)
+    detail = {
+        "mode": "direct",
+        "role_arn": issued.role_arn,
+        "role_session_name": issued.role_session_name,
+        "source_identity": issued.source_identity,
+        "approval_id": issued.approval_id,
+        "window_ends_at": issued.window_ends_at,
+        "expires_at": issued.expires_at.isoformat(),
+    }
+    services.audit.token_issued("direct_token_issued", opening, caller, detail)

@@ -7,6 +7,7 @@ parses the interaction and hands it to ``ApprovalService.handle_interaction``, s
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 from collections.abc import Iterator
@@ -19,8 +20,9 @@ from moto.dynamodb.models import DynamoDBBackend
 from slack_sdk import WebClient
 
 from chalicelib.slack.interactions import parse_interaction, verify_slack_request
-from chalicelib.approvals.model import Approval
-from chalicelib.approvals.service import ApprovalService
+from chalicelib.approvals.fingerprint import ApprovalSubject
+from chalicelib.approvals.model import Approval, ApprovalAsk
+from chalicelib.approvals.service import ApprovalService, Timing
 from chalicelib.slack.directory import SlackDirectory
 from chalicelib.approvals.store import DynamoApprovalStore
 from chalicelib.errors import EksgateError
@@ -176,10 +178,17 @@ class Harness:
             path: str = PATCH_PATH, body: bytes = PATCH_BODY, method: str = "PATCH",
             query: str = "fieldManager=kubectl") -> Approval:
         """The gateway asking for approval of a request."""
+        return self.service.request(
+            self.ask_for(rule, requester, path, body, method, query),
+            "--- current\n+++ proposed\n-  replicas: 2\n+  replicas: 5")
+
+    @staticmethod
+    def ask_for(rule, requester, path, body, method, query) -> ApprovalAsk:
         request = resolve(method, path, query)
-        return self.service.request(requester, "prod-eu", "engineers", rule or patch_rule(),
-                                    request, method, canonical_query(query), body,
-                                    "--- current\n+++ proposed\n-  replicas: 2\n+  replicas: 5")
+        subject = ApprovalSubject(method, "", request.path, canonical_query(query),
+                                  hashlib.sha256(body or b"").hexdigest())
+        return ApprovalAsk(requester, "prod-eu", "engineers", rule or patch_rule(), request,
+                           subject)
 
     def get(self, approval_id: str) -> Approval:
         """The stored approval, which must exist."""
@@ -189,16 +198,15 @@ class Harness:
                path: str = PATCH_PATH, body: bytes = PATCH_BODY, method: str = "PATCH",
                query: str = "fieldManager=kubectl") -> Approval | None:
         """The gateway asking whether the request may go through now."""
-        return self.service.find_usable(requester, "prod-eu", "engineers", rule or patch_rule(),
-                                        method, path, canonical_query(query), body,
-                                        self.clock())
+        return self.service.find_usable(
+            self.ask_for(rule, requester, path, body, method, query), self.clock())
 
 
 def make_harness(store: DynamoApprovalStore, fake: SlackFake, clock: FakeClock,
                  endpoint: Endpoint, **service_options: Any) -> Harness:
     client = web_client(fake)
     service = ApprovalService(store, client, SlackDirectory(client), channel_default=CHANNEL,
-                              clock=clock, **service_options)
+                              timing=Timing(clock=clock), **service_options)
     endpoint.service = service
     return Harness(service, store, fake, clock, endpoint)
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib.approvals.service import ApprovalService
+from chalicelib.approvals.service import ApprovalService, IdempotencyTable
 from chalicelib.slack.directory import SlackDirectory
 from eksgate.local.slack_fake import SlackFake
 from eksgate.local.slack_fake_workspace import FakeUser, default_workspace
@@ -318,7 +318,7 @@ def test_forged_and_stale_signatures_are_refused(harness: Harness) -> None:
 def test_retried_and_replayed_deliveries_make_no_second_decision_or_reply(
         store: Any, slack: SlackFake, clock: FakeClock, endpoint: Endpoint, dynamodb: Any,
         with_idempotency_table: bool) -> None:
-    options = ({"idempotency_table": TABLES["IdempotencyTable"], "idempotency_client": dynamodb}
+    options = ({"idempotency": IdempotencyTable(TABLES["IdempotencyTable"], dynamodb)}
                if with_idempotency_table else {})
     harness = make_harness(store, slack, clock, endpoint, **options)
     harness.service.register_lambda_context(LambdaContextStub())

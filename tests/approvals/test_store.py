@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from chalicelib.approvals.errors import ApprovalsUnavailable
-from chalicelib.approvals.model import Approval, iso_time, new_approval_id
+from chalicelib.approvals.model import Approval, Vote, iso_time, new_approval_id
 from chalicelib.approvals.store import DynamoApprovalStore
 from tests.approvals.conftest import FakeClock, must, sample_approval
 
@@ -25,8 +25,9 @@ def create(store: DynamoApprovalStore, clock: FakeClock, **overrides: Any) -> Ap
 
 def decide(store: DynamoApprovalStore, approval: Approval, user: str, decision: str = "approve",
            **kwargs: Any) -> Any:
-    return store.record_decision(approval.approval_id, user, user.lower(),
-                                 f"{user.lower()}@example.com", decision, "", **kwargs)
+    now = kwargs.pop("now", None)
+    vote = Vote(user, user.lower(), f"{user.lower()}@example.com", decision, "", **kwargs)
+    return store.record_decision(approval.approval_id, vote, now)
 
 
 def together(n: int, work: Callable[[int], Any]) -> list[Any]:
@@ -93,8 +94,8 @@ def test_a_deny_settles_at_once_and_keeps_its_reason(store: DynamoApprovalStore,
                                                      clock: FakeClock) -> None:
     approval = create(store, clock, min_approvers=2)
     decide(store, approval, "U0BOB")
-    outcome = store.record_decision(approval.approval_id, "U0CAROL", "carol", None, "deny",
-                                    "not during the freeze")
+    outcome = store.record_decision(
+        approval.approval_id, Vote("U0CAROL", "carol", None, "deny", "not during the freeze"))
     assert (outcome.outcome, must(outcome.approval).status) == ("denied", "denied")
     assert must(outcome.approval).decisions[-1]["reason"] == "not during the freeze"
     assert decide(store, approval, "U0DAVE").outcome == "not_pending"

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib.audit.api import list_sessions_response, session_response
+from chalicelib.routes.sessions import list_sessions_response, session_response
 from chalicelib.audit.records import SessionSummary
 from chalicelib.errors import BadRequest, NotFound
 from tests.audit.helpers import request_event, sealed_chain

@@ -9,7 +9,8 @@ from boto3.dynamodb.types import TypeSerializer
 
 from chalicelib.audit.chain import verify_chain
 from chalicelib.audit.export import records_from_stream, write_jsonl
-from chalicelib.audit.records import record_from_json, record_to_item
+from chalicelib.audit.items import record_to_item
+from chalicelib.audit.records import record_from_json
 from tests.audit.helpers import sealed_chain
 
 SID = "5f0c1d2e3a4b5c6d7e8f90a1b2c3d4e5"

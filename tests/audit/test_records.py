@@ -10,9 +10,10 @@ from boto3.dynamodb.types import TypeSerializer
 
 from chalicelib.audit.bodies import summarize_body
 from chalicelib.audit.chain import verify_chain
+from chalicelib.audit.items import record_from_item, record_to_item
 from chalicelib.audit.records import (
-    decision_dict, identity_dict, new_event, record_from_item, record_from_json,
-    record_to_item, request_dict,
+    decision_dict, identity_dict, new_event, record_from_json,
+    request_dict,
 )
 from chalicelib.audit.timestamps import format_time, normalize_time, parse_time
 from chalicelib.identity import Identity

@@ -10,8 +10,9 @@ import pytest
 from botocore.exceptions import ClientError
 
 from chalicelib.audit.chain import verify_chain
-from chalicelib.audit.records import new_event, record_to_item
-from chalicelib.audit.store import AuditUnavailable, DynamoAuditStore
+from chalicelib.audit.items import record_to_item
+from chalicelib.audit.records import new_event
+from chalicelib.audit.store import AuditStoreTuning, AuditUnavailable, DynamoAuditStore
 from chalicelib.audit.summaries import summarize_newest_first
 from chalicelib.errors import BadRequest, ServiceUnavailable
 from tests.audit.conftest import AUDIT_TABLE, START
@@ -137,8 +138,8 @@ def test_losing_every_race_fails_closed(dynamodb, clock, store):
         def get_item(self, **kwargs: Any) -> dict[str, Any]:
             return {}
 
-    behind = DynamoAuditStore(AlwaysBehind(), AUDIT_TABLE, clock=clock, max_attempts=3,
-                              sleep=lambda _: None)
+    behind = DynamoAuditStore(AlwaysBehind(), AUDIT_TABLE, AuditStoreTuning(max_attempts=3),
+                              clock=clock, sleep=lambda _: None)
     with pytest.raises(AuditUnavailable):
         behind.append(request_event(SID))
     assert len(store.records(SID)) == 1

@@ -15,7 +15,10 @@ from chalicelib.errors import (BadGateway, BadRequest, Forbidden, GatewayTimeout
                                PayloadTooLarge, Unauthorized, UnsupportedMediaType)
 from chalicelib.identity import Identity
 from chalicelib.policy import load_policies
-from chalicelib.gateway.pipeline import Gateway, IncomingRequest, negotiate_accept, status_response
+from chalicelib.routes.responses import status_response
+from chalicelib.gateway.exchange import GatewayLimits, IncomingRequest, negotiate_accept
+from chalicelib.gateway.forward import Forwarder
+from chalicelib.gateway.pipeline import Gateway
 from chalicelib.credentials.session_token import SessionTokenCodec
 from chalicelib.credentials.signing_keys import SigningKey
 from chalicelib.gateway.upstream import UpstreamResponse
@@ -79,10 +82,9 @@ class FakeUpstream:
 def gateway(upstream, watch_timeout=20, audit=None):
     from chalicelib.config import DEFAULT_POLICY_DIR
     roles = Roles()
-    return Gateway(sessions=SessionTokenCodec(Keys()), policies=load_policies(DEFAULT_POLICY_DIR),
-                   clusters=Clusters(), role_credentials=roles, upstream=upstream,
-                   audit=audit or RecordingAudit(), approvals=None,
-                   max_request_body_bytes=1024, watch_timeout_seconds=watch_timeout), roles
+    return Gateway(SessionTokenCodec(Keys()), load_policies(DEFAULT_POLICY_DIR),
+                   Forwarder(Clusters(), roles, upstream), audit or RecordingAudit(), None,
+                   GatewayLimits(1024, watch_timeout)), roles
 
 
 def incoming(path, method="GET", query=None, headers=None, body=None, token=None, cluster="demo"):

@@ -1,0 +1,83 @@
+"""What goes back to the caller: the cluster's answer masked, or a Kubernetes ``Status``.
+
+Nothing leaves unmasked: a body we cannot read (an unknown media type, malformed JSON) is
+withheld, a stream cut at the deadline never ends in half an event, and an answer too large
+for Lambda is refused with advice rather than cut.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Mapping
+
+from chalicelib.errors import BadGateway, PayloadTooLarge
+from chalicelib.gateway.upstream import UpstreamResponse
+from chalicelib.kube.request import KubeRequest
+from chalicelib.masking import MaskingSettings, mask_document, mask_text, mask_watch_stream
+from chalicelib.policy.engine import describe_request
+
+# Lambda's synchronous response limit is 6 MB for the whole JSON envelope; the body is a JSON
+# string inside it, so we measure the encoded size and keep headroom for headers.
+MAX_RESPONSE_PAYLOAD = 6 * 1024 * 1024 - 64 * 1024
+
+
+@dataclass(frozen=True)
+class ProxyResponse:
+    status: int
+    content_type: str
+    body: str
+    headers: Mapping[str, str]
+
+    def with_warning(self, text: str) -> "ProxyResponse":
+        """The same answer with a ``Warning`` header, which kubectl prints as ``Warning: ...``."""
+        return ProxyResponse(
+            self.status, self.content_type, self.body, {**self.headers, "warning": f'299 - "{text}"'}
+        )
+
+
+def masked_response(
+    answer: UpstreamResponse, request: KubeRequest, settings: MaskingSettings
+) -> ProxyResponse:
+    if answer.truncated:
+        raise PayloadTooLarge(
+            f"the answer to {describe_request(request)} is larger than the gateway can return "
+            "(Lambda's 6 MB limit); ask for pages: kubectl --chunk-size=100, or ?limit=100 "
+            "with continue"
+        )
+    content_type = answer.headers.get("content-type", "application/json")
+    media = content_type.split(";")[0].strip().lower()
+    body = answer.body
+    if answer.cut_at_deadline and b"\n" in body:
+        body = body[: body.rfind(b"\n") + 1]  # never a half event or half line
+    if media == "application/json":
+        if request.verb == "watch":
+            text = mask_watch_stream(body, settings).decode("utf-8")
+        else:
+            try:
+                document = json.loads(body) if body.strip() else None
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                raise BadGateway("the cluster answered with malformed JSON; withheld")
+            text = (
+                ""
+                if document is None
+                else json.dumps(mask_document(document, settings), separators=(",", ":"))
+            )
+    elif media.startswith("text/"):
+        text = mask_text(body.decode("utf-8", errors="replace"), settings)
+    else:
+        raise BadGateway(
+            f"the cluster answered with {media!r}, which eksgate cannot inspect; withheld"
+        )
+    if len(json.dumps(text)) > MAX_RESPONSE_PAYLOAD:
+        raise PayloadTooLarge(
+            f"the answer to {describe_request(request)} is larger than the gateway can return "
+            "(Lambda's 6 MB limit); ask for pages: kubectl --chunk-size=100, or ?limit=100 "
+            "with continue"
+        )
+    headers = {"cache-control": "no-store"}
+    for name in ("audit-id", "warning", "x-kubernetes-pf-flowschema-uid"):
+        if name in answer.headers:
+            # Admission webhooks may echo field values in warnings: mask them like bodies.
+            headers[name] = mask_text(answer.headers[name], settings)
+    return ProxyResponse(answer.status, content_type, text, headers)
