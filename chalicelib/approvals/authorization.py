@@ -3,12 +3,13 @@
 Pure: the clicker and group membership are passed in. The answer is None (may decide) or a
 sentence for the clicker saying why not and, where it helps, who can.
 
-The requester is told apart from approvers by email: the requester's verified OIDC email
-against the clicker's Slack profile email, case-insensitively. A requester without a verified
-email (a CI job, an agent) cannot be matched to a Slack member at all, so only the approver
-list applies; that is safe because such a requester has no Slack account to click with.
-When the requester has an email but Slack does not show the clicker's (the app lacks the
+The requester is told apart from approvers by verified facts only: a person by their verified
+OIDC email against the clicker's Slack profile email, case-insensitively; a workload (a CI
+job or agent, as its policy says) is no Slack member at all. A person without a verified email
+cannot be told apart from anyone, so no one may decide (fail closed); an unverified email is
+never compared. When Slack does not show the clicker's email (the app lacks the
 ``users:read.email`` scope), the clicker could be the requester, so the click is refused.
+Under a two-person rule, two Slack accounts with one email are one person.
 """
 
 from __future__ import annotations
@@ -51,24 +52,72 @@ def refusal_for(
         )
     if clicker.deleted or clicker.is_bot:
         return "Only active human members of the workspace can decide on requests."
-    requester_email = approval.requester_email
-    if requester_email is not None:
-        if clicker.email is None:
+    not_requester = _requester_refusal(approval, clicker)
+    if not_requester is not None:
+        return not_requester
+    if clicker.email is not None and approval.min_approvers > 1:
+        same_person = _decided_as(approval, clicker.email)
+        if same_person is not None:
             return (
-                "eksgate cannot see your Slack email address, so it cannot tell you apart "
-                "from the requester; ask a Slack admin to grant the app users:read.email."
+                f"You already decided on this request from another Slack account with your "
+                f"email ({same_person}); it needs {approval.min_approvers} different people."
             )
-        if clicker.email.strip().lower() == requester_email.strip().lower():
-            return (
-                f"You made this request (as {requester_email}), so someone else has to "
-                "decide on it."
-            )
+    elif approval.min_approvers > 1:
+        return (
+            "eksgate cannot see your Slack email address, so it cannot tell the approvers of "
+            "this two-person rule apart; ask a Slack admin to grant the app users:read.email."
+        )
     if not is_approver(clicker.id, approval.approvers, group_members):
         return (
             f"You are not one of the approvers of rule {approval.rule} of policy "
             f"{approval.policy}. Approvers: {describe_approvers(approval.approvers)}."
         )
     return None
+
+
+def _requester_refusal(approval: Approval, clicker: SlackUser) -> str | None:
+    """Why ``clicker`` cannot be proven not to be the requester, or None.
+
+    A workload (its policy says its subjects are CI jobs or agents) is nobody in Slack. A
+    person is told apart by their verified email against the clicker's Slack email; with no
+    verified email there is nothing to tell them apart by, so no one may decide (fail closed).
+    An unverified email the requester's token claimed is never compared: it could name anyone.
+    """
+    if approval.requester_is_workload:
+        return None
+    requester_email = approval.requester_email
+    if requester_email is None:
+        # Requester-controlled text (their subject) stays out: this goes to Slack as mrkdwn.
+        return (
+            "The requester has no verified email, so eksgate "
+            "cannot prove that you are not them, and nobody can decide on this request. "
+            "The requester's identity provider must send a verified email (or, if the "
+            "requester is a CI job or agent, its policy must say workload: true)."
+        )
+    if clicker.email is None:
+        return (
+            "eksgate cannot see your Slack email address, so it cannot tell you apart "
+            "from the requester; ask a Slack admin to grant the app users:read.email."
+        )
+    if _same_email(clicker.email, requester_email):
+        return (
+            f"You made this request (as {requester_email}), so someone else has to "
+            "decide on it."
+        )
+    return None
+
+
+def _decided_as(approval: Approval, email: str) -> str | None:
+    """The Slack account that already decided with this email, if any."""
+    for decision in approval.decisions:
+        earlier = decision.get("email")
+        if isinstance(earlier, str) and earlier and _same_email(earlier, email):
+            return str(decision.get("user_name") or decision.get("user_id") or earlier)
+    return None
+
+
+def _same_email(a: str, b: str) -> bool:
+    return a.strip().lower() == b.strip().lower()
 
 
 def is_approver(

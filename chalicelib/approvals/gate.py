@@ -111,6 +111,7 @@ def ask_for(exchange: Exchange, decision: Decision) -> ApprovalAsk:
             exchange.body,
         ),
         session_id=exchange.session.session_id,
+        workload=exchange.policy.workload,
     )
 
 

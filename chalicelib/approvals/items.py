@@ -48,6 +48,8 @@ def approval_to_item(approval: Approval) -> dict[str, Any]:
     }
     optional = {
         "requester_email": approval.requester_email,
+        "requester_claimed_email": approval.requester_claimed_email,
+        "requester_kind": approval.requester.get("kind"),
         "decided_at": approval.decided_at,
         "window_ends_at": approval.window_ends_at,
         "used_at": approval.used_at,
@@ -64,14 +66,18 @@ def approval_from_item(item: Mapping[str, Any]) -> Approval:
     """The Approval in a DynamoDB item (as GetItem/Query return it)."""
     # Attributes the store keeps for itself (deciders, handled deliveries...) are ignored.
     raw = {k: _deserializer.deserialize(v) for k, v in item.items()}
+    requester = {
+        "subject": str(raw.get("requester", "")),
+        "issuer": str(raw.get("requester_issuer", "")),
+        "email": _opt_str(raw.get("requester_email")),
+    }
+    for field in ("claimed_email", "kind"):
+        if f"requester_{field}" in raw:
+            requester[field] = _opt_str(raw[f"requester_{field}"])
     return Approval(
         approval_id=str(raw["approval_id"]),
         status=str(raw["status"]),
-        requester={
-            "subject": str(raw.get("requester", "")),
-            "issuer": str(raw.get("requester_issuer", "")),
-            "email": _opt_str(raw.get("requester_email")),
-        },
+        requester=requester,
         cluster=str(raw.get("cluster", "")),
         policy=str(raw.get("policy", "")),
         rule=str(raw.get("rule", "")),

@@ -21,6 +21,8 @@ from chalicelib.kube.request import KubeRequest
 from chalicelib.policy.model import Rule
 
 PENDING, APPROVED, DENIED, EXPIRED, USED = "pending", "approved", "denied", "expired", "used"
+# Who asked: a person (told apart from approvers by verified email) or a workload.
+PERSON, WORKLOAD = "person", "workload"
 STATUSES = (PENDING, APPROVED, DENIED, EXPIRED, USED)
 ONCE, GRANT = "once", "grant"
 MODES = (ONCE, GRANT)
@@ -73,7 +75,7 @@ class Approval:
 
     approval_id: str
     status: str
-    requester: Mapping[str, str | None]  # subject, issuer, email
+    requester: Mapping[str, str | None]  # subject, issuer, email, claimed_email, kind
     cluster: str
     policy: str
     rule: str  # the rule's label
@@ -105,8 +107,20 @@ class Approval:
 
     @property
     def requester_email(self) -> str | None:
+        """The requester's verified email, if their identity had one."""
         email = self.requester.get("email")
         return email if isinstance(email, str) and email else None
+
+    @property
+    def requester_claimed_email(self) -> str | None:
+        """An email the requester's token claimed without verification: display only."""
+        email = self.requester.get("claimed_email")
+        return email if isinstance(email, str) and email else None
+
+    @property
+    def requester_is_workload(self) -> bool:
+        # An approval stored before requesters had a kind is a person's: fail closed.
+        return self.requester.get("kind") == WORKLOAD
 
     def approve_decisions(self) -> tuple[Mapping[str, Any], ...]:
         return tuple(d for d in self.decisions if d.get("decision") == APPROVE)
@@ -188,6 +202,7 @@ class ApprovalAsk:
     request: KubeRequest | None = None
     subject: ApprovalSubject | None = None
     session_id: str = ""
+    workload: bool = False  # the requester is a workload (its policy says so), not a person
 
 
 @dataclass(frozen=True)

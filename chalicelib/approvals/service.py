@@ -25,7 +25,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from aws_lambda_powertools.utilities.idempotency import (
     DynamoDBPersistenceLayer,
@@ -54,6 +54,8 @@ from chalicelib.approvals.model import (
     GRANT,
     ONCE,
     PENDING,
+    PERSON,
+    WORKLOAD,
     Approval,
     ApprovalAsk,
     Vote,
@@ -62,7 +64,8 @@ from chalicelib.approvals.model import (
     new_approval_id,
 )
 from chalicelib.slack.directory import SlackDirectory
-from chalicelib.approvals.store import NOT_FOUND, ApprovalStore, DecisionOutcome
+from chalicelib.approvals.store import NOT_FOUND, ApprovalStore, DecisionOutcome, DecisionWitness
+from chalicelib.audit.store import AuditUnavailable
 from chalicelib.errors import NotFound
 from chalicelib.observability import logger
 from chalicelib.policy.model import ApprovalSettings, Rule
@@ -72,6 +75,20 @@ from chalicelib.policy.model import ApprovalSettings, Rule
 IDEMPOTENCY_SECONDS = 10 * 60
 
 SlackErrors = (SlackApiError, SlackClientError, OSError)
+
+
+DECISION_NOT_RECORDED = (
+    "eksgate could not record your decision in the audit trail, so nothing was decided; "
+    "click again in a moment."
+)
+
+
+class InteractionWitness(DecisionWitness, Protocol):
+    """Records what happens to a click in the requesting session's audit trail."""
+
+    def refused(self, approval: Approval, slack_user: str, action: str, why: str) -> None:
+        """A click that decided nothing (best effort: the click changed nothing anyway)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -151,19 +168,17 @@ class ApprovalService:
         denied = self._store.recent_denial(match_key, now)
         if denied is not None:
             return denied
-        existing = self._store.find_pending(match_key, now)
-        if existing is not None:
-            if existing.slack_ts is None and existing.slack_error is not None:
-                return self._post(existing, rule)  # the first post failed: try again
-            return existing
         approval = Approval(
             approval_id=new_approval_id(),
             status=PENDING,
             requester={
                 "subject": requester.subject,
                 "issuer": requester.issuer,
-                # An unverified email still counts here: it can only refuse self-approval.
-                "email": requester.email or requester.claimed_email,
+                # Only a verified email tells the requester apart from an approver; an
+                # unverified one is kept for display, marked, and decides nothing.
+                "email": requester.email,
+                "claimed_email": None if requester.email else requester.claimed_email,
+                "kind": WORKLOAD if ask.workload else PERSON,
             },
             cluster=ask.cluster,
             policy=ask.policy,
@@ -193,8 +208,14 @@ class ApprovalService:
             diff=diff,
             session_id=ask.session_id,
         )
-        self._store.create(approval)
-        return self._post(approval, rule)
+        # One pending approval per requester and subject, however many ask at once: only
+        # the request that created it posts to Slack.
+        stored, created = self._store.create_pending(approval, now)
+        if not created:
+            if stored.slack_ts is None and stored.slack_error is not None:
+                return self._post(stored, rule)  # the first post failed: try again
+            return stored
+        return self._post(stored, rule)
 
     def find_usable(self, ask: ApprovalAsk, now: float | None = None) -> Approval | None:
         """The approval that lets this request through now, or None.
@@ -252,7 +273,9 @@ class ApprovalService:
 
     # -- Slack's side ---------------------------------------------------------------------------
 
-    def handle_interaction(self, interaction: Interaction) -> dict[str, Any] | None:
+    def handle_interaction(
+        self, interaction: Interaction, witness: InteractionWitness | None = None
+    ) -> dict[str, Any] | None:
         """Act on a verified click or submission; the body to answer Slack with (None: empty 200).
 
         Does a few small reads and writes and at most two Slack calls, well within the
@@ -261,7 +284,7 @@ class ApprovalService:
         if self._idempotent is not None:
             try:
                 result: dict[str, Any] | None = self._idempotent(
-                    delivery=interaction.interaction_key, interaction=interaction
+                    delivery=interaction.interaction_key, interaction=interaction, witness=witness
                 )
                 return result
             except IdempotencyAlreadyInProgressError:
@@ -271,13 +294,21 @@ class ApprovalService:
                     "idempotency table unavailable; relying on conditional writes",
                     extra={"error": str(exc)},
                 )
-        return self._dispatch(interaction)
+        return self._dispatch(interaction, witness)
 
-    def _handle_delivery(self, *, delivery: str, interaction: Interaction) -> dict[str, Any] | None:
+    def _handle_delivery(
+        self,
+        *,
+        delivery: str,
+        interaction: Interaction,
+        witness: InteractionWitness | None = None,
+    ) -> dict[str, Any] | None:
         """What powertools wraps: ``delivery`` (the body hash) is the idempotency key."""
-        return self._dispatch(interaction)
+        return self._dispatch(interaction, witness)
 
-    def _dispatch(self, interaction: Interaction) -> dict[str, Any] | None:
+    def _dispatch(
+        self, interaction: Interaction, witness: InteractionWitness | None
+    ) -> dict[str, Any] | None:
         now = self._clock()
         approval = self.get(interaction.approval_id)
         if approval is None:
@@ -291,7 +322,7 @@ class ApprovalService:
         clicker = self._directory.user(interaction.user_id)
         refusal = refusal_for(approval, clicker, self._directory.group_members, now)
         if refusal is not None:
-            return self._refuse(interaction, approval, refusal)
+            return self._refuse(interaction, approval, refusal, witness)
         if interaction.kind == DENY_CLICK:
             return self._open_deny_form(interaction, approval)
         decision = APPROVE_DECISION if interaction.kind == APPROVE else DENY
@@ -303,11 +334,18 @@ class ApprovalService:
             interaction.reason if decision == DENY else "",
             interaction.interaction_key,
         )
-        outcome = self._store.record_decision(approval.approval_id, vote, now)
-        return self._after_decision(interaction, outcome)
+        try:
+            outcome = self._store.record_decision(approval.approval_id, vote, now, witness)
+        except AuditUnavailable:
+            # No record, no decision: the transaction wrote neither.
+            return self._refuse(interaction, approval, DECISION_NOT_RECORDED)
+        return self._after_decision(interaction, outcome, witness)
 
     def _after_decision(
-        self, interaction: Interaction, outcome: DecisionOutcome
+        self,
+        interaction: Interaction,
+        outcome: DecisionOutcome,
+        witness: InteractionWitness | None,
     ) -> dict[str, Any] | None:
         approval = outcome.approval
         logger.info(
@@ -338,11 +376,19 @@ class ApprovalService:
         # Someone else got there between our check and our write: explain as a refusal.
         clicker = self._directory.user(interaction.user_id)
         refusal = refusal_for(approval, clicker, self._directory.group_members, self._clock())
-        return self._refuse(interaction, approval, refusal or f"This request is {approval.status}.")
+        explanation = refusal or f"This request is {approval.status}."
+        return self._refuse(interaction, approval, explanation, witness)
 
     def _refuse(
-        self, interaction: Interaction, approval: Approval, explanation: str
+        self,
+        interaction: Interaction,
+        approval: Approval,
+        explanation: str,
+        witness: InteractionWitness | None = None,
     ) -> dict[str, Any] | None:
+        if witness is not None and approval.session_id:
+            # Who tried and why it did not count: recorded as such, never as a decision.
+            witness.refused(approval, interaction.user_id, interaction.kind, explanation)
         if interaction.kind == DENY_SUBMIT:
             # The form is still open: show why right under the reason field.
             return _form_error(explanation)

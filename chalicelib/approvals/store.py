@@ -54,6 +54,10 @@ BY_STATUS, BY_REQUESTER, BY_MATCH = "by-status", "by-requester", "by-match"
 # Each lost race means another decision was written, so attempts are bounded by the number of
 # people clicking at once; past this something is wrong and we refuse rather than spin.
 MAX_DECISION_ATTEMPTS = 64
+MAX_CLAIM_ATTEMPTS = 16
+# Items keyed "claim#<match key>" hold which approval is pending for that key (see
+# create_pending); they carry no index attributes, so no index or listing ever sees them.
+CLAIM_PREFIX = "claim#"
 
 _serializer = TypeSerializer()
 
@@ -82,6 +86,8 @@ class ApprovalStore(Protocol):
 
     def create(self, approval: Approval) -> Approval: ...
 
+    def create_pending(self, approval: Approval, now: float) -> tuple[Approval, bool]: ...
+
     def get(self, approval_id: str) -> Approval | None: ...
 
     def find_pending(self, match_key: str, now: float | None = None) -> Approval | None: ...
@@ -97,7 +103,11 @@ class ApprovalStore(Protocol):
     def active_grant(self, match_key: str, now: float | None = None) -> Approval | None: ...
 
     def record_decision(
-        self, approval_id: str, vote: Vote, now: float | None = None
+        self,
+        approval_id: str,
+        vote: Vote,
+        now: float | None = None,
+        witness: DecisionWitness | None = None,
     ) -> DecisionOutcome: ...
 
     def claim_interaction(self, approval_id: str, interaction_key: str) -> bool: ...
@@ -113,6 +123,17 @@ class ApprovalStore(Protocol):
     def by_requester(
         self, subject: str, limit: int = 50, *, issuer: str | None = None
     ) -> list[Approval]: ...
+
+
+class DecisionWitness(Protocol):
+    """Writes a decision's audit record in one transaction with the decision itself."""
+
+    def commit(
+        self, approval: Approval, vote: Vote, outcome: str, update: Mapping[str, Any]
+    ) -> bool:
+        """Write the record and ``update`` (a transaction item) together; False when the
+        update's condition failed and nothing was written. AuditUnavailable otherwise."""
+        ...
 
 
 class _ConditionFailed(Exception):
@@ -190,7 +211,11 @@ class DynamoApprovalStore:
         return approval_from_item(item)
 
     def record_decision(
-        self, approval_id: str, vote: Vote, now: float | None = None
+        self,
+        approval_id: str,
+        vote: Vote,
+        now: float | None = None,
+        witness: DecisionWitness | None = None,
     ) -> DecisionOutcome:
         """Record ``user_id``'s approve or deny, if the approval is still open to it.
 
@@ -217,7 +242,7 @@ class DynamoApprovalStore:
             if item is None:
                 return DecisionOutcome(NOT_FOUND, None)
             current = approval_from_item(item)
-            refusal = _why_not(item, current, user_id, interaction_key, at)
+            refusal = _why_not(item, current, vote, at)
             if refusal is not None:
                 return DecisionOutcome(refusal, current)
             values: dict[str, Any] = {
@@ -230,6 +255,12 @@ class DynamoApprovalStore:
             sets = ["decisions = list_append(decisions, :entry)"]
             adds = ["deciders :uids"]
             condition = "#status = :pending AND expires_at > :now AND NOT contains(deciders, :uid)"
+            email = _email_key(vote.email)
+            if email:
+                # One person is one approver, however many Slack accounts they click from.
+                values.update({":email": email, ":emails": {email}})
+                adds.append("decider_emails :emails")
+                condition += " AND NOT contains(decider_emails, :email)"
             if interaction_key:
                 values.update({":key": interaction_key, ":keys": {interaction_key}})
                 adds.append("handled :keys")
@@ -256,6 +287,13 @@ class DynamoApprovalStore:
                         values[":expires"] = at + current.ttl_seconds
                         sets.append("expires_at = :expires")
             expression = "SET " + ", ".join(sets) + " ADD " + ", ".join(adds)
+            if witness is not None and current.session_id:
+                # No record, no decision: the decision and its one audit record, naming this
+                # voter, are written together or not at all.
+                update = self._update_request(approval_id, expression, condition, values)
+                if not witness.commit(current, vote, outcome, {"Update": update}):
+                    continue  # someone else decided in between: look again
+                return DecisionOutcome(outcome, self.get(approval_id))
             try:
                 updated = self._update(approval_id, expression, condition, values)
             except _ConditionFailed:
@@ -318,6 +356,59 @@ class DynamoApprovalStore:
         return expired
 
     # -- reads --------------------------------------------------------------------------------
+
+    def create_pending(self, approval: Approval, now: float) -> tuple[Approval, bool]:
+        """Store ``approval`` unless one is already pending for its match key.
+
+        Returns ``(approval, True)`` when it was stored, or ``(the pending one, False)``. One
+        pending approval per match key (requester and request, or requester and rule) holds
+        under any number of identical requests at once: a claim item keyed by the match key
+        is written in the same transaction as the approval, on the condition that it is new
+        or still names the approval it named when we read it (which is no longer pending).
+        """
+        claim_key = {"approval_id": {"S": CLAIM_PREFIX + approval.match_key}}
+        item = approval_to_item(approval)
+        item["approve_count"] = {"N": str(len(approval.approve_decisions()))}
+        for _ in range(MAX_CLAIM_ATTEMPTS):
+            claim = self._call(
+                self._client.get_item, TableName=self._table, Key=claim_key, ConsistentRead=True
+            ).get("Item")
+            condition, values = "attribute_not_exists(approval_id)", {}
+            if claim is not None:
+                claimed = self.get(claim["claimed_id"]["S"])
+                if claimed is not None and claimed.status == PENDING and claimed.expires_at > now:
+                    return claimed, False
+                condition = "claimed_id = :claimed"
+                values = {":claimed": claim["claimed_id"]}
+            claim_item = {
+                **claim_key,
+                "claimed_id": {"S": approval.approval_id},
+                # TTL: the claim outlives nothing it protects.
+                "expires_at": {"N": str(int(approval.expires_at))},
+            }
+            put_claim: dict[str, Any] = {
+                "TableName": self._table,
+                "Item": claim_item,
+                "ConditionExpression": condition,
+            }
+            if values:
+                put_claim["ExpressionAttributeValues"] = values
+            put_approval = {
+                "TableName": self._table,
+                "Item": item,
+                "ConditionExpression": "attribute_not_exists(approval_id)",
+            }
+            try:
+                self._call(
+                    self._client.transact_write_items,
+                    TransactItems=[{"Put": put_claim}, {"Put": put_approval}],
+                )
+            except _ConditionFailed:
+                continue  # another identical request claimed it first: look again
+            return approval, True
+        raise ApprovalsUnavailable(
+            "gave up creating an approval after repeated concurrent attempts; try again"
+        )
 
     def get(self, approval_id: str) -> Approval | None:
         """The approval with this id (strongly consistent), or None."""
@@ -394,6 +485,15 @@ class DynamoApprovalStore:
         self, approval_id: str, expression: str, condition: str | None, values: Mapping[str, Any]
     ) -> dict[str, Any]:
         """UpdateItem on an existing approval; ALL_NEW attributes. ``_ConditionFailed`` if lost."""
+        kwargs = self._update_request(approval_id, expression, condition, values)
+        answer = self._call(self._client.update_item, ReturnValues="ALL_NEW", **kwargs)
+        attributes: dict[str, Any] = answer["Attributes"]
+        return attributes
+
+    def _update_request(
+        self, approval_id: str, expression: str, condition: str | None, values: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """The UpdateItem request (as UpdateItem or a transaction's Update takes it)."""
         used = f"{expression} {condition or ''}"
         names = {n: a for n, a in (("#status", "status"), ("#mode", "mode")) if n in used}
         exists = "attribute_exists(approval_id)"
@@ -403,13 +503,10 @@ class DynamoApprovalStore:
             "UpdateExpression": expression,
             "ConditionExpression": f"{exists} AND ({condition})" if condition else exists,
             "ExpressionAttributeValues": {k: _serializer.serialize(v) for k, v in values.items()},
-            "ReturnValues": "ALL_NEW",
         }
         if names:
             kwargs["ExpressionAttributeNames"] = names
-        answer = self._call(self._client.update_item, **kwargs)
-        attributes: dict[str, Any] = answer["Attributes"]
-        return attributes
+        return kwargs
 
     def _query_index(
         self,
@@ -463,7 +560,9 @@ class DynamoApprovalStore:
             return method(**kwargs)
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
-            if code == "ConditionalCheckFailedException":
+            if code == "ConditionalCheckFailedException" or (
+                code == "TransactionCanceledException" and _condition_cancelled(exc)
+            ):
                 raise _ConditionFailed() from None
             raise ApprovalsUnavailable(
                 f"the approvals table {self._table} is unavailable ({code}); "
@@ -476,10 +575,18 @@ class DynamoApprovalStore:
             ) from exc
 
 
-def _why_not(
-    item: Mapping[str, Any], approval: Approval, user_id: str, interaction_key: str | None, now: int
-) -> str | None:
+def _condition_cancelled(exc: ClientError) -> bool:
+    """A transaction cancelled because one of its conditions failed (not for throttling)."""
+    reasons = exc.response.get("CancellationReasons") or []
+    codes = {r.get("Code") for r in reasons if isinstance(r, dict)}
+    if not codes:  # some clients only say so in the message
+        return "ConditionalCheckFailed" in str(exc)
+    return "ConditionalCheckFailed" in codes and codes <= {"ConditionalCheckFailed", "None"}
+
+
+def _why_not(item: Mapping[str, Any], approval: Approval, vote: Vote, now: int) -> str | None:
     """Why a decision cannot be recorded on this item now, or None if it can."""
+    user_id, interaction_key = vote.user_id, vote.interaction_key
     if interaction_key and interaction_key in item.get("handled", {}).get("SS", ()):
         return DUPLICATE
     if approval.status != PENDING:
@@ -488,4 +595,11 @@ def _why_not(
         return EXPIRED
     if user_id in item.get("deciders", {}).get("SS", ()):
         return ALREADY_DECIDED
+    email = _email_key(vote.email)
+    if email and email in item.get("decider_emails", {}).get("SS", ()):
+        return ALREADY_DECIDED  # another Slack account of the same person
     return None
+
+
+def _email_key(email: str | None) -> str:
+    return (email or "").strip().lower()

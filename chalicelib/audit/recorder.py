@@ -14,11 +14,13 @@ from typing import Any, Mapping
 
 from chalicelib.audit.bodies import summarize_body
 from chalicelib.audit.records import decision_dict, identity_dict, new_event, request_dict
+from chalicelib.approvals.model import Approval, Vote
 from chalicelib.audit.store import AuditStore
 from chalicelib.errors import EksgateError
 from chalicelib.identity import Caller, Identity
 from chalicelib.kube.request import KubeRequest
 from chalicelib.masking import MaskingSettings, mask_document
+from chalicelib.observability import logger
 from chalicelib.policy import Decision
 from chalicelib.credentials.session_token import GatewaySession
 from chalicelib.gateway.exchange import Authenticated, Exchange
@@ -209,28 +211,75 @@ class GatewayAudit:
         )
 
     def approval_event(
-        self, kind: str, approval: Any, caller: Caller, detail: Mapping[str, Any]
+        self, kind: str, approval: Approval, caller: Caller, detail: Mapping[str, Any]
     ) -> None:
-        """An approval's event (decided, expired), in the session that asked for it."""
-        requester = Identity(
-            subject=approval.requester_subject,
-            issuer=str(approval.requester.get("issuer") or ""),
-            email=approval.requester_email,
-        )
-        opening = SessionOpening(approval.session_id, requester, {}, approval.cluster, approval.policy)
-        self._append(
-            kind,
-            opening,
-            caller,
-            approval_id=approval.approval_id,
-            decision={
-                "effect": "approve",
-                "policy": approval.policy,
-                "rule": approval.rule,
-                "reason": approval.reason,
-            },
-            detail=dict(detail),
-        )
+        """An approval's event (expired, a refused click), in the session that asked for it."""
+        self._store.append(_approval_fields(kind, approval, caller, detail))
+
+    def decision_witness(self, caller: Caller) -> "DecisionRecorder":
+        """What records a Slack decision in the same transaction as the decision itself."""
+        return DecisionRecorder(self._store, caller)
+
+
+class DecisionRecorder:
+    """``approvals.store.DecisionWitness`` on the audit trail: one ``approval_decided``
+    record per decision, naming the person whose conditional write won, written in one
+    transaction with that write (no record, no decision; a lost click records nothing)."""
+
+    def __init__(self, store: AuditStore, caller: Caller) -> None:
+        self._store = store
+        self._caller = caller
+
+    def commit(
+        self, approval: Approval, vote: Vote, outcome: str, update: Mapping[str, Any]
+    ) -> bool:
+        detail = {
+            "action": vote.decision,
+            "slack_user": vote.user_id,
+            "approver": vote.email or vote.user_name,
+            "outcome": outcome,
+            "reason": vote.reason,
+        }
+        fields = _approval_fields("approval_decided", approval, self._caller, detail)
+        return self._store.append_with(fields, update) is not None
+
+    def refused(self, approval: Approval, slack_user: str, action: str, why: str) -> None:
+        detail = {"action": action, "slack_user": slack_user, "outcome": "refused", "why": why}
+        try:
+            self._store.append(
+                _approval_fields("approval_click_refused", approval, self._caller, detail)
+            )
+        except EksgateError:
+            logger.exception(
+                "refused click not recorded", extra={"approval_id": approval.approval_id}
+            )
+
+
+def _approval_fields(
+    kind: str, approval: Approval, caller: Caller, detail: Mapping[str, Any]
+) -> dict[str, Any]:
+    requester = Identity(
+        subject=approval.requester_subject,
+        issuer=str(approval.requester.get("issuer") or ""),
+        email=approval.requester_email,
+    )
+    return new_event(
+        kind,
+        session_id=approval.session_id,
+        subject=requester.subject,
+        cluster=approval.cluster,
+        identity=identity_dict(requester, {}),
+        source_ip=caller.source_ip,
+        user_agent=caller.user_agent,
+        approval_id=approval.approval_id,
+        decision={
+            "effect": "approve",
+            "policy": approval.policy,
+            "rule": approval.rule,
+            "reason": approval.reason,
+        },
+        detail=dict(detail),
+    )
 
 
 def _recorded_request(exchange: Exchange) -> dict[str, Any]:

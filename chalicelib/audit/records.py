@@ -30,6 +30,7 @@ EVENT_KINDS = frozenset(
         "approval_requested",
         "approval_posted",
         "approval_decided",
+        "approval_click_refused",
         "approval_consumed",
         "approval_expired",
         "direct_token_issued",

@@ -62,6 +62,13 @@ class AuditStore(Protocol):
         """Seal ``fields`` (from ``records.new_event``) as the session's next record."""
         ...
 
+    def append_with(
+        self, fields: Mapping[str, Any], companion: Mapping[str, Any]
+    ) -> SessionRecord | None:
+        """Seal ``fields`` and write them with ``companion`` in one transaction; None when the
+        companion's condition failed."""
+        ...
+
     def records(self, session_id: str) -> list[SessionRecord]:
         """Every record of the session, ordered by ``seq``."""
         ...
@@ -88,6 +95,16 @@ class AuditStoreTuning:
     cache_size: int = 4096  # sessions whose last (seq, hash) a warm Lambda remembers
     session_span: timedelta = DEFAULT_SESSION_SPAN
     max_items_read: int = 20_000
+
+
+# _put_new's answer when a transaction's companion write lost its condition.
+_COMPANION_REFUSED = object()
+
+
+def _failed_conditions(exc: ClientError) -> set[int]:
+    """The positions of a cancelled transaction's items whose condition failed."""
+    reasons = exc.response.get("CancellationReasons") or []
+    return {i for i, r in enumerate(reasons) if (r or {}).get("Code") == "ConditionalCheckFailed"}
 
 
 class DynamoAuditStore:
@@ -136,6 +153,24 @@ class DynamoAuditStore:
         loser re-reads the session's last record and chains onto it. Raises
         AuditUnavailable if the record cannot be written.
         """
+        record = self._append(fields, None)
+        assert record is not None  # no companion write, so nothing could refuse it
+        return record
+
+    def append_with(
+        self, fields: Mapping[str, Any], companion: Mapping[str, Any]
+    ) -> SessionRecord | None:
+        """Write ``fields`` and ``companion`` (a TransactWriteItems item, e.g. the approvals
+        table's conditional decision update) in one transaction: both or neither.
+
+        None when the companion's own condition failed (nothing was written): the event it
+        records did not happen. AuditUnavailable when the record cannot be written.
+        """
+        return self._append(fields, companion)
+
+    def _append(
+        self, fields: Mapping[str, Any], companion: Mapping[str, Any] | None
+    ) -> SessionRecord | None:
         session_id = fields.get("session_id")
         if not isinstance(session_id, str) or not session_id:
             raise ValueError("an audit event needs a non-empty session_id")
@@ -144,9 +179,11 @@ class DynamoAuditStore:
             raise ValueError(f"the store sets {', '.join(given)}; do not pass them")
         stripe = self._stripes[zlib.crc32(session_id.encode("utf-8")) % _LOCK_STRIPES]
         with stripe:
-            return self._append_locked(session_id, fields)
+            return self._append_locked(session_id, fields, companion)
 
-    def _append_locked(self, session_id: str, fields: Mapping[str, Any]) -> SessionRecord:
+    def _append_locked(
+        self, session_id: str, fields: Mapping[str, Any], companion: Mapping[str, Any] | None
+    ) -> SessionRecord | None:
         try:
             last = self._cached(session_id) or self._read_last(session_id)
             for attempt in range(self._max_attempts):
@@ -160,7 +197,10 @@ class DynamoAuditStore:
                     },
                     last[1],
                 )
-                if self._put_new(record):
+                written = self._put_new(record, companion)
+                if written is _COMPANION_REFUSED:
+                    return None
+                if written:
                     self._remember(record)
                     return record
                 # Someone else wrote this seq. It may be our own earlier try, if its answer
@@ -190,17 +230,29 @@ class DynamoAuditStore:
         logger.warning("audit append lost every race", extra={"session_id": session_id})
         raise AuditUnavailable(f"{self._max_attempts} conditional puts lost to other writers")
 
-    def _put_new(self, record: SessionRecord) -> bool:
-        """Write ``record`` unless its key exists; False if it does."""
+    def _put_new(self, record: SessionRecord, companion: Mapping[str, Any] | None) -> object:
+        """Write ``record`` unless its key exists (False if it does), with ``companion`` in
+        the same transaction (``_COMPANION_REFUSED`` if the companion's condition failed)."""
+        put = {
+            "TableName": self._table,
+            "Item": record_to_item(record),
+            "ConditionExpression": "attribute_not_exists(session_id)",
+        }
         try:
-            self._client.put_item(
-                TableName=self._table,
-                Item=record_to_item(record),
-                ConditionExpression="attribute_not_exists(session_id)",
-            )
+            if companion is None:
+                self._client.put_item(**put)
+            else:
+                self._client.transact_write_items(TransactItems=[{"Put": put}, dict(companion)])
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            error = exc.response.get("Error", {}).get("Code")
+            if error == "ConditionalCheckFailedException":
                 return False
+            if error == "TransactionCanceledException":
+                failed = _failed_conditions(exc)
+                if 1 in failed:
+                    return _COMPANION_REFUSED
+                if failed == {0}:
+                    return False
             raise
         return True
 

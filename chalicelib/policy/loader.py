@@ -262,6 +262,7 @@ def _build_policy(doc: dict, file: str, tracker: _LineTracker, prefix: Path_) ->
         role_arn=doc["role"],
         rules=tuple(rules),
         direct=doc.get("direct", False),
+        workload=doc.get("workload", False),
         max_session_seconds=parse_duration(doc.get("max_session", "15m")),
         masking_patterns=tuple(doc["masking"]["patterns"])
         if "patterns" in doc.get("masking", {})

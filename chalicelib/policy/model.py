@@ -121,6 +121,9 @@ class Policy:
     rules: tuple[Rule, ...]
     description: str = ""
     direct: bool = False
+    # Its subjects are workloads (CI jobs, agents), never people: no Slack member can be the
+    # requester, so approvers need not be told apart from it by a verified email.
+    workload: bool = False
     max_session_seconds: int = 900
     # Every pattern unless the policy narrows them: masking too much beats leaking.
     masking_patterns: tuple[str, ...] = tuple(sorted(PATTERN_NAMES))

@@ -58,6 +58,7 @@ POLICY_SCHEMA: dict = {
         "clusters": _strings,
         "role": _role_arn,
         "direct": {"type": "boolean"},
+        "workload": {"type": "boolean"},
         "max_session": _duration,
         "masking": {
             "type": "object",

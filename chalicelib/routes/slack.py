@@ -1,7 +1,8 @@
 """``POST /slack/interactions``: Approve/Deny clicks and the deny-reason form, from Slack.
 
 The signature is verified on the raw body before anything is parsed. Every interaction on a
-known approval is recorded in the requesting session's audit trail, refused ones included.
+known approval is recorded in the requesting session's audit trail: a decision in the same
+transaction as the decision (no record, no decision), a refused click as refused.
 """
 
 from __future__ import annotations
@@ -29,34 +30,11 @@ def handle_slack_interaction(
             "slack interaction refused", extra={"status": refusal.status, "reason": refusal.message}
         )
         raise
-    before = services.approvals.get(interaction.approval_id)
-    answer = services.approvals.handle_interaction(interaction)
-    after = services.approvals.get(interaction.approval_id)
-    if after is not None and after.session_id:
-        changed = before is None or (before.status, len(before.decisions)) != (
-            after.status,
-            len(after.decisions),
-        )
-        decided = after.decided_by(interaction.user_id) if changed else None
-        try:
-            services.audit.approval_event(
-                "approval_decided",
-                after,
-                caller,
-                {
-                    "action": interaction.kind,
-                    "slack_user": interaction.user_id,
-                    "approver": (decided or {}).get("email") or (decided or {}).get("user_name"),
-                    "outcome": after.status if changed else "refused or repeated: nothing changed",
-                    "reason": (decided or {}).get("reason") or interaction.reason or "",
-                },
-            )
-        except EksgateError:
-            # The decision stands (Slack showed it); losing its audit line must be loud.
-            logger.exception(
-                "approval decision not recorded in the audit trail",
-                extra={"approval_id": after.approval_id},
-            )
+    # Each decision is recorded in the requester's session by the transaction that makes it,
+    # naming the one whose click won; refused clicks are recorded as refused.
+    answer = services.approvals.handle_interaction(
+        interaction, services.audit.decision_witness(caller)
+    )
     count("SlackInteractions")
     return answer
 

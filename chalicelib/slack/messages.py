@@ -66,8 +66,17 @@ def describe(approval: Approval) -> str:
 
 
 def requester_display(approval: Approval) -> str:
-    """The requester as approvers know them: their email, else their OIDC subject."""
-    return approval.requester_email or approval.requester_subject or "(unknown requester)"
+    """The requester by verified facts: subject and issuer, their verified email, and any
+    email their token claimed without verification, marked as such."""
+    subject = approval.requester_subject or "(unknown subject)"
+    who = f"{subject} (issuer {approval.requester.get('issuer') or '?'})"
+    if approval.requester_is_workload:
+        who += ", a workload"
+    if approval.requester_email:
+        who = f"{approval.requester_email} (verified), {who}"
+    elif approval.requester_claimed_email:
+        who += f", claims {approval.requester_claimed_email} (UNVERIFIED)"
+    return who
 
 
 def request_blocks(approval: Approval, requester: str | None = None) -> tuple[str, Blocks]:
@@ -75,7 +84,8 @@ def request_blocks(approval: Approval, requester: str | None = None) -> tuple[st
     ``min_approvers`` once someone approved)."""
     who = requester or requester_display(approval)
     title = f"Approval needed: {describe(approval)}"
-    text = _cut(f"{title} on {approval.cluster}, requested by {who}", MAX_TEXT)
+    # The notification text is mrkdwn too: everything the requester controls is escaped.
+    text = _cut(escape(f"{title} on {approval.cluster}, requested by {who}"), MAX_TEXT)
     blocks = [
         _header(title),
         _facts(approval, who),
@@ -113,7 +123,9 @@ def decided_blocks(approval: Approval) -> tuple[str, Blocks]:
         outcome = f":no_entry: *Denied* by {_person(denial)}"
         if denial.get("reason"):
             outcome += f": {escape(str(denial['reason']))}"
-        text = f"Denied by {denial.get('user_name') or denial.get('user_id')}: {describe(approval)}"
+        text = escape(
+            f"Denied by {denial.get('user_name') or denial.get('user_id')}: {describe(approval)}"
+        )
     elif approval.status in (APPROVED, USED):
         title = f"Approved: {describe(approval)}"
         outcome = f":white_check_mark: *Approved* by {_people(approval.approve_decisions())}."
@@ -128,7 +140,7 @@ def decided_blocks(approval: Approval) -> tuple[str, Blocks]:
         names = ", ".join(
             str(d.get("user_name") or d.get("user_id")) for d in approval.approve_decisions()
         )
-        text = f"Approved by {names}: {describe(approval)}"
+        text = escape(f"Approved by {names}: {describe(approval)}")
     else:
         return expired_blocks(approval) if approval.status == EXPIRED else request_blocks(approval)
     blocks = [
@@ -162,7 +174,7 @@ def expired_blocks(approval: Approval) -> tuple[str, Blocks]:
         _section(outcome),
         _context(approval),
     ]
-    return _cut(f"Expired without a decision: {describe(approval)}", MAX_TEXT), blocks
+    return _cut(escape(f"Expired without a decision: {describe(approval)}"), MAX_TEXT), blocks
 
 
 def message_for(approval: Approval) -> tuple[str, Blocks]:

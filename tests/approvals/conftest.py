@@ -102,6 +102,7 @@ class Endpoint:
 
     url: str = ""
     service: ApprovalService | None = None
+    witness: Any = None  # what records decisions (the audit trail), when a test gives one
     answers: list[tuple[int, bytes]] = field(default_factory=list)
 
 
@@ -115,7 +116,7 @@ def endpoint() -> Iterator[Endpoint]:
             try:
                 verify_slack_request(SIGNING_SECRET, dict(self.headers.items()), body)
                 assert state.service is not None
-                answer = state.service.handle_interaction(parse_interaction(body))
+                answer = state.service.handle_interaction(parse_interaction(body), state.witness)
                 status, payload = 200, b"" if answer is None else json.dumps(answer).encode()
             except EksgateError as error:
                 status, payload = error.status, json.dumps({"message": error.message}).encode()

@@ -28,12 +28,13 @@ def test_policy_lint_passes_on_the_shipped_policies(capsys):
 
 
 def test_policy_lint_on_a_broken_policy_prints_file_line_and_field(tmp_path, capsys):
-    (tmp_path / "broken.yaml").write_text(
-        (DEFAULT_POLICY_DIR / "ci-agent.yaml").read_text().replace("verbs: [get, list, watch]",
-                                                                  "verbs: [get, lst, watch]"))
+    broken = (DEFAULT_POLICY_DIR / "ci-agent.yaml").read_text().replace(
+        "verbs: [get, list, watch]", "verbs: [get, lst, watch]")
+    (tmp_path / "broken.yaml").write_text(broken)
+    line = broken.splitlines().index(next(x for x in broken.splitlines() if "lst" in x)) + 1
     assert main(["policy", "lint", str(tmp_path)]) == 1
     err = capsys.readouterr().err
-    assert f"{tmp_path}/broken.yaml:17: rules[0].verbs[1]: unknown verb 'lst'" in err
+    assert f"{tmp_path}/broken.yaml:{line}: rules[0].verbs[1]: unknown verb 'lst'" in err
 
 
 def test_policy_lint_warns_about_shadowed_rules(tmp_path, capsys):
