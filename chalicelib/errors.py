@@ -12,10 +12,15 @@ class EksgateError(Exception):
     status = 500
     reason = "InternalError"
 
-    def __init__(self, message: str, *, details: dict | None = None) -> None:
+    def __init__(
+        self, message: str, *, details: dict | None = None, nothing_sent: bool = False
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.details = details or {}
+        # True when the request certainly never reached the cluster (so a once-approval it
+        # used can be given back); False when it may have.
+        self.nothing_sent = nothing_sent
 
 
 class BadRequest(EksgateError):
@@ -71,3 +76,14 @@ class ServiceUnavailable(EksgateError):
 class GatewayTimeout(EksgateError):
     status = 504
     reason = "Timeout"
+
+
+class AnswerWithheld(EksgateError):
+    """The request was sent, but its answer could not be recorded, so it is not returned.
+
+    A 500 (not a 503) on purpose: clients retry 503s as "not carried out", and this one may
+    have been.
+    """
+
+    status = 500
+    reason = "InternalError"

@@ -16,7 +16,8 @@ from typing import Any
 from chalicelib.approvals.service import ApprovalService
 from chalicelib.approvals.diff import changes_anything, mark_hidden_changes, object_diff
 from chalicelib.approvals.model import Approval
-from chalicelib.errors import Forbidden
+from chalicelib.errors import EksgateError, Forbidden
+from chalicelib.observability import logger
 from chalicelib.approvals.fingerprint import ApprovalSubject
 from chalicelib.approvals.model import ApprovalAsk
 from chalicelib.gateway.exchange import Exchange
@@ -202,6 +203,22 @@ class ApprovalGate:
                 self._consumed(exchange, redeemed)
                 return redeemed
         raise approval_refusal(approval, channel)
+
+    def give_back(self, exchange: Exchange, approval: Approval) -> None:
+        """The request this once-approval let through never reached the cluster: make the
+        approval usable again, so a human need not approve the same thing twice."""
+        if not self._service.give_back(approval):
+            return
+        try:
+            self._audit.session_event(
+                "approval_returned",
+                exchange.session,
+                exchange.caller,
+                approval_id=approval.approval_id,
+                detail={"why": "the request did not reach the cluster"},
+            )
+        except EksgateError:  # often why it was given back; the approval stands either way
+            logger.warning("approval given back, unrecorded", extra={"id": approval.approval_id})
 
     def _consumed(self, exchange: Exchange, approval: Approval) -> None:
         approvers = [

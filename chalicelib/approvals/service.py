@@ -260,6 +260,13 @@ class ApprovalService:
             return current if usable else None
         return self._store.consume(approval.approval_id, approval.match_key, at)
 
+    def give_back(self, approval: Approval) -> bool:
+        """A used once-approval whose request never reached the cluster is usable again."""
+        returned = self._store.give_back(approval)
+        if returned:
+            logger.info("approval given back", extra={"approval_id": approval.approval_id})
+        return returned
+
     def get(self, approval_id: str) -> Approval | None:
         """The approval with this id, or None (ids of the wrong shape are never looked up)."""
         return self._store.get(approval_id) if is_approval_id(approval_id) else None

@@ -27,6 +27,7 @@ from typing import Any, Protocol
 from boto3.dynamodb.types import TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
+from chalicelib.observability import logger
 from chalicelib.approvals.errors import ApprovalsUnavailable
 from chalicelib.approvals.items import approval_from_item, approval_to_item
 from chalicelib.approvals.model import (
@@ -55,6 +56,8 @@ BY_STATUS, BY_REQUESTER, BY_MATCH = "by-status", "by-requester", "by-match"
 # people clicking at once; past this something is wrong and we refuse rather than spin.
 MAX_DECISION_ATTEMPTS = 64
 MAX_CLAIM_ATTEMPTS = 16
+# Table names and AWS error codes go to the log; callers learn that nothing was approved.
+APPROVALS_UNAVAILABLE = "approvals are unavailable; nothing is approved until they are back"
 # Items keyed "claim#<match key>" hold which approval is pending for that key (see
 # create_pending); they carry no index attributes, so no index or listing ever sees them.
 CLAIM_PREFIX = "claim#"
@@ -101,6 +104,8 @@ class ApprovalStore(Protocol):
     ) -> Approval | None: ...
 
     def active_grant(self, match_key: str, now: float | None = None) -> Approval | None: ...
+
+    def give_back(self, approval: Approval) -> bool: ...
 
     def record_decision(
         self,
@@ -209,6 +214,22 @@ class DynamoApprovalStore:
         except _ConditionFailed:
             return None
         return approval_from_item(item)
+
+    def give_back(self, approval: Approval) -> bool:
+        """Undo ``consume`` of a once-approval whose request never reached the cluster:
+        used -> approved again, only if it is still the use we made (same ``used_at``)."""
+        if approval.mode != ONCE or approval.status != USED or approval.used_at is None:
+            return False
+        try:
+            self._update(
+                approval.approval_id,
+                "SET #status = :approved REMOVE used_at",
+                "#status = :used AND used_at = :used_at",
+                {":approved": APPROVED, ":used": USED, ":used_at": approval.used_at},
+            )
+        except _ConditionFailed:
+            return False
+        return True
 
     def record_decision(
         self,
@@ -564,15 +585,13 @@ class DynamoApprovalStore:
                 code == "TransactionCanceledException" and _condition_cancelled(exc)
             ):
                 raise _ConditionFailed() from None
-            raise ApprovalsUnavailable(
-                f"the approvals table {self._table} is unavailable ({code}); "
-                "nothing is approved until it is back"
-            ) from exc
+            logger.error("approvals table call failed", extra={"table": self._table, "code": code})
+            raise ApprovalsUnavailable(APPROVALS_UNAVAILABLE) from exc
         except BotoCoreError as exc:
-            raise ApprovalsUnavailable(
-                f"the approvals table {self._table} could not be reached ({exc}); "
-                "nothing is approved until it is back"
-            ) from exc
+            logger.error(
+                "approvals table unreachable", extra={"table": self._table, "error": repr(exc)}
+            )
+            raise ApprovalsUnavailable(APPROVALS_UNAVAILABLE) from exc
 
 
 def _condition_cancelled(exc: ClientError) -> bool:

@@ -32,6 +32,7 @@ EVENT_KINDS = frozenset(
         "approval_decided",
         "approval_click_refused",
         "approval_consumed",
+        "approval_returned",
         "approval_expired",
         "direct_token_issued",
     }

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Mapping
 
 from chalicelib.credentials.eks_token import AwsCredentials
+from chalicelib.observability import logger
 from chalicelib.errors import ServiceUnavailable
 from chalicelib.identity import Identity
 
@@ -103,10 +104,16 @@ class RoleCredentialCache:
             )
         except Exception as exc:  # botocore ClientError and connection errors: fail closed
             code = getattr(exc, "response", {}).get("Error", {}).get("Code", type(exc).__name__)
-            raise ServiceUnavailable(
-                f"cannot assume role {request.role_arn} ({code}); check its trust policy "
-                "allows the eksgate function with sts:SetSourceIdentity and sts:TagSession"
+            # Role ARNs and AWS error codes are for operators (the log), not for callers.
+            logger.error(
+                "cannot assume the policy's role: check its trust policy allows the eksgate "
+                "function with sts:SetSourceIdentity and sts:TagSession",
+                extra={"role_arn": request.role_arn, "code": code},
             )
+            raise ServiceUnavailable(
+                "eksgate could not take on the policy's role, so nothing was sent; the "
+                "gateway's log says why"
+            ) from None
         creds: Mapping[str, Any] = answer["Credentials"]
         expiration = creds["Expiration"]
         if expiration.tzinfo is None:

@@ -13,9 +13,14 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
+from chalicelib.observability import logger
 from chalicelib.errors import ServiceUnavailable
 
 MIN_KEY_BYTES = 32
+
+
+# Secret names and AWS errors go to the log; callers learn only that we fail closed.
+_KEY_UNAVAILABLE = "the gateway's signing key is unavailable; the gateway's log says why"
 
 
 @dataclass(frozen=True)
@@ -94,13 +99,17 @@ class SecretsManagerKeyStore:
             except self._client.exceptions.ResourceNotFoundException:
                 if stage == "AWSPREVIOUS":
                     continue  # never rotated yet
-                raise ServiceUnavailable(
-                    f"signing key secret {self._secret_id!r} not found; create it (docs/deploy.md)"
+                logger.error(
+                    "signing key secret not found; create it (docs/deploy.md)",
+                    extra={"secret_id": self._secret_id},
                 )
+                raise ServiceUnavailable(_KEY_UNAVAILABLE)
             except Exception as exc:  # botocore errors: fail closed, without the secret's content
-                raise ServiceUnavailable(
-                    f"cannot read the signing key: {type(exc).__name__}"
-                ) from exc
+                logger.error(
+                    "cannot read the signing key",
+                    extra={"secret_id": self._secret_id, "error": type(exc).__name__},
+                )
+                raise ServiceUnavailable(_KEY_UNAVAILABLE) from exc
             key = SigningKey(kid=answer["VersionId"], secret=_key_bytes(answer["SecretString"]))
             keys[key.kid] = key
             if stage == "AWSCURRENT":

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 from chalicelib.config import ClusterConfig
+from chalicelib.observability import logger
 from chalicelib.errors import NotFound, ServiceUnavailable
 
 
@@ -54,8 +55,16 @@ class ClusterDirectory:
             url = config.endpoint or cluster["endpoint"]
             ca_pem = base64.b64decode(config.ca_data or cluster["certificateAuthority"]["data"])
         except Exception as exc:  # botocore errors, missing fields: fail closed
+            logger.error(
+                "cannot describe the EKS cluster",
+                extra={
+                    "eks_cluster": config.eks_cluster_name,
+                    "region": config.region,
+                    "error": type(exc).__name__,
+                },
+            )
             raise ServiceUnavailable(
-                f"cannot describe EKS cluster {config.eks_cluster_name!r} in {config.region}: "
-                f"{type(exc).__name__}"
+                f"eksgate cannot look up cluster {config.name!r}, so nothing was sent; the "
+                "gateway's log says why"
             ) from exc
         return ClusterEndpoint(config.name, url, ca_pem, config)

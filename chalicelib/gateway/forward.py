@@ -12,6 +12,7 @@ from typing import Callable
 
 from chalicelib.credentials.eks_token import AwsCredentials, EksToken, make_eks_token
 from chalicelib.credentials.role_credentials import RoleCredentialCache, role_session_for
+from chalicelib.errors import EksgateError
 from chalicelib.gateway.clusters import ClusterDirectory
 from chalicelib.gateway.exchange import ANSWER_MARGIN_SECONDS, Exchange
 from chalicelib.gateway.upstream import Upstream, UpstreamRequest, UpstreamResponse
@@ -54,16 +55,22 @@ class Forwarder:
     def _send(
         self, exchange: Exchange, method: str, query: str, body: bytes | None
     ) -> UpstreamResponse:
-        cluster = self._clusters.endpoint(exchange.cluster)
-        credentials = self._roles.credentials(
-            role_session_for(
-                exchange.session.identity,
-                exchange.policy.role_arn,
-                exchange.policy.name,
-                exchange.cluster,
+        try:
+            cluster = self._clusters.endpoint(exchange.cluster)
+            credentials = self._roles.credentials(
+                role_session_for(
+                    exchange.session.identity,
+                    exchange.policy.role_arn,
+                    exchange.policy.name,
+                    exchange.cluster,
+                )
             )
-        )
-        eks = self._eks_token(credentials, cluster.config.eks_cluster_name, cluster.config.region)
+            eks = self._eks_token(
+                credentials, cluster.config.eks_cluster_name, cluster.config.region
+            )
+        except EksgateError as failure:
+            failure.nothing_sent = True  # failed before anything left for the cluster
+            raise
         headers = {
             name: exchange.incoming.headers[name]
             for name in FORWARDED_HEADERS

@@ -18,9 +18,18 @@ from chalicelib.approvals.gate import (
     NoChange,
     proposed_change,
 )
+from chalicelib.approvals.model import Approval
 from chalicelib.audit.recorder import GatewayAudit, Outcome
+from chalicelib.audit.store import AuditUnavailable
 from chalicelib.credentials.session_token import SessionTokenCodec
-from chalicelib.errors import BadGateway, BadRequest, EksgateError, Forbidden, Unauthorized
+from chalicelib.errors import (
+    AnswerWithheld,
+    BadGateway,
+    BadRequest,
+    EksgateError,
+    Forbidden,
+    Unauthorized,
+)
 from chalicelib.gateway.answers import ProxyResponse, masked_response
 from chalicelib.gateway.exchange import (
     CONNECTION_SUBRESOURCES,
@@ -69,7 +78,7 @@ class Gateway:
         try:
             exchange = open_exchange(authenticated, self._limits, self._clock())
             decision = self.decide(exchange)
-            approval_id = self.clear(exchange, decision)
+            approval = self.clear(exchange, decision)
         except NoChange as unchanged:
             assert exchange is not None
             return self._answer_unchanged(exchange, unchanged)
@@ -82,8 +91,12 @@ class Gateway:
             self._audit.refusal(authenticated, request, decision, refusal, approval_id)
             raise
         assert exchange is not None and decision is not None
-        self._audit.request(exchange, decision, approval_id)  # no record, no forward
-        return self.forward(exchange)
+        try:
+            return self.forward(exchange, decision, approval)
+        except EksgateError as failure:
+            if approval is not None and failure.nothing_sent and self._approvals is not None:
+                self._approvals.give_back(exchange, approval)  # a human need not ask twice
+            raise
 
     # ---- the steps, in order ----------------------------------------------------------------
 
@@ -108,8 +121,9 @@ class Gateway:
             return Decision("allow", exchange.policy.name, None, _DISCOVERY_REASON)
         return evaluate(exchange.policy, request)
 
-    def clear(self, exchange: Exchange, decision: Decision) -> str | None:
-        """Whether this exchange may go: None (allowed), its approval's id, or a refusal."""
+    def clear(self, exchange: Exchange, decision: Decision) -> Approval | None:
+        """Whether this exchange may go: None (allowed), the approval it goes under, or a
+        refusal."""
         rule = decision.rule
         direct_grant = decision.effect == "approve" and bool(
             rule and rule.approval and rule.approval.direct
@@ -123,36 +137,50 @@ class Gateway:
                 f"eksgate: {decision.reason}",
                 details={"policy": decision.policy, "rule": decision.rule_label},
             )
-        approval_id = None
+        approval = None
         # A client's own dry run (kubectl diff, apply --dry-run=server) changes nothing:
         # it goes through as the gateway's own dry run would, without asking anyone.
         if decision.effect == "approve" and not exchange.is_dry_run:
-            approval_id = self._clear_approval(exchange, decision)
-        _refuse_platform_limits(exchange, approval_id)
-        return approval_id
+            approval = self._clear_approval(exchange, decision)
+        _refuse_platform_limits(exchange, approval.approval_id if approval else None)
+        return approval
 
-    def forward(self, exchange: Exchange) -> ProxyResponse:
+    def forward(
+        self, exchange: Exchange, decision: Decision, approval: Approval | None
+    ) -> ProxyResponse:
+        """Record, send as the policy's role, mask, record the answer. Every failure says
+        truthfully whether the request may have reached the cluster."""
+        try:
+            self._audit.request(exchange, decision, approval.approval_id if approval else None)
+        except EksgateError as unrecorded:
+            unrecorded.nothing_sent = True  # no record, no forward
+            raise
         started = self._clock()
         try:
             answer = self._forward.send(exchange)
             result = masked_response(answer, exchange.request, exchange.policy.masking)
         except Exception as exc:  # recorded whatever it was: the request may have taken effect
-            failure = (
-                exc
-                if isinstance(exc, EksgateError)
-                else BadGateway("the cluster's answer could not be processed; withheld")
-            )
+            failure = _truthful_failure(exc, exchange)
             elapsed = (self._clock() - started) * 1000
-            self._audit.response(exchange, Outcome(None, elapsed, None, error=failure.message))
+            outcome = Outcome(None, elapsed, None, error=failure.message)
+            self._record_outcome(exchange, outcome, failure)
             raise failure from exc
         # No record, no answer: the cluster's reply is withheld if it cannot be recorded.
         elapsed = (self._clock() - started) * 1000
-        self._audit.response(exchange, Outcome(result.status, elapsed, result.body))
+        self._record_outcome(exchange, Outcome(result.status, elapsed, result.body), None)
         return result
+
+    def _record_outcome(
+        self, exchange: Exchange, outcome: Outcome, failure: EksgateError | None
+    ) -> None:
+        try:
+            self._audit.response(exchange, outcome)
+        except AuditUnavailable as unrecorded:
+            raise _answer_withheld(exchange, outcome, failure) from unrecorded
 
     # ---- approvals --------------------------------------------------------------------------
 
-    def _clear_approval(self, exchange: Exchange, decision: Decision) -> str:
+    def _clear_approval(self, exchange: Exchange, decision: Decision) -> Approval:
         if self._approvals is None:
             raise Forbidden(
                 f"eksgate: approval required ({decision.reason}), but approvals are "
@@ -160,11 +188,11 @@ class Gateway:
             )
         usable = self._approvals.find(exchange, decision)
         if usable:
-            return usable.approval_id
+            return usable
         diff = self._proposed_change(exchange, decision)
         # Leave time to forward and answer after waiting, inside API Gateway's 29 s.
         max_wait = exchange.incoming.seconds_left(self._clock()) - FORWARD_BUDGET_SECONDS
-        return self._approvals.ask(exchange, decision, diff, max_wait).approval_id
+        return self._approvals.ask(exchange, decision, diff, max_wait)
 
     def _proposed_change(self, exchange: Exchange, decision: Decision) -> str:
         """The dry run and the current object, as the approver's diff (or NoChange, or
@@ -200,6 +228,45 @@ class Gateway:
         error = BadRequest(f"dry run refused with HTTP {refused.response.status}")
         self._audit.refusal(authenticated, exchange.request, decision, error)
         return masked_response(refused.response, exchange.request, exchange.policy.masking)
+
+
+def _truthful_failure(exc: BaseException, exchange: Exchange) -> EksgateError:
+    """The error to answer with when forwarding failed, saying whether it may have run."""
+    failure = (
+        exc
+        if isinstance(exc, EksgateError)
+        else BadGateway("the cluster's answer could not be processed; withheld")
+    )
+    if failure.nothing_sent or exchange.request.verb not in MUTATING_VERBS:
+        return failure
+    # The write may have reached the cluster: a client that retries blindly could repeat it.
+    return type(failure)(
+        f"{failure.message}. The cluster may have carried out this "
+        f"{exchange.request.verb}: check the object's state before you retry",
+        details=failure.details,
+    )
+
+
+def _answer_withheld(
+    exchange: Exchange, outcome: Outcome, failure: EksgateError | None
+) -> EksgateError:
+    """The audit trail could not take the answer: it is withheld, and the caller is told
+    truthfully what happened to the request."""
+    if failure is not None:
+        happened = f"forwarding failed ({failure.message})"
+    else:
+        happened = f"the cluster answered HTTP {outcome.status}"
+    if exchange.request.verb in MUTATING_VERBS and (failure is None or not failure.nothing_sent):
+        advice = (
+            "The request was sent and may have been carried out: check the object's state "
+            "before you retry"
+        )
+    else:
+        advice = "Nothing was changed by it; try again in a moment"
+    return AnswerWithheld(
+        f"eksgate withheld the answer because it could not record it in the audit trail: "
+        f"{happened}. {advice}"
+    )
 
 
 def _refuse_platform_limits(exchange: Exchange, approval_id: str | None) -> None:

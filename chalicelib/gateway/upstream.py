@@ -86,6 +86,18 @@ class HttpsUpstream:
                 redirect=False,
                 timeout=urllib3.Timeout(connect=self._connect_timeout, read=remaining),
             )
+        except urllib3.exceptions.NewConnectionError as exc:
+            # urllib3 files a refused connection under timeouts; it is not one.
+            raise BadGateway(
+                f"cannot connect to cluster {cluster.name!r}: the connection was refused or "
+                "failed; nothing was sent",
+                nothing_sent=True,
+            ) from exc
+        except urllib3.exceptions.ConnectTimeoutError as exc:
+            raise GatewayTimeout(
+                f"cluster {cluster.name!r} did not accept a connection in time; nothing was sent",
+                nothing_sent=True,
+            ) from exc
         except urllib3.exceptions.TimeoutError as exc:
             raise GatewayTimeout(f"cluster {cluster.name!r} did not answer in time") from exc
         except urllib3.exceptions.SSLError as exc:
@@ -121,9 +133,13 @@ def _read(
             if size > max_bytes:
                 response.drain_conn() if not request.stream else response.close()
                 return UpstreamResponse(response.status, _headers(response), b"", truncated=True)
-            if request.stream and time.monotonic() >= request.deadline:
-                response.close()  # a follow stream we must end to answer in time
-                cut = True
+            if time.monotonic() >= request.deadline:
+                response.close()
+                if not request.stream:
+                    # One deadline for the whole answer, not only for each read: a cluster
+                    # that drips bytes must not hold us past API Gateway's 29 s.
+                    raise GatewayTimeout("the cluster did not finish its answer in time")
+                cut = True  # a watch or follow stream we end to answer in time
                 break
     except urllib3.exceptions.ReadTimeoutError:
         if not request.stream:

@@ -17,6 +17,7 @@ import jwt
 
 from chalicelib.config import IssuerConfig
 from chalicelib.identity.model import Identity
+from chalicelib.observability import logger
 from chalicelib.errors import ServiceUnavailable, Unauthorized
 
 ASYMMETRIC_ALGORITHMS = frozenset(
@@ -74,8 +75,9 @@ class JwksCache:
             document = self._fetch(jwks_url)
             key_set = jwt.PyJWKSet.from_dict(dict(document))
         except (jwt.PyJWKSetError, jwt.InvalidKeyError, ValueError, OSError) as exc:
+            logger.warning("JWKS could not be loaded", extra={"jwks_url": jwks_url, "error": repr(exc)})
             raise ServiceUnavailable(
-                f"could not load the issuer's signing keys from {jwks_url}: {exc}"
+                f"could not load the issuer's signing keys from {jwks_url}"
             ) from exc
         entry = (now, key_set)
         self._sets[jwks_url] = entry

@@ -6,7 +6,9 @@ from typing import Mapping
 
 import jwt
 
-from chalicelib.errors import NotFound, Unauthorized
+from chalicelib.errors import EksgateError, NotFound, Unauthorized
+from chalicelib.kube.request import resolve
+from chalicelib.policy import evaluate
 from chalicelib.identity.bearer import bearer_token
 from chalicelib.services import Services
 
@@ -31,4 +33,23 @@ def approval_status(services: Services, headers: Mapping[str, str], approval_id:
         or approval.requester.get("issuer") != session.identity.issuer
     ):
         raise NotFound(f"no approval {approval_id} of yours")
-    return approval.to_public_dict()
+    answer = approval.to_public_dict()
+    if not _may_read(services, session.policy, approval.request.get("path") or ""):
+        # The diff shows the object; the requester sees only what their policy lets them read.
+        answer["diff"] = DIFF_HIDDEN
+    return answer
+
+
+DIFF_HIDDEN = "(hidden: your policy does not let you read this object)"
+
+
+def _may_read(services: Services, policy_name: str, path: str) -> bool:
+    """Whether the policy allows a plain GET of the object the approval is about."""
+    policy = next((p for p in services.policies if p.name == policy_name), None)
+    if policy is None or not path:
+        return False
+    try:
+        request = resolve("GET", path)
+    except EksgateError:
+        return False
+    return evaluate(policy, request).effect == "allow"

@@ -203,3 +203,22 @@ def test_the_message_names_the_requester_by_verified_facts(
         assert text.count("cto@example.com") == text.count("cto@example.com (UNVERIFIED)")
     finally:
         fake.stop()
+
+
+def test_a_once_approval_given_back_is_usable_exactly_once_more(
+        store: Any, clock: FakeClock, endpoint: Any, audit_store: DynamoAuditStore) -> None:
+    bob = FakeUser("U0BOB7", "bob", "Bob", "bob7@example.com")
+    fake, harness = setup(store, clock, endpoint, audit_store, [bob])
+    try:
+        rule = patch_rule(approvers=("U0BOB7",))
+        approval = ask(harness, rule)
+        fake.click(ts(approval), "eksgate_approve", bob.id)
+        used = must(harness.usable(rule))
+        assert harness.usable(rule) is None  # used up
+        assert harness.service.give_back(used)  # its request never reached the cluster
+        assert not harness.service.give_back(used)  # only the use we made, only once
+        again = must(harness.usable(rule))
+        assert again.approval_id == approval.approval_id
+        assert harness.usable(rule) is None
+    finally:
+        fake.stop()

@@ -234,10 +234,14 @@ def test_a_failed_audit_write_blocks_the_request():
 
 
 def test_an_answer_that_cannot_be_recorded_is_withheld():
-    from chalicelib.audit.store import AuditUnavailable
+    from chalicelib.errors import AnswerWithheld
     gw, _ = gateway(FakeUpstream(), audit=RecordingAudit(fail_on="response"))
-    with pytest.raises(AuditUnavailable):
+    with pytest.raises(AnswerWithheld) as withheld:
         gw.handle(incoming("/api/v1/namespaces/shop/pods"))
+    # Not a 503 ("not carried out"): the cluster answered, and the caller is told so.
+    assert withheld.value.status == 500
+    assert "could not record it" in withheld.value.message
+    assert "cluster answered HTTP 200" in withheld.value.message
 
 
 def test_approval_without_approvals_configured_is_refused():
