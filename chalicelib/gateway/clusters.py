@@ -34,6 +34,10 @@ class ClusterDirectory:
         self._lock = threading.Lock()
         self._endpoints: dict[str, ClusterEndpoint] = {}
 
+    def names(self) -> tuple[str, ...]:
+        """The clusters this gateway serves, sorted."""
+        return tuple(sorted(self._clusters))
+
     def endpoint(self, name: str) -> ClusterEndpoint:
         config = self._clusters.get(name)
         if config is None:

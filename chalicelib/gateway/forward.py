@@ -39,6 +39,9 @@ class Forwarder:
         self._clock = clock
         self._eks_tokens: dict[tuple[str, str, str], EksToken] = {}
 
+    def cluster_names(self) -> tuple[str, ...]:
+        return self._clusters.names()
+
     def send(self, exchange: Exchange) -> UpstreamResponse:
         """The exchange itself; the answer is not masked yet."""
         return self._send(exchange, exchange.method, exchange.forwarded_query, exchange.body)

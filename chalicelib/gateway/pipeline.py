@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import time
+
+import jwt
 from typing import Any, Callable, Sequence
 
 from chalicelib.approvals.gate import (
@@ -28,6 +30,7 @@ from chalicelib.errors import (
     BadRequest,
     EksgateError,
     Forbidden,
+    NotFound,
     Unauthorized,
 )
 from chalicelib.gateway.answers import ProxyResponse, masked_response
@@ -46,6 +49,10 @@ from chalicelib.policy import Decision, Policy, evaluate
 
 # Time kept back after waiting for an approval, to forward and answer inside the 29 s.
 FORWARD_BUDGET_SECONDS = 12.0
+RENEWAL_HINT = (
+    "The next kubectl command renews the session (or run `eksgate token --force-refresh`, or "
+    "`eksgate cache clear`)"
+)
 _DISCOVERY_REASON = "discovery is open to every session"
 NO_CHANGE_WARNING = (
     "eksgate: this write would change nothing (its dry run equals the live object), so it was "
@@ -107,13 +114,40 @@ class Gateway:
                 "missing gateway session token: configure kubectl with "
                 "`eksgate kubeconfig` (it runs `eksgate token`)"
             )
-        session = self._sessions.verify(token, incoming.cluster)
+        if incoming.cluster not in self._forward.cluster_names():
+            raise self._unknown_cluster(token, incoming.cluster)
+        try:
+            session = self._sessions.verify(token, incoming.cluster)
+        except Unauthorized as rejected:
+            # Always a 401: client-go runs the exec plugin again only after one.
+            raise Unauthorized(f"{rejected.message}. {RENEWAL_HINT}") from None
         policy = self._policies.get(session.policy)
         if policy is None:
             raise Unauthorized(
-                f"policy {session.policy!r} of this session no longer exists; get a new token"
+                f"policy {session.policy!r} of this session no longer exists. {RENEWAL_HINT}"
             )
         return Authenticated(incoming, session, policy)
+
+    def _unknown_cluster(self, token: str, cluster: str) -> NotFound:
+        """A 404 for a cluster path this gateway does not serve (a typo, most likely), naming
+        the clusters the caller may use when their token proves who they are. A 401 here
+        would send kubectl into re-login loops that hide the real reason."""
+        try:
+            claimed = str(jwt.decode(token, options={"verify_signature": False}).get("cls", ""))
+            session = self._sessions.verify(token, claimed)
+        except (jwt.PyJWTError, EksgateError):
+            return NotFound(f"eksgate serves no cluster {cluster!r} (check the path /k8s/<cluster>)")
+        policy = self._policies.get(session.policy)
+        usable = [
+            name
+            for name in self._forward.cluster_names()
+            if policy is not None and policy.applies_to_cluster(name)
+        ]
+        return NotFound(
+            f"eksgate serves no cluster {cluster!r}; your session is for cluster "
+            f"{session.cluster!r}, and your policy may use: {', '.join(usable) or 'none'}",
+            details={"name": cluster, "kind": "cluster"},
+        )
 
     def decide(self, exchange: Exchange) -> Decision:
         request = exchange.request

@@ -11,7 +11,7 @@ import pytest
 from chalicelib.gateway.clusters import ClusterEndpoint
 from chalicelib.config import ClusterConfig
 from chalicelib.credentials.eks_token import AwsCredentials
-from chalicelib.errors import (BadGateway, BadRequest, Forbidden, GatewayTimeout, NotAcceptable,
+from chalicelib.errors import (BadGateway, BadRequest, Forbidden, GatewayTimeout, NotAcceptable, NotFound,
                                PayloadTooLarge, Unauthorized, UnsupportedMediaType)
 from chalicelib.identity import Identity
 from chalicelib.policy import load_policies
@@ -38,6 +38,9 @@ class Keys:
 
 
 class Clusters:
+    def names(self):
+        return ("demo", "prod-eu")
+
     def endpoint(self, name):
         return ClusterEndpoint(name, "https://127.0.0.1:1", b"", ClusterConfig(name, "us-east-1"))
 
@@ -298,3 +301,15 @@ def test_writes_carrying_the_mask_are_refused_recorded_and_never_forwarded(
     body = json.loads(status_response(refused.value).body)
     assert body["code"] == 400 and body["details"]["causes"]
     assert upstream.sent == [] and audit.events == ["refusal"]
+
+
+def test_a_cluster_path_typo_is_a_404_naming_the_callers_clusters():
+    gw, _ = gateway(FakeUpstream())
+    with pytest.raises(NotFound) as typo:
+        gw.handle(incoming("/api/v1/namespaces/shop/pods", cluster="dmeo"))
+    assert "no cluster 'dmeo'" in typo.value.message
+    assert "your session is for cluster 'demo'" in typo.value.message
+    assert "may use: demo, prod-eu" in typo.value.message
+    with pytest.raises(NotFound) as stranger:  # an invalid token learns nothing more
+        gw.handle(incoming("/api/v1/namespaces/shop/pods", cluster="dmeo", token="forged"))
+    assert "session" not in stranger.value.message
