@@ -20,6 +20,8 @@ GITHUB_DEFAULT_AUDIENCE = "eksgate"
 V1BETA1 = "client.authentication.k8s.io/v1beta1"
 V1 = "client.authentication.k8s.io/v1"
 API_VERSIONS = (V1BETA1, V1)
+# How often one Kubernetes client process asks for a credential without having been refused.
+SERVES_PER_CLIENT = 2
 VOLATILE_CLAIMS = frozenset({"iat", "exp", "nbf", "jti", "auth_time", "uti", "rh", "nonce"})
 
 # Options of `eksgate token` that take a value, and flags, by their long name.
@@ -217,16 +219,18 @@ def plugin_marker(environ: dict[str, str] | os._Environ[str]) -> str | None:
 
 
 def served_before(path: str, marker: str) -> bool:
-    """Has this cache entry already been given to this very parent process?
+    """Has this cache entry already been given to this very client as often as it asks?
 
-    client-go runs the plugin once per process and caches the credential in memory until it
+    client-go runs the plugin a fixed, small number of times per process (kubectl 1.32: once
+    for discovery and once for the REST client) and caches the credential in memory until it
     expires; it runs the plugin again before then only after the API answered 401. So the
-    same kubectl asking again for an unexpired credential means the gateway rejected it (a
-    new signing key, a restarted stack): that entry must be dropped, not served again.
+    same kubectl asking more often than that for an unexpired credential means the gateway
+    rejected it (a new signing key, a restarted stack): that entry must be renewed, not served
+    again. The plugin cannot see the 401 itself (ExecCredential v1 carries no response).
     """
     try:
         with open(path + ".served") as handle:
-            return marker in handle.read().split()
+            return handle.read().split().count(marker) >= SERVES_PER_CLIENT
     except OSError:
         return False
 
