@@ -234,3 +234,40 @@ def rules_review(policy: Policy, review: Any) -> dict[str, Any]:
         "spec": dict(spec),
         "status": status,
     }
+
+
+SELF_REVIEWS = {
+    "selfsubjectaccessreviews": access_review,
+    "selfsubjectrulesreviews": rules_review,
+}
+
+
+def is_self_review(request: KubeRequest) -> bool:
+    """Is ``request`` a caller asking about its own permissions (``kubectl auth can-i``)?
+
+    The gateway answers these from the policy instead of forwarding them: the cluster would
+    answer for the policy's role, which is broader than what the gateway lets through.
+    """
+    return (
+        request.is_resource_request
+        and request.verb == "create"
+        and request.api_group == "authorization.k8s.io"
+        and request.resource in SELF_REVIEWS
+        and not request.subresource
+        and not request.name
+    )
+
+
+def answer_self_review(
+    policy: Policy, request: KubeRequest, body: bytes, content_type: str
+) -> dict[str, Any]:
+    """The 201 answer (JSON) to a self review, JSON or protobuf; BadRequest if malformed."""
+    from chalicelib.review_body import parse_review
+
+    review = parse_review(body, content_type)
+    expected = "SelfSubjectAccessReview" if request.resource == "selfsubjectaccessreviews" else (
+        "SelfSubjectRulesReview"
+    )
+    if review.get("kind") != expected:
+        raise BadRequest(f"{request.resource} takes a {expected}")
+    return SELF_REVIEWS[request.resource](policy, review)

@@ -248,7 +248,9 @@ class KubeTools:
 
     # ---- changing ------------------------------------------------------------------------------
 
-    def apply(self, manifest: str, namespace: str = "", dry_run_only: bool = False) -> dict:
+    def apply(
+        self, manifest: str, namespace: str = "", dry_run_only: bool = False
+    ) -> dict[str, Any]:
         """Create the object, or merge the manifest into it, after a server-side dry run."""
         from chalicelib.approvals.diff import object_diff
 

@@ -207,3 +207,82 @@ def test_whoami_text_reads_as_the_policy_does():
     assert "bot@example.com> (unverified)" in text
     assert "needs a human's approval:\n  - create,update,patch deployments,deployments/scale" in text
     assert "[no-namespace-deletes]" in text and "namespaces are managed" in text
+
+
+# ---- the bodies kubectl sends (captured from kubectl 1.33 and 1.31) ------------------------
+
+from pathlib import Path  # noqa: E402
+
+from chalicelib.access_review import answer_self_review, is_self_review  # noqa: E402
+from chalicelib.kube_request import resolve  # noqa: E402
+from chalicelib.review_body import parse_review  # noqa: E402
+
+CAPTURED = {
+    item["name"]: item
+    for item in json.loads(
+        (Path(__file__).parent / "fixtures" / "kubectl_access_reviews.json").read_text()
+    )
+}
+
+
+def captured(name: str) -> tuple[bytes, str, str]:
+    import base64
+
+    item = CAPTURED[name]
+    return base64.b64decode(item["body"]), item["ct"], item["path"]
+
+
+@pytest.mark.parametrize("name", ["kubectl-1.33-can-i-patch-deployments.apps-n-shop",
+                                  "kubectl-1.31-can-i-patch-deployments.apps-n-shop"])
+def test_kubectl_can_i_in_protobuf_or_json_needs_approval_for_a_deployment_patch(name):
+    body, content_type, path = captured(name)
+    request = resolve("POST", path)
+    assert is_self_review(request)
+    answer = answer_self_review(CI_AGENT, request, body, content_type)
+    assert answer["spec"]["resourceAttributes"]["resource"] == "deployments"
+    assert answer["status"]["allowed"] is False and "approval required" in answer["status"]["reason"]
+
+
+def test_kubectl_protobuf_reviews_decode_to_their_json_form():
+    body, content_type, _ = captured("kubectl-1.33-can-i-get-metrics")
+    assert parse_review(body, content_type) == {
+        "kind": "SelfSubjectAccessReview",
+        "apiVersion": "authorization.k8s.io/v1",
+        "spec": {"nonResourceAttributes": {"path": "/metrics", "verb": "get"}},
+    }
+    body, content_type, _ = captured("kubectl-1.33-can-i-star-star")
+    attributes = parse_review(body, content_type)["spec"]["resourceAttributes"]
+    assert attributes["verb"] == "*" and attributes["resource"] == "*"
+    assert attributes["namespace"] == "default"
+    body, content_type, path = captured("kubectl-1.33-can-i-list-n-shop")
+    answer = answer_self_review(CI_AGENT, resolve("POST", path), body, content_type)
+    assert answer["kind"] == "SelfSubjectRulesReview" and answer["spec"] == {"namespace": "shop"}
+    assert answer["status"]["incomplete"] is True
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"",
+        b"k8s",
+        b"not-k8s\x00\n\x02",
+        b"k8s\x00\n\xff\xff\xff\xff\x0f",  # a length far past the end
+        b"k8s\x00\x0f",  # wire type 7 does not exist
+        b"k8s\x00\n\x05\n\x03abc",  # a TypeMeta, then nothing: not a review
+        b"k8s\x00\n\x04\x12\x02\xff\xfe",  # a kind that is not UTF-8
+    ],
+)
+def test_malformed_protobuf_reviews_are_bad_requests(body):
+    with pytest.raises(BadRequest):
+        parse_review(body, "application/vnd.kubernetes.protobuf")
+
+
+def test_a_review_of_the_other_kind_or_media_is_refused():
+    body, content_type, _ = captured("kubectl-1.33-can-i-get-metrics")
+    rules = resolve("POST", "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews")
+    with pytest.raises(BadRequest):
+        answer_self_review(CI_AGENT, rules, body, content_type)
+    with pytest.raises(BadRequest):
+        parse_review(b"kind: x", "application/yaml")
+    assert not is_self_review(resolve("POST", "/apis/authorization.k8s.io/v1/subjectaccessreviews"))
+    assert not is_self_review(resolve("GET", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"))
