@@ -119,7 +119,9 @@ def _could_cover_part(rule: Rule, request: KubeRequest) -> bool:
         return rule.matches(request)
     if not rule.resources:
         return False
-    if not (request.api_group == "*" or "*" in rule.api_groups or request.api_group in rule.api_groups):
+    if not (
+        request.api_group == "*" or "*" in rule.api_groups or request.api_group in rule.api_groups
+    ):
         return False
     wanted = request.resource_with_subresource
     if request.resource != "*" and request.subresource != "*":
@@ -166,7 +168,9 @@ def access_decision(policy: Policy, request: KubeRequest) -> dict[str, Any]:
         }
     reason = f"eksgate: {decision.reason}"
     if stricter:
-        labels = ", ".join(f"{r.label} ({r.effect}: {', '.join(r.resource_names)})" for r in stricter)
+        labels = ", ".join(
+            f"{r.label} ({r.effect}: {', '.join(r.resource_names)})" for r in stricter
+        )
         reason += f"; except names that rules {labels} decide"
     return {"allowed": True, "reason": reason}
 
@@ -193,15 +197,16 @@ def rules_review(policy: Policy, review: Any) -> dict[str, Any]:
     namespace = spec.get("namespace", "")
     if not isinstance(namespace, str):
         raise BadRequest("spec.namespace must be a string")
-    resource_rules, non_resource_rules = [], [
-        {"verbs": ["get"], "nonResourceURLs": list(DISCOVERY_NON_RESOURCE_URLS)}
-    ]
+    resource_rules: list[dict[str, Any]] = []
+    non_resource_rules = [{"verbs": ["get"], "nonResourceURLs": list(DISCOVERY_NON_RESOURCE_URLS)}]
     withheld = []
     for rule in policy.rules:
         if rule.resources and not _applies_to_namespace(rule, namespace):
             continue
         if rule.effect != "allow":
-            withheld.append(f"{rule.label} ({'needs approval' if rule.effect == 'approve' else 'denies'})")
+            withheld.append(
+                f"{rule.label} ({'needs approval' if rule.effect == 'approve' else 'denies'})"
+            )
             continue
         if rule.non_resource_urls:
             non_resource_rules.append(
@@ -265,9 +270,10 @@ def answer_self_review(
     from chalicelib.review_body import parse_review
 
     review = parse_review(body, content_type)
-    expected = "SelfSubjectAccessReview" if request.resource == "selfsubjectaccessreviews" else (
-        "SelfSubjectRulesReview"
-    )
+    expected = {
+        "selfsubjectaccessreviews": "SelfSubjectAccessReview",
+        "selfsubjectrulesreviews": "SelfSubjectRulesReview",
+    }[request.resource]
     if review.get("kind") != expected:
         raise BadRequest(f"{request.resource} takes a {expected}")
     return SELF_REVIEWS[request.resource](policy, review)

@@ -23,8 +23,15 @@ from chalicelib.errors import BadRequest
 PROTOBUF = "application/vnd.kubernetes.protobuf"
 MAGIC = b"k8s\x00"
 MAX_REVIEW_BYTES = 64 * 1024
-RESOURCE_FIELDS = {1: "namespace", 2: "verb", 3: "group", 4: "version", 5: "resource",
-                   6: "subresource", 7: "name"}
+RESOURCE_FIELDS = {
+    1: "namespace",
+    2: "verb",
+    3: "group",
+    4: "version",
+    5: "resource",
+    6: "subresource",
+    7: "name",
+}
 NON_RESOURCE_FIELDS = {1: "path", 2: "verb"}
 
 

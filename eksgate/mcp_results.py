@@ -62,9 +62,12 @@ def refusal(http_status: int, status: Any, text: str = "") -> dict[str, Any]:
     outcome = {401: "unauthenticated", 403: "forbidden", 404: "not_found", 409: "conflict"}.get(
         http_status, "error"
     )
-    return {"outcome": outcome, "http_status": http_status, "message": message, **(
-        {"details": causes} if causes else {}
-    )}
+    return {
+        "outcome": outcome,
+        "http_status": http_status,
+        "message": message,
+        **({"details": causes} if causes else {}),
+    }
 
 
 def with_approval(result: dict[str, Any], approval: Mapping[str, Any] | None) -> dict[str, Any]:

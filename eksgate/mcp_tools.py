@@ -258,7 +258,9 @@ class KubeTools:
         kind = self.catalog.for_kind(str(obj.get("apiVersion", "")), str(obj.get("kind", "")))
         metadata = obj.setdefault("metadata", {})
         name = str(metadata.get("name") or "")
-        target_namespace = (namespace or str(metadata.get("namespace") or "")) if kind.namespaced else ""
+        target_namespace = (
+            (namespace or str(metadata.get("namespace") or "")) if kind.namespaced else ""
+        )
         if kind.namespaced and not target_namespace:
             return {"outcome": "error", "message": "a namespaced object needs a namespace"}
         if target_namespace:
@@ -266,24 +268,40 @@ class KubeTools:
         current_answer = self.client.send(Sent("GET", kind.path(target_namespace, name)))
         if current_answer.status == 404:
             current = None
-            sent = Sent("POST", kind.path(target_namespace), body=json.dumps(obj).encode(),
-                        content_type="application/json")
+            sent = Sent(
+                "POST",
+                kind.path(target_namespace),
+                body=json.dumps(obj).encode(),
+                content_type="application/json",
+            )
         elif current_answer.ok:
             current = current_answer.json()
-            sent = Sent("PATCH", kind.path(target_namespace, name), body=json.dumps(obj).encode(),
-                        content_type=PATCH_TYPES["merge"])
+            sent = Sent(
+                "PATCH",
+                kind.path(target_namespace, name),
+                body=json.dumps(obj).encode(),
+                content_type=PATCH_TYPES["merge"],
+            )
         else:
-            return self._outcome(Sent("GET", kind.path(target_namespace, name)), current_answer) or {}
-        trial = Sent(sent.method, sent.path, (("dryRun", "All"), ("fieldManager", FIELD_MANAGER)),
-                     sent.body, sent.content_type)
+            return (
+                self._outcome(Sent("GET", kind.path(target_namespace, name)), current_answer) or {}
+            )
+        trial = Sent(
+            sent.method,
+            sent.path,
+            (("dryRun", "All"), ("fieldManager", FIELD_MANAGER)),
+            sent.body,
+            sent.content_type,
+        )
         answer, refused = self._run(trial)
         if refused:
             return {**refused, "stage": "dry run"}
         diff = object_diff(current, answer.json() or {})
         if dry_run_only:
             return {"outcome": "dry_run", "diff": diff}
-        real = Sent(sent.method, sent.path, (("fieldManager", FIELD_MANAGER),), sent.body,
-                    sent.content_type)
+        real = Sent(
+            sent.method, sent.path, (("fieldManager", FIELD_MANAGER),), sent.body, sent.content_type
+        )
         return {**self._write(real), "diff": diff}
 
     def patch(
@@ -295,15 +313,23 @@ class KubeTools:
         patch_type: str = "strategic",
     ) -> dict[str, Any]:
         if patch_type not in PATCH_TYPES:
-            return {"outcome": "error", "message": f"patch_type must be one of {sorted(PATCH_TYPES)}"}
+            return {
+                "outcome": "error",
+                "message": f"patch_type must be one of {sorted(PATCH_TYPES)}",
+            }
         try:
             body = json.loads(patch)
         except ValueError as exc:
             return {"outcome": "error", "message": f"the patch is not JSON: {exc}"}
         kind = self._resource(resource)
         return self._write(
-            Sent("PATCH", kind.path(namespace, name), (("fieldManager", FIELD_MANAGER),),
-                 json.dumps(body).encode(), PATCH_TYPES[patch_type])
+            Sent(
+                "PATCH",
+                kind.path(namespace, name),
+                (("fieldManager", FIELD_MANAGER),),
+                json.dumps(body).encode(),
+                PATCH_TYPES[patch_type],
+            )
         )
 
     def scale(
@@ -312,8 +338,13 @@ class KubeTools:
         kind = self._resource(resource)
         body = json.dumps({"spec": {"replicas": int(replicas)}}).encode()
         return self._write(
-            Sent("PATCH", kind.path(namespace, name, "scale"), (("fieldManager", FIELD_MANAGER),),
-                 body, PATCH_TYPES["merge"])
+            Sent(
+                "PATCH",
+                kind.path(namespace, name, "scale"),
+                (("fieldManager", FIELD_MANAGER),),
+                body,
+                PATCH_TYPES["merge"],
+            )
         )
 
     def rollout_restart(
@@ -323,12 +354,19 @@ class KubeTools:
         now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         body = {
             "spec": {
-                "template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": now}}}
+                "template": {
+                    "metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": now}}
+                }
             }
         }
         return self._write(
-            Sent("PATCH", kind.path(namespace, name), (("fieldManager", FIELD_MANAGER),),
-                 json.dumps(body).encode(), PATCH_TYPES["strategic"])
+            Sent(
+                "PATCH",
+                kind.path(namespace, name),
+                (("fieldManager", FIELD_MANAGER),),
+                json.dumps(body).encode(),
+                PATCH_TYPES["strategic"],
+            )
         )
 
     def delete(
@@ -386,8 +424,10 @@ def _parse_manifest(manifest: str) -> dict[str, Any]:
     if len(documents) != 1 or not isinstance(documents[0], dict):
         raise CliError("apply takes one object (a mapping with apiVersion, kind, metadata)")
     obj = documents[0]
-    if not obj.get("apiVersion") or not obj.get("kind") or not (obj.get("metadata") or {}).get(
-        "name"
+    if (
+        not obj.get("apiVersion")
+        or not obj.get("kind")
+        or not (obj.get("metadata") or {}).get("name")
     ):
         raise CliError("the manifest needs apiVersion, kind and metadata.name")
     return obj

@@ -68,9 +68,7 @@ def test_can_i_delete_namespaces_is_denied_with_the_rule_and_its_reason():
 
 
 def test_can_i_patch_deployments_needs_approval_and_says_so():
-    status = access_review(
-        CI_AGENT, ssar("shop", "patch", "apps", "deployments")
-    )["status"]
+    status = access_review(CI_AGENT, ssar("shop", "patch", "apps", "deployments"))["status"]
     assert status["allowed"] is False and "denied" not in status
     assert "approval required" in status["reason"] and "change-deployments" in status["reason"]
     assert "slack-group:platform-oncall" in status["reason"]
@@ -126,15 +124,29 @@ def test_discovery_is_allowed_and_other_non_resource_paths_follow_the_policy():
         {"kind": "SelfSubjectRulesReview", "apiVersion": "authorization.k8s.io/v1", "spec": {}},
         {"kind": "SelfSubjectAccessReview", "apiVersion": "v1", "spec": {}},
         {"kind": "SelfSubjectAccessReview", "apiVersion": "authorization.k8s.io/v1", "spec": {}},
-        {"kind": "SelfSubjectAccessReview", "apiVersion": "authorization.k8s.io/v1",
-         "spec": {"resourceAttributes": {"verb": "get", "resource": "pods"},
-                  "nonResourceAttributes": {"path": "/x", "verb": "get"}}},
-        {"kind": "SelfSubjectAccessReview", "apiVersion": "authorization.k8s.io/v1",
-         "spec": {"resourceAttributes": {"verb": ["get"], "resource": "pods"}}},
-        {"kind": "SelfSubjectAccessReview", "apiVersion": "authorization.k8s.io/v1",
-         "spec": {"resourceAttributes": {"verb": "get"}}},
-        {"kind": "SelfSubjectAccessReview", "apiVersion": "authorization.k8s.io/v1",
-         "spec": {"nonResourceAttributes": {"path": "metrics", "verb": "get"}}},
+        {
+            "kind": "SelfSubjectAccessReview",
+            "apiVersion": "authorization.k8s.io/v1",
+            "spec": {
+                "resourceAttributes": {"verb": "get", "resource": "pods"},
+                "nonResourceAttributes": {"path": "/x", "verb": "get"},
+            },
+        },
+        {
+            "kind": "SelfSubjectAccessReview",
+            "apiVersion": "authorization.k8s.io/v1",
+            "spec": {"resourceAttributes": {"verb": ["get"], "resource": "pods"}},
+        },
+        {
+            "kind": "SelfSubjectAccessReview",
+            "apiVersion": "authorization.k8s.io/v1",
+            "spec": {"resourceAttributes": {"verb": "get"}},
+        },
+        {
+            "kind": "SelfSubjectAccessReview",
+            "apiVersion": "authorization.k8s.io/v1",
+            "spec": {"nonResourceAttributes": {"path": "metrics", "verb": "get"}},
+        },
     ],
 )
 def test_malformed_reviews_are_bad_requests(review):
@@ -150,8 +162,16 @@ def test_rules_review_lists_what_is_allowed_outright_and_says_it_is_incomplete()
     }
     status = rules_review(CI_AGENT, review)["status"]
     assert [r["resources"] for r in status["resourceRules"]] == [
-        ["pods", "pods/log", "deployments", "replicasets", "services", "configmaps", "secrets",
-         "events"]
+        [
+            "pods",
+            "pods/log",
+            "deployments",
+            "replicasets",
+            "services",
+            "configmaps",
+            "secrets",
+            "events",
+        ]
     ]
     assert status["incomplete"] is True
     assert "change-deployments (needs approval)" in status["evaluationError"]
@@ -170,8 +190,15 @@ def session(email=None, claimed=None) -> GatewaySession:
         claims={"repository": "acme/shop"},
         claimed_email=claimed,
     )
-    return GatewaySession("sid-1", "demo", "ci-agent", identity, 1000, 1900,
-                          {"repository": "acme/shop", "environment": "production"})
+    return GatewaySession(
+        "sid-1",
+        "demo",
+        "ci-agent",
+        identity,
+        1000,
+        1900,
+        {"repository": "acme/shop", "environment": "production"},
+    )
 
 
 def test_whoami_summarises_identity_session_and_rules_by_effect():
@@ -205,7 +232,9 @@ def test_whoami_marks_a_verified_email_and_refuses_a_foreign_policy():
 def test_whoami_text_reads_as_the_policy_does():
     text = whoami_text(whoami(session(claimed="bot@example.com"), CI_AGENT, now=1300))
     assert "bot@example.com> (unverified)" in text
-    assert "needs a human's approval:\n  - create,update,patch deployments,deployments/scale" in text
+    assert (
+        "needs a human's approval:\n  - create,update,patch deployments,deployments/scale" in text
+    )
     assert "[no-namespace-deletes]" in text and "namespaces are managed" in text
 
 
@@ -232,15 +261,22 @@ def captured(name: str) -> tuple[bytes, str, str]:
     return base64.b64decode(item["body"]), item["ct"], item["path"]
 
 
-@pytest.mark.parametrize("name", ["kubectl-1.33-can-i-patch-deployments.apps-n-shop",
-                                  "kubectl-1.31-can-i-patch-deployments.apps-n-shop"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "kubectl-1.33-can-i-patch-deployments.apps-n-shop",
+        "kubectl-1.31-can-i-patch-deployments.apps-n-shop",
+    ],
+)
 def test_kubectl_can_i_in_protobuf_or_json_needs_approval_for_a_deployment_patch(name):
     body, content_type, path = captured(name)
     request = resolve("POST", path)
     assert is_self_review(request)
     answer = answer_self_review(CI_AGENT, request, body, content_type)
     assert answer["spec"]["resourceAttributes"]["resource"] == "deployments"
-    assert answer["status"]["allowed"] is False and "approval required" in answer["status"]["reason"]
+    assert (
+        answer["status"]["allowed"] is False and "approval required" in answer["status"]["reason"]
+    )
 
 
 def test_kubectl_protobuf_reviews_decode_to_their_json_form():
@@ -285,4 +321,6 @@ def test_a_review_of_the_other_kind_or_media_is_refused():
     with pytest.raises(BadRequest):
         parse_review(b"kind: x", "application/yaml")
     assert not is_self_review(resolve("POST", "/apis/authorization.k8s.io/v1/subjectaccessreviews"))
-    assert not is_self_review(resolve("GET", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"))
+    assert not is_self_review(
+        resolve("GET", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews")
+    )

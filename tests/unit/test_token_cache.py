@@ -54,20 +54,29 @@ def run_cli(*args: str, env: dict | None = None, **kwargs) -> subprocess.Complet
 
 @pytest.mark.parametrize(
     "text",
-    ["1970-01-01T00:00:00Z", "2000-02-29T23:59:59Z", "2026-11-29T01:02:03Z", "2100-03-01T00:00:00Z"],
+    [
+        "1970-01-01T00:00:00Z",
+        "2000-02-29T23:59:59Z",
+        "2026-11-29T01:02:03Z",
+        "2100-03-01T00:00:00Z",
+    ],
 )
 def test_rfc3339_epoch_agrees_with_the_calendar(text):
     expected = calendar.timegm(time.strptime(text, "%Y-%m-%dT%H:%M:%SZ"))
     assert token_fast.rfc3339_epoch(text) == expected
 
 
-@pytest.mark.parametrize("text", ["", "2026-11-29 01:02:03Z", "2026-11-29T01:02:03+00:00", "x" * 20])
+@pytest.mark.parametrize(
+    "text", ["", "2026-11-29 01:02:03Z", "2026-11-29T01:02:03+00:00", "x" * 20]
+)
 def test_rfc3339_epoch_refuses_other_shapes(text):
     assert token_fast.rfc3339_epoch(text) is None
 
 
 def test_fast_path_parses_both_option_spellings():
-    options = token_fast.parse_token_args(["--cluster=demo", "--gateway", "https://g", "--no-cache"])
+    options = token_fast.parse_token_args(
+        ["--cluster=demo", "--gateway", "https://g", "--no-cache"]
+    )
     assert options == {"--cluster": "demo", "--gateway": "https://g", "--no-cache": True}
 
 
@@ -100,8 +109,12 @@ def test_volatile_claims_do_not_change_the_key_but_identity_claims_do():
 def test_github_identity_separates_jobs_and_audiences_and_never_holds_the_token():
     one = token_fast.github_identity("https://r/idtoken?api-version=2.0", "request-1", "eksgate")
     assert "request-1" not in one
-    assert one != token_fast.github_identity("https://r/idtoken?api-version=2.0", "request-2", "eksgate")
-    assert one != token_fast.github_identity("https://r/idtoken?api-version=2.0", "request-1", "other")
+    assert one != token_fast.github_identity(
+        "https://r/idtoken?api-version=2.0", "request-2", "eksgate"
+    )
+    assert one != token_fast.github_identity(
+        "https://r/idtoken?api-version=2.0", "request-1", "other"
+    )
 
 
 def store(cache_home: Path, token: str, key_token: str, expires: datetime) -> Path:
@@ -124,7 +137,11 @@ def test_warm_cache_answers_without_importing_the_heavy_libraries(cache_home):
         [sys.executable, "-c", probe],
         capture_output=True,
         text=True,
-        env={**os.environ, "EKSGATE_OIDC_TOKEN": oidc, "XDG_CACHE_HOME": str(cache_home.parents[1])},
+        env={
+            **os.environ,
+            "EKSGATE_OIDC_TOKEN": oidc,
+            "XDG_CACHE_HOME": str(cache_home.parents[1]),
+        },
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
@@ -166,9 +183,10 @@ def test_a_kubectl_asking_more_often_than_it_does_unrefused_gets_a_renewed_crede
     again = token_cmd.credential_for(source, target, plugin_marker="kubectl-1")
     assert again["status"]["token"] == "new-1" and issued == [oidc]
     # The renewed entry has been served to no one else yet: another kubectl gets it.
-    assert token_cmd.credential_for(source, target, plugin_marker="kubectl-3")["status"][
-        "token"
-    ] == "new-1"
+    assert (
+        token_cmd.credential_for(source, target, plugin_marker="kubectl-3")["status"]["token"]
+        == "new-1"
+    )
     assert json.loads(path.read_text())["status"]["token"] == "new-1"
 
 
@@ -251,7 +269,11 @@ def test_head_reading_one_byte_gets_no_traceback(cache_home):
         shell=True,
         capture_output=True,
         text=True,
-        env={**os.environ, "EKSGATE_OIDC_TOKEN": oidc, "XDG_CACHE_HOME": str(cache_home.parents[1])},
+        env={
+            **os.environ,
+            "EKSGATE_OIDC_TOKEN": oidc,
+            "XDG_CACHE_HOME": str(cache_home.parents[1]),
+        },
         timeout=60,
     )
     assert result.stdout == "{" and "Traceback" not in result.stderr
