@@ -277,3 +277,24 @@ def test_head_reading_one_byte_gets_no_traceback(cache_home):
         timeout=60,
     )
     assert result.stdout == "{" and "Traceback" not in result.stderr
+
+
+def test_a_github_actions_job_with_a_warm_cache_asks_the_runner_nothing(cache_home):
+    env = {
+        "ACTIONS_ID_TOKEN_REQUEST_URL": "http://127.0.0.1:9/idtoken?api-version=2.0",
+        "ACTIONS_ID_TOKEN_REQUEST_TOKEN": "job-request-token",
+        "XDG_CACHE_HOME": str(cache_home.parents[1]),
+    }
+    identity = token_fast.github_identity(
+        env["ACTIONS_ID_TOKEN_REQUEST_URL"], env["ACTIONS_ID_TOKEN_REQUEST_TOKEN"], "eksgate"
+    )
+    key = token_fast.cache_key(identity, "demo", "https://g", "gateway", token_fast.V1BETA1)
+    expires = datetime.now(timezone.utc) + timedelta(minutes=10)
+    token_cmd.store_cached(cache_home / f"{key}.json", credential("job-session", expires))
+    args = ("token", "--cluster", "demo", "--gateway", "https://g", "--github-actions")
+    result = run_cli(*args, env=env)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["status"]["token"] == "job-session"
+    # Another audience is another credential: the runner (unreachable here) is asked.
+    other = run_cli(*args, "--oidc-audience", "other", env=env)
+    assert other.returncode == 1 and "GitHub Actions token endpoint" in other.stderr
