@@ -146,9 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="wait until an approval is decided (exit 0 approved, 1 refused, 2 still pending)",
     )
     wait.add_argument("approval_id")
-    wait.add_argument("--cluster", required=True)
     wait.add_argument("--timeout", type=float, default=900.0, help="seconds (default 900)")
-    api_client_arguments(wait)
+    _gateway_client_arguments(wait)
 
     sessions = commands.add_parser("sessions", help="read the audit trail (auditors)")
     sessions_commands = sessions.add_subparsers(dest="sessions_command", required=True)
