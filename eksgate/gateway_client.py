@@ -152,7 +152,8 @@ class ApiResource:
 
 def _segment(value: str) -> str:
     """A path segment the gateway accepts: names only, no slashes, dots or escapes."""
-    if not value or value in (".", "..") or not all(c.isalnum() or c in "-._:@" for c in value):
+    allowed = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._:@"
+    if not value or value in (".", "..") or not all(c in allowed for c in value):
         raise CliError(f"{value!r} is not a Kubernetes name")
     return value
 
