@@ -21,7 +21,7 @@ V1BETA1 = "client.authentication.k8s.io/v1beta1"
 V1 = "client.authentication.k8s.io/v1"
 API_VERSIONS = (V1BETA1, V1)
 # How often one Kubernetes client process asks for a credential without having been refused.
-SERVES_PER_CLIENT = 2
+SERVES_PER_CLIENT = 1
 VOLATILE_CLAIMS = frozenset({"iat", "exp", "nbf", "jti", "auth_time", "uti", "rh", "nonce"})
 
 # Options of `eksgate token` that take a value, and flags, by their long name.
@@ -208,12 +208,15 @@ def cached_credential_text(path: str, now: float) -> str | None:
 
 
 def parent_marker() -> str:
-    """Who ran us: the parent's pid and, on Linux, its start time (pids are reused)."""
+    """Which client process runs us: the parent's pid and, on Linux, its start time (pids are
+    reused) and executable (a version dispatcher such as gcloud's `kubectl` asks once itself,
+    then execs the real kubectl under the same pid, which asks again)."""
     parent = os.getppid()
     try:
         with open(f"/proc/{parent}/stat", "rb") as handle:
             fields = handle.read().rsplit(b")", 1)[1].split()
-        return f"{parent}:{int(fields[19])}"
+        executable = os.readlink(f"/proc/{parent}/exe")
+        return f"{parent}:{int(fields[19])}:{executable}".replace(" ", "_")
     except (OSError, IndexError, ValueError):
         return str(parent)
 
@@ -228,14 +231,14 @@ def plugin_marker(environ: dict[str, str] | os._Environ[str]) -> str | None:
 
 
 def served_before(path: str, marker: str) -> bool:
-    """Has this cache entry already been given to this very client as often as it asks?
+    """Has this cache entry already been given to this very client process?
 
-    client-go runs the plugin a fixed, small number of times per process (kubectl 1.32: once
-    for discovery and once for the REST client) and caches the credential in memory until it
-    expires; it runs the plugin again before then only after the API answered 401. So the
-    same kubectl asking more often than that for an unexpired credential means the gateway
-    rejected it (a new signing key, a restarted stack): that entry must be renewed, not served
-    again. The plugin cannot see the 401 itself (ExecCredential v1 carries no response).
+    client-go runs the plugin once per process and keeps the credential in memory until it
+    expires; it runs the plugin again before then only after the API answered 401 (checked
+    with kubectl 1.27 to 1.33). So the same kubectl asking again for an unexpired credential
+    means the gateway rejected it (a new signing key, a restarted stack): that entry must be
+    renewed, not served again. The plugin cannot see the 401 itself: ExecCredential
+    v1beta1/v1 carries no response (only v1alpha1 had one).
     """
     try:
         with open(path + ".served") as handle:
