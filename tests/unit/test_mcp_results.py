@@ -72,3 +72,45 @@ def test_paths_are_built_only_from_kubernetes_names():
     for bad in ("..", ".", "a/b", "a%2fb", "x?y=1", "pods#frag", "é"):
         with pytest.raises(CliError):
             deployments.path("shop", bad)
+
+
+class CannedTools:
+    """KubeTools' whoami alone, answering what the gateway would."""
+
+    def __init__(self, answer: dict) -> None:
+        self.answer = answer
+
+    def whoami(self) -> dict:
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return self.answer
+
+
+def test_tool_descriptions_carry_the_policy_and_say_so_when_it_is_unknown():
+    from chalicelib.whoami import whoami
+    from eksgate.mcp_server import policy_digest
+    from tests.unit.test_access_review import CI_AGENT, session
+
+    known = policy_digest(CannedTools({"outcome": "ok", **whoami(session(), CI_AGENT, now=0)}))
+    assert "[change-deployments]" in known and "needs a human's approval" in known
+    refused = policy_digest(CannedTools({"outcome": "not_found", "message": "no such route"}))
+    assert "could not be read" in refused and "can_i" in refused
+    unreachable = policy_digest(CannedTools(CliError("cannot reach the eksgate gateway")))
+    assert "cannot reach" in unreachable
+
+
+def test_the_server_offers_every_tool_with_honest_hints_and_no_exec_yet():
+    import asyncio
+
+    pytest.importorskip("mcp")
+    from eksgate.gateway_client import GatewayClient
+    from eksgate.mcp_server import TOOL_TEXTS, build_server
+    from eksgate.mcp_tools import KubeTools
+
+    client = GatewayClient("https://gateway.invalid", "demo", lambda renew: "unused")
+    tools = asyncio.run(build_server(KubeTools(client), "POLICY DIGEST").list_tools())
+    by_name = {tool.name: tool for tool in tools}
+    assert set(by_name) == set(TOOL_TEXTS) and "exec" not in by_name
+    assert all("POLICY DIGEST" in tool.description for tool in tools)
+    assert by_name["list_resources"].annotations.read_only_hint is True
+    assert by_name["delete"].annotations.destructive_hint is True
