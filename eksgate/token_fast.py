@@ -192,8 +192,9 @@ def cached_credential_text(path: str, now: float) -> str | None:
     import json
 
     try:
-        if os.stat(path).st_mode & 0o077:
-            return None  # someone loosened the permissions: do not trust or reuse it
+        status = os.stat(path)
+        if status.st_mode & 0o077 or status.st_uid != os.getuid():
+            return None  # loosened permissions or another owner: do not trust or reuse it
         with open(path) as handle:
             text = handle.read()
         credential = json.loads(text)
