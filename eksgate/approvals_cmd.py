@@ -12,7 +12,7 @@ import urllib.parse
 from typing import Any
 
 from eksgate.api_client import CliError, call_api
-from eksgate.token_cmd import V1BETA1, obtain_credential, read_oidc_token
+from eksgate.token_cmd import V1BETA1, Target, credential_for, source_from_args
 
 POLL_SECONDS = 2.0
 
@@ -31,14 +31,13 @@ def approval_status(
 
 def cmd_approvals_wait(args: Any) -> int:
     try:
-        oidc_token = read_oidc_token(args.oidc_token_file, args.oidc_token_env)
+        source = source_from_args(args)  # a file, a variable, or the GitHub Actions runner
+        target = Target(args.gateway, args.cluster, "gateway", args.ca_file)
         deadline = time.monotonic() + args.timeout
         last = None
         while True:
             # The session token may expire during a long wait; the cache renews it.
-            credential = obtain_credential(
-                args.gateway, args.cluster, "gateway", oidc_token, V1BETA1, args.ca_file
-            )
+            credential = credential_for(source, target, V1BETA1)
             approval = approval_status(
                 args.gateway, args.approval_id, credential["status"]["token"], args.ca_file
             )

@@ -2,33 +2,98 @@
 
 from __future__ import annotations
 
-import argparse
+import os
 import sys
-from pathlib import Path
 
-from chalicelib.config import DEFAULT_POLICY_DIR
+# Imports stay inside functions: `eksgate token` with a warm cache (run by kubectl for every
+# command) must cost little more than starting Python (eksgate/token_fast.py). Even `typing`
+# costs 3 ms, so the type checkers' constant is spelled out.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
+    from pathlib import Path
 
 
 def _policy_dir(value: str | None) -> Path:
+    from pathlib import Path
+
+    from chalicelib.config import DEFAULT_POLICY_DIR
+
     return Path(value) if value else DEFAULT_POLICY_DIR
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("eksgate")
+    except PackageNotFoundError:
+        return "unknown (not installed as a package)"
+
+
+def _gateway_client_arguments(command: argparse.ArgumentParser) -> None:
+    """How a command that talks to the gateway gets its session (like ``eksgate token``)."""
+    command.add_argument("--cluster", required=True)
+    command.add_argument("--gateway", required=True, help="the eksgate API URL")
+    source = command.add_mutually_exclusive_group()
+    source.add_argument("--oidc-token-file", help="file holding the OIDC ID token (re-read)")
+    source.add_argument(
+        "--oidc-token-env",
+        help="environment variable holding the OIDC token (default EKSGATE_OIDC_TOKEN; "
+        "GitLab CI: the variable your id_tokens entry names)",
+    )
+    source.add_argument(
+        "--github-actions",
+        action="store_true",
+        help="ask the GitHub Actions runner for a new OIDC token whenever one is needed",
+    )
+    command.add_argument(
+        "--oidc-audience",
+        help="audience of the GitHub Actions OIDC token (default eksgate)",
+    )
+    command.add_argument("--ca-file", help="CA bundle to verify the gateway with (default: system)")
+
+
 def build_parser() -> argparse.ArgumentParser:
+    import argparse
+    from pathlib import Path
+
     parser = argparse.ArgumentParser(prog="eksgate", description=__doc__)
+
+    class Version(argparse.Action):
+        """Like argparse's version action, but reads the installed version only when asked."""
+
+        def __call__(self, parser, namespace, values, option_string=None):  # type: ignore
+            print(f"eksgate {_version()}")
+            parser.exit()
+
+    parser.add_argument("--version", nargs=0, action=Version, help="print the version and exit")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     token = commands.add_parser("token", help="print an ExecCredential (kubectl exec plugin)")
-    token.add_argument("--cluster", required=True)
-    token.add_argument("--gateway", required=True, help="the eksgate API URL")
+    _gateway_client_arguments(token)
     token.add_argument("--mode", choices=["gateway", "direct"], default="gateway")
-    source = token.add_mutually_exclusive_group()
-    source.add_argument("--oidc-token-file", help="file holding the OIDC ID token")
-    source.add_argument(
-        "--oidc-token-env",
-        help="environment variable holding the OIDC token (default EKSGATE_OIDC_TOKEN)",
-    )
     token.add_argument("--no-cache", action="store_true", help="always ask the broker")
-    token.add_argument("--ca-file", help="CA bundle to verify the gateway with (default: system)")
+    token.add_argument(
+        "--force-refresh",
+        action="store_true",
+        help="ask the broker even if a cached credential is still valid, and cache the new one",
+    )
+
+    cache = commands.add_parser("cache", help="the on-disk credential cache")
+    cache_commands = cache.add_subparsers(dest="cache_command", required=True)
+    cache_commands.add_parser("clear", help="remove every cached credential")
+
+    whoami = commands.add_parser(
+        "whoami", help="who the gateway says you are, and what your policy allows"
+    )
+    _gateway_client_arguments(whoami)
+    whoami.add_argument("--json", action="store_true", help="print the gateway's JSON")
+
+    mcp = commands.add_parser(
+        "mcp", help="an MCP server (stdio) whose tools reach the cluster through the gateway"
+    )
+    _gateway_client_arguments(mcp)
 
     kubeconfig = commands.add_parser("kubeconfig", help="print or merge a kubeconfig entry")
     kubeconfig.add_argument("--cluster", required=True)
@@ -38,6 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
     kubeconfig.add_argument("--certificate-authority-data", default="")
     kubeconfig.add_argument("--oidc-token-file", default="")
     kubeconfig.add_argument("--oidc-token-env", default="")
+    kubeconfig.add_argument(
+        "--github-actions", action="store_true", help="the plugin asks the Actions runner"
+    )
+    kubeconfig.add_argument("--oidc-audience", default="")
     kubeconfig.add_argument("--context", default="")
     kubeconfig.add_argument("--ca-file", default="", help="CA bundle for a private gateway")
     kubeconfig.add_argument("--merge", metavar="KUBECONFIG", help="merge into this file")
@@ -77,9 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="wait until an approval is decided (exit 0 approved, 1 refused, 2 still pending)",
     )
     wait.add_argument("approval_id")
-    wait.add_argument("--cluster", required=True)
     wait.add_argument("--timeout", type=float, default=900.0, help="seconds (default 900)")
-    api_client_arguments(wait)
+    _gateway_client_arguments(wait)
 
     sessions = commands.add_parser("sessions", help="read the audit trail (auditors)")
     sessions_commands = sessions.add_subparsers(dest="sessions_command", required=True)
@@ -165,11 +233,43 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command; a reader that goes away (``eksgate token | head``) is no error."""
+    try:
+        return _run(sys.argv[1:] if argv is None else argv)
+    except BrokenPipeError:
+        # Nothing more can reach the reader; point stdout at /dev/null so Python's own flush
+        # at exit does not print a traceback either.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141  # what a shell reports for a process ended by SIGPIPE
+    except KeyboardInterrupt:
+        return 130
+
+
+def _run(argv: list[str]) -> int:
+    if argv[:1] == ["token"]:
+        from eksgate import token_fast
+
+        answered = token_fast.run(argv[1:])
+        if answered is not None:
+            return answered
     args = build_parser().parse_args(argv)
     if args.command == "token":
         from eksgate.token_cmd import cmd_token
 
         return cmd_token(args)
+    if args.command == "cache":
+        from eksgate.token_cmd import cmd_cache_clear
+
+        return cmd_cache_clear(args)
+    if args.command == "whoami":
+        from eksgate.whoami_cmd import cmd_whoami
+
+        return cmd_whoami(args)
+    if args.command == "mcp":
+        from eksgate.mcp_server import cmd_mcp
+
+        return cmd_mcp(args)
     if args.command == "kubeconfig":
         from eksgate.token_cmd import cmd_kubeconfig
 

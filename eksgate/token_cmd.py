@@ -7,29 +7,62 @@ kubectl commands calls the broker once.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sys
 import tempfile
+import urllib.parse
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-import jwt
-import yaml
-
-from chalicelib.credentials.exec_credential import API_VERSIONS, V1BETA1
+from eksgate import token_fast
 from eksgate.api_client import CliError, call_api
 
-REFRESH_BEFORE_EXPIRY = timedelta(seconds=60)
-DEFAULT_TOKEN_ENV = "EKSGATE_OIDC_TOKEN"
-VOLATILE_CLAIMS = frozenset({"iat", "exp", "nbf", "jti", "auth_time", "uti", "rh", "nonce"})
+V1BETA1 = token_fast.V1BETA1
+API_VERSIONS = token_fast.API_VERSIONS
+REFRESH_BEFORE_EXPIRY = timedelta(seconds=token_fast.REFRESH_BEFORE_EXPIRY_SECONDS)
+DEFAULT_TOKEN_ENV = token_fast.DEFAULT_TOKEN_ENV
+GITHUB_DEFAULT_AUDIENCE = token_fast.GITHUB_DEFAULT_AUDIENCE
+MAX_OIDC_TOKEN_BYTES = 16 * 1024
 
 
 def cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "eksgate" / "credentials"
+    return Path(token_fast.cache_dir())
+
+
+@dataclass(frozen=True)
+class OidcSource:
+    """Where the caller's OIDC ID token comes from; read afresh whenever one is needed.
+
+    - ``token``: a token already in hand (the API clients of other commands);
+    - ``token_file``: a file another process keeps fresh (a projected service account token);
+    - ``token_env``: an environment variable (GitLab CI ``id_tokens``, a token set by a wrapper);
+    - ``github_actions``: asked of the GitHub Actions runner for ``audience``, so a job longer
+      than one OIDC token's life still renews its session.
+    """
+
+    token: str | None = None
+    token_file: str | None = None
+    token_env: str | None = None
+    github_actions: bool = False
+    audience: str = GITHUB_DEFAULT_AUDIENCE
+
+    def identity(self) -> str:
+        """Who the source speaks for, for the cache key, without a network call."""
+        if self.github_actions:
+            url, request_token = _github_request_env()
+            return token_fast.github_identity(url, request_token, self.audience)
+        return token_fast.token_identity(self.read())
+
+    def read(self, ca_file: str | None = None) -> str:
+        """A current OIDC token; CliError saying what is missing otherwise."""
+        if self.token is not None:
+            return self.token
+        if self.github_actions:
+            return fetch_github_actions_token(self.audience, ca_file)
+        return read_oidc_token(self.token_file, self.token_env)
 
 
 def read_oidc_token(token_file: str | None, token_env: str | None) -> str:
@@ -38,12 +71,65 @@ def read_oidc_token(token_file: str | None, token_env: str | None) -> str:
             token = Path(token_file).read_text().strip()
         except OSError as exc:
             raise CliError(f"cannot read the OIDC token file {token_file}: {exc.strerror}")
+        if not token:
+            raise CliError(f"the OIDC token file {token_file} is empty")
     else:
         name = token_env or DEFAULT_TOKEN_ENV
         token = os.environ.get(name, "").strip()
         if not token:
-            raise CliError(f"no OIDC token: set ${name} or pass --oidc-token-file")
+            raise CliError(
+                f"no OIDC token: set ${name}, pass --oidc-token-file, or --github-actions "
+                "in a GitHub Actions job"
+            )
     return token
+
+
+def _github_request_env() -> tuple[str, str]:
+    url = os.environ.get("ACTIONS_ID_TOKEN_REQUEST_URL", "")
+    request_token = os.environ.get("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "")
+    if not url or not request_token:
+        raise CliError(
+            "--github-actions needs ACTIONS_ID_TOKEN_REQUEST_URL and "
+            "ACTIONS_ID_TOKEN_REQUEST_TOKEN: give the job `permissions: id-token: write`"
+        )
+    return url, request_token
+
+
+def fetch_github_actions_token(audience: str, ca_file: str | None = None) -> str:
+    """A new OIDC token from the GitHub Actions runner's token endpoint, for ``audience``."""
+    import urllib3
+
+    url, request_token = _github_request_env()
+    parts = urllib.parse.urlsplit(url)
+    query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+    query = [(k, v) for k, v in query if k != "audience"] + [("audience", audience)]
+    target = urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
+    http = urllib3.PoolManager(ca_certs=ca_file) if ca_file else urllib3.PoolManager()
+    try:
+        response = http.request(
+            "GET",
+            target,
+            headers={"Authorization": f"bearer {request_token}", "Accept": "application/json"},
+            timeout=urllib3.Timeout(connect=5, read=30),
+            retries=urllib3.Retry(2, status=0),
+            preload_content=False,
+        )
+        data = response.read(MAX_OIDC_TOKEN_BYTES * 2)
+        response.release_conn()
+    except urllib3.exceptions.HTTPError as exc:
+        raise CliError(f"cannot reach the GitHub Actions token endpoint: {exc}")
+    if response.status != 200:
+        raise CliError(
+            f"the GitHub Actions token endpoint answered HTTP {response.status}; does the job "
+            "have `permissions: id-token: write`?"
+        )
+    try:
+        value = json.loads(data)["value"]
+    except (ValueError, KeyError, TypeError):
+        raise CliError("the GitHub Actions token endpoint's answer has no token")
+    if not isinstance(value, str) or not value or len(value) > MAX_OIDC_TOKEN_BYTES:
+        raise CliError("the GitHub Actions token endpoint's answer has no usable token")
+    return value
 
 
 def exec_api_version() -> str:
@@ -64,33 +150,15 @@ def exec_api_version() -> str:
 
 
 def cache_key(oidc_token: str, cluster: str, gateway: str, mode: str, api_version: str) -> str:
-    """Per identity, cluster, gateway, mode and version.
-
-    The identity is every claim of the token except the ones that change with each token
-    minted (times, ids), so a token with different claims (another environment, another
-    branch) never reuses a credential the policy granted to the first.
-    """
-    try:
-        claims = jwt.decode(oidc_token, options={"verify_signature": False})
-        stable = {k: v for k, v in claims.items() if k not in VOLATILE_CLAIMS}
-        who = json.dumps(stable, sort_keys=True, default=str)
-    except jwt.PyJWTError:
-        who = oidc_token
-    material = "\n".join([who, cluster, gateway.rstrip("/"), mode, api_version])
-    return hashlib.sha256(material.encode()).hexdigest()[:32]
+    """The cache key of a credential for the identity in ``oidc_token`` (see token_fast)."""
+    return token_fast.cache_key(
+        token_fast.token_identity(oidc_token), cluster, gateway, mode, api_version
+    )
 
 
 def load_cached(path: Path, now: datetime) -> dict[str, Any] | None:
-    try:
-        if path.stat().st_mode & 0o077:
-            return None  # someone loosened the permissions: do not trust or reuse it
-        credential = json.loads(path.read_text())
-        expires = datetime.strptime(
-            credential["status"]["expirationTimestamp"], "%Y-%m-%dT%H:%M:%SZ"
-        ).replace(tzinfo=timezone.utc)
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return credential if expires - now > REFRESH_BEFORE_EXPIRY else None
+    text = token_fast.cached_credential_text(str(path), now.timestamp())
+    return json.loads(text) if text is not None else None
 
 
 def store_cached(path: Path, credential: dict[str, Any]) -> None:
@@ -104,6 +172,8 @@ def store_cached(path: Path, credential: dict[str, Any]) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+    # A new credential has been served to no one yet.
+    Path(str(path) + ".served").unlink(missing_ok=True)
 
 
 def request_credential(
@@ -128,6 +198,53 @@ def request_credential(
     return body
 
 
+@dataclass(frozen=True)
+class Target:
+    """What a credential is for: a cluster through a gateway, in a mode."""
+
+    gateway: str
+    cluster: str
+    mode: str = "gateway"
+    ca_file: str | None = None
+
+
+def credential_for(
+    source: OidcSource,
+    target: Target,
+    api_version: str = V1BETA1,
+    *,
+    use_cache: bool = True,
+    force_refresh: bool = False,
+    plugin_marker: str | None = None,
+) -> dict[str, Any]:
+    """An ExecCredential from the on-disk cache, or from the broker (then cached).
+
+    ``force_refresh`` skips the cached entry (and replaces it); ``plugin_marker`` names the
+    Kubernetes client that runs us as its exec plugin: an unexpired entry that this same
+    client already received must have been rejected (client-go re-runs the plugin only
+    after a 401), so it is renewed instead of served again.
+    """
+    identity = source.identity()
+    key = token_fast.cache_key(identity, target.cluster, target.gateway, target.mode, api_version)
+    path = cache_dir() / (key + ".json")
+    credential = None
+    if use_cache and not force_refresh:
+        credential = load_cached(path, datetime.now(timezone.utc))
+        if credential is not None and plugin_marker:
+            if token_fast.served_before(str(path), plugin_marker):
+                credential = None
+    if credential is None:
+        oidc_token = source.read(target.ca_file)
+        credential = request_credential(
+            target.gateway, oidc_token, target.cluster, target.mode, api_version, target.ca_file
+        )
+        if use_cache:
+            store_cached(path, credential)
+    if use_cache and plugin_marker:
+        token_fast.note_served(str(path), plugin_marker)
+    return credential
+
+
 def obtain_credential(
     gateway: str,
     cluster: str,
@@ -137,33 +254,51 @@ def obtain_credential(
     ca_file: str | None,
     use_cache: bool = True,
 ) -> dict[str, Any]:
-    """An ExecCredential from the on-disk cache, or from the broker (then cached)."""
-    path = cache_dir() / (cache_key(oidc_token, cluster, gateway, mode, api_version) + ".json")
-    credential = load_cached(path, datetime.now(timezone.utc)) if use_cache else None
-    if credential is None:
-        credential = request_credential(gateway, oidc_token, cluster, mode, api_version, ca_file)
-        if use_cache:
-            store_cached(path, credential)
-    return credential
+    """An ExecCredential for an OIDC token already in hand (cached like ``eksgate token``)."""
+    return credential_for(
+        OidcSource(token=oidc_token),
+        Target(gateway, cluster, mode, ca_file),
+        api_version,
+        use_cache=use_cache,
+    )
+
+
+def source_from_args(args: Any) -> OidcSource:
+    return OidcSource(
+        token_file=getattr(args, "oidc_token_file", None) or None,
+        token_env=getattr(args, "oidc_token_env", None) or None,
+        github_actions=bool(getattr(args, "github_actions", False)),
+        audience=getattr(args, "oidc_audience", None) or GITHUB_DEFAULT_AUDIENCE,
+    )
 
 
 def cmd_token(args: Any) -> int:
     try:
-        oidc_token = read_oidc_token(args.oidc_token_file, args.oidc_token_env)
-        credential = obtain_credential(
-            args.gateway,
-            args.cluster,
-            args.mode,
-            oidc_token,
+        credential = credential_for(
+            source_from_args(args),
+            Target(args.gateway, args.cluster, args.mode, args.ca_file),
             exec_api_version(),
-            args.ca_file,
-            not args.no_cache,
+            use_cache=not args.no_cache,
+            force_refresh=args.force_refresh,
+            plugin_marker=token_fast.plugin_marker(os.environ),
         )
     except CliError as exc:
         print(f"eksgate: {exc}", file=sys.stderr)
         return 1
-    json.dump(credential, sys.stdout)
-    sys.stdout.write("\n")
+    sys.stdout.write(json.dumps(credential) + "\n")
+    sys.stdout.flush()
+    return 0
+
+
+def cmd_cache_clear(args: Any) -> int:
+    """Remove every cached credential (the next kubectl command asks the broker again)."""
+    directory = cache_dir()
+    removed = 0
+    for entry in directory.glob("*") if directory.is_dir() else []:
+        if entry.suffix in (".json", ".served") or entry.name.startswith(".tmp-"):
+            entry.unlink(missing_ok=True)
+            removed += entry.suffix == ".json"
+    print(f"removed {removed} cached credential(s) from {directory}", file=sys.stderr)
     return 0
 
 
@@ -179,6 +314,8 @@ def kubeconfig_entry(
     context: str = "",
     command: str = "eksgate",
     ca_file: str = "",
+    github_actions: bool = False,
+    audience: str = "",
 ) -> dict[str, Any]:
     """A kubeconfig with one cluster, user and context that uses ``eksgate token``."""
     name = context or f"eksgate-{cluster}"
@@ -187,6 +324,10 @@ def kubeconfig_entry(
         args += ["--oidc-token-file", token_file]
     if token_env:
         args += ["--oidc-token-env", token_env]
+    if github_actions:
+        args += ["--github-actions"]
+    if audience:
+        args += ["--oidc-audience", audience]
     if ca_file:
         args += ["--ca-file", ca_file]
     cluster_entry: dict[str, Any] = {"server": server or f"{gateway.rstrip('/')}/k8s/{cluster}"}
@@ -246,7 +387,11 @@ def cmd_kubeconfig(args: Any) -> int:
         token_env=args.oidc_token_env,
         context=args.context,
         ca_file=args.ca_file,
+        github_actions=getattr(args, "github_actions", False),
+        audience=getattr(args, "oidc_audience", "") or "",
     )
+    import yaml
+
     if not args.merge:
         yaml.safe_dump(entry, sys.stdout, sort_keys=False)
         return 0

@@ -180,12 +180,16 @@ def test_bad_session_tokens_get_401_status(stack, mutate, code, fragment):
     assert answer.status == code and body["code"] == code and fragment in body["message"]
 
 
-def test_a_token_for_another_cluster_is_refused(stack):
+def test_a_cluster_this_gateway_does_not_serve_is_a_404_naming_the_callers(stack):
+    # A typo in the cluster path, or a cluster served elsewhere: a 401 would send kubectl
+    # into re-login loops ("You must be logged in") that hide the reason.
     token = stack.session_token("ci-agent")
     http = urllib3.PoolManager(ca_certs=stack.gateway_ca_file)
     answer = http.request("GET", f"{stack.gateway_url}/k8s/prod-eu/api/v1/namespaces/shop/pods",
                           headers={"Authorization": f"Bearer {token}"})
-    assert answer.status == 401 and "not issued for cluster 'prod-eu'" in answer.json()["message"]
+    message = answer.json()["message"]
+    assert answer.status == 404 and "no cluster 'prod-eu'" in message
+    assert "your session is for cluster 'demo'" in message and "may use: demo" in message
 
 
 @pytest.mark.parametrize("path", [

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import os
 import stat
 import subprocess
 import sys
-from pathlib import Path
 
-import pytest
 import yaml
 
 from chalicelib.config import DEFAULT_POLICY_DIR
