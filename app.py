@@ -12,6 +12,7 @@ from chalicelib.observability import flush_metrics, logger
 from chalicelib.routes.proxy import handle_proxy, incoming_request
 from chalicelib.routes.approvals import approval_status
 from chalicelib.routes.sessions import session_detail, sessions_list
+from chalicelib.routes.whoami import whoami_response
 from chalicelib.services import Services, build_services
 from chalicelib.identity import Caller
 from chalicelib.routes.slack import expire_approvals, handle_slack_interaction
@@ -74,6 +75,11 @@ def token() -> Response:
 @app.route("/v1/approvals/{approval_id}", methods=["GET"])
 def approval(approval_id: str) -> Response:
     return json_route(lambda: approval_status(services(), app.current_request.headers, approval_id))
+
+
+@app.route("/v1/whoami", methods=["GET"])
+def who_am_i() -> Response:
+    return json_route(lambda: whoami_response(services(), app.current_request.headers))
 
 
 @app.route("/v1/sessions", methods=["GET"])

@@ -37,13 +37,13 @@ def masked_body_summary(
     """A bounded summary of a body: masked by kind when it is a JSON object, else opaque.
 
     Masking recognises Secrets by their shape; anything it cannot read as an object (YAML,
-    JSON patches, garbage) is recorded by its size only, never as text.
+    JSON patches, protobuf, garbage) is recorded by its size only, never as text; not even
+    its hash: the hash of a body whose only unknown is a short password can be reversed by
+    guessing.
     """
     if not body:
         return None
     raw = body.encode() if isinstance(body, str) else body
-    # No hash either: the hash of a body whose only unknown is a short password can be
-    # reversed by guessing.
     opaque = {"size": len(raw), "omitted": True, "reason": "may hold credentials"}
     if resource in _OPAQUE_RESOURCES:
         return opaque

@@ -36,6 +36,10 @@ REQUEST_BODY_TYPES = (
     "application/json-patch+json",
     "application/apply-patch+yaml",
     "application/yaml",
+    # kubectl 1.32+ sends protobuf for built-in kinds. Decisions are made from the URL, an
+    # approval's diff from the dry run's JSON answer, our mask is looked for in the bytes,
+    # and the audit trail records such bodies by size.
+    "application/vnd.kubernetes.protobuf",
 )
 
 

@@ -45,6 +45,7 @@ from chalicelib.gateway.exchange import (
 from chalicelib.gateway.forward import Forwarder
 from chalicelib.identity.bearer import bearer_token
 from chalicelib.kube.request import is_discovery
+from chalicelib.permissions.access_review import answer_self_review, is_self_review
 from chalicelib.policy import Decision, Policy, evaluate
 
 # Time kept back after waiting for an approval, to forward and answer inside the 29 s.
@@ -53,6 +54,7 @@ RENEWAL_HINT = (
     "The next kubectl command renews the session (or run `eksgate token --force-refresh`, or "
     "`eksgate cache clear`)"
 )
+SELF_REVIEW_NOTE = "answered from the eksgate policy, not forwarded"
 _DISCOVERY_REASON = "discovery is open to every session"
 NO_CHANGE_WARNING = (
     "eksgate: this write would change nothing (its dry run equals the live object), so it was "
@@ -84,6 +86,8 @@ class Gateway:
         decision: Decision | None = None
         try:
             exchange = open_exchange(authenticated, self._limits, self._clock())
+            if is_self_review(exchange.request):
+                return self._answer_self_review(exchange)  # kubectl auth can-i
             decision = self.decide(exchange)
             approval = self.clear(exchange, decision)
         except NoChange as unchanged:
@@ -241,6 +245,17 @@ class Gateway:
             answer = self._forward.read_current(exchange)
             current = json.loads(answer.body) if answer.status == 200 and answer.body else None
         return proposed_change(request, dry_run, current, exchange.policy.masking)
+
+    def _answer_self_review(self, exchange: Exchange) -> ProxyResponse:
+        """``kubectl auth can-i`` is answered from the eksgate policy, not forwarded: the
+        cluster would answer for the policy's role, which is broader than what the gateway
+        lets through."""
+        review = answer_self_review(
+            exchange.policy, exchange.request, exchange.body or b"", exchange.media_type
+        )
+        body = json.dumps(review, separators=(",", ":"))
+        self._audit.response(exchange, Outcome(201, None, body, note=SELF_REVIEW_NOTE))
+        return ProxyResponse(201, "application/json", body, {"cache-control": "no-store"})
 
     def _answer_unchanged(self, exchange: Exchange, unchanged: NoChange) -> ProxyResponse:
         """A write that changes nothing needs no approval: the dry run's answer (the object as

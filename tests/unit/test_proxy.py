@@ -188,7 +188,7 @@ def test_refusals_happen_before_anything_is_forwarded():
         (incoming("/api/v1/namespaces/shop/configmaps", method="POST", body=b"x" * 2048),
          PayloadTooLarge),
         (incoming("/api/v1/namespaces/shop/configmaps", method="POST", body=b"\x00",
-                  headers={"content-type": "application/vnd.kubernetes.protobuf"}),
+                  headers={"content-type": "application/x-www-form-urlencoded"}),
          UnsupportedMediaType),
         (incoming("/api/v1/namespaces/shop/pods",
                   headers={"accept": "application/vnd.kubernetes.protobuf"}), NotAcceptable),
@@ -313,3 +313,17 @@ def test_a_cluster_path_typo_is_a_404_naming_the_callers_clusters():
     with pytest.raises(NotFound) as stranger:  # an invalid token learns nothing more
         gw.handle(incoming("/api/v1/namespaces/shop/pods", cluster="dmeo", token="forged"))
     assert "session" not in stranger.value.message
+
+
+def test_protobuf_bodies_are_decided_by_the_url_and_checked_for_the_mask():
+    upstream, audit = FakeUpstream(), RecordingAudit()
+    gw, _ = gateway(upstream, audit=audit)
+    body = b"k8s\x00\n\x0f\n\x02v1\x12\tConfigMap\x12\x05hello"
+    with pytest.raises(Forbidden):  # the ci-agent may not create ConfigMaps: no 415 first
+        gw.handle(incoming("/api/v1/namespaces/shop/configmaps", method="POST", body=body,
+                           headers={"content-type": "application/vnd.kubernetes.protobuf"}))
+    with pytest.raises(BadRequest, match="mask"):
+        gw.handle(incoming("/api/v1/namespaces/shop/configmaps", method="POST",
+                           body=body + b"***MASKED***",
+                           headers={"content-type": "application/vnd.kubernetes.protobuf"}))
+    assert upstream.sent == []
