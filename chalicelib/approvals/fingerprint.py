@@ -8,6 +8,8 @@ across a boundary (``/a`` + ``b=c`` against ``/ab`` + ``=c``).
 from __future__ import annotations
 
 import hashlib
+import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -50,16 +52,23 @@ class ApprovalSubject:
     canonical_query: str
     body_sha256: str
 
+    intent: str = ""  # a client-stamped change known by what it does ("restart"), not its bytes
+
     @classmethod
     def of(
         cls, method: str, media_type: str, path: str, canonical_query: str, body: bytes | None
     ) -> "ApprovalSubject":
+        intent = client_intent(method, path, media_type, body)
+        # A known intent stands for its body: kubectl stamps each restart with a new time,
+        # so the bytes differ on every retry while what is asked for does not.
+        bound = f"intent:{intent}".encode() if intent else (body or b"")
         return cls(
             method,
             media_type if body else "",
             path,
             canonical_query,
-            hashlib.sha256(body or b"").hexdigest(),
+            hashlib.sha256(bound).hexdigest(),
+            intent,
         )
 
     @property
@@ -71,6 +80,35 @@ class ApprovalSubject:
         return _digest(
             b"request", (self.method_and_type, self.path, self.canonical_query, self.body_sha256)
         )
+
+
+RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
+_RESTARTABLE = re.compile(r"/apis/apps/v1/namespaces/[^/]+/(deployments|daemonsets|statefulsets)/[^/]+")
+
+
+def client_intent(method: str, path: str, media_type: str, body: bytes | None) -> str:
+    """``"restart"`` for exactly what ``kubectl rollout restart`` sends (a patch of the pod
+    template's ``restartedAt`` annotation and nothing else), else ``""``."""
+    if method != "PATCH" or not body or not _RESTARTABLE.fullmatch(path):
+        return ""
+    if media_type not in ("application/strategic-merge-patch+json", "application/merge-patch+json"):
+        return ""
+    try:
+        patch = json.loads(body)
+    except ValueError:
+        return ""
+    expected = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: None}}}}}
+    if _shape(patch) != _shape(expected):
+        return ""
+    stamp = patch["spec"]["template"]["metadata"]["annotations"][RESTARTED_AT]
+    return "restart" if isinstance(stamp, str) else ""
+
+
+def _shape(value: object) -> object:
+    """The keys of nested objects, without their leaf values."""
+    if isinstance(value, dict):
+        return {k: _shape(v) for k, v in value.items()}
+    return None
 
 
 def rule_identity(rule: Rule) -> str:

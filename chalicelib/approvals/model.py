@@ -42,6 +42,7 @@ REQUEST_FIELDS = (
     "namespace",
     "name",
     "api_group",
+    "intent",  # what a client-stamped change does ("restart"), when it is one
 )
 DECISION_FIELDS = ("user_id", "user_name", "email", "decision", "reason", "time")
 
@@ -149,7 +150,7 @@ class Approval:
             "rule": self.rule,
             "mode": self.mode,
             "direct": self.direct,
-            "request": {k: str(self.request.get(k) or "") for k in REQUEST_FIELDS},
+            "request": {k: str(self.request.get(k) or "") for k in REQUEST_FIELDS if k in self.request},
             "reason": self.reason,
             "approvers": list(self.approvers),
             "min_approvers": self.min_approvers,

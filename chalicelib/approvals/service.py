@@ -197,6 +197,7 @@ class ApprovalService:
                 "namespace": request.namespace,
                 "name": request.name,
                 "api_group": request.api_group,
+                "intent": subject.intent,
             },
             reason=rule.reason,
             approvers=tuple(rule.approvers),

@@ -49,7 +49,8 @@ def slack_date(epoch: int) -> str:
 def describe(approval: Approval) -> str:
     """``patch deployments.apps web in shop``: what is asked, in kubectl's words."""
     request = approval.request
-    verb = request.get("verb") or request.get("method", "").lower()
+    # "restart deployments.apps web in shop": a known client-stamped change by what it does.
+    verb = request.get("intent") or request.get("verb") or request.get("method", "").lower()
     resource = request.get("resource") or ""
     if not resource:
         return f"{verb} {request.get('path', '')}"

@@ -1,0 +1,42 @@
+"""Everyday kubectl through the gateway: restarts under once-approvals, honest refusals."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+
+pytestmark = [pytest.mark.e2e,
+              pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl not installed")]
+
+
+def kubectl(stack, *args, context="demo-ci-agent"):
+    return subprocess.run(["kubectl", "--context", context, *args], capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "KUBECONFIG": stack.kubeconfig})
+
+
+def approval_in(stderr: str) -> str:
+    marker = "approval required: request "
+    assert marker in stderr, stderr
+    return stderr.split(marker, 1)[1].split()[0]
+
+
+def test_a_rollout_restart_runs_once_its_approval_is_given(stack):
+    first = kubectl(stack, "rollout", "restart", "deployment/worker", "-n", "shop")
+    approval_id = approval_in(first.stderr)
+    header = json.dumps(stack.slack_message_for(approval_id)["blocks"][0])
+    assert "restart deployments.apps worker in shop" in header
+    again = kubectl(stack, "rollout", "restart", "deployment/worker", "-n", "shop")
+    assert approval_in(again.stderr) == approval_id  # a new timestamp, the same request
+    stack.click(approval_id, "eksgate_approve", "U0BOB")
+    stack.clear_kube_calls()
+    done = kubectl(stack, "rollout", "restart", "deployment/worker", "-n", "shop")
+    assert done.returncode == 0, done.stderr
+    assert "restarted" in done.stdout
+    patches = [c for c in stack.kube_calls() if c["verb"] == "patch" and not c["dry_run"]]
+    assert len(patches) == 1
+    used = kubectl(stack, "rollout", "restart", "deployment/worker", "-n", "shop")
+    assert used.returncode != 0  # once means once
