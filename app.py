@@ -9,7 +9,7 @@ from chalice import Chalice, Rate, Response
 from chalicelib.errors import EksgateError, ServiceUnavailable
 from chalicelib.routes.responses import json_error, json_response, json_route, proxy_response
 from chalicelib.observability import flush_metrics, logger
-from chalicelib.routes.proxy import handle_proxy, incoming_request
+from chalicelib.routes.proxy import handle_proxy, incoming_request, outside_prefix
 from chalicelib.routes.approvals import approval_status
 from chalicelib.routes.sessions import session_detail, sessions_list
 from chalicelib.routes.whoami import whoami_response
@@ -141,6 +141,14 @@ def k8s_root(cluster: str) -> Response:
 def k8s_proxy(cluster: str) -> Response:
     # Chalice passes no view argument for a greedy parameter; API Gateway names it "proxy".
     return _proxy(cluster, app.current_request.to_original_event()["pathParameters"]["proxy"])
+
+
+@app.route("/{proxy+}", methods=PROXY_METHODS, content_types=["*/*"])
+def outside_k8s() -> Response:
+    # Everything no other route takes (kubectl get --raw /metrics lands here): a Status that
+    # names the prefix, not API Gateway's "Missing Authentication Token".
+    path = "/" + app.current_request.to_original_event()["pathParameters"]["proxy"]
+    return proxy_response(outside_prefix(path, app.current_request.method))
 
 
 def _proxy(cluster: str, path: str) -> Response:

@@ -31,8 +31,11 @@ class ProxyResponse:
 
     def with_warning(self, text: str) -> "ProxyResponse":
         """The same answer with a ``Warning`` header, which kubectl prints as ``Warning: ...``."""
+        warning = f'299 - "{text}"'
+        if self.headers.get("warning"):  # the cluster's own warnings stay
+            warning = f"{self.headers['warning']}, {warning}"
         return ProxyResponse(
-            self.status, self.content_type, self.body, {**self.headers, "warning": f'299 - "{text}"'}
+            self.status, self.content_type, self.body, {**self.headers, "warning": warning}
         )
 
 

@@ -169,7 +169,7 @@ class Gateway:
         # What the platform cannot carry is explained first, whatever the policy says,
         # except under a direct-grant rule, whose approval is what the caller needs.
         if not direct_grant:
-            _refuse_platform_limits(exchange, None)
+            _refuse_platform_limits(exchange, None, decision)
         if decision.effect == "deny":
             raise Forbidden(
                 f"eksgate: {decision.reason}",
@@ -180,7 +180,7 @@ class Gateway:
         # it goes through as the gateway's own dry run would, without asking anyone.
         if decision.effect == "approve" and not exchange.is_dry_run:
             approval = self._clear_approval(exchange, decision)
-        _refuse_platform_limits(exchange, approval.approval_id if approval else None)
+        _refuse_platform_limits(exchange, approval.approval_id if approval else None, decision)
         return approval
 
     def forward(
@@ -206,6 +206,12 @@ class Gateway:
         # No record, no answer: the cluster's reply is withheld if it cannot be recorded.
         elapsed = (self._clock() - started) * 1000
         self._record_outcome(exchange, Outcome(result.status, elapsed, result.body), None)
+        if exchange.streaming:
+            # The stream ends with the gateway's window, not the user's Ctrl-C: say so.
+            return result.with_warning(
+                f"eksgate: this stream ends after {exchange.stream_seconds} s (API Gateway's "
+                "limit) and arrives in one piece when it ends; run the command again to continue"
+            )
         return result
 
     def _record_outcome(
@@ -318,8 +324,11 @@ def _answer_withheld(
     )
 
 
-def _refuse_platform_limits(exchange: Exchange, approval_id: str | None) -> None:
-    """What API Gateway + Lambda cannot carry, refused with what to do instead."""
+def _refuse_platform_limits(
+    exchange: Exchange, approval_id: str | None, decision: Decision
+) -> None:
+    """What API Gateway + Lambda cannot carry, refused with what the caller can do instead,
+    from what their policy actually offers."""
     request, headers = exchange.request, exchange.incoming.headers
     wants_upgrade = "upgrade" in headers or "upgrade" in headers.get("connection", "").lower()
     blocked = (
@@ -337,11 +346,17 @@ def _refuse_platform_limits(exchange: Exchange, approval_id: str | None) -> None
             "direct`, and use it with the cluster's own endpoint",
             details={"name": approval_id, "kind": "approval", "approval_id": approval_id},
         )
+    what = blocked or "connection upgrades"
+    if decision.effect == "deny":
+        offer = f"Your policy offers no direct grant for it either: {decision.reason}"
+    else:
+        offer = (
+            f"Your policy's rule {decision.rule_label} covers it, but only a rule with approval "
+            "mode: grant and direct: true can hand out the EKS token it needs; ask your "
+            "platform team for one"
+        )
     raise Forbidden(
-        f"{blocked or 'connection upgrades'} cannot pass through the eksgate gateway: API "
-        "Gateway and Lambda carry no streaming connections (exec, attach, port-forward, cp, "
-        "proxy). Use an approved direct grant instead: a rule with approval mode: grant and "
-        "direct: true lets `eksgate token --mode direct` issue an EKS token during the "
-        "approved window",
-        details={"subresource": blocked or "upgrade"},
+        f"{what} cannot pass through the eksgate gateway: API Gateway and Lambda carry no "
+        f"streaming connections (exec, attach, port-forward, cp, proxy). {offer}",
+        details={"subresource": blocked or "upgrade", "policy": decision.policy},
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from chalicelib.errors import EksgateError
+from chalicelib.errors import EksgateError, NotFound
 from chalicelib.gateway.answers import ProxyResponse
 from chalicelib.routes.responses import status_for_exception, status_response
 from chalicelib.gateway.exchange import IncomingRequest
@@ -59,3 +59,18 @@ def handle_proxy(services: Callable[[], Services], incoming: IncomingRequest) ->
         return status_response(error)
     count("ProxyForwarded")
     return result
+
+
+def outside_prefix(path: str, method: str) -> ProxyResponse:
+    """A request outside ``/k8s/{cluster}``: most often ``kubectl get --raw /path``, which
+    client-go sends from the host root. A Kubernetes Status says where the API lives."""
+    count("ProxyRefused")
+    return status_response(
+        NotFound(
+            f"eksgate serves the Kubernetes API under /k8s/<cluster>/, not at {path!r}. "
+            "kubectl get --raw sends its path from the host root: include the prefix, e.g. "
+            f"kubectl get --raw /k8s/<cluster>{path if path.startswith('/') else '/' + path} "
+            "(behind the default execute-api URL, also the stage: /<stage>/k8s/<cluster>/...)",
+            details={"kind": "path", "name": path[:200], "method": method},
+        )
+    )

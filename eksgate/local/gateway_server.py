@@ -34,8 +34,11 @@ class _Route:
             else:
                 pattern += "/" + re.escape(part)
         self.regex = re.compile(f"^{pattern or '/'}$")
-        # API Gateway prefers literal segments over variables, and variables over greedy ones.
-        self.rank = (template.count("+}"), template.count("{"), -len(template))
+        # API Gateway prefers literal segments over variables, and variables over greedy ones;
+        # a greedy route with more literal segments before it (/k8s/{cluster}/{proxy+}) wins
+        # over a shorter one (/{proxy+}).
+        literals = sum(1 for part in template.split("/") if part and not part.startswith("{"))
+        self.rank = (template.count("+}"), -literals, template.count("{"), -len(template))
 
 
 class LambdaContext:

@@ -40,3 +40,28 @@ def test_a_rollout_restart_runs_once_its_approval_is_given(stack):
     assert len(patches) == 1
     used = kubectl(stack, "rollout", "restart", "deployment/worker", "-n", "shop")
     assert used.returncode != 0  # once means once
+
+
+@pytest.mark.parametrize("args", [
+    ("get", "pods", "-n", "shop", "--watch"),
+    ("logs", "deploy/web", "-n", "shop", "-f", "--tail=3"),
+])
+def test_watches_and_follows_say_when_the_gateway_window_ends(stack, args):
+    result = kubectl(stack, *args)
+    assert "this stream ends after" in result.stderr, result.stderr
+
+
+def test_exec_is_refused_with_what_the_policy_offers(stack):
+    result = kubectl(stack, "exec", "deploy/web", "-n", "shop", "--", "ls")
+    assert result.returncode != 0
+    assert "offers no direct grant for it either" in result.stderr
+
+
+def test_raw_paths_outside_the_prefix_get_a_status_naming_it(stack):
+    result = kubectl(stack, "get", "--raw", "/metrics")
+    assert result.returncode != 0
+    assert "under /k8s/<cluster>/" in result.stderr and "get --raw /k8s/<cluster>/metrics" in (
+        result.stderr)
+    through = kubectl(stack, "get", "--raw", f"/k8s/{stack.cluster}/api/v1/namespaces/shop/pods")
+    assert through.returncode == 0, through.stderr
+    assert '"kind":"PodList"' in through.stdout.replace(" ", "")

@@ -327,3 +327,13 @@ def test_protobuf_bodies_are_decided_by_the_url_and_checked_for_the_mask():
                            body=body + b"***MASKED***",
                            headers={"content-type": "application/vnd.kubernetes.protobuf"}))
     assert upstream.sent == []
+
+
+def test_an_exec_refusal_says_what_the_callers_policy_offers():
+    gw, _ = gateway(FakeUpstream())
+    with pytest.raises(Forbidden) as refused:
+        gw.handle(incoming("/api/v1/namespaces/shop/pods/web-0/exec", method="POST",
+                           query={"command": ["ls"]}))
+    # The ci-agent's policy has no rule for exec at all: no advice to seek a grant it lacks.
+    assert "offers no direct grant for it either" in refused.value.message
+    assert "no rule of policy 'ci-agent'" in refused.value.message
