@@ -459,9 +459,12 @@ def test_config_map_value_under_a_password_like_key_is_masked_whole():
     assert masked["data"] == {"DB_PASSWORD": MASK, "api-key": MASK, "mode": "x"}
 
 
-def test_config_map_binary_data_is_untouched():
-    binary = {"blob": _b64("password=hunter2")}
-    assert mask_document(_config_map({}, binaryData=binary))["binaryData"] == binary
+def test_config_map_binary_data_is_scanned_like_data():
+    # Issue 16 reversed this test's old assertion ("binaryData is untouched"): that was the leak.
+    binary = {"blob": _b64("password=hunter2"), "plain": _b64("mode=fast")}
+    masked = mask_document(_config_map({}, binaryData=binary))["binaryData"]
+    assert base64.b64decode(masked["blob"]).decode() == f"password={MASK}"
+    assert masked["plain"] == binary["plain"]
 
 
 def test_config_map_is_untouched_when_no_patterns_are_configured():

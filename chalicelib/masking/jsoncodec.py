@@ -1,0 +1,39 @@
+"""JSON in and out of the masker: orjson where it can, the standard library where it cannot.
+
+orjson is several times faster than ``json`` for the multi-megabyte answers the gateway
+masks. It refuses a few things the standard library accepts (lone surrogates in strings,
+integers beyond 64 bits on output); those documents go through ``json`` instead.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import orjson
+
+
+def loads(raw: bytes | str) -> Any:
+    """Decode JSON; NaN and Infinity (not JSON, and refused by Go clients) are errors."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        # Lone surrogates (\ud800) are valid JSON escapes orjson refuses; json accepts them.
+        return json.loads(raw, parse_constant=_reject_constant)
+
+
+def dumps(value: Any) -> bytes:
+    """Compact JSON, UTF-8, non-ASCII as is (as Kubernetes writes it) when orjson can."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:
+        # ensure_ascii: a lone surrogate is written as its escape, never as invalid UTF-8.
+        return json.dumps(value, separators=(",", ":")).encode("ascii")
+
+
+def dumps_text(value: Any) -> str:
+    return dumps(value).decode("utf-8", "surrogatepass")
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"non-standard JSON constant {name}")

@@ -1,0 +1,292 @@
+"""One scanner per set of enabled pattern families: finds credentials in text in one pass.
+
+Two stages keep multi-megabyte answers cheap. A multi-string search (Aho-Corasick, in native
+code) finds the few places that hold a trigger word; only the lines around them go through
+the combined regular expression, which holds every enabled rule as one alternation. Text
+without a trigger is returned as it is, at the cost of one native pass.
+
+PEM private keys are also recognised without their BEGIN line (a log window that starts
+inside a key): base64 lines before an END line, and base64 lines at the very start of a text.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from chalicelib.masking.vocabulary import RULES, SECOND_PASS_RULES, TRIGGERS
+
+MASK = "***MASKED***"
+
+# Texts up to this size go through the regular expression whole; larger ones in windows.
+_WHOLE_TEXT_LIMIT = 4096
+
+_TIMESTAMP = r"(?:[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]{8,}+(?:Z|[+-][0-9:]{5})[ \t]++)?"
+# One line of a PEM body (optionally behind a kubectl logs --timestamps prefix).
+_PEM_BODY_LINE = re.compile(rf"{_TIMESTAMP}[A-Za-z0-9+/=]++[ \t]*+\r?", re.ASCII)
+# A line that can only be the start of a key cut off by a log window: long, pure base64.
+_PEM_LEADING_LINE = re.compile(rf"{_TIMESTAMP}[A-Za-z0-9+/]{{40,}}+=*+[ \t]*+\r?", re.ASCII)
+_PEM_END = re.compile(r"-----END [A-Z0-9 ]{0,64}PRIVATE KEY(?: BLOCK)?-----")
+_YAML_BLOCK_LINE = re.compile(rb":[ \t]*+[|>][-+0-9]{0,2}+[ \t]*+(?:#[^\n]*+)?\r?\n?$")
+_INDENT = re.compile(rb"[ \t]*+")
+
+
+class Scanner:
+    """Masks the credentials of the given families in text. Build one with ``scanner_for``."""
+
+    def __init__(self, families: frozenset[str]) -> None:
+        import ahocorasick_rs  # native; imported on first use so cold imports stay light
+
+        self.families = families
+        rules = _ordered_rules(families)
+        self._regex = re.compile("|".join(f"(?:{r})" for r in rules), re.ASCII) if rules else None
+        second = [r for f in sorted(families) for r in SECOND_PASS_RULES.get(f, ())]
+        self._second = re.compile("|".join(f"(?:{r})" for r in second), re.ASCII) if second else None
+        self._second_triggers = (
+            tuple(t for t in TRIGGERS["password-assignment"] if t.isalpha() and len(t) > 4)
+            if second
+            else ()
+        )
+        self._pem = "private-key" in families
+        triggers = sorted({t for f in families for t in TRIGGERS[f]})
+        self._text_automaton = (
+            ahocorasick_rs.BytesAhoCorasick([t.encode() for t in triggers]) if triggers else None
+        )
+        # In serialized JSON a trigger could hide behind an escape (pass\u0077ord, :\/\/).
+        self._json_automaton = ahocorasick_rs.BytesAhoCorasick(
+            [t.encode() for t in [*triggers, "\\u", "\\/"]]
+        )
+
+    # -- text -----------------------------------------------------------------------------
+
+    def mask(self, text: str, *, at_start: bool = True) -> str:
+        """``text`` with every credential of the enabled families replaced by ``MASK``.
+
+        ``at_start``: the text is the start of what the reader sees (a log window), so base64
+        key lines at its very start are masked as the tail of a key cut off by the window.
+        """
+        if not self.families or not text:
+            return text
+        if len(text) <= _WHOLE_TEXT_LIMIT:
+            return self._mask_window(text, at_start)
+        return self._mask_in_windows(text, at_start)
+
+    def _mask_window(self, text: str, at_start: bool) -> str:
+        out = self._regex.sub(_mask_secret_groups, text) if self._regex is not None else text
+        if self._second is not None:
+            lowered = out.lower()
+            if any(t in lowered for t in self._second_triggers):
+                out = self._second.sub(_mask_secret_groups, out)
+        if self._pem:
+            out = _mask_pem_fragments(out, at_start)
+        return out
+
+    def _mask_in_windows(self, text: str, at_start: bool) -> str:
+        raw = text.encode("utf-8", "surrogatepass")
+        lowered = raw.lower()
+        windows = self._windows(raw, lowered, at_start)
+        if not windows:
+            return text
+        pieces: list[str] = []
+        cursor = 0
+        for start, end in windows:
+            pieces.append(raw[cursor:start].decode("utf-8", "surrogatepass"))
+            window = raw[start:end].decode("utf-8", "surrogatepass")
+            pieces.append(self._mask_window(window, at_start and start == 0))
+            cursor = end
+        pieces.append(raw[cursor:].decode("utf-8", "surrogatepass"))
+        return "".join(pieces)
+
+    def _windows(self, raw: bytes, lowered: bytes, at_start: bool) -> list[tuple[int, int]]:
+        """Byte ranges (whole lines) that may hold a credential, merged, in order."""
+        hits = (
+            self._text_automaton.find_matches_as_indexes(lowered)
+            if self._text_automaton is not None
+            else []
+        )
+        spans: list[tuple[int, int]] = []
+        if self._pem and at_start:
+            leading_end = _leading_key_lines_end(raw)
+            if leading_end:
+                spans.append((0, leading_end))
+        line_done = 0
+        for _, hit_start, _ in hits:
+            if hit_start < line_done:
+                continue  # another trigger on a line already taken
+            start = raw.rfind(b"\n", 0, hit_start) + 1
+            end = _end_of_line(raw, hit_start)
+            line_done = end
+            spans.append(self._extend(raw, lowered, start, end))
+        spans.sort()
+        merged: list[tuple[int, int]] = []
+        for start, end in spans:
+            if merged and start <= merged[-1][1]:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+            else:
+                merged.append((start, end))
+        return merged
+
+    def _extend(self, raw: bytes, lowered: bytes, start: int, end: int) -> tuple[int, int]:
+        """Grow a line's window over what a rule on that line needs to see."""
+        line = lowered[start:end]
+        if self._pem and b"-----begin" in line:
+            close = lowered.find(b"-----end", end)
+            end = len(raw) if close == -1 else _end_of_line(raw, close)
+        if self._pem and b"-----end" in line:
+            while start > 0:
+                previous = raw.rfind(b"\n", 0, start - 1) + 1
+                text = raw[previous : start - 1].decode("utf-8", "replace")
+                if not _PEM_BODY_LINE.fullmatch(text):
+                    break
+                start = previous
+        if _YAML_BLOCK_LINE.search(line):
+            indent = len(_INDENT.match(line).group(0))  # type: ignore[union-attr]
+            while end < len(raw):
+                following = raw[end : _end_of_line(raw, end)]
+                if following.strip() and len(_INDENT.match(following).group(0)) <= indent:  # type: ignore[union-attr]
+                    break
+                end += len(following)
+        return start, end
+
+    # -- JSON -----------------------------------------------------------------------------
+
+    def suspects_in_json(self, raw: bytes) -> set[str]:
+        """The decoded JSON strings (keys and values) of ``raw`` that hold a trigger.
+
+        Every other string of the document is free of credentials for these families, so
+        the walk over the decoded document looks only at these.
+        """
+        from chalicelib.masking.jsoncodec import loads
+
+        suspects: set[str] = set()
+        string_end = -1
+        for _, hit_start, _ in self._json_automaton.find_matches_as_indexes(raw.lower()):
+            if hit_start < string_end:
+                continue
+            # Triggers never hold a quote, and JSON has no text outside strings that could
+            # hold one, so the hit is inside a string: find its unescaped quotes.
+            opening = raw.rfind(b'"', 0, hit_start)
+            while opening > 0 and _escaped(raw, opening):
+                opening = raw.rfind(b'"', 0, opening)
+            closing = raw.find(b'"', hit_start)
+            while closing != -1 and _escaped(raw, closing):
+                closing = raw.find(b'"', closing + 1)
+            if opening == -1 or closing == -1:
+                raise ValueError("not JSON: a string without its quotes")
+            value = loads(raw[opening : closing + 1])
+            if isinstance(value, str):
+                suspects.add(value)
+            string_end = closing + 1
+        return suspects
+
+
+@functools.lru_cache(maxsize=64)
+def scanner_for(families: frozenset[str]) -> Scanner:
+    """The (cached) scanner for a set of enabled pattern families."""
+    return Scanner(families)
+
+
+def _ordered_rules(families: Iterable[str]) -> list[str]:
+    enabled = set(families)
+    rules: list[str] = []
+    # A YAML block scalar (``password: |``) is tried before anything else can take its key;
+    # a PEM block is masked whole before narrower rules look inside it.
+    if "password-assignment" in enabled:
+        rules.append(RULES["password-assignment"][0])
+    if "private-key" in enabled:
+        rules.extend(RULES["private-key"])
+    for family in sorted(enabled - {"private-key"}):
+        family_rules = RULES[family]
+        rules.extend(family_rules[1:] if family == "password-assignment" else family_rules)
+    return rules
+
+
+def _end_of_line(raw: bytes, position: int) -> int:
+    newline = raw.find(b"\n", position)
+    return len(raw) if newline == -1 else newline + 1
+
+
+def _escaped(raw: bytes, quote: int) -> bool:
+    backslashes = 0
+    position = quote - 1
+    while position >= 0 and raw[position] == 0x5C:
+        backslashes += 1
+        position -= 1
+    return backslashes % 2 == 1
+
+
+def _mask_secret_groups(match: re.Match[str]) -> str:
+    """Replace the participating ``secret*`` groups of a match, keep the rest of it."""
+    text = match.group(0)
+    base = match.start()
+    spans = sorted(
+        match.span(group)
+        for group, value in match.groupdict().items()
+        if value is not None and group.startswith("secret")
+    )
+    pieces = []
+    cursor = 0
+    for start, end in spans:
+        pieces.append(text[cursor : start - base])
+        pieces.append(MASK)
+        cursor = end - base
+    pieces.append(text[cursor:])
+    return "".join(pieces)
+
+
+def _leading_key_lines_end(raw: bytes) -> int:
+    """Where the run of key lines opening ``raw`` ends (0: it does not open with one)."""
+    end = 0
+    while end < len(raw):
+        line_end = _end_of_line(raw, end)
+        line = raw[end:line_end].rstrip(b"\n").decode("utf-8", "replace")
+        if not _PEM_LEADING_LINE.fullmatch(line):
+            break
+        end = line_end
+    return end
+
+
+def _mask_pem_fragments(text: str, at_start: bool) -> str:
+    """Key lines without their BEGIN line: before an END line, or opening a log window."""
+    if at_start:
+        lines = text.split("\n")
+        taken = 0
+        while taken < len(lines) and _PEM_LEADING_LINE.fullmatch(lines[taken]):
+            taken += 1
+        if taken:
+            text = "\n".join([MASK, *lines[taken:]])
+    if "-----END" not in text:
+        return text
+    pieces: list[str] = []
+    cursor = 0
+    for end_line in _PEM_END.finditer(text):
+        if text.endswith(MASK, 0, end_line.start()):
+            continue  # masked whole, with its BEGIN line
+        line_start = text.rfind("\n", 0, end_line.start()) + 1
+        body_start = line_start
+        while body_start > cursor:
+            previous = text.rfind("\n", 0, body_start - 1) + 1
+            if previous < cursor or not _PEM_BODY_LINE.fullmatch(text[previous : body_start - 1]):
+                break
+            body_start = previous
+        if body_start < line_start:
+            pieces.append(text[cursor:body_start])
+            pieces.append(MASK + "\n")
+            cursor = line_start
+    pieces.append(text[cursor:])
+    return "".join(pieces)
+
+
+def iter_strings(value: Any) -> Iterable[str]:
+    """Every string in a decoded JSON value (keys too): for tests and fallbacks."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield key
+            yield from iter_strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from iter_strings(item)
