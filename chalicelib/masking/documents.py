@@ -18,10 +18,10 @@ Anything that cannot be understood is withheld rather than passed through.
 from __future__ import annotations
 
 import base64
+import functools
 import binascii
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.masking.jsoncodec import dumps, dumps_text, loads
@@ -42,22 +42,53 @@ _AWS_SECRET_KEY_NAME = re.compile(
 _ENVELOPE_KINDS = frozenset({"", "PartialObjectMetadata", "WatchEvent"})
 
 
-@dataclass(frozen=True)
+class _AllStrings:
+    """Stands for "every string is suspect" where no trigger search was made."""
+
+    def __init__(self, scanner: Scanner) -> None:
+        self._scanner = scanner
+        self._verdicts: dict[str, bool] = {}
+
+    def __contains__(self, text: object) -> bool:
+        if not isinstance(text, str):
+            return False
+        verdict = self._verdicts.get(text)
+        if verdict is None:
+            verdict = self._verdicts[text] = self._scanner.has_trigger(text)
+        return verdict
+
+
 class _Context:
-    settings: MaskingSettings
-    scanner: Scanner
-    # The strings of the document that may hold a credential; None: treat all as suspect.
-    suspects: set[str] | frozenset[str] | None
+    """One masking run: the settings, their scanner, and the document's suspect strings."""
+
+    __slots__ = ("settings", "scanner", "suspects", "_masked")
+
+    def __init__(
+        self, settings: MaskingSettings, scanner: Scanner, suspects: set[str] | None
+    ) -> None:
+        self.settings = settings
+        self.scanner = scanner
+        # The strings of the document that may hold a credential (hold a trigger word).
+        self.suspects: set[str] | _AllStrings = (
+            suspects if suspects is not None else _AllStrings(scanner)
+        )
+        self._masked: dict[str, str] = {}
 
     def text(self, value: str) -> str:
         """Pattern masking of one string value found in a document."""
-        if self.suspects is not None and value not in self.suspects:
+        if value not in self.suspects:
             return value
-        masked = self.scanner.mask(value)
-        return value if masked == value else masked
+        masked = self._masked.get(value)
+        if masked is None:
+            masked = self.scanner.mask(value)
+            self._masked[value] = value if masked == value else masked
+        return self._masked[value]
 
-    def for_inner(self, raw: str) -> _Context:
-        """The context for a JSON document embedded in a string (an annotation)."""
+    def for_inner(self, raw: str, small: bool) -> _Context:
+        """The context for a JSON document embedded in a string (an annotation); ``small``:
+        few of its strings will be looked at, so check them one by one."""
+        if small:
+            return _Context(self.settings, self.scanner, None)
         return _Context(self.settings, self.scanner, self.scanner.suspects_in_json(raw.encode()))
 
 
@@ -66,7 +97,7 @@ def make_context(settings: MaskingSettings, raw: bytes | None, doc: Any) -> _Con
     try:
         suspects = scanner.suspects_in_json(raw if raw is not None else dumps(doc))
     except ValueError:
-        return _Context(settings, scanner, None)
+        suspects = None
     return _Context(settings, scanner, suspects)
 
 
@@ -238,7 +269,7 @@ def _mask_binary(key: str, value: Any, ctx: _Context) -> Any:
         text = base64.b64decode(value, validate=True).decode("utf-8")
     except (binascii.Error, ValueError):
         return value if ctx.settings.unscannable_binary == "keep" else MASKED_DATA_VALUE
-    if _keyed_sensitive(key, ctx.settings) and text:
+    if _keyed_sensitive(key, ctx.settings.families) and text:
         return MASKED_DATA_VALUE
     masked = ctx.scanner.mask(text)
     if masked == text:
@@ -392,23 +423,31 @@ def _walk_dict(obj: dict[str, Any], ctx: _Context, owner_kind: str) -> dict[str,
     suspects = ctx.suspects
     changed: dict[str, Any] | None = None
     for key, value in obj.items():
-        if type(value) is str:
+        kind_of_value = type(value)
+        if kind_of_value is str:
             if key == LAST_APPLIED_ANNOTATION:
                 masked: Any = _mask_last_applied(value, ctx, owner_kind)
-            elif suspects is not None and key not in suspects and value not in suspects:
-                continue
-            elif value and _keyed_sensitive(key, ctx.settings):
+            elif key in suspects and value and _keyed_sensitive(key, ctx.settings.families):
                 masked = MASK
-            else:
+            elif value in suspects:
                 masked = ctx.text(value)
-        elif key == "env" and type(value) is list:
-            masked = _walk_list_with(value, ctx, _mask_env_var)
-        elif key == "metadata" and type(value) is dict:
-            masked = _walk_dict(value, ctx, owner_kind)
-        elif key == "annotations" and type(value) is dict:
-            masked = _walk_dict(value, ctx, owner_kind)
+            else:
+                continue
+        elif kind_of_value is dict:
+            if key in _OWNED_FIELDS:
+                masked = _walk_dict(value, ctx, owner_kind)
+            elif "kind" in value and _is_embedded_object(value):
+                masked = _mask_object(value, ctx, implied_kind="")
+            else:
+                masked = _walk_dict(value, ctx, "")
+        elif kind_of_value is list:
+            masked = (
+                _walk_list_with(value, ctx, _mask_env_var)
+                if key == "env"
+                else _walk_list(value, ctx)
+            )
         else:
-            masked = _walk(value, ctx)
+            continue
         if masked is not value:
             if changed is None:
                 changed = {}
@@ -416,6 +455,10 @@ def _walk_dict(obj: dict[str, Any], ctx: _Context, owner_kind: str) -> dict[str,
     if changed is None:
         return obj
     return {key: changed.get(key, value) for key, value in obj.items()}
+
+
+# Where an object's own last-applied annotation lives.
+_OWNED_FIELDS = frozenset({"metadata", "annotations"})
 
 
 def _walk_list_with(
@@ -438,8 +481,9 @@ def _mask_env_var(var: Any, ctx: _Context) -> Any:
     return out
 
 
-def _keyed_sensitive(key: str, settings: MaskingSettings) -> bool:
-    families = settings.families
+@functools.lru_cache(maxsize=4096)
+def _keyed_sensitive(key: str, families: frozenset[str]) -> bool:
+    """Whether the value under ``key`` is masked whole, by its key, for these families."""
     if "password-assignment" in families and is_credential_key(key):
         return True
     return "aws-secret-key" in families and _AWS_SECRET_KEY_NAME.search(key) is not None
@@ -449,7 +493,7 @@ def _mask_keyed(key: str, value: Any, ctx: _Context) -> Any:
     """Mask a value by its key (``DB_PASSWORD``) when a keyed family is on, else by content."""
     if not isinstance(value, str):
         return _walk(value, ctx)
-    if value and _keyed_sensitive(key, ctx.settings):
+    if value and _keyed_sensitive(key, ctx.settings.families):
         return MASK
     return ctx.text(value)
 
@@ -479,7 +523,7 @@ def _mask_last_applied(value: str, ctx: _Context, owner_kind: str) -> str:
         as_kind = ""
     else:
         as_kind = "Secret" if _is_secret_kind(claimed) else owner_kind
-    inner = ctx.for_inner(value)
+    inner = ctx.for_inner(value, small=_is_secret_kind(as_kind or claimed))
     if as_kind and not _is_secret_kind(claimed) and as_kind != claimed:
         # Mask as the real kind; keep the claimed kind in the copy shown.
         masked = _mask_object({**parsed, "kind": as_kind}, inner, implied_kind=as_kind)

@@ -19,7 +19,12 @@ def loads(raw: bytes | str) -> Any:
         return orjson.loads(raw)
     except orjson.JSONDecodeError:
         # Lone surrogates (\ud800) are valid JSON escapes orjson refuses; json accepts them.
+        if (b"\\u" if isinstance(raw, bytes) else "\\u") not in raw:
+            raise
+    try:
         return json.loads(raw, parse_constant=_reject_constant)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
 
 
 def dumps(value: Any) -> bytes:

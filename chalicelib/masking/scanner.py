@@ -16,7 +16,12 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from chalicelib.masking.vocabulary import RULES, SECOND_PASS_RULES, TRIGGERS
+from chalicelib.masking.vocabulary import (
+    RULES,
+    SECOND_PASS_RULES,
+    SECOND_PASS_TRIGGERS,
+    TRIGGERS,
+)
 
 MASK = "***MASKED***"
 
@@ -44,11 +49,7 @@ class Scanner:
         self._regex = re.compile("|".join(f"(?:{r})" for r in rules), re.ASCII) if rules else None
         second = [r for f in sorted(families) for r in SECOND_PASS_RULES.get(f, ())]
         self._second = re.compile("|".join(f"(?:{r})" for r in second), re.ASCII) if second else None
-        self._second_triggers = (
-            tuple(t for t in TRIGGERS["password-assignment"] if t.isalpha() and len(t) > 4)
-            if second
-            else ()
-        )
+        self._second_triggers = SECOND_PASS_TRIGGERS if second else ()
         self._pem = "private-key" in families
         triggers = sorted({t for f in families for t in TRIGGERS[f]})
         self._text_automaton = (
@@ -161,25 +162,40 @@ class Scanner:
         from chalicelib.masking.jsoncodec import loads
 
         suspects: set[str] = set()
+        literals: set[bytes] = set()
+        find, rfind = raw.find, raw.rfind
         string_end = -1
         for _, hit_start, _ in self._json_automaton.find_matches_as_indexes(raw.lower()):
             if hit_start < string_end:
                 continue
             # Triggers never hold a quote, and JSON has no text outside strings that could
             # hold one, so the hit is inside a string: find its unescaped quotes.
-            opening = raw.rfind(b'"', 0, hit_start)
-            while opening > 0 and _escaped(raw, opening):
-                opening = raw.rfind(b'"', 0, opening)
-            closing = raw.find(b'"', hit_start)
-            while closing != -1 and _escaped(raw, closing):
-                closing = raw.find(b'"', closing + 1)
+            opening = rfind(b'"', 0, hit_start)
+            while opening > 0 and raw[opening - 1] == 0x5C and _escaped(raw, opening):
+                opening = rfind(b'"', 0, opening)
+            closing = find(b'"', hit_start)
+            while closing != -1 and raw[closing - 1] == 0x5C and _escaped(raw, closing):
+                closing = find(b'"', closing + 1)
             if opening == -1 or closing == -1:
                 raise ValueError("not JSON: a string without its quotes")
-            value = loads(raw[opening : closing + 1])
-            if isinstance(value, str):
-                suspects.add(value)
             string_end = closing + 1
+            literal = raw[opening:string_end]
+            if literal not in literals:
+                literals.add(literal)
+                value = loads(literal)
+                if isinstance(value, str):
+                    suspects.add(value)
         return suspects
+
+    def has_trigger(self, text: str) -> bool:
+        """Whether ``text`` holds a trigger word of these families (so may hold a credential)."""
+        if self._text_automaton is None:
+            return False
+        return bool(
+            self._json_automaton.find_matches_as_indexes(
+                text.encode("utf-8", "surrogatepass").lower()
+            )
+        )
 
 
 @functools.lru_cache(maxsize=64)

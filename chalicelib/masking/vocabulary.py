@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import re
 
+_KEY_PREFIXES = (
+    "api|access|private|priv|client|service|account|db|database|master|encryption|signing"
+    "|session|auth|app|tls|ssh"
+)
 # Words that make a key a credential's key (DB_PASSWORD, mysql_pwd, clientSecret, conn_str).
 # ``pass`` and ``auth`` only count as a word of their own (db_pass, basicAuth, AUTH), not
 # inside bypass, compass, author or oauth.
 CREDENTIAL_KEY_WORDS = (
     r"passw(?:or)?d|passphrase|passcode|pwd|secret|token|credential|(?<![a-z])creds?(?![a-z])"
-    r"|(?:api|access|private|priv|client|service|account|db|database|master|encryption"
-    r"|signing|session|auth|app|tls|ssh)[_.-]?key"
+    rf"|(?:{_KEY_PREFIXES})[_.-]?key"
     r"|conn(?:ection)?[_.-]?str(?:ing)?|connection[_.-]?uri|contrasena"
     r"|(?:(?<![a-z])pass|(?-i:(?<=[a-z])(?:Pass|PASS)))(?-i:(?![a-z]))"
     r"|(?:(?<![a-z])auth|(?-i:(?<=[a-z])(?:Auth|AUTH)))(?-i:(?![a-z]))"
@@ -86,7 +89,8 @@ RULES: dict[str, tuple[str, ...]] = {
         # YAML block and folded scalars: the indented lines after ``password: |`` / ``>-``.
         rf"(?m:^(?P<yaml_indent>[ \t]*+)(?:-[ \t]++)?[\w.-]{{0,64}}?{_KEYWORD}[\w.-]{{0,64}}+"
         rf"{_QUOTED_KEY_END}[ \t]*+:[ \t]*+[|>][-+0-9]{{0,2}}+[ \t]*+(?:#[^\n]*+)?\n"
-        r"(?P<secret_yaml>(?:(?P=yaml_indent)[ \t]++[^\n]*+(?:\n|\Z)|[ \t]*+\n)++))",
+        r"(?P=yaml_indent)[ \t]++(?P<secret_yaml>[^\n]*+"
+        r"(?:\n(?:(?P=yaml_indent)[ \t]++[^\n]*+|[ \t]*+(?=\n)))*+))",
         # XML elements: <password>V</password>, <db:Password attr="x">V</db:Password>.
         rf"<[\w:.-]{{0,64}}?{_KEYWORD}[\w:.-]{{0,64}}+(?:[ \t][^<>]{{0,256}}+)?>"
         r"(?P<secret_xml>[^<]++)",
@@ -144,6 +148,8 @@ SECOND_PASS_RULES: dict[str, tuple[str, ...]] = {
     ),
 }
 
+SECOND_PASS_TRIGGERS = ("mysql", "mariadb", "sshpass", "mongo", "redis-cli", "curl")
+
 # Lower-cased ASCII substrings, at least one of which every rule of the family needs.
 TRIGGERS: dict[str, tuple[str, ...]] = {
     "private-key": ("-----",),
@@ -151,8 +157,14 @@ TRIGGERS: dict[str, tuple[str, ...]] = {
     "aws-secret-key": ("secret",),
     "jwt": ("eyj",),
     "password-assignment": (
-        "pass", "pwd", "secret", "token", "key", "auth", "cred", "conn", "contrasena", "://",
+        "pass", "pwd", "secret", "token", "auth", "cred", "conn", "contrasena", "://",
         "mysql", "mariadb", "mongo", "redis-cli", "curl",
+        # Not a bare "key": it is in every toleration and secretKeyRef of a Pod.
+        *(
+            f"{prefix}{separator}key"
+            for prefix in _KEY_PREFIXES.split("|")
+            for separator in ("", "_", "-", ".")
+        ),
     ),
     "bearer-token": (
         "authorization", "bearer", "glpat-", "gldt-", "glrt-", "glptt-", "glft-", "glimt-",
