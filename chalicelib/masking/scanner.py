@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import functools
 import re
+import string
 from collections.abc import Iterable
 from typing import Any
 
 from chalicelib.masking.vocabulary import (
+    LEADING_RULES,
     RULES,
     SECOND_PASS_RULES,
     SECOND_PASS_TRIGGERS,
@@ -45,19 +47,24 @@ class Scanner:
         import ahocorasick_rs  # native; imported on first use so cold imports stay light
 
         self.families = families
-        rules = _ordered_rules(families)
-        self._regex = re.compile("|".join(f"(?:{r})" for r in rules), re.ASCII) if rules else None
-        second = [r for f in sorted(families) for r in SECOND_PASS_RULES.get(f, ())]
-        self._second = re.compile("|".join(f"(?:{r})" for r in second), re.ASCII) if second else None
-        self._second_triggers = SECOND_PASS_TRIGGERS if second else ()
+        self._anchored = _compile(_ordered_rules(families))
+        self._leading = _compile([r for f in sorted(families) for r in LEADING_RULES.get(f, ())])
+        self._second = _compile([r for f in sorted(families) for r in SECOND_PASS_RULES.get(f, ())])
+        self._second_triggers = SECOND_PASS_TRIGGERS if self._second is not None else ()
         self._pem = "private-key" in families
         triggers = sorted({t for f in families for t in TRIGGERS[f]})
-        self._text_automaton = (
-            ahocorasick_rs.BytesAhoCorasick([t.encode() for t in triggers]) if triggers else None
+        self._has_triggers = bool(triggers)
+        self._text_automaton = ahocorasick_rs.BytesAhoCorasick(
+            [t.encode() for t in triggers or ["\x00never"]],
+            implementation=ahocorasick_rs.Implementation.DFA,
+        )
+        self._str_automaton = ahocorasick_rs.AhoCorasick(
+            triggers or ["\x00never"], implementation=ahocorasick_rs.Implementation.DFA
         )
         # In serialized JSON a trigger could hide behind an escape (pass\u0077ord, :\/\/).
         self._json_automaton = ahocorasick_rs.BytesAhoCorasick(
-            [t.encode() for t in [*triggers, "\\u", "\\/"]]
+            [t.encode() for t in [*triggers, "\\u", "\\/"]],
+            implementation=ahocorasick_rs.Implementation.DFA,
         )
 
     # -- text -----------------------------------------------------------------------------
@@ -75,7 +82,7 @@ class Scanner:
         return self._mask_in_windows(text, at_start)
 
     def _mask_window(self, text: str, at_start: bool) -> str:
-        out = self._regex.sub(_mask_secret_groups, text) if self._regex is not None else text
+        out = self._mask_rules(text)
         if self._second is not None:
             lowered = out.lower()
             if any(t in lowered for t in self._second_triggers):
@@ -83,6 +90,37 @@ class Scanner:
         if self._pem:
             out = _mask_pem_fragments(out, at_start)
         return out
+
+    def _mask_rules(self, text: str) -> str:
+        """Apply the rules as one leftmost-first alternation would, trying the anchored rules
+        only where a trigger starts (the rest of the text cannot start one of their matches)."""
+        matches: list[re.Match[str]] = []
+        if self._leading is not None and any(c in text for c in _LEADING_MARKS):
+            matches.extend(self._leading.finditer(text))
+        if self._anchored is not None:
+            lowered = text.lower()
+            if len(lowered) != len(text):  # a few non-ASCII letters lower to two characters
+                lowered = text.translate(_ASCII_LOWER)
+            hits = self._str_automaton.find_matches_as_indexes(lowered, overlapping=True)
+            match_at = self._anchored.match
+            for start in sorted({start for _, start, _ in hits}):
+                found = match_at(text, start)
+                if found is not None:
+                    matches.append(found)
+        if not matches:
+            return text
+        # Leftmost first; at one position a leading rule wins (it holds the key in full).
+        matches.sort(key=lambda m: (m.start(), m.re is not self._leading))
+        pieces: list[str] = []
+        cursor = 0
+        for found in matches:
+            if found.start() < cursor:
+                continue
+            pieces.append(text[cursor : found.start()])
+            pieces.append(_mask_secret_groups(found))
+            cursor = found.end()
+        pieces.append(text[cursor:])
+        return "".join(pieces)
 
     def _mask_in_windows(self, text: str, at_start: bool) -> str:
         raw = text.encode("utf-8", "surrogatepass")
@@ -102,11 +140,7 @@ class Scanner:
 
     def _windows(self, raw: bytes, lowered: bytes, at_start: bool) -> list[tuple[int, int]]:
         """Byte ranges (whole lines) that may hold a credential, merged, in order."""
-        hits = (
-            self._text_automaton.find_matches_as_indexes(lowered)
-            if self._text_automaton is not None
-            else []
-        )
+        hits = self._text_automaton.find_matches_as_indexes(lowered)
         spans: list[tuple[int, int]] = []
         if self._pem and at_start:
             leading_end = _leading_key_lines_end(raw)
@@ -189,7 +223,7 @@ class Scanner:
 
     def has_trigger(self, text: str) -> bool:
         """Whether ``text`` holds a trigger word of these families (so may hold a credential)."""
-        if self._text_automaton is None:
+        if not self._has_triggers:
             return False
         return bool(
             self._json_automaton.find_matches_as_indexes(
@@ -206,17 +240,20 @@ def scanner_for(families: frozenset[str]) -> Scanner:
 
 def _ordered_rules(families: Iterable[str]) -> list[str]:
     enabled = set(families)
-    rules: list[str] = []
-    # A YAML block scalar (``password: |``) is tried before anything else can take its key;
-    # a PEM block is masked whole before narrower rules look inside it.
-    if "password-assignment" in enabled:
-        rules.append(RULES["password-assignment"][0])
-    if "private-key" in enabled:
-        rules.extend(RULES["private-key"])
+    # A PEM block is masked whole before narrower rules look inside it.
+    rules = list(RULES["private-key"]) if "private-key" in enabled else []
     for family in sorted(enabled - {"private-key"}):
-        family_rules = RULES[family]
-        rules.extend(family_rules[1:] if family == "password-assignment" else family_rules)
+        rules.extend(RULES[family])
     return rules
+
+
+def _compile(rules: list[str]) -> re.Pattern[str] | None:
+    return re.compile("|".join(f"(?:{r})" for r in rules), re.ASCII) if rules else None
+
+
+# Characters a leading rule's match starts with (or needs): a YAML block indicator, "<", "--".
+_LEADING_MARKS = ("|", ">", "<", "--")
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 
 
 def _end_of_line(raw: bytes, position: int) -> int:

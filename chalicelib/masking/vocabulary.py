@@ -19,12 +19,14 @@ _KEY_PREFIXES = (
 # Words that make a key a credential's key (DB_PASSWORD, mysql_pwd, clientSecret, conn_str).
 # ``pass`` and ``auth`` only count as a word of their own (db_pass, basicAuth, AUTH), not
 # inside bypass, compass, author or oauth.
+# Every alternative starts with a letter (lookbehinds come after it) so the regex engine can
+# skip quickly to the positions where one could start.
 CREDENTIAL_KEY_WORDS = (
-    r"passw(?:or)?d|passphrase|passcode|pwd|secret|token|credential|(?<![a-z])creds?(?![a-z])"
+    r"passw(?:or)?d|passphrase|passcode|pwd|secret|token|credential|c(?<![a-z]c)reds?(?![a-z])"
     rf"|(?:{_KEY_PREFIXES})[_.-]?key"
     r"|conn(?:ection)?[_.-]?str(?:ing)?|connection[_.-]?uri|contrasena"
-    r"|(?:(?<![a-z])pass|(?-i:(?<=[a-z])(?:Pass|PASS)))(?-i:(?![a-z]))"
-    r"|(?:(?<![a-z])auth|(?-i:(?<=[a-z])(?:Auth|AUTH)))(?-i:(?![a-z]))"
+    r"|p(?<![a-z]p)ass(?-i:(?![a-z]))|(?-i:P(?<=[a-z]P)(?:ass|ASS)(?![a-z]))"
+    r"|a(?<![a-z]a)uth(?-i:(?![a-z]))|(?-i:A(?<=[a-z]A)(?:uth|UTH)(?![a-z]))"
 )
 # A key naming *where* a credential is (secretName, secretKeyRef, passwordFile) or something
 # about it (tokenExpirationSeconds) holds no credential itself.
@@ -44,7 +46,8 @@ def is_credential_key(key: str) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------
-# Text rules. Quantifiers are possessive, bounded or anchored so a hostile multi-megabyte line
+# Text rules. Every rule in RULES starts exactly where one of its family's triggers starts: the
+# scanner tries them only there. Quantifiers are possessive, bounded or anchored so a hostile multi-megabyte line
 # costs linear time. A quoted value whose closing quote is missing is masked to the line's end.
 
 
@@ -86,22 +89,10 @@ RULES: dict[str, tuple[str, ...]] = {
         r"\.[A-Za-z0-9_-]*+)",
     ),
     "password-assignment": (
-        # YAML block and folded scalars: the indented lines after ``password: |`` / ``>-``.
-        rf"(?m:^(?P<yaml_indent>[ \t]*+)(?:-[ \t]++)?[\w.-]{{0,64}}?{_KEYWORD}[\w.-]{{0,64}}+"
-        rf"{_QUOTED_KEY_END}[ \t]*+:[ \t]*+[|>][-+0-9]{{0,2}}+[ \t]*+(?:#[^\n]*+)?\n"
-        r"(?P=yaml_indent)[ \t]++(?P<secret_yaml>[^\n]*+"
-        r"(?:\n(?:(?P=yaml_indent)[ \t]++[^\n]*+|[ \t]*+(?=\n)))*+))",
-        # XML elements: <password>V</password>, <db:Password attr="x">V</db:Password>.
-        rf"<[\w:.-]{{0,64}}?{_KEYWORD}[\w:.-]{{0,64}}+(?:[ \t][^<>]{{0,256}}+)?>"
-        r"(?P<secret_xml>[^<]++)",
-        # Command-line flags with a space: --password V, --db-token 'V'.
-        rf"(?<![\w-])--[\w.-]{{0,64}}?{_KEYWORD}[\w.-]{{0,64}}+[ \t]++(?!-)"
-        r"""(?:"(?P<secret_flagdq>[^"\r\n]*+)"?|'(?P<secret_flagsq>[^'\r\n]*+)'?"""
-        r"""|(?P<secret_flag>[^\s"']++))""",
         # key=value, key: value, key => value, key := value, "key":"value", key=\"value\".
         rf"{_KEYWORD}[\w.-]{{0,64}}+{_QUOTED_KEY_END}{_SEPARATOR}\s*+{_value('kv')}",
         # The password of scheme://user:password@host.
-        r"(?<![A-Za-z0-9+.-])(?i:[a-z][a-z0-9+.-]{0,31}+)://[^\s:/?#@]*+:(?P<secret_url>[^\s/?#]+)@",
+        r"://[^\s:/?#@]*+:(?P<secret_url>[^\s/?#]+)@",
     ),
     # "Authorization: <scheme> <credentials>", a bare "Bearer <token>", and provider API tokens
     # recognisable by their prefix (all of them authenticate whoever bears them).
@@ -124,8 +115,8 @@ RULES: dict[str, tuple[str, ...]] = {
         r"|hf_[A-Za-z]{34}"  # Hugging Face
         r"|shp(?:at|ss|ca|pa)_[a-fA-F0-9]{32}"  # Shopify
         r"|dapi[a-f0-9]{32}(?:-[0-9])?"  # Databricks
-        r"|[A-Za-z0-9]{14}\.atlasv1\.[A-Za-z0-9_=-]{60,}+"  # Terraform Cloud
         r")",
+        r"(?<=[A-Za-z0-9]{14})(?P<secret_terraform>\.atlasv1\.[A-Za-z0-9_=-]{60,}+)",
     ),
     "slack-token": (
         r"(?P<secret_slack>xox[baprse]-[A-Za-z0-9-]++|xapp-[0-9]-[A-Za-z0-9-]++)",
@@ -133,6 +124,25 @@ RULES: dict[str, tuple[str, ...]] = {
     ),
     "github-token": (
         r"(?P<secret_github>(?:gh[pousr]_[A-Za-z0-9]{20,}+|github_pat_[A-Za-z0-9_]{20,}+))",
+    ),
+}
+
+# Rules whose match starts before their trigger word (at a line start, ``<`` or ``--``): they
+# run over the whole window, before the rules above, and take precedence where they overlap.
+LEADING_RULES: dict[str, tuple[str, ...]] = {
+    "password-assignment": (
+        # YAML block and folded scalars: the indented lines after ``password: |`` / ``>-``.
+        rf"(?m:^(?P<yaml_indent>[ \t]*+)(?:-[ \t]++)?[\w.-]{{0,64}}?{_KEYWORD}[\w.-]{{0,64}}+"
+        rf"{_QUOTED_KEY_END}[ \t]*+:[ \t]*+[|>][-+0-9]{{0,2}}+[ \t]*+(?:#[^\n]*+)?\n"
+        r"(?P=yaml_indent)[ \t]++(?P<secret_yaml>[^\n]*+"
+        r"(?:\n(?:(?P=yaml_indent)[ \t]++[^\n]*+|[ \t]*+(?=\n)))*+))",
+        # XML elements: <password>V</password>, <db:Password attr="x">V</db:Password>.
+        rf"<[\w:.-]{{0,64}}?{_KEYWORD}[\w:.-]{{0,64}}+(?:[ \t][^<>]{{0,256}}+)?>"
+        r"(?P<secret_xml>[^<]++)",
+        # Command-line flags with a space: --password V, --db-token 'V'.
+        rf"--(?<![\w-]--)[\w.-]{{0,64}}?{_KEYWORD}[\w.-]{{0,64}}+[ \t]++(?!-)"
+        r"""(?:"(?P<secret_flagdq>[^"\r\n]*+)"?|'(?P<secret_flagsq>[^'\r\n]*+)'?"""
+        r"""|(?P<secret_flag>[^\s"']++))""",
     ),
 }
 
@@ -154,7 +164,7 @@ SECOND_PASS_TRIGGERS = ("mysql", "mariadb", "sshpass", "mongo", "redis-cli", "cu
 TRIGGERS: dict[str, tuple[str, ...]] = {
     "private-key": ("-----",),
     "aws-access-key": ("akia", "asia", "agpa", "aida", "aroa", "aipa", "anpa", "anva", "a3t"),
-    "aws-secret-key": ("secret",),
+    "aws-secret-key": ("aws", "secret"),
     "jwt": ("eyj",),
     "password-assignment": (
         "pass", "pwd", "secret", "token", "auth", "cred", "conn", "contrasena", "://",
@@ -169,8 +179,7 @@ TRIGGERS: dict[str, tuple[str, ...]] = {
     "bearer-token": (
         "authorization", "bearer", "glpat-", "gldt-", "glrt-", "glptt-", "glft-", "glimt-",
         "glagent-", "gloas-", "sk_live_", "sk_test_", "rk_live_", "rk_test_", "aiza", "npm_",
-        "pypi-", "sg.", "hvs.", "hvb.", "doo_v1_", "dop_v1_", "dor_v1_", "t3blbkfj", "sk-ant-",
-        "sk-proj-", "hf_", "shpat_", "shpss_", "shpca_", "shppa_", "dapi", ".atlasv1.",
+        "pypi-", "sg.", "hvs.", "hvb.", "doo_v1_", "dop_v1_", "dor_v1_", "t3blbkfj", "sk-", "hf_", "shpat_", "shpss_", "shpca_", "shppa_", "dapi", ".atlasv1.",
     ),
     "slack-token": ("xox", "xapp-", "hooks.slack.com"),
     "github-token": ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
