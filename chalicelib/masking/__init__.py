@@ -21,6 +21,9 @@ a ``binaryData`` value that is not text (unless the policy keeps those).
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from chalicelib.masking.documents import (
@@ -86,7 +89,8 @@ def mask_document(
     nested inside them. ``resource_kind`` is the kind of the objects the request asked for
     (``kind_for_resource``); "" when unknown.
     """
-    return mask_value(doc, make_context(settings, None, doc), resource_kind)
+    with _no_cycle_collection():
+        return mask_value(doc, make_context(settings, None, doc, resource_kind), resource_kind)
 
 
 def mask_json(
@@ -97,11 +101,13 @@ def mask_json(
     The fast path for the gateway: it decodes once and looks for credentials in the raw bytes.
     Raises ``ValueError`` when the body is not JSON (or is nested too deeply to mask).
     """
-    doc = loads(body)
-    try:
-        return dumps(mask_value(doc, make_context(settings, body, doc), resource_kind))
-    except RecursionError:
-        raise ValueError("the document is nested too deeply to mask") from None
+    with _no_cycle_collection():
+        doc = loads(body)
+        try:
+            ctx = make_context(settings, body, doc, resource_kind)
+            return dumps(mask_value(doc, ctx, resource_kind))
+        except RecursionError:
+            raise ValueError("the document is nested too deeply to mask") from None
 
 
 def mask_watch_stream(
@@ -114,6 +120,17 @@ def mask_watch_stream(
     whole lines; a trailing partial line is treated as malformed. ``resource_kind`` is the
     kind of the watched objects (``kind_for_resource``).
     """
+    with _no_cycle_collection():
+        return _mask_watch_lines(chunk, settings, resource_kind)
+
+
+def _mask_watch_lines(chunk: bytes, settings: MaskingSettings, resource_kind: str) -> bytes:
+    # One trigger search over the whole chunk serves every line (strings never span lines);
+    # a chunk with a malformed line falls back to one search per line.
+    try:
+        shared = make_context(settings, chunk, None, resource_kind)
+    except ValueError:
+        shared = None
     out = []
     for line in chunk.split(b"\n"):
         if not line.strip():
@@ -122,9 +139,22 @@ def mask_watch_stream(
             event = loads(line)
             if not isinstance(event, dict):
                 raise ValueError("a watch event is a JSON object")
-            masked = mask_value(event, make_context(settings, line, event), resource_kind)
-            out.append(dumps(masked) + b"\n")
+            ctx = shared if shared is not None else make_context(settings, line, event, resource_kind)
+            out.append(dumps(mask_value(event, ctx, resource_kind)) + b"\n")
         except (ValueError, RecursionError):  # ValueError covers bad UTF-8 and bad JSON
             # One bad (or absurdly nested) line must not end the stream, nor pass unmasked.
             out.append(_WITHHELD_LINE)
     return b"".join(out)
+
+
+@contextmanager
+def _no_cycle_collection() -> Iterator[None]:
+    """Decoded JSON has no reference cycles, yet building hundreds of thousands of objects
+    triggers the cycle collector over and over; pause it while one answer is masked."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()

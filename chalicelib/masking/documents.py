@@ -47,15 +47,9 @@ class _AllStrings:
 
     def __init__(self, scanner: Scanner) -> None:
         self._scanner = scanner
-        self._verdicts: dict[str, bool] = {}
 
     def __contains__(self, text: object) -> bool:
-        if not isinstance(text, str):
-            return False
-        verdict = self._verdicts.get(text)
-        if verdict is None:
-            verdict = self._verdicts[text] = self._scanner.has_trigger(text)
-        return verdict
+        return isinstance(text, str) and self._scanner.has_trigger(text)
 
 
 class _Context:
@@ -92,8 +86,18 @@ class _Context:
         return _Context(self.settings, self.scanner, self.scanner.suspects_in_json(raw.encode()))
 
 
-def make_context(settings: MaskingSettings, raw: bytes | None, doc: Any) -> _Context:
+def make_context(
+    settings: MaskingSettings, raw: bytes | None, doc: Any, resource_kind: str = ""
+) -> _Context:
+    """The context for masking ``doc`` (decoded from ``raw`` when given).
+
+    The strings to scan are found by one trigger search over the serialized document, except
+    for Secrets: all but their metadata is masked whole, so each metadata string is checked
+    on its own instead of searching megabytes of data that will be replaced anyway.
+    """
     scanner = scanner_for(settings.families)
+    if resource_kind == "Secret":
+        return _Context(settings, scanner, None)
     try:
         suspects = scanner.suspects_in_json(raw if raw is not None else dumps(doc))
     except ValueError:

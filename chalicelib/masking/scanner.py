@@ -54,6 +54,7 @@ class Scanner:
         self._pem = "private-key" in families
         triggers = sorted({t for f in families for t in TRIGGERS[f]})
         self._has_triggers = bool(triggers)
+        self._verdicts: dict[str, bool] = {}
         self._text_automaton = ahocorasick_rs.BytesAhoCorasick(
             [t.encode() for t in triggers or ["\x00never"]],
             implementation=ahocorasick_rs.Implementation.DFA,
@@ -191,28 +192,34 @@ class Scanner:
         """The decoded JSON strings (keys and values) of ``raw`` that hold a trigger.
 
         Every other string of the document is free of credentials for these families, so
-        the walk over the decoded document looks only at these.
+        the walk over the decoded document looks only at these. Values of last-applied
+        annotations are left out: the walk parses and masks each of them as a document.
         """
         from chalicelib.masking.jsoncodec import loads
 
         suspects: set[str] = set()
         literals: set[bytes] = set()
-        find, rfind = raw.find, raw.rfind
+        find, rfind, string_rest = raw.find, raw.rfind, _STRING_REST.match
+        annotations = _annotation_spans(raw)
+        next_annotation = annotations.pop() if annotations else (len(raw) + 1, len(raw) + 1)
         string_end = -1
         for _, hit_start, _ in self._json_automaton.find_matches_as_indexes(raw.lower()):
             if hit_start < string_end:
+                continue
+            while hit_start >= next_annotation[1] and annotations:
+                next_annotation = annotations.pop()
+            if next_annotation[0] <= hit_start < next_annotation[1]:
+                string_end = next_annotation[1]
                 continue
             # Triggers never hold a quote, and JSON has no text outside strings that could
             # hold one, so the hit is inside a string: find its unescaped quotes.
             opening = rfind(b'"', 0, hit_start)
             while opening > 0 and raw[opening - 1] == 0x5C and _escaped(raw, opening):
                 opening = rfind(b'"', 0, opening)
-            closing = find(b'"', hit_start)
-            while closing != -1 and raw[closing - 1] == 0x5C and _escaped(raw, closing):
-                closing = find(b'"', closing + 1)
-            if opening == -1 or closing == -1:
+            rest = string_rest(raw, hit_start)
+            if opening == -1 or rest is None:
                 raise ValueError("not JSON: a string without its quotes")
-            string_end = closing + 1
+            string_end = rest.end()
             literal = raw[opening:string_end]
             if literal not in literals:
                 literals.add(literal)
@@ -223,13 +230,40 @@ class Scanner:
 
     def has_trigger(self, text: str) -> bool:
         """Whether ``text`` holds a trigger word of these families (so may hold a credential)."""
-        if not self._has_triggers:
-            return False
-        return bool(
-            self._json_automaton.find_matches_as_indexes(
-                text.encode("utf-8", "surrogatepass").lower()
+        verdict = self._verdicts.get(text)
+        if verdict is None:
+            verdict = self._has_triggers and bool(
+                self._json_automaton.find_matches_as_indexes(
+                    text.encode("utf-8", "surrogatepass").lower()
+                )
             )
-        )
+            if len(self._verdicts) > 65536:
+                self._verdicts.clear()
+            self._verdicts[text] = verdict
+        return verdict
+
+
+# The rest of a JSON string from inside it: up to and including its closing quote.
+_STRING_REST = re.compile(rb'[^"\\]*+(?:\\.[^"\\]*+)*+"', re.DOTALL)
+_ANNOTATION_START = b'"kubectl.kubernetes.io/last-applied-configuration":"'
+
+
+def _annotation_spans(raw: bytes) -> list[tuple[int, int]]:
+    """Where last-applied annotation values are in compact JSON, last first."""
+    spans = []
+    position = raw.find(_ANNOTATION_START)
+    while position != -1:
+        start = position + len(_ANNOTATION_START)
+        if _escaped(raw, position):  # inside a key that only ends like the annotation's
+            position = raw.find(_ANNOTATION_START, start)
+            continue
+        rest = _STRING_REST.match(raw, start)
+        if rest is None:
+            break
+        spans.append((start, rest.end()))
+        position = raw.find(_ANNOTATION_START, rest.end())
+    spans.reverse()
+    return spans
 
 
 @functools.lru_cache(maxsize=64)

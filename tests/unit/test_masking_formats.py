@@ -566,3 +566,22 @@ def test_large_texts_are_masked_as_if_whole(lines):
     text = "\n".join(lines) + "\n"
     scanner = scanner_for(DEFAULT_SETTINGS.families)
     assert scanner._mask_in_windows(text, True) == scanner._mask_window(text, True)
+
+
+def test_a_key_that_only_ends_like_the_annotation_is_still_scanned():
+    key = 'x\\"kubectl.kubernetes.io/last-applied-configuration'
+    body = (
+        '{"kind":"Widget","apiVersion":"v1","metadata":{"name":"w"},"spec":{"'
+        + key
+        + '":"password=opensesame42"}}'
+    ).encode()
+    assert SECRET_VALUE.encode() not in mask_json(body)
+
+
+def test_an_annotation_that_is_not_json_is_withheld_even_in_a_fast_read():
+    body = json.dumps(
+        {"kind": "Pod", "apiVersion": "v1", "metadata": {"name": "p", "annotations": {
+            LAST_APPLIED_ANNOTATION: "password=opensesame42 {not json"}}}
+    ).encode()
+    masked = json.loads(mask_json(body))
+    assert masked["metadata"]["annotations"][LAST_APPLIED_ANNOTATION] == MASK
