@@ -102,12 +102,18 @@ def mask_json(
     Raises ``ValueError`` when the body is not JSON (or is nested too deeply to mask).
     """
     with _no_cycle_collection():
-        doc = loads(body)
-        try:
-            ctx = make_context(settings, body, doc, resource_kind)
-            return dumps(mask_value(doc, ctx, resource_kind))
-        except RecursionError:
-            raise ValueError("the document is nested too deeply to mask") from None
+        return _mask_json(body, settings, resource_kind)
+
+
+def _mask_json(body: bytes, settings: MaskingSettings, resource_kind: str) -> bytes:
+    # Everything decoded here is freed before this returns, while the cycle collector is
+    # paused, so it never walks the decoded document when it resumes.
+    doc = loads(body)
+    try:
+        ctx = make_context(settings, body, doc, resource_kind)
+        return dumps(mask_value(doc, ctx, resource_kind))
+    except RecursionError:
+        raise ValueError("the document is nested too deeply to mask") from None
 
 
 def mask_watch_stream(

@@ -47,9 +47,13 @@ class _AllStrings:
 
     def __init__(self, scanner: Scanner) -> None:
         self._scanner = scanner
+        self._verdicts = scanner.verdicts
 
     def __contains__(self, text: object) -> bool:
-        return isinstance(text, str) and self._scanner.has_trigger(text)
+        verdict = self._verdicts.get(text)  # type: ignore[call-overload]
+        if verdict is None:
+            return isinstance(text, str) and self._scanner.has_trigger(text)
+        return verdict
 
 
 class _Context:
@@ -431,7 +435,7 @@ def _walk_dict(obj: dict[str, Any], ctx: _Context, owner_kind: str) -> dict[str,
         if kind_of_value is str:
             if key == LAST_APPLIED_ANNOTATION:
                 masked: Any = _mask_last_applied(value, ctx, owner_kind)
-            elif key in suspects and value and _keyed_sensitive(key, ctx.settings.families):
+            elif value and _keyed_sensitive(key, ctx.settings.families):
                 masked = MASK
             elif value in suspects:
                 masked = ctx.text(value)

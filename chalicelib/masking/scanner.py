@@ -54,7 +54,8 @@ class Scanner:
         self._pem = "private-key" in families
         triggers = sorted({t for f in families for t in TRIGGERS[f]})
         self._has_triggers = bool(triggers)
-        self._verdicts: dict[str, bool] = {}
+        # Whether a string holds a trigger, remembered across answers (names, labels repeat).
+        self.verdicts: dict[str, bool] = {}
         self._text_automaton = ahocorasick_rs.BytesAhoCorasick(
             [t.encode() for t in triggers or ["\x00never"]],
             implementation=ahocorasick_rs.Implementation.DFA,
@@ -230,16 +231,16 @@ class Scanner:
 
     def has_trigger(self, text: str) -> bool:
         """Whether ``text`` holds a trigger word of these families (so may hold a credential)."""
-        verdict = self._verdicts.get(text)
+        verdict = self.verdicts.get(text)
         if verdict is None:
             verdict = self._has_triggers and bool(
                 self._json_automaton.find_matches_as_indexes(
                     text.encode("utf-8", "surrogatepass").lower()
                 )
             )
-            if len(self._verdicts) > 65536:
-                self._verdicts.clear()
-            self._verdicts[text] = verdict
+            if len(self.verdicts) > 65536:
+                self.verdicts.clear()
+            self.verdicts[text] = verdict
         return verdict
 
 
