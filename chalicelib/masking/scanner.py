@@ -38,6 +38,7 @@ _PEM_LEADING_LINE = re.compile(rf"{_TIMESTAMP}[A-Za-z0-9+/]{{40,}}+=*+[ \t]*+\r?
 _PEM_END = re.compile(r"-----END [A-Z0-9 ]{0,64}PRIVATE KEY(?: BLOCK)?-----")
 _YAML_BLOCK_LINE = re.compile(rb":[ \t]*+[|>][-+0-9]{0,2}+[ \t]*+(?:#[^\n]*+)?\r?\n?$")
 _INDENT = re.compile(rb"[ \t]*+")
+_OPEN_TAG_LINE = re.compile(rb"<[^<>/]*+>[^<]*+$")
 
 
 class Scanner:
@@ -178,6 +179,10 @@ class Scanner:
                 if not _PEM_BODY_LINE.fullmatch(text):
                     break
                 start = previous
+        if _OPEN_TAG_LINE.search(line):
+            # An XML element whose value starts on the next line: take it up to its end tag.
+            close = lowered.find(b"</", end)
+            end = len(raw) if close == -1 else _end_of_line(raw, close)
         if _YAML_BLOCK_LINE.search(line):
             indent = len(_INDENT.match(line).group(0))  # type: ignore[union-attr]
             while end < len(raw):

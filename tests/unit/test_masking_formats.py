@@ -585,3 +585,9 @@ def test_an_annotation_that_is_not_json_is_withheld_even_in_a_fast_read():
     ).encode()
     masked = json.loads(mask_json(body))
     assert masked["metadata"]["annotations"][LAST_APPLIED_ANNOTATION] == MASK
+
+
+@pytest.mark.parametrize("padding", [0, 6000])
+def test_an_xml_value_on_its_own_lines_is_masked_in_small_and_large_texts(padding):
+    text = "x\n" * padding + "<config>\n  <password>\n    opensesame42\n  </password>\n</config>\n"
+    assert SECRET_VALUE not in mask_text(text)
