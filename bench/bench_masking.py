@@ -81,7 +81,8 @@ def pod(i: int) -> dict:
         "readinessProbe": {"httpGet": {"path": "/healthz", "port": 8080}},
     }
     return {
-        "metadata": _metadata(f"web-{i}") | {"ownerReferences": [{"kind": "ReplicaSet", "name": "web"}]},
+        "metadata": _metadata(f"web-{i}")
+        | {"ownerReferences": [{"kind": "ReplicaSet", "name": "web"}]},
         "spec": {
             "containers": [container, container | {"name": "sidecar"}],
             "volumes": [{"name": "data", "emptyDir": {}}],
@@ -140,7 +141,10 @@ def answers(size: int) -> dict[str, tuple[bytes, str]]:
             "Secret",
         ),
         "Table(includeObject)": (json.dumps(table).encode(), ""),
-        "PodList": (json.dumps({"kind": "PodList", "apiVersion": "v1", "items": pods}).encode(), ""),
+        "PodList": (
+            json.dumps({"kind": "PodList", "apiVersion": "v1", "items": pods}).encode(),
+            "",
+        ),
         "watch": (watch, "watch"),
         "logs": ("\n".join(lines).encode(), "logs"),
     }
@@ -186,8 +190,10 @@ def main() -> None:
     args = parser.parse_args()
     size = int(args.size_mb * 1_000_000)
     targets = {"logs": 2.0}
-    print(f"{'answer':22} {'MB':>5} {'floor ms':>9} {'mask ms':>8} {'ratio':>6} "
-          f"{'spread':>13} {'target':>6} {'peak/size':>9} {'floor peak/size':>15}")
+    print(
+        f"{'answer':22} {'MB':>5} {'floor ms':>9} {'mask ms':>8} {'ratio':>6} "
+        f"{'spread':>13} {'target':>6} {'peak/size':>9} {'floor peak/size':>15}"
+    )
     for name, (body, shape) in answers(size).items():
         floor, masker = _floor(body, shape), _masker(body, shape)
         masker()  # warm caches (compiled scanner)

@@ -145,7 +145,9 @@ def _mask_watch_lines(chunk: bytes, settings: MaskingSettings, resource_kind: st
             event = loads(line)
             if not isinstance(event, dict):
                 raise ValueError("a watch event is a JSON object")
-            ctx = shared if shared is not None else make_context(settings, line, event, resource_kind)
+            ctx = (
+                shared if shared is not None else make_context(settings, line, event, resource_kind)
+            )
             out.append(dumps(mask_value(event, ctx, resource_kind)) + b"\n")
         except (ValueError, RecursionError):  # ValueError covers bad UTF-8 and bad JSON
             # One bad (or absurdly nested) line must not end the stream, nor pass unmasked.

@@ -18,8 +18,8 @@ Anything that cannot be understood is withheld rather than passed through.
 from __future__ import annotations
 
 import base64
-import functools
 import binascii
+import functools
 import re
 from collections.abc import Callable
 from typing import Any
@@ -201,9 +201,7 @@ def _mask_watch_event(obj: dict[str, Any], ctx: _Context, implied_kind: str) -> 
     return out
 
 
-def _mask_list(
-    obj: dict[str, Any], kind: str, ctx: _Context, implied_kind: str
-) -> dict[str, Any]:
+def _mask_list(obj: dict[str, Any], kind: str, ctx: _Context, implied_kind: str) -> dict[str, Any]:
     """``SecretList`` items are Secrets even without their own kind; ``List`` items use theirs;
     the items of a list the request resolved to a kind (``PartialObjectMetadataList`` of
     ``secrets``) are of that kind."""
@@ -536,9 +534,11 @@ def _mask_last_applied(value: str, ctx: _Context, owner_kind: str) -> str:
         # Mask as the real kind; keep the claimed kind in the copy shown.
         masked = _mask_object({**parsed, "kind": as_kind}, inner, implied_kind=as_kind)
         if isinstance(masked, dict):
-            masked = {**masked, "kind": parsed.get("kind")} if "kind" in parsed else {
-                k: v for k, v in masked.items() if k != "kind"
-            }
+            masked = (
+                {**masked, "kind": parsed.get("kind")}
+                if "kind" in parsed
+                else {k: v for k, v in masked.items() if k != "kind"}
+            )
     else:
         masked = _mask_object(parsed, inner, implied_kind=as_kind)
     if not isinstance(masked, dict):

@@ -205,7 +205,7 @@ class Scanner:
 
         suspects: set[str] = set()
         literals: set[bytes] = set()
-        find, rfind, string_rest = raw.find, raw.rfind, _STRING_REST.match
+        rfind, string_rest = raw.rfind, _STRING_REST.match
         annotations = _annotation_spans(raw)
         next_annotation = annotations.pop() if annotations else (len(raw) + 1, len(raw) + 1)
         string_end = -1

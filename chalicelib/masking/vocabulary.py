@@ -47,9 +47,9 @@ def is_credential_key(key: str) -> bool:
 
 # ---------------------------------------------------------------------------------------------
 # Text rules. Every rule in RULES starts exactly where one of its family's triggers starts: the
-# scanner tries them only there. Quantifiers are possessive, bounded or anchored so a hostile multi-megabyte line
-# costs linear time. A quoted value whose closing quote is missing is masked to the line's end.
-
+# scanner tries them only there. Quantifiers are possessive, bounded or anchored so a hostile
+# multi-megabyte line costs linear time. A quoted value whose closing quote is missing is masked
+# to the line's end.
 
 
 def _value(tag: str) -> str:
@@ -82,7 +82,9 @@ RULES: dict[str, tuple[str, ...]] = {
     "aws-access-key": (
         r"(?P<secret_akid>(?:AKIA|ASIA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|A3T[A-Z0-9])[A-Z0-9]{16})",
     ),
-    "aws-secret-key": (rf"{_AWS_SECRET_KEY}[\w.-]{{0,64}}+{_QUOTED_KEY_END}{_SEPARATOR}\s*+{_value('aws')}",),
+    "aws-secret-key": (
+        rf"{_AWS_SECRET_KEY}[\w.-]{{0,64}}+{_QUOTED_KEY_END}{_SEPARATOR}\s*+{_value('aws')}",
+    ),
     # header.payload.signature, base64url; the header of every JWT starts with '{"' = eyJ.
     "jwt": (
         r"(?<![A-Za-z0-9_-])(?P<secret_jwt>eyJ[A-Za-z0-9_-]{4,}+\.[A-Za-z0-9_-]{4,}+"
@@ -167,8 +169,20 @@ TRIGGERS: dict[str, tuple[str, ...]] = {
     "aws-secret-key": ("aws", "secret"),
     "jwt": ("eyj",),
     "password-assignment": (
-        "pass", "pwd", "secret", "token", "auth", "cred", "conn", "contrasena", "://",
-        "mysql", "mariadb", "mongo", "redis-cli", "curl",
+        "pass",
+        "pwd",
+        "secret",
+        "token",
+        "auth",
+        "cred",
+        "conn",
+        "contrasena",
+        "://",
+        "mysql",
+        "mariadb",
+        "mongo",
+        "redis-cli",
+        "curl",
         # Not a bare "key": it is in every toleration and secretKeyRef of a Pod.
         *(
             f"{prefix}{separator}key"
@@ -177,9 +191,38 @@ TRIGGERS: dict[str, tuple[str, ...]] = {
         ),
     ),
     "bearer-token": (
-        "authorization", "bearer", "glpat-", "gldt-", "glrt-", "glptt-", "glft-", "glimt-",
-        "glagent-", "gloas-", "sk_live_", "sk_test_", "rk_live_", "rk_test_", "aiza", "npm_",
-        "pypi-", "sg.", "hvs.", "hvb.", "doo_v1_", "dop_v1_", "dor_v1_", "t3blbkfj", "sk-", "hf_", "shpat_", "shpss_", "shpca_", "shppa_", "dapi", ".atlasv1.",
+        "authorization",
+        "bearer",
+        "glpat-",
+        "gldt-",
+        "glrt-",
+        "glptt-",
+        "glft-",
+        "glimt-",
+        "glagent-",
+        "gloas-",
+        "sk_live_",
+        "sk_test_",
+        "rk_live_",
+        "rk_test_",
+        "aiza",
+        "npm_",
+        "pypi-",
+        "sg.",
+        "hvs.",
+        "hvb.",
+        "doo_v1_",
+        "dop_v1_",
+        "dor_v1_",
+        "t3blbkfj",
+        "sk-",
+        "hf_",
+        "shpat_",
+        "shpss_",
+        "shpca_",
+        "shppa_",
+        "dapi",
+        ".atlasv1.",
     ),
     "slack-token": ("xox", "xapp-", "hooks.slack.com"),
     "github-token": ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),

@@ -103,7 +103,11 @@ def test_values_under_credential_keys_are_masked_in_every_shape(key, shape):
         "metadata": {"name": "w"},
         "spec": {"database": {key: SECRET_VALUE}, "notes": f"{key}: {SECRET_VALUE}"},
     }
-    for obj, kind in ((_config_map({key: SECRET_VALUE}), "ConfigMap"), (pod, "Pod"), (widget, "Widget")):
+    for obj, kind in (
+        (_config_map({key: SECRET_VALUE}), "ConfigMap"),
+        (pod, "Pod"),
+        (widget, "Widget"),
+    ):
         doc = _shapes(obj, kind)[shape]
         assert SECRET_VALUE not in json.dumps(mask_document(doc)), (kind, key)
         assert SECRET_VALUE.encode() not in mask_json(json.dumps(doc).encode())
@@ -502,7 +506,9 @@ def _visible_text(masked: Any) -> str:
         if isinstance(value, dict):
             for key, item in value.items():
                 if key == "binaryData" and isinstance(item, dict):
-                    parts.extend(base64.b64decode(v).decode("utf-8", "replace") for v in item.values())
+                    parts.extend(
+                        base64.b64decode(v).decode("utf-8", "replace") for v in item.values()
+                    )
                 visit(item)
         elif isinstance(value, list):
             for item in value:
@@ -580,8 +586,14 @@ def test_a_key_that_only_ends_like_the_annotation_is_still_scanned():
 
 def test_an_annotation_that_is_not_json_is_withheld_even_in_a_fast_read():
     body = json.dumps(
-        {"kind": "Pod", "apiVersion": "v1", "metadata": {"name": "p", "annotations": {
-            LAST_APPLIED_ANNOTATION: "password=opensesame42 {not json"}}}
+        {
+            "kind": "Pod",
+            "apiVersion": "v1",
+            "metadata": {
+                "name": "p",
+                "annotations": {LAST_APPLIED_ANNOTATION: "password=opensesame42 {not json"},
+            },
+        }
     ).encode()
     masked = json.loads(mask_json(body))
     assert masked["metadata"]["annotations"][LAST_APPLIED_ANNOTATION] == MASK
