@@ -20,8 +20,7 @@ from typing import Any
 from chalicelib.masking.vocabulary import (
     LEADING_RULES,
     RULES,
-    SECOND_PASS_RULES,
-    SECOND_PASS_TRIGGERS,
+    TOOL_FLAG_RULES,
     TRIGGERS,
 )
 
@@ -50,8 +49,11 @@ class Scanner:
         self.families = families
         self._anchored = _compile(_ordered_rules(families))
         self._leading = _compile([r for f in sorted(families) for r in LEADING_RULES.get(f, ())])
-        self._second = _compile([r for f in sorted(families) for r in SECOND_PASS_RULES.get(f, ())])
-        self._second_triggers = SECOND_PASS_TRIGGERS if self._second is not None else ()
+        self._tool_flags = (
+            [(tools, re.compile(rule, re.ASCII)) for tools, rule in TOOL_FLAG_RULES]
+            if "password-assignment" in families
+            else []
+        )
         self._pem = "private-key" in families
         triggers = sorted({t for f in families for t in TRIGGERS[f]})
         self._has_triggers = bool(triggers)
@@ -86,10 +88,11 @@ class Scanner:
 
     def _mask_window(self, text: str, at_start: bool) -> str:
         out = self._mask_rules(text)
-        if self._second is not None:
+        if self._tool_flags:
             lowered = out.lower()
-            if any(t in lowered for t in self._second_triggers):
-                out = self._second.sub(_mask_secret_groups, out)
+            for tools, flag in self._tool_flags:
+                if any(tool in lowered for tool in tools):
+                    out = flag.sub(_mask_secret_groups, out)
         if self._pem:
             out = _mask_pem_fragments(out, at_start)
         return out
@@ -97,28 +100,43 @@ class Scanner:
     def _mask_rules(self, text: str) -> str:
         """Apply the rules as one leftmost-first alternation would, trying the anchored rules
         only where a trigger starts (the rest of the text cannot start one of their matches)."""
-        matches: list[re.Match[str]] = []
+        leading: list[re.Match[str]] = []
         if self._leading is not None and any(c in text for c in _LEADING_MARKS):
-            matches.extend(self._leading.finditer(text))
+            leading = list(self._leading.finditer(text))
+        hits: list[int] = []
         if self._anchored is not None:
             lowered = text.lower()
             if len(lowered) != len(text):  # a few non-ASCII letters lower to two characters
                 lowered = text.translate(_ASCII_LOWER)
-            hits = self._str_automaton.find_matches_as_indexes(lowered, overlapping=True)
-            match_at = self._anchored.match
-            for start in sorted({start for _, start, _ in hits}):
-                found = match_at(text, start)
-                if found is not None:
-                    matches.append(found)
+            found_hits = self._str_automaton.find_matches_as_indexes(lowered, overlapping=True)
+            hits = sorted({start for _, start, _ in found_hits})
+        if not leading and not hits:
+            return text
+        # Leftmost first, as one alternation would; at one position a leading rule wins (it
+        # holds the key in full). A position inside an accepted match is never tried, which
+        # keeps a line of a million triggers linear.
+        matches: list[re.Match[str]] = []
+        match_at = self._anchored.match if self._anchored is not None else None
+        cursor = 0
+        next_leading = 0
+        for position in [*hits, len(text) + 1]:
+            while next_leading < len(leading) and leading[next_leading].start() <= position:
+                candidate = leading[next_leading]
+                next_leading += 1
+                if candidate.start() >= cursor:
+                    matches.append(candidate)
+                    cursor = candidate.end()
+            if position < cursor or position > len(text) or match_at is None:
+                continue
+            found = match_at(text, position)
+            if found is not None:
+                matches.append(found)
+                cursor = found.end()
         if not matches:
             return text
-        # Leftmost first; at one position a leading rule wins (it holds the key in full).
-        matches.sort(key=lambda m: (m.start(), m.re is not self._leading))
         pieces: list[str] = []
         cursor = 0
         for found in matches:
-            if found.start() < cursor:
-                continue
             pieces.append(text[cursor : found.start()])
             pieces.append(_mask_secret_groups(found))
             cursor = found.end()
@@ -150,13 +168,14 @@ class Scanner:
             if leading_end:
                 spans.append((0, leading_end))
         line_done = 0
+        reach = _Reach(raw, lowered)
         for _, hit_start, _ in hits:
             if hit_start < line_done:
                 continue  # another trigger on a line already taken
             start = raw.rfind(b"\n", 0, hit_start) + 1
             end = _end_of_line(raw, hit_start)
             line_done = end
-            spans.append(self._extend(raw, lowered, start, end))
+            spans.append(self._extend(reach, start, end))
         spans.sort()
         merged: list[tuple[int, int]] = []
         for start, end in spans:
@@ -166,12 +185,12 @@ class Scanner:
                 merged.append((start, end))
         return merged
 
-    def _extend(self, raw: bytes, lowered: bytes, start: int, end: int) -> tuple[int, int]:
+    def _extend(self, reach: _Reach, start: int, end: int) -> tuple[int, int]:
         """Grow a line's window over what a rule on that line needs to see."""
-        line = lowered[start:end]
+        raw = reach.raw
+        line = reach.lowered[start:end]
         if self._pem and b"-----begin" in line:
-            close = lowered.find(b"-----end", end)
-            end = len(raw) if close == -1 else _end_of_line(raw, close)
+            end = max(end, reach.line_holding(b"-----end", end))
         if self._pem and b"-----end" in line:
             while start > 0:
                 previous = raw.rfind(b"\n", 0, start - 1) + 1
@@ -181,15 +200,18 @@ class Scanner:
                 start = previous
         if _OPEN_TAG_LINE.search(line):
             # An XML element whose value starts on the next line: take it up to its end tag.
-            close = lowered.find(b"</", end)
-            end = len(raw) if close == -1 else _end_of_line(raw, close)
-        if _YAML_BLOCK_LINE.search(line):
+            end = max(end, reach.line_holding(b"</", end))
+        if start >= reach.yaml_until and _YAML_BLOCK_LINE.search(line):
+            # (A block inside an earlier block ends no later than it: nothing to add.)
             indent = len(_INDENT.match(line).group(0))  # type: ignore[union-attr]
-            while end < len(raw):
-                following = raw[end : _end_of_line(raw, end)]
+            block_end = end
+            while block_end < len(raw):
+                following = raw[block_end : _end_of_line(raw, block_end)]
                 if following.strip() and len(_INDENT.match(following).group(0)) <= indent:  # type: ignore[union-attr]
                     break
-                end += len(following)
+                block_end += len(following)
+            reach.yaml_until = block_end
+            end = max(end, block_end)
         return start, end
 
     # -- JSON -----------------------------------------------------------------------------
@@ -294,6 +316,27 @@ def _compile(rules: list[str]) -> re.Pattern[str] | None:
 # Characters a leading rule's match starts with (or needs): a YAML block indicator, "<", "--".
 _LEADING_MARKS = ("|", ">", "<", "--")
 _ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+
+
+class _Reach:
+    """Forward searches over one text, remembered: lines are visited in order, so each search
+    continues where the last one ended and the whole scan stays linear."""
+
+    def __init__(self, raw: bytes, lowered: bytes) -> None:
+        self.raw = raw
+        self.lowered = lowered
+        self.yaml_until = 0
+        self._found: dict[bytes, int] = {}
+
+    def line_holding(self, marker: bytes, position: int) -> int:
+        """The end of the first line at or after ``position`` holding ``marker`` (or the
+        end of the text)."""
+        found = self._found.get(marker, -1)
+        if found < position and found != len(self.raw):
+            at = self.lowered.find(marker, position)
+            found = len(self.raw) if at == -1 else _end_of_line(self.raw, at)
+            self._found[marker] = found
+        return found
 
 
 def _end_of_line(raw: bytes, position: int) -> int:

@@ -148,19 +148,16 @@ LEADING_RULES: dict[str, tuple[str, ...]] = {
     ),
 }
 
-# Rules that name a tool before the credential: they run in a second pass, after the rules
-# above, so the text between the tool and its flag is never swallowed unscanned.
-SECOND_PASS_RULES: dict[str, tuple[str, ...]] = {
-    "password-assignment": (
-        # Short password flags of tools known to take one: mysql -pV, sshpass -p V.
-        rf"(?i:\b{_TOOLS_WITH_SHORT_PASSWORD}\b)[^\n]{{0,256}}?[ \t]-p[ \t]*+"
-        r"(?P<secret_shortflag>[^\s-][^\s]*+)",
-        r"(?i:\bredis-cli\b)[^\n]{0,256}?[ \t]-a[ \t]++(?P<secret_rediscli>[^\s-][^\s]*+)",
-        r"(?i:\bcurl\b)[^\n]{0,256}?[ \t](?:-u|--user)[ \t]++[^\s:]*+:(?P<secret_curl>[^\s]++)",
+# Password flags of tools known to take one (mysql -pV, sshpass -p V, redis-cli -a V,
+# curl -u user:V): applied, after the rules above, to text that names one of the tools.
+TOOL_FLAG_RULES: tuple[tuple[tuple[str, ...], str], ...] = (
+    (
+        ("mysql", "mariadb", "sshpass", "mongo"),
+        r"-(?<![\w-]-)p[ \t]*+(?P<secret_shortflag>[^\s-][^\s]*+)",
     ),
-}
-
-SECOND_PASS_TRIGGERS = ("mysql", "mariadb", "sshpass", "mongo", "redis-cli", "curl")
+    (("redis-cli",), r"-(?<![\w-]-)a[ \t]++(?P<secret_rediscli>[^\s-][^\s]*+)"),
+    (("curl",), r"-(?<![\w-]-)(?:u|-user)[ \t]++[^\s:]*+:(?P<secret_curl>[^\s]++)"),
+)
 
 # Lower-cased ASCII substrings, at least one of which every rule of the family needs.
 TRIGGERS: dict[str, tuple[str, ...]] = {

@@ -603,3 +603,24 @@ def test_an_annotation_that_is_not_json_is_withheld_even_in_a_fast_read():
 def test_an_xml_value_on_its_own_lines_is_masked_in_small_and_large_texts(padding):
     text = "x\n" * padding + "<config>\n  <password>\n    opensesame42\n  </password>\n</config>\n"
     assert SECRET_VALUE not in mask_text(text)
+
+
+HOSTILE = {
+    "begin-lines": "-----BEGIN RSA PRIVATE KEY-----\n" * 5_000,
+    "nested-yaml-blocks": "".join(" " * (i % 60) + "password: |\n" for i in range(5_000)),
+    "open-tags": "<password>\n" * 10_000,
+    "unclosed-tags": "<password" * 20_000,
+    "flags": "--password " * 20_000,
+    "end-lines": ("QUJD" * 16 + "\n-----END PRIVATE KEY-----\n") * 3_000,
+    "escaped-quotes": '\\"password\\":\\"' * 20_000,
+    "tool-names": "mysql " * 30_000 + "-p x",
+    "assignments": "password=" * 30_000,
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_hostile_texts_are_masked_without_leaking_their_tail(name):
+    """Shapes that made earlier scanners quadratic; each must still come out masked (the
+    benchmark measures that they take linear time)."""
+    text = HOSTILE[name] + "\npassword=opensesame42\n"
+    assert SECRET_VALUE not in mask_text(text)
