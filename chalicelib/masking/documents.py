@@ -124,6 +124,13 @@ def _is_secret_kind(kind: str) -> bool:
 
 def _mask_object(obj: Any, ctx: _Context, implied_kind: str, top: bool = False) -> Any:
     """Mask a value found where a whole Kubernetes object is expected."""
+    if (
+        not top
+        and implied_kind == "Secret"
+        and type(obj) is dict
+        and obj.get("kind") in (None, "Secret")
+    ):
+        return _mask_secret(obj, ctx)  # the items of a SecretList: the common case, first
     if isinstance(obj, list):
         return [_mask_object(item, ctx, implied_kind) for item in obj]
     if not isinstance(obj, dict):
@@ -167,16 +174,17 @@ _SECRET_FIELDS_KEPT = frozenset({"apiVersion", "kind", "type", "immutable"})
 
 def _mask_secret(obj: dict[str, Any], ctx: _Context) -> Any:
     """Every data value becomes ``MASKED_DATA_VALUE``, every stringData value ``MASK``."""
-    data, string_data, metadata = obj.get("data"), obj.get("stringData"), obj.get("metadata")
-    if any(v is not None and not isinstance(v, dict) for v in (data, string_data, metadata)):
-        # Not the shape we know how to mask: withhold it all.
-        return MASK
+    for field in ("data", "stringData", "metadata"):
+        value = obj.get(field)
+        if value is not None and type(value) is not dict:
+            # Not the shape we know how to mask: withhold it all.
+            return MASK
     out: dict[str, Any] = {}
     for key, value in obj.items():
         if key == "data" and value is not None:
-            out[key] = {name: MASKED_DATA_VALUE for name in value}
+            out[key] = dict.fromkeys(value, MASKED_DATA_VALUE)
         elif key == "stringData" and value is not None:
-            out[key] = {name: MASK for name in value}
+            out[key] = dict.fromkeys(value, MASK)
         elif key == "metadata" and value is not None:
             out[key] = _walk_dict(value, ctx, owner_kind="Secret")
         elif value is None or (key in _SECRET_FIELDS_KEPT and isinstance(value, (str, bool))):
