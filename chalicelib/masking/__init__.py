@@ -22,6 +22,7 @@ a ``binaryData`` value that is not text (unless the policy keeps those).
 from __future__ import annotations
 
 import gc
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -66,7 +67,7 @@ WITHHELD_EVENT: dict[str, Any] = {
         "code": 500,
     },
 }
-_WITHHELD_LINE = dumps(WITHHELD_EVENT) + b"\n"
+_WITHHELD_LINE = (json.dumps(WITHHELD_EVENT, separators=(",", ":")) + "\n").encode("ascii")
 
 
 def mask_text(text: str, settings: MaskingSettings = DEFAULT_SETTINGS) -> str:

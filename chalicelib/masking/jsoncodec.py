@@ -10,7 +10,18 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import orjson
+
+class _LazyOrjson:
+    """orjson, imported on first use: the CLI imports masking for its names only."""
+
+    def __getattr__(self, name: str) -> Any:
+        import orjson
+
+        globals()["orjson"] = orjson
+        return getattr(orjson, name)
+
+
+orjson: Any = _LazyOrjson()
 
 
 def loads(raw: bytes | str) -> Any:

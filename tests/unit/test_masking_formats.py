@@ -479,6 +479,12 @@ def _wrapped(envelope: str, obj: Any) -> Any:
         return obj
     if envelope == "list":
         return {"kind": f"{kind}List", "apiVersion": "v1", "items": [obj]}
+    if envelope == "metadata":  # Accept: ...;as=PartialObjectMetadata
+        return {
+            "kind": "PartialObjectMetadata",
+            "apiVersion": "meta.k8s.io/v1",
+            "metadata": obj.get("metadata", {}),
+        }
     if envelope == "table":
         return {
             "kind": "Table",
@@ -523,7 +529,7 @@ def _visible_text(masked: Any) -> str:
     st.lists(formatted(), min_size=1, max_size=3),
     FILLER,
     st.sampled_from(["log", "configmap", "binarydata", "annotation", "env", "custom"]),
-    st.sampled_from(["object", "list", "table", "watch"]),
+    st.sampled_from(["object", "list", "table", "watch", "metadata"]),
     st.sampled_from(["document", "json", "stream"]),
 )
 def test_no_planted_value_survives_in_any_format_shape_or_encoding(
