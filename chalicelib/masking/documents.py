@@ -43,32 +43,41 @@ _ENVELOPE_KINDS = frozenset({"", "PartialObjectMetadata", "WatchEvent"})
 
 
 class _AllStrings:
-    """Stands for "every string is suspect" where no trigger search was made."""
+    """Stands for "every string is suspect" where no trigger search was made: each string is
+    checked on its own, once per answer."""
 
-    def __init__(self, scanner: Scanner) -> None:
+    def __init__(self, scanner: Scanner, verdicts: dict[str, bool]) -> None:
         self._scanner = scanner
-        self._verdicts = scanner.verdicts
+        self._verdicts = verdicts
 
     def __contains__(self, text: object) -> bool:
         verdict = self._verdicts.get(text)  # type: ignore[call-overload]
         if verdict is None:
-            return isinstance(text, str) and self._scanner.has_trigger(text)
+            if not isinstance(text, str):
+                return False
+            verdict = self._verdicts[text] = self._scanner.has_trigger(text)
         return verdict
 
 
 class _Context:
     """One masking run: the settings, their scanner, and the document's suspect strings."""
 
-    __slots__ = ("settings", "scanner", "suspects", "_masked")
+    __slots__ = ("settings", "scanner", "suspects", "_masked", "_verdicts")
 
     def __init__(
-        self, settings: MaskingSettings, scanner: Scanner, suspects: set[str] | None
+        self,
+        settings: MaskingSettings,
+        scanner: Scanner,
+        suspects: set[str] | None,
+        verdicts: dict[str, bool] | None = None,
     ) -> None:
         self.settings = settings
         self.scanner = scanner
+        # Shared by the contexts of one answer (its embedded annotations), and no longer.
+        self._verdicts: dict[str, bool] = {} if verdicts is None else verdicts
         # The strings of the document that may hold a credential (hold a trigger word).
         self.suspects: set[str] | _AllStrings = (
-            suspects if suspects is not None else _AllStrings(scanner)
+            suspects if suspects is not None else _AllStrings(scanner, self._verdicts)
         )
         self._masked: dict[str, str] = {}
 
@@ -86,8 +95,12 @@ class _Context:
         """The context for a JSON document embedded in a string (an annotation); ``small``:
         few of its strings will be looked at, so check them one by one."""
         if small:
-            return _Context(self.settings, self.scanner, None)
-        return _Context(self.settings, self.scanner, self.scanner.suspects_in_json(raw.encode()))
+            return _Context(self.settings, self.scanner, None, self._verdicts)
+        try:
+            suspects = self.scanner.suspects_in_json(raw.encode("utf-8", "surrogatepass"))
+        except ValueError:
+            return _Context(self.settings, self.scanner, None, self._verdicts)
+        return _Context(self.settings, self.scanner, suspects, self._verdicts)
 
 
 def make_context(

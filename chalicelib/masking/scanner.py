@@ -15,7 +15,6 @@ import functools
 import re
 import string
 from collections.abc import Iterable
-from typing import Any
 
 from chalicelib.masking.vocabulary import (
     LEADING_RULES,
@@ -57,8 +56,6 @@ class Scanner:
         self._pem = "private-key" in families
         triggers = sorted({t for f in families for t in TRIGGERS[f]})
         self._has_triggers = bool(triggers)
-        # Whether a string holds a trigger, remembered across answers (names, labels repeat).
-        self.verdicts: dict[str, bool] = {}
         self._text_automaton = ahocorasick_rs.BytesAhoCorasick(
             [t.encode() for t in triggers or ["\x00never"]],
             implementation=ahocorasick_rs.Implementation.DFA,
@@ -258,17 +255,11 @@ class Scanner:
 
     def has_trigger(self, text: str) -> bool:
         """Whether ``text`` holds a trigger word of these families (so may hold a credential)."""
-        verdict = self.verdicts.get(text)
-        if verdict is None:
-            verdict = self._has_triggers and bool(
-                self._json_automaton.find_matches_as_indexes(
-                    text.encode("utf-8", "surrogatepass").lower()
-                )
+        return self._has_triggers and bool(
+            self._json_automaton.find_matches_as_indexes(
+                text.encode("utf-8", "surrogatepass").lower()
             )
-            if len(self.verdicts) > 65536:
-                self.verdicts.clear()
-            self.verdicts[text] = verdict
-        return verdict
+        )
 
 
 # The rest of a JSON string from inside it: up to and including its closing quote.
@@ -413,16 +404,3 @@ def _mask_pem_fragments(text: str, at_start: bool) -> str:
             cursor = line_start
     pieces.append(text[cursor:])
     return "".join(pieces)
-
-
-def iter_strings(value: Any) -> Iterable[str]:
-    """Every string in a decoded JSON value (keys too): for tests and fallbacks."""
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            yield key
-            yield from iter_strings(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from iter_strings(item)
