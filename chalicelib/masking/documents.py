@@ -481,7 +481,9 @@ def _walk_dict(obj: dict[str, Any], ctx: _Context, owner_kind: str) -> dict[str,
             changed[key] = masked
     if changed is None:
         return obj
-    return {key: changed.get(key, value) for key, value in obj.items()}
+    out = obj.copy()  # keeps the key order; only the changed values are replaced
+    out.update(changed)
+    return out
 
 
 # Where an object's own last-applied annotation lives.
