@@ -28,13 +28,7 @@ from chalicelib.errors import (
 from chalicelib.http_responses import bearer_token
 from chalicelib.kube_status import status_body
 from chalicelib.kube_request import KubeRequest, canonical_query, is_discovery, parse_query, resolve
-from chalicelib.masking import (
-    MaskingSettings,
-    kind_for_resource,
-    mask_json,
-    mask_text,
-    mask_watch_stream,
-)
+from chalicelib.masking import MaskingSettings, mask_document, mask_text, mask_watch_stream
 from chalicelib.policy import Decision, Policy, evaluate
 from chalicelib.policy.engine import describe_request
 from chalicelib.role_credentials import RoleCredentialCache, role_session_for
@@ -472,16 +466,18 @@ def _masked_response(
     if answer.cut_at_deadline and b"\n" in body:
         body = body[: body.rfind(b"\n") + 1]  # never a half event or half line
     if media == "application/json":
-        # The objects' real kind comes from what was asked for, never from what they claim.
-        kind = kind_for_resource(request.api_group, request.resource, request.subresource)
         if request.verb == "watch":
-            text = mask_watch_stream(body, settings, resource_kind=kind).decode("utf-8")
+            text = mask_watch_stream(body, settings).decode("utf-8")
         else:
             try:
-                masked = mask_json(body, settings, resource_kind=kind) if body.strip() else b""
-            except ValueError:  # not JSON, not UTF-8, or nested too deeply to mask
+                document = json.loads(body) if body.strip() else None
+            except (json.JSONDecodeError, UnicodeDecodeError):
                 raise BadGateway("the cluster answered with malformed JSON; withheld")
-            text = masked.decode("utf-8", "surrogatepass")
+            text = (
+                ""
+                if document is None
+                else json.dumps(mask_document(document, settings), separators=(",", ":"))
+            )
     elif media.startswith("text/"):
         text = mask_text(body.decode("utf-8", errors="replace"), settings)
     else:
