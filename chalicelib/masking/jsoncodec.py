@@ -8,6 +8,7 @@ integers beyond 64 bits on output); those documents go through ``json`` instead.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 
@@ -24,14 +25,26 @@ class _LazyOrjson:
 orjson: Any = _LazyOrjson()
 
 
+# orjson reads an integer beyond 64 bits as a float (losing digits); json keeps it exact.
+_LONG_NUMBER = re.compile(r"[0-9]{20}")
+_LONG_NUMBER_BYTES = re.compile(rb"[0-9]{20}")
+
+
 def loads(raw: bytes | str) -> Any:
     """Decode JSON; NaN and Infinity (not JSON, and refused by Go clients) are errors."""
+    long_number = _LONG_NUMBER_BYTES if isinstance(raw, bytes) else _LONG_NUMBER
+    if long_number.search(raw) is not None:  # type: ignore[arg-type]
+        return _standard_loads(raw)
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError:
         # Lone surrogates (\ud800) are valid JSON escapes orjson refuses; json accepts them.
         if (b"\\u" if isinstance(raw, bytes) else "\\u") not in raw:
             raise
+    return _standard_loads(raw)
+
+
+def _standard_loads(raw: bytes | str) -> Any:
     try:
         return json.loads(raw, parse_constant=_reject_constant)
     except RecursionError:

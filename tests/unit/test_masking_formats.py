@@ -630,3 +630,8 @@ def test_hostile_texts_are_masked_without_leaking_their_tail(name):
     benchmark measures that they take linear time)."""
     text = HOSTILE[name] + "\npassword=opensesame42\n"
     assert SECRET_VALUE not in mask_text(text)
+
+
+def test_integers_beyond_64_bits_come_back_exact():
+    body = b'{"kind":"Widget","apiVersion":"v1","spec":{"n":123456789012345678901234567890}}'
+    assert json.loads(mask_json(body))["spec"]["n"] == 123456789012345678901234567890
