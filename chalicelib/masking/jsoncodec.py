@@ -27,13 +27,19 @@ orjson: Any = _LazyOrjson()
 
 # orjson reads an integer beyond 64 bits as a float (losing digits); json keeps it exact.
 _LONG_NUMBER = re.compile(r"[0-9]{20}")
-_LONG_NUMBER_BYTES = re.compile(rb"[0-9]{20}")
+_DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
+
+
+def _has_long_number(raw: bytes | str) -> bool:
+    if isinstance(raw, str):
+        return _LONG_NUMBER.search(raw) is not None
+    # Two native passes; a regular expression over megabytes of base64 is ten times slower.
+    return raw.translate(_DIGITS_AS_ZERO).find(b"0" * 20) != -1
 
 
 def loads(raw: bytes | str) -> Any:
     """Decode JSON; NaN and Infinity (not JSON, and refused by Go clients) are errors."""
-    long_number = _LONG_NUMBER_BYTES if isinstance(raw, bytes) else _LONG_NUMBER
-    if long_number.search(raw) is not None:  # type: ignore[arg-type]
+    if _has_long_number(raw):
         return _standard_loads(raw)
     try:
         return orjson.loads(raw)
