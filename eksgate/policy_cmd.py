@@ -115,6 +115,19 @@ def lint_warnings(policies: Iterable[Policy], trusted_issuers: set[str] | None) 
                             "an empty value can match no one",
                         )
                     )
+        if policy.masking_narrowed:
+            warnings.append(
+                Problem(
+                    policy.source,
+                    policy.line,
+                    "masking",
+                    "masking is narrowed: "
+                    + ", ".join(policy.masking_narrowed)
+                    + " not masked for this policy (credentials of those kinds come back in "
+                    "clear); a patterns list also leaves out families added later. Remove it "
+                    "(every pattern is the default) or say masking: {except: [...]} explicitly",
+                )
+            )
         for rule, by in shadowed_rules(policy):
             warnings.append(
                 Problem(

@@ -22,7 +22,7 @@ from chalicelib.approvals.fingerprint import ApprovalSubject
 from chalicelib.approvals.model import ApprovalAsk
 from chalicelib.gateway.exchange import Exchange
 from chalicelib.kube.request import KubeRequest
-from chalicelib.masking import MaskingSettings, mask_document
+from chalicelib.masking import MaskingSettings, kind_for_resource, mask_document
 from chalicelib.policy import Decision
 from chalicelib.audit.recorder import GatewayAudit
 from chalicelib.gateway.upstream import UpstreamResponse
@@ -136,8 +136,9 @@ def proposed_change(
         raise NoChange(dry_run)
     # The diff is of masked objects (it goes to Slack), but a value whose change masking
     # hides is shown as changed: the approver must never see "equal" where it is not.
-    masked_before = mask_document(current, masking) if current else None
-    masked_proposed = mask_document(proposed, masking)
+    kind = kind_for_resource(request.api_group, request.resource, request.subresource)
+    masked_before = mask_document(current, masking, resource_kind=kind) if current else None
+    masked_proposed = mask_document(proposed, masking, resource_kind=kind)
     if current is not None:
         masked_proposed = mark_hidden_changes(current, proposed, masked_before, masked_proposed)
     return object_diff(masked_before, masked_proposed)

@@ -19,7 +19,7 @@ from chalicelib.audit.store import AuditStore
 from chalicelib.errors import EksgateError
 from chalicelib.identity import Caller, Identity
 from chalicelib.kube.request import KubeRequest
-from chalicelib.masking import MaskingSettings, mask_document
+from chalicelib.masking import MaskingSettings, kind_for_resource, mask_document
 from chalicelib.observability import logger
 from chalicelib.policy import Decision
 from chalicelib.credentials.session_token import GatewaySession
@@ -32,7 +32,7 @@ _OPAQUE_RESOURCES = frozenset({"secrets", "serviceaccounts/token", "tokenreviews
 
 
 def masked_body_summary(
-    body: bytes | str | None, settings: MaskingSettings, resource: str = ""
+    body: bytes | str | None, settings: MaskingSettings, resource: str = "", kind: str = ""
 ) -> dict | None:
     """A bounded summary of a body: masked by kind when it is a JSON object, else opaque.
 
@@ -51,7 +51,9 @@ def masked_body_summary(
         document = json.loads(raw)
         if not isinstance(document, dict):
             return opaque
-        masked = json.dumps(mask_document(document, settings), separators=(",", ":"))
+        masked = json.dumps(
+            mask_document(document, settings, resource_kind=kind), separators=(",", ":")
+        )
     except (ValueError, RecursionError):
         return opaque
     return summarize_body(masked)
@@ -176,7 +178,14 @@ class GatewayAudit:
             decision=decision_dict(decision),
             approval_id=approval_id,
             request_body=masked_body_summary(
-                exchange.body, exchange.policy.masking, exchange.request.resource_with_subresource
+                exchange.body,
+                exchange.policy.masking,
+                exchange.request.resource_with_subresource,
+                kind_for_resource(
+                    exchange.request.api_group,
+                    exchange.request.resource,
+                    exchange.request.subresource,
+                ),
             ),
         )
 

@@ -14,7 +14,13 @@ from typing import Mapping
 from chalicelib.errors import BadGateway, PayloadTooLarge
 from chalicelib.gateway.upstream import UpstreamResponse
 from chalicelib.kube.request import KubeRequest
-from chalicelib.masking import MaskingSettings, mask_document, mask_text, mask_watch_stream
+from chalicelib.masking import (
+    MaskingSettings,
+    kind_for_resource,
+    mask_json,
+    mask_text,
+    mask_watch_stream,
+)
 from chalicelib.policy.engine import describe_request
 
 # Lambda's synchronous response limit is 6 MB for the whole JSON envelope; the body is a JSON
@@ -54,18 +60,17 @@ def masked_response(
     if answer.cut_at_deadline and b"\n" in body:
         body = body[: body.rfind(b"\n") + 1]  # never a half event or half line
     if media == "application/json":
+        # What the object is comes from the request, never from what it says about itself
+        # (a Secret read as metadata, with a last-applied annotation claiming ConfigMap).
+        kind = kind_for_resource(request.api_group, request.resource, request.subresource)
         if request.verb == "watch":
-            text = mask_watch_stream(body, settings).decode("utf-8")
+            text = mask_watch_stream(body, settings, resource_kind=kind).decode("utf-8")
         else:
             try:
-                document = json.loads(body) if body.strip() else None
-            except (json.JSONDecodeError, UnicodeDecodeError):
+                masked = mask_json(body, settings, resource_kind=kind) if body.strip() else b""
+            except ValueError:
                 raise BadGateway("the cluster answered with malformed JSON; withheld")
-            text = (
-                ""
-                if document is None
-                else json.dumps(mask_document(document, settings), separators=(",", ":"))
-            )
+            text = masked.decode("utf-8", "surrogatepass")
     elif media.startswith("text/"):
         text = mask_text(body.decode("utf-8", errors="replace"), settings)
     else:

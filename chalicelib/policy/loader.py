@@ -162,6 +162,11 @@ def _semantic_problems(doc: dict, tracker: _LineTracker, prefix: Path_) -> list[
         problem(("max_session",), "must be at most 15m (an EKS token lives 15 minutes)")
     if "max_session" in doc and parse_duration(doc["max_session"]) < 60:
         problem(("max_session",), "must be at least 1m")
+    if {"patterns", "except"} <= set(doc.get("masking", {})):
+        problem(
+            ("masking", "except"),
+            "use except (every pattern but those) or the older patterns list, not both",
+        )
     for i, rule in enumerate(doc["rules"]):
         effect = rule["effect"]
         if effect == "approve" and not rule.get("approvers"):
@@ -264,12 +269,21 @@ def _build_policy(doc: dict, file: str, tracker: _LineTracker, prefix: Path_) ->
         direct=doc.get("direct", False),
         workload=doc.get("workload", False),
         max_session_seconds=parse_duration(doc.get("max_session", "15m")),
-        masking_patterns=tuple(doc["masking"]["patterns"])
-        if "patterns" in doc.get("masking", {})
-        else tuple(sorted(PATTERN_NAMES)),
+        masking_patterns=_masking_patterns(doc.get("masking", {})),
+        masking_narrowed=tuple(
+            sorted(set(PATTERN_NAMES) - set(_masking_patterns(doc.get("masking", {}))))
+        ),
+        masking_unscannable_binary=doc.get("masking", {}).get("unscannable_binary", "withhold"),
         source=file,
         line=tracker.line(prefix),
     )
+
+
+def _masking_patterns(masking: dict[str, Any]) -> tuple[str, ...]:
+    """Every family but those in ``except``; a legacy ``patterns`` list narrows to itself."""
+    if "patterns" in masking:
+        return tuple(masking["patterns"])
+    return tuple(sorted(set(PATTERN_NAMES) - set(masking.get("except", []))))
 
 
 def _claim_pattern(value: Any) -> str:

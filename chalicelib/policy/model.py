@@ -127,6 +127,9 @@ class Policy:
     max_session_seconds: int = 900
     # Every pattern unless the policy narrows them: masking too much beats leaking.
     masking_patterns: tuple[str, ...] = tuple(sorted(PATTERN_NAMES))
+    # The families this policy turns off (``except``, or left out of a legacy ``patterns``).
+    masking_narrowed: tuple[str, ...] = ()
+    masking_unscannable_binary: str = "withhold"
     source: str = ""
     line: int = 0
 
@@ -152,7 +155,9 @@ class Policy:
 
     @property
     def masking(self) -> MaskingSettings:
-        return MaskingSettings(patterns=self.masking_patterns)
+        return MaskingSettings(
+            patterns=self.masking_patterns, unscannable_binary=self.masking_unscannable_binary
+        )
 
     def matched_claims(self, identity: Identity) -> dict[str, Any]:
         """The claims the first matching subject checked: what audit records as "why"."""

@@ -65,7 +65,10 @@ POLICY_SCHEMA: dict = {
             "additionalProperties": False,
             "properties": {
                 "secret_data": {"enum": ["always"]},
+                # Deprecated: narrows to the listed families (lint warns); prefer ``except``.
                 "patterns": {"type": "array", "items": {"enum": PATTERN_NAMES}},
+                "except": {"type": "array", "items": {"enum": PATTERN_NAMES}},
+                "unscannable_binary": {"enum": ["withhold", "keep"]},
             },
         },
         "rules": {

@@ -1,0 +1,406 @@
+"""One scanner per set of enabled pattern families: finds credentials in text in one pass.
+
+Two stages keep multi-megabyte answers cheap. A multi-string search (Aho-Corasick, in native
+code) finds the few places that hold a trigger word; only the lines around them go through
+the combined regular expression, which holds every enabled rule as one alternation. Text
+without a trigger is returned as it is, at the cost of one native pass.
+
+PEM private keys are also recognised without their BEGIN line (a log window that starts
+inside a key): base64 lines before an END line, and base64 lines at the very start of a text.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import string
+from collections.abc import Iterable
+
+from chalicelib.masking.vocabulary import (
+    LEADING_RULES,
+    RULES,
+    TOOL_FLAG_RULES,
+    TRIGGERS,
+)
+
+MASK = "***MASKED***"
+
+# Texts up to this size go through the regular expression whole; larger ones in windows.
+_WHOLE_TEXT_LIMIT = 4096
+
+_TIMESTAMP = r"(?:[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]{8,}+(?:Z|[+-][0-9:]{5})[ \t]++)?"
+# One line of a PEM body (optionally behind a kubectl logs --timestamps prefix).
+_PEM_BODY_LINE = re.compile(rf"{_TIMESTAMP}[A-Za-z0-9+/=]++[ \t]*+\r?", re.ASCII)
+# A line that can only be the start of a key cut off by a log window: long, pure base64.
+_PEM_LEADING_LINE = re.compile(rf"{_TIMESTAMP}[A-Za-z0-9+/]{{40,}}+=*+[ \t]*+\r?", re.ASCII)
+_PEM_END = re.compile(r"-----END [A-Z0-9 ]{0,64}PRIVATE KEY(?: BLOCK)?-----")
+_YAML_BLOCK_LINE = re.compile(rb":[ \t]*+[|>][-+0-9]{0,2}+[ \t]*+(?:#[^\n]*+)?\r?\n?$")
+_INDENT = re.compile(rb"[ \t]*+")
+_OPEN_TAG_LINE = re.compile(rb"<[^<>/]*+>[^<]*+$")
+
+
+class Scanner:
+    """Masks the credentials of the given families in text. Build one with ``scanner_for``."""
+
+    def __init__(self, families: frozenset[str]) -> None:
+        import ahocorasick_rs  # native; imported on first use so cold imports stay light
+
+        self.families = families
+        self._anchored = _compile(_ordered_rules(families))
+        self._leading = _compile([r for f in sorted(families) for r in LEADING_RULES.get(f, ())])
+        self._tool_flags = (
+            [(tools, re.compile(rule, re.ASCII)) for tools, rule in TOOL_FLAG_RULES]
+            if "password-assignment" in families
+            else []
+        )
+        self._pem = "private-key" in families
+        triggers = sorted({t for f in families for t in TRIGGERS[f]})
+        self._has_triggers = bool(triggers)
+        self._text_automaton = ahocorasick_rs.BytesAhoCorasick(
+            [t.encode() for t in triggers or ["\x00never"]],
+            implementation=ahocorasick_rs.Implementation.DFA,
+        )
+        self._str_automaton = ahocorasick_rs.AhoCorasick(
+            triggers or ["\x00never"], implementation=ahocorasick_rs.Implementation.DFA
+        )
+        # In serialized JSON a trigger could hide behind an escape (pass\u0077ord, :\/\/).
+        self._json_automaton = ahocorasick_rs.BytesAhoCorasick(
+            [t.encode() for t in [*triggers, "\\u", "\\/"]],
+            implementation=ahocorasick_rs.Implementation.DFA,
+        )
+
+    # -- text -----------------------------------------------------------------------------
+
+    def mask(self, text: str, *, at_start: bool = True) -> str:
+        """``text`` with every credential of the enabled families replaced by ``MASK``.
+
+        ``at_start``: the text is the start of what the reader sees (a log window), so base64
+        key lines at its very start are masked as the tail of a key cut off by the window.
+        """
+        if not self.families or not text:
+            return text
+        if len(text) <= _WHOLE_TEXT_LIMIT:
+            return self._mask_window(text, at_start)
+        return self._mask_in_windows(text, at_start)
+
+    def _mask_window(self, text: str, at_start: bool) -> str:
+        out = self._mask_rules(text)
+        if self._tool_flags:
+            lowered = out.lower()
+            for tools, flag in self._tool_flags:
+                if any(tool in lowered for tool in tools):
+                    out = flag.sub(_mask_secret_groups, out)
+        if self._pem:
+            out = _mask_pem_fragments(out, at_start)
+        return out
+
+    def _mask_rules(self, text: str) -> str:
+        """Apply the rules as one leftmost-first alternation would, trying the anchored rules
+        only where a trigger starts (the rest of the text cannot start one of their matches)."""
+        leading: list[re.Match[str]] = []
+        if self._leading is not None and any(c in text for c in _LEADING_MARKS):
+            leading = list(self._leading.finditer(text))
+        hits: list[int] = []
+        if self._anchored is not None:
+            lowered = text.lower()
+            if len(lowered) != len(text):  # a few non-ASCII letters lower to two characters
+                lowered = text.translate(_ASCII_LOWER)
+            found_hits = self._str_automaton.find_matches_as_indexes(lowered, overlapping=True)
+            hits = sorted({start for _, start, _ in found_hits})
+        if not leading and not hits:
+            return text
+        # Leftmost first, as one alternation would; at one position a leading rule wins (it
+        # holds the key in full). A position inside an accepted match is never tried, which
+        # keeps a line of a million triggers linear.
+        matches: list[re.Match[str]] = []
+        match_at = self._anchored.match if self._anchored is not None else None
+        cursor = 0
+        next_leading = 0
+        for position in [*hits, len(text) + 1]:
+            while next_leading < len(leading) and leading[next_leading].start() <= position:
+                candidate = leading[next_leading]
+                next_leading += 1
+                if candidate.start() >= cursor:
+                    matches.append(candidate)
+                    cursor = candidate.end()
+            if position < cursor or position > len(text) or match_at is None:
+                continue
+            found = match_at(text, position)
+            if found is not None:
+                matches.append(found)
+                cursor = found.end()
+        if not matches:
+            return text
+        pieces: list[str] = []
+        cursor = 0
+        for found in matches:
+            pieces.append(text[cursor : found.start()])
+            pieces.append(_mask_secret_groups(found))
+            cursor = found.end()
+        pieces.append(text[cursor:])
+        return "".join(pieces)
+
+    def _mask_in_windows(self, text: str, at_start: bool) -> str:
+        raw = text.encode("utf-8", "surrogatepass")
+        lowered = raw.lower()
+        windows = self._windows(raw, lowered, at_start)
+        if not windows:
+            return text
+        pieces: list[str] = []
+        cursor = 0
+        for start, end in windows:
+            pieces.append(raw[cursor:start].decode("utf-8", "surrogatepass"))
+            window = raw[start:end].decode("utf-8", "surrogatepass")
+            pieces.append(self._mask_window(window, at_start and start == 0))
+            cursor = end
+        pieces.append(raw[cursor:].decode("utf-8", "surrogatepass"))
+        return "".join(pieces)
+
+    def _windows(self, raw: bytes, lowered: bytes, at_start: bool) -> list[tuple[int, int]]:
+        """Byte ranges (whole lines) that may hold a credential, merged, in order."""
+        hits = self._text_automaton.find_matches_as_indexes(lowered)
+        spans: list[tuple[int, int]] = []
+        if self._pem and at_start:
+            leading_end = _leading_key_lines_end(raw)
+            if leading_end:
+                spans.append((0, leading_end))
+        line_done = 0
+        reach = _Reach(raw, lowered)
+        for _, hit_start, _ in hits:
+            if hit_start < line_done:
+                continue  # another trigger on a line already taken
+            start = raw.rfind(b"\n", 0, hit_start) + 1
+            end = _end_of_line(raw, hit_start)
+            line_done = end
+            spans.append(self._extend(reach, start, end))
+        spans.sort()
+        merged: list[tuple[int, int]] = []
+        for start, end in spans:
+            if merged and start <= merged[-1][1]:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+            else:
+                merged.append((start, end))
+        return merged
+
+    def _extend(self, reach: _Reach, start: int, end: int) -> tuple[int, int]:
+        """Grow a line's window over what a rule on that line needs to see."""
+        raw = reach.raw
+        line = reach.lowered[start:end]
+        if self._pem and b"-----begin" in line:
+            end = max(end, reach.line_holding(b"-----end", end))
+        if self._pem and b"-----end" in line:
+            while start > 0:
+                previous = raw.rfind(b"\n", 0, start - 1) + 1
+                text = raw[previous : start - 1].decode("utf-8", "replace")
+                if not _PEM_BODY_LINE.fullmatch(text):
+                    break
+                start = previous
+        if _OPEN_TAG_LINE.search(line):
+            # An XML element whose value starts on the next line: take it up to its end tag.
+            end = max(end, reach.line_holding(b"</", end))
+        if start >= reach.yaml_until and _YAML_BLOCK_LINE.search(line):
+            # (A block inside an earlier block ends no later than it: nothing to add.)
+            indent = len(_INDENT.match(line).group(0))  # type: ignore[union-attr]
+            block_end = end
+            while block_end < len(raw):
+                following = raw[block_end : _end_of_line(raw, block_end)]
+                if following.strip() and len(_INDENT.match(following).group(0)) <= indent:  # type: ignore[union-attr]
+                    break
+                block_end += len(following)
+            reach.yaml_until = block_end
+            end = max(end, block_end)
+        return start, end
+
+    # -- JSON -----------------------------------------------------------------------------
+
+    def suspects_in_json(self, raw: bytes) -> set[str]:
+        """The decoded JSON strings (keys and values) of ``raw`` that hold a trigger.
+
+        Every other string of the document is free of credentials for these families, so
+        the walk over the decoded document looks only at these. Values of last-applied
+        annotations are left out: the walk parses and masks each of them as a document.
+        """
+        from chalicelib.masking.jsoncodec import loads
+
+        suspects: set[str] = set()
+        literals: set[bytes] = set()
+        rfind, string_rest = raw.rfind, _STRING_REST.match
+        annotations = _annotation_spans(raw)
+        next_annotation = annotations.pop() if annotations else (len(raw) + 1, len(raw) + 1)
+        string_end = -1
+        for _, hit_start, _ in self._json_automaton.find_matches_as_indexes(raw.lower()):
+            if hit_start < string_end:
+                continue
+            while hit_start >= next_annotation[1] and annotations:
+                next_annotation = annotations.pop()
+            if next_annotation[0] <= hit_start < next_annotation[1]:
+                string_end = next_annotation[1]
+                continue
+            # Triggers never hold a quote, and JSON has no text outside strings that could
+            # hold one, so the hit is inside a string: find its unescaped quotes.
+            opening = rfind(b'"', 0, hit_start)
+            while opening > 0 and raw[opening - 1] == 0x5C and _escaped(raw, opening):
+                opening = rfind(b'"', 0, opening)
+            rest = string_rest(raw, hit_start)
+            if opening == -1 or rest is None:
+                raise ValueError("not JSON: a string without its quotes")
+            string_end = rest.end()
+            literal = raw[opening:string_end]
+            if literal not in literals:
+                literals.add(literal)
+                value = loads(literal)
+                if isinstance(value, str):
+                    suspects.add(value)
+        return suspects
+
+    def has_trigger(self, text: str) -> bool:
+        """Whether ``text`` holds a trigger word of these families (so may hold a credential)."""
+        return self._has_triggers and bool(
+            self._json_automaton.find_matches_as_indexes(
+                text.encode("utf-8", "surrogatepass").lower()
+            )
+        )
+
+
+# The rest of a JSON string from inside it: up to and including its closing quote.
+_STRING_REST = re.compile(rb'[^"\\]*+(?:\\.[^"\\]*+)*+"', re.DOTALL)
+_ANNOTATION_START = b'"kubectl.kubernetes.io/last-applied-configuration":"'
+
+
+def _annotation_spans(raw: bytes) -> list[tuple[int, int]]:
+    """Where last-applied annotation values are in compact JSON, last first."""
+    spans = []
+    position = raw.find(_ANNOTATION_START)
+    while position != -1:
+        start = position + len(_ANNOTATION_START)
+        if _escaped(raw, position):  # inside a key that only ends like the annotation's
+            position = raw.find(_ANNOTATION_START, start)
+            continue
+        rest = _STRING_REST.match(raw, start)
+        if rest is None:
+            break
+        spans.append((start, rest.end()))
+        position = raw.find(_ANNOTATION_START, rest.end())
+    spans.reverse()
+    return spans
+
+
+@functools.lru_cache(maxsize=64)
+def scanner_for(families: frozenset[str]) -> Scanner:
+    """The (cached) scanner for a set of enabled pattern families."""
+    return Scanner(families)
+
+
+def _ordered_rules(families: Iterable[str]) -> list[str]:
+    enabled = set(families)
+    # A PEM block is masked whole before narrower rules look inside it.
+    rules = list(RULES["private-key"]) if "private-key" in enabled else []
+    for family in sorted(enabled - {"private-key"}):
+        rules.extend(RULES[family])
+    return rules
+
+
+def _compile(rules: list[str]) -> re.Pattern[str] | None:
+    return re.compile("|".join(f"(?:{r})" for r in rules), re.ASCII) if rules else None
+
+
+# Characters a leading rule's match starts with (or needs): a YAML block indicator, "<", "--".
+_LEADING_MARKS = ("|", ">", "<", "--")
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+
+
+class _Reach:
+    """Forward searches over one text, remembered: lines are visited in order, so each search
+    continues where the last one ended and the whole scan stays linear."""
+
+    def __init__(self, raw: bytes, lowered: bytes) -> None:
+        self.raw = raw
+        self.lowered = lowered
+        self.yaml_until = 0
+        self._found: dict[bytes, int] = {}
+
+    def line_holding(self, marker: bytes, position: int) -> int:
+        """The end of the first line at or after ``position`` holding ``marker`` (or the
+        end of the text)."""
+        found = self._found.get(marker, -1)
+        if found < position and found != len(self.raw):
+            at = self.lowered.find(marker, position)
+            found = len(self.raw) if at == -1 else _end_of_line(self.raw, at)
+            self._found[marker] = found
+        return found
+
+
+def _end_of_line(raw: bytes, position: int) -> int:
+    newline = raw.find(b"\n", position)
+    return len(raw) if newline == -1 else newline + 1
+
+
+def _escaped(raw: bytes, quote: int) -> bool:
+    backslashes = 0
+    position = quote - 1
+    while position >= 0 and raw[position] == 0x5C:
+        backslashes += 1
+        position -= 1
+    return backslashes % 2 == 1
+
+
+def _mask_secret_groups(match: re.Match[str]) -> str:
+    """Replace the participating ``secret*`` groups of a match, keep the rest of it."""
+    text = match.group(0)
+    base = match.start()
+    spans = sorted(
+        match.span(group)
+        for group, value in match.groupdict().items()
+        if value is not None and group.startswith("secret")
+    )
+    pieces = []
+    cursor = 0
+    for start, end in spans:
+        pieces.append(text[cursor : start - base])
+        pieces.append(MASK)
+        cursor = end - base
+    pieces.append(text[cursor:])
+    return "".join(pieces)
+
+
+def _leading_key_lines_end(raw: bytes) -> int:
+    """Where the run of key lines opening ``raw`` ends (0: it does not open with one)."""
+    end = 0
+    while end < len(raw):
+        line_end = _end_of_line(raw, end)
+        line = raw[end:line_end].rstrip(b"\n").decode("utf-8", "replace")
+        if not _PEM_LEADING_LINE.fullmatch(line):
+            break
+        end = line_end
+    return end
+
+
+def _mask_pem_fragments(text: str, at_start: bool) -> str:
+    """Key lines without their BEGIN line: before an END line, or opening a log window."""
+    if at_start:
+        lines = text.split("\n")
+        taken = 0
+        while taken < len(lines) and _PEM_LEADING_LINE.fullmatch(lines[taken]):
+            taken += 1
+        if taken:
+            text = "\n".join([MASK, *lines[taken:]])
+    if "-----END" not in text:
+        return text
+    pieces: list[str] = []
+    cursor = 0
+    for end_line in _PEM_END.finditer(text):
+        if text.endswith(MASK, 0, end_line.start()):
+            continue  # masked whole, with its BEGIN line
+        line_start = text.rfind("\n", 0, end_line.start()) + 1
+        body_start = line_start
+        while body_start > cursor:
+            previous = text.rfind("\n", 0, body_start - 1) + 1
+            if previous < cursor or not _PEM_BODY_LINE.fullmatch(text[previous : body_start - 1]):
+                break
+            body_start = previous
+        if body_start < line_start:
+            pieces.append(text[cursor:body_start])
+            pieces.append(MASK + "\n")
+            cursor = line_start
+    pieces.append(text[cursor:])
+    return "".join(pieces)
