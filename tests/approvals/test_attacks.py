@@ -33,6 +33,8 @@ from tests.approvals.conftest import (
     ts,
 )
 
+pytestmark = pytest.mark.adversarial
+
 SESSION = "session-under-attack"
 
 

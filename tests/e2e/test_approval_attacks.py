@@ -8,7 +8,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.adversarial]
 
 
 def ask_for_a_change(kube_config, token: str, image: str) -> str:
@@ -61,3 +61,16 @@ def test_a_person_with_only_an_unverified_email_is_told_apart_from_no_one(stack,
     refusals = [e for e in stack.slack_state().get("ephemerals", [])
                 if "no verified email" in json.dumps(e)]
     assert refusals
+
+
+def test_an_approval_required_refusal_names_its_approval_in_the_record(stack, kube_config):
+    import jwt
+    import urllib3
+    token = stack.session_token("ci-agent")
+    approval_id = ask_for_a_change(kube_config, token, "nginx:1.27.6")
+    session_id = jwt.decode(token, options={"verify_signature": False})["sid"]
+    http = urllib3.PoolManager(ca_certs=stack.gateway_ca_file)
+    answer = http.request("GET", f"{stack.gateway_url}/v1/sessions/{session_id}",
+                          headers={"Authorization": f"Bearer {stack.mint('auditor')}"})
+    refusals = [r for r in answer.json()["records"] if r["kind"] == "refusal"]
+    assert refusals and refusals[-1]["approval_id"] == approval_id

@@ -17,7 +17,7 @@ from collections import Counter
 import pytest
 import urllib3
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.adversarial]
 
 AGENTS = 16
 SECONDS = float(os.environ.get("EKSGATE_LOAD_SECONDS", "20"))

@@ -26,7 +26,7 @@ from chalicelib.approvals.diff import HIDDEN_CHANGE
 from chalicelib.credentials.eks_token import AwsCredentials, make_eks_token
 from chalicelib.masking import MASK
 
-pytestmark = [pytest.mark.e2e,
+pytestmark = [pytest.mark.e2e, pytest.mark.adversarial,
               pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl not installed")]
 
 PASSWORD = "hunter2-very-secret"

@@ -23,6 +23,8 @@ from chalicelib.errors import EksgateError, Unauthorized
 from chalicelib.identity import Identity
 from chalicelib.identity.oidc import IdentityVerifier, JwksCache
 
+pytestmark = pytest.mark.adversarial
+
 ISSUER = "https://issuer.test"
 AUDIENCE = "eksgate"
 RSA = rsa.generate_private_key(public_exponent=65537, key_size=2048)

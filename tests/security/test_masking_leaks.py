@@ -16,6 +16,8 @@ from chalicelib.gateway.upstream import UpstreamResponse
 from chalicelib.masking import LAST_APPLIED_ANNOTATION
 from tests.unit.test_proxy import FakeUpstream, gateway, incoming
 
+pytestmark = pytest.mark.adversarial
+
 PLANTED = {
     "aws_key": "AKIAIOSFODNN7EXAMPLE",
     "aws_secret": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",

@@ -13,6 +13,8 @@ import pytest
 from chalicelib.errors import EksgateError
 from tests.unit.test_proxy import FakeUpstream, gateway, incoming
 
+pytestmark = pytest.mark.adversarial
+
 SHOP_PODS = "/api/v1/namespaces/shop/pods"
 
 REFUSED_PATHS = [

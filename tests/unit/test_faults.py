@@ -26,6 +26,8 @@ from chalicelib.policy import load_policies
 from tests.approvals.conftest import sample_approval
 from tests.unit.test_proxy import Clusters, FakeUpstream, Keys, RecordingAudit, Roles, incoming
 
+pytestmark = pytest.mark.adversarial
+
 ALICE = Identity("user-alice", "https://oidc.eksgate.local", email="alice@example.com",
                  claims={"groups": ["engineering"]})
 SANDBOX = "/api/v1/namespaces/default/configmaps/app"
@@ -177,3 +179,20 @@ def test_an_unassumable_role_names_no_arn():
         cache.credentials(role_session_for(ALICE, "arn:aws:iam::123456789012:role/secret-role",
                                            "engineers", "demo"))
     assert "arn:aws" not in error.value.message and "AccessDenied" not in error.value.message
+
+
+def test_a_real_refused_connection_is_a_502_that_sent_nothing():
+    import socket
+
+    from chalicelib.config import ClusterConfig
+    from chalicelib.gateway.clusters import ClusterEndpoint
+    from chalicelib.gateway.upstream import HttpsUpstream
+    with socket.socket() as probe:  # a loopback port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    cluster = ClusterEndpoint("demo", f"https://127.0.0.1:{port}", b"", ClusterConfig("demo", "x"))
+    request = UpstreamRequest("GET", "/version", {}, None, False, time.monotonic() + 5)
+    with pytest.raises(BadGateway) as refused:
+        HttpsUpstream().send(cluster, request, 1024)
+    assert refused.value.status == 502 and refused.value.nothing_sent
+    assert "did not answer in time" not in refused.value.message

@@ -20,6 +20,8 @@ from chalicelib.errors import BadRequest
 from chalicelib.gateway.masked_writes import WHOLE_BODY, masked_fields, masked_write_refusal
 from chalicelib.masking import LAST_APPLIED_ANNOTATION, MASK, MASKED_DATA_VALUE, mask_document
 
+pytestmark = pytest.mark.adversarial
+
 JSON = "application/json"
 
 
