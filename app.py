@@ -1,22 +1,24 @@
-"""eksgate's Chalice app: routes and wiring only; the logic lives in chalicelib/."""
+"""eksgate's Chalice app: routes and wiring only; the logic lives in chalicelib/.
+
+Each route imports what it needs when it first runs: a cold start pays for Chalice and the
+logger, and the first request for its own route's code (a Slack click never loads the proxy,
+a token never loads Slack).
+"""
 
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 from chalice import Chalice, Rate, Response
 
 from chalicelib.errors import EksgateError, ServiceUnavailable
-from chalicelib.routes.responses import json_error, json_response, json_route, proxy_response
-from chalicelib.observability import flush_metrics, logger
-from chalicelib.routes.proxy import handle_proxy, incoming_request, outside_prefix
-from chalicelib.routes.approvals import approval_status
-from chalicelib.routes.sessions import session_detail, sessions_list
-from chalicelib.routes.whoami import whoami_response
-from chalicelib.services import Services, build_services
 from chalicelib.identity import Caller
-from chalicelib.routes.slack import expire_approvals, handle_slack_interaction
-from chalicelib.routes.token import issue_token
+from chalicelib.observability import flush_metrics, logger
+from chalicelib.routes.responses import json_error, json_response, json_route, proxy_response
+
+if TYPE_CHECKING:
+    from chalicelib.services import Services
 
 # Logging is powertools' (chalicelib/observability.py); Chalice would otherwise take over the
 # logger of the same name and set it to ERROR, silently dropping the gateway's own log lines.
@@ -29,6 +31,8 @@ PROXY_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 def services() -> Services:
     global _services
     if _services is None:
+        from chalicelib.services import build_services
+
         _services = build_services()
     return _services
 
@@ -66,6 +70,8 @@ def caller() -> Caller:
 
 @app.route("/v1/token", methods=["POST"], content_types=["application/json"])
 def token() -> Response:
+    from chalicelib.routes.token import issue_token
+
     request = app.current_request
     return json_route(
         lambda: issue_token(services(), request.headers, request.raw_body, caller()).exec_credential
@@ -74,22 +80,30 @@ def token() -> Response:
 
 @app.route("/v1/approvals/{approval_id}", methods=["GET"])
 def approval(approval_id: str) -> Response:
+    from chalicelib.routes.approvals import approval_status
+
     return json_route(lambda: approval_status(services(), app.current_request.headers, approval_id))
 
 
 @app.route("/v1/whoami", methods=["GET"])
 def who_am_i() -> Response:
+    from chalicelib.routes.whoami import whoami_response
+
     return json_route(lambda: whoami_response(services(), app.current_request.headers))
 
 
 @app.route("/v1/sessions", methods=["GET"])
 def sessions() -> Response:
+    from chalicelib.routes.sessions import sessions_list
+
     request = app.current_request
     return json_route(lambda: sessions_list(services(), request.headers, request.query_params))
 
 
 @app.route("/v1/sessions/{session_id}", methods=["GET"])
 def session(session_id: str) -> Response:
+    from chalicelib.routes.sessions import session_detail
+
     return json_route(lambda: session_detail(services(), app.current_request.headers, session_id))
 
 
@@ -97,6 +111,8 @@ def session(session_id: str) -> Response:
     "/slack/interactions", methods=["POST"], content_types=["application/x-www-form-urlencoded"]
 )
 def slack_interactions() -> Response:
+    from chalicelib.routes.slack import handle_slack_interaction
+
     request = app.current_request
     try:
         # The idempotency layer learns when this invocation times out, so a retried delivery
@@ -124,6 +140,8 @@ def audit_export(event, context):  # type: ignore[no-untyped-def]
 
 @app.schedule(Rate(1, unit=Rate.MINUTES))
 def expire_overdue_approvals(event) -> None:  # type: ignore[no-untyped-def]
+    from chalicelib.routes.slack import expire_approvals
+
     expire_approvals(services())
 
 
@@ -147,10 +165,14 @@ def k8s_proxy(cluster: str) -> Response:
 def outside_k8s() -> Response:
     # Everything no other route takes (kubectl get --raw /metrics lands here): a Status that
     # names the prefix, not API Gateway's "Missing Authentication Token".
+    from chalicelib.routes.proxy import outside_prefix
+
     path = "/" + app.current_request.to_original_event()["pathParameters"]["proxy"]
     return proxy_response(outside_prefix(path, app.current_request.method))
 
 
 def _proxy(cluster: str, path: str) -> Response:
+    from chalicelib.routes.proxy import handle_proxy, incoming_request
+
     incoming = incoming_request(app.current_request, app.lambda_context, cluster, path, caller())
     return proxy_response(handle_proxy(services, incoming))
