@@ -120,7 +120,13 @@ def audit_export(event, context):  # type: ignore[no-untyped-def]
 
     from chalicelib.audit_export_api import export_stream_event
 
-    return {"exported": export_stream_event(event, boto3.client("s3"))}
+    return {
+        "exported": export_stream_event(
+            event,
+            boto3.client("s3"),
+            session_records=lambda session_id: services().audit_store.records(session_id),
+        )
+    }
 
 
 @app.schedule(Rate(1, unit=Rate.MINUTES))

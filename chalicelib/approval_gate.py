@@ -7,6 +7,7 @@ the approver as a diff of the current object against the result (both masked).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from typing import Any, Callable
@@ -106,6 +107,7 @@ class ApprovalGate:
         dry_run: Callable[[], UpstreamResponse] | None,
         current: Callable[[], Any] | None,
         max_wait: float = float("inf"),
+        audit_id: str = "",
     ) -> Approval:
         """The approval this request may go through under, or Forbidden saying why not."""
         rule = decision.rule
@@ -116,7 +118,7 @@ class ApprovalGate:
             identity, session.cluster, decision.policy, rule, method, request.path, query, body
         )
         if usable:
-            self._consumed(session, caller, usable)
+            self._consumed(session, caller, usable, audit_id)
             return usable
         diff = ""
         if request.verb in MUTATING_VERBS and dry_run is not None:
@@ -126,7 +128,7 @@ class ApprovalGate:
                 "request",
                 session,
                 caller,
-                request=request_dict(request, method, query),
+                request={**request_dict(request, method, query), "audit_id": audit_id},
                 decision=decision_dict(decision),
                 detail={"purpose": "dry run and current object, for the approver's diff"},
             )
@@ -160,6 +162,7 @@ class ApprovalGate:
                 "rule": decision.rule_label,
                 "mode": approval.mode,
                 "expires_at": approval.expires_at,
+                "audit_id": audit_id,
             },
         )
         if approval.slack_ts:
@@ -176,11 +179,13 @@ class ApprovalGate:
         if approval.status == "approved":
             redeemed = self._service.redeem(approval)
             if redeemed:
-                self._consumed(session, caller, redeemed)
+                self._consumed(session, caller, redeemed, audit_id)
                 return redeemed
         raise approval_refusal(approval, channel)
 
-    def _consumed(self, session: GatewaySession, caller: Caller, approval: Approval) -> None:
+    def _consumed(
+        self, session: GatewaySession, caller: Caller, approval: Approval, audit_id: str = ""
+    ) -> None:
         approvers = [
             d.get("user_name") or d.get("user_id")
             for d in approval.decisions
@@ -191,7 +196,15 @@ class ApprovalGate:
             session,
             caller,
             approval_id=approval.approval_id,
-            detail={"mode": approval.mode, "approvers": approvers},
+            detail={
+                "mode": approval.mode,
+                "approvers": approvers,
+                # The request this approval cleared, and the (masked) diff its approvers saw.
+                "audit_id": audit_id,
+                "diff_sha256": hashlib.sha256(approval.diff.encode()).hexdigest()
+                if approval.diff
+                else "",
+            },
         )
 
     @staticmethod

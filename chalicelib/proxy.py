@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from datetime import datetime, timedelta, timezone
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
@@ -32,7 +33,7 @@ from chalicelib.masking import MaskingSettings, mask_document, mask_text, mask_w
 from chalicelib.policy import Decision, Policy, evaluate
 from chalicelib.policy.engine import describe_request
 from chalicelib.role_credentials import RoleCredentialCache, role_session_for
-from chalicelib.session_audit import Caller, GatewayAudit
+from chalicelib.session_audit import Caller, GatewayAudit, masked_body_summary
 from chalicelib.session_token import GatewaySession, SessionTokenCodec
 from chalicelib.upstream import Upstream, UpstreamRequest, UpstreamResponse
 
@@ -75,6 +76,9 @@ class IncomingRequest:
     body: bytes | None
     remaining_seconds: float  # Lambda time left when the request arrived
     arrived_at: float = field(default_factory=time.monotonic)
+    # One Audit-ID per request, made here and nowhere else: sent upstream (kube-apiserver
+    # keeps a client's Audit-ID), recorded, and echoed, so both audit logs join on it.
+    audit_id: str = field(default_factory=lambda: str(uuid.uuid4()))
 
     def seconds_left(self, now: float) -> float:
         """Time left to answer, counting what waiting and dry runs already used."""
@@ -187,6 +191,7 @@ class Gateway:
                 "authorization": f"Bearer {eks.token}",
                 "accept": negotiate_accept(incoming.headers.get("accept", "")),
                 "accept-encoding": "gzip",
+                "audit-id": incoming.audit_id,
             }
         )
         now = self._clock()
@@ -275,6 +280,7 @@ class Gateway:
             masking=policy.masking,
             dry_run=None if request.subresource in CONNECTION_SUBRESOURCES else dry_run,
             current=current,
+            audit_id=incoming.audit_id,
             # Leave time to forward and answer after waiting, inside API Gateway's 29 s.
             max_wait=incoming.seconds_left(self._clock()) - FORWARD_BUDGET_SECONDS,
         )
@@ -327,12 +333,20 @@ class Gateway:
                 decision,
                 refusal,
                 approval_id,
+                audit_id=incoming.audit_id,
+                request_body=masked_body_summary(
+                    incoming.body, policy.masking, request.resource_with_subresource
+                )
+                if request
+                else None,
             )
             if dry_run is None:
                 raise
             # The cluster's own answer to the dry run goes back (masked); no one was asked.
             assert request is not None
-            return _masked_response(dry_run, request, policy.masking)
+            return _with_audit_id(
+                _masked_response(dry_run, request, policy.masking), incoming.audit_id
+            )
         query = canonical_query(self.forwarded_query(incoming, request))
         # No record, no forward: AuditUnavailable (503) stops here.
         self._audit.request(
@@ -345,6 +359,7 @@ class Gateway:
             approval_id,
             incoming.body,
             policy.masking,
+            audit_id=incoming.audit_id,
         )
         started = self._clock()
         try:
@@ -366,6 +381,7 @@ class Gateway:
                 (self._clock() - started) * 1000,
                 None,
                 failure.message,
+                audit_id=incoming.audit_id,
             )
             raise failure from exc
         # No record, no answer: the cluster's reply is withheld if it cannot be recorded.
@@ -378,8 +394,9 @@ class Gateway:
             result.status,
             (self._clock() - started) * 1000,
             result.body,
+            audit_id=incoming.audit_id,
         )
-        return result
+        return _with_audit_id(result, incoming.audit_id)
 
 
 def body_content_type(headers: Mapping[str, str]) -> str:
@@ -498,12 +515,20 @@ def _masked_response(
     return ProxyResponse(answer.status, content_type, text, headers)
 
 
-def status_response(error: EksgateError) -> ProxyResponse:
+def status_response(error: EksgateError, audit_id: str = "") -> ProxyResponse:
+    headers = {"cache-control": "no-store"}
+    if audit_id:
+        headers["audit-id"] = audit_id
+    return ProxyResponse(error.status, "application/json", json.dumps(status_body(error)), headers)
+
+
+def _with_audit_id(response: ProxyResponse, audit_id: str) -> ProxyResponse:
+    """The answer with eksgate's own Audit-ID, the one the cluster was sent and echoed."""
     return ProxyResponse(
-        error.status,
-        "application/json",
-        json.dumps(status_body(error)),
-        {"cache-control": "no-store"},
+        response.status,
+        response.content_type,
+        response.body,
+        {**response.headers, "audit-id": audit_id},
     )
 
 

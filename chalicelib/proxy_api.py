@@ -28,6 +28,7 @@ def handle_proxy(
         else DEFAULT_REMAINING_SECONDS
     )
     query = {name: request.query_params.getlist(name) for name in request.query_params or {}}
+    incoming = None
     try:
         incoming = incoming_from(
             cluster,
@@ -54,6 +55,6 @@ def handle_proxy(
                 "reason": error.message,
             },
         )
-        return status_response(error)
+        return status_response(error, incoming.audit_id if incoming else "")
     count("ProxyForwarded")
     return result

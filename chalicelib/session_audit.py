@@ -62,6 +62,11 @@ def masked_body_summary(
     return summarize_body(masked)
 
 
+def _with_audit_id(request: dict[str, Any], audit_id: str) -> dict[str, Any]:
+    # The Audit-ID the cluster was sent: joins this record to the cluster's own audit event.
+    return {**request, "audit_id": audit_id} if audit_id else request
+
+
 class GatewayAudit:
     def __init__(self, store: AuditStore) -> None:
         self._store = store
@@ -134,6 +139,8 @@ class GatewayAudit:
         decision: Decision | None,
         error: EksgateError,
         approval_id: str | None = None,
+        audit_id: str = "",
+        request_body: dict | None = None,
     ) -> None:
         recorded = (
             request_dict(request, method)
@@ -155,9 +162,11 @@ class GatewayAudit:
             "refusal",
             session,
             caller,
-            request=recorded,
+            request=_with_audit_id(recorded, audit_id),
             decision=decision_dict(decision) if decision else None,
             approval_id=approval_id,
+            # What was tried, masked like a forwarded body: refusals answer "what did it try".
+            request_body=request_body,
             detail={"status": error.status, "reason": error.reason, "message": error.message},
         )
 
@@ -172,12 +181,13 @@ class GatewayAudit:
         approval_id: str | None,
         body: bytes | None,
         masking: MaskingSettings,
+        audit_id: str = "",
     ) -> None:
         self.session_event(
             "request",
             session,
             caller,
-            request=request_dict(request, method, query),
+            request=_with_audit_id(request_dict(request, method, query), audit_id),
             decision=decision_dict(decision),
             approval_id=approval_id,
             request_body=masked_body_summary(body, masking, request.resource_with_subresource),
@@ -194,12 +204,13 @@ class GatewayAudit:
         latency_ms: float,
         masked_body: str | None,
         error: str | None = None,
+        audit_id: str = "",
     ) -> None:
         self.session_event(
             "response",
             session,
             caller,
-            request=request_dict(request, method, query),
+            request=_with_audit_id(request_dict(request, method, query), audit_id),
             upstream_status=status,
             latency_ms=round(latency_ms, 1),
             response_body=summarize_body(masked_body) if masked_body else None,
