@@ -45,22 +45,23 @@ def export_stream_event(
         raise RuntimeError(
             f"EKSGATE_EXPORT_FORMAT is {export_format!r}; use one of {', '.join(EXPORT_FORMATS)}"
         )
+    # Read first: a bad policy file fails the batch before anything is written, so a retry
+    # does not write the records twice.
+    policy = _export_policy() if export_format != "records" else METADATA_FOR_ALL
     records = records_from_stream(event)
     now = datetime.now(timezone.utc)
     if export_format in ("records", "both"):
-        key = write_jsonl(
-            s3_client, bucket, prefix or os.environ.get("EKSGATE_EXPORT_PREFIX", "audit"), records, now
-        )
+        records_prefix = prefix or os.environ.get("EKSGATE_EXPORT_PREFIX", "audit")
+        key = write_jsonl(s3_client, bucket, records_prefix, records, now)
         if key:
             count("AuditRecordsExported", len(records))
             logger.info("audit records exported", extra={"records": len(records), "key": key})
     if export_format in ("k8s-audit", "both"):
         if session_records is None:
             raise RuntimeError("the k8s-audit export needs the audit table to read sessions from")
-        events = events_for_batch(records, session_records, _export_policy())
-        key = write_jsonl(
-            s3_client, bucket, os.environ.get("EKSGATE_EXPORT_K8S_PREFIX", "k8s-audit"), events, now
-        )
+        events = events_for_batch(records, session_records, policy)
+        events_prefix = os.environ.get("EKSGATE_EXPORT_K8S_PREFIX", "k8s-audit")
+        key = write_jsonl(s3_client, bucket, events_prefix, events, now)
         if key:
             count("KubernetesAuditEventsExported", len(events))
             logger.info("k8s audit events exported", extra={"events": len(events), "key": key})

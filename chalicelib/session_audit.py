@@ -164,7 +164,8 @@ class GatewayAudit:
             caller,
             request=_with_audit_id(recorded, audit_id),
             decision=decision_dict(decision) if decision else None,
-            approval_id=approval_id,
+            # A request waiting for (or denied) approval names the approval it waits for.
+            approval_id=approval_id or error.details.get("approval_id"),
             # What was tried, masked like a forwarded body: refusals answer "what did it try".
             request_body=request_body,
             detail={"status": error.status, "reason": error.reason, "message": error.message},
