@@ -48,9 +48,9 @@ SCALARS = {
     "int32": {"type": "integer", "format": "int32"},
     "int64": {"type": "integer", "format": "int64"},
 }
-_STRUCT = re.compile(r"^type (\w+) struct \{\n(.*?)^\}", re.S | re.M)
-_NAMED = re.compile(r"^type (\w+) ([\w\[\]\.]+)\s*$", re.M)
-_CONST = re.compile(r"^\s*\w+\s+(\w+)\s*=\s*\"([^\"]*)\"", re.M)
+_STRUCT = re.compile(r"^type (\w+) struct \{\n(.*?)^\}", re.DOTALL | re.MULTILINE)
+_NAMED = re.compile(r"^type (\w+) ([\w\[\]\.]+)\s*$", re.MULTILINE)
+_CONST = re.compile(r"^\s*\w+\s+(\w+)\s*=\s*\"([^\"]*)\"", re.MULTILINE)
 _FIELD = re.compile(r"^\s*(?:(\w+)\s+)?([^\s`]+)\s+`([^`]*)`")
 
 

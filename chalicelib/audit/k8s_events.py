@@ -16,7 +16,14 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import timezone
 from typing import Any
 
-from chalicelib.audit.k8s_policy import METADATA_FOR_ALL, Attributes, AuditPolicy, level_for
+from chalicelib.audit.k8s_policy import (
+    METADATA_FOR_ALL,
+    Attributes,
+    AuditPolicy,
+    level_for,
+    matching_rule,
+    omits_managed_fields,
+)
 from chalicelib.audit.records import SessionRecord
 from chalicelib.audit.timestamps import parse_time
 
@@ -92,21 +99,19 @@ def _event(
     username = str(identity.get("email") or first.subject or "")
     groups = tuple(str(g) for g in identity.get("groups") or ())
     is_resource = bool(request.get("resource"))
-    level, omitted = level_for(
-        policy,
-        Attributes(
-            username=username,
-            groups=groups,
-            verb=str(request.get("verb") or str(request.get("method", "")).lower()),
-            is_resource_request=is_resource,
-            api_group=str(request.get("api_group") or ""),
-            resource=str(request.get("resource") or ""),
-            subresource=str(request.get("subresource") or ""),
-            namespace=str(request.get("namespace") or ""),
-            name=str(request.get("name") or ""),
-            path=str(request.get("path") or ""),
-        ),
+    attributes = Attributes(
+        username=username,
+        groups=groups,
+        verb=str(request.get("verb") or str(request.get("method", "")).lower()),
+        is_resource_request=is_resource,
+        api_group=str(request.get("api_group") or ""),
+        resource=str(request.get("resource") or ""),
+        subresource=str(request.get("subresource") or ""),
+        namespace=str(request.get("namespace") or ""),
+        name=str(request.get("name") or ""),
+        path=str(request.get("path") or ""),
     )
+    level, omitted = level_for(policy, attributes)
     stage = "ResponseComplete" if last is not None else "RequestReceived"
     if level == "None" or stage in omitted:
         return None
@@ -137,7 +142,19 @@ def _event(
         _add_body(event, "requestObject", first.request_body)
     if level == "RequestResponse" and last is not None and last.kind == "response":
         _add_body(event, "responseObject", last.response_body)
+    if omits_managed_fields(policy, matching_rule(policy, attributes)):
+        for field in ("requestObject", "responseObject"):
+            _drop_managed_fields(event.get(field))
     return event
+
+
+def _drop_managed_fields(document: Any) -> None:
+    if isinstance(document, dict):
+        metadata = document.get("metadata")
+        if isinstance(metadata, dict):
+            metadata.pop("managedFields", None)
+        for item in document.get("items") or ():  # lists: each item's own metadata
+            _drop_managed_fields(item)
 
 
 def _request_uri(request: Mapping[str, Any]) -> str:

@@ -54,12 +54,14 @@ class PolicyRule:
     namespaces: tuple[str, ...] = ()
     non_resource_urls: tuple[str, ...] = ()
     omit_stages: tuple[str, ...] = ()
+    omit_managed_fields: bool | None = None  # None: the policy's default
 
 
 @dataclass(frozen=True)
 class AuditPolicy:
     rules: tuple[PolicyRule, ...]
     omit_stages: tuple[str, ...] = ()
+    omit_managed_fields: bool = False
 
 
 @dataclass(frozen=True)
@@ -85,12 +87,24 @@ METADATA_FOR_ALL = AuditPolicy(rules=(PolicyRule(level="Metadata"),))
 def level_for(policy: AuditPolicy, attributes: Attributes) -> tuple[str, tuple[str, ...]]:
     """The level of the first rule matching ``attributes`` and the stages to omit.
 
-    ``("None", ())`` when no rule matches, as kube-apiserver does.
+    ``("None", ...)`` when no rule matches, as kube-apiserver does.
     """
-    for rule in policy.rules:
-        if _matches(rule, attributes):
-            return rule.level, tuple(dict.fromkeys(policy.omit_stages + rule.omit_stages))
-    return "None", policy.omit_stages
+    rule = matching_rule(policy, attributes)
+    if rule is None:
+        return "None", policy.omit_stages
+    return rule.level, tuple(dict.fromkeys(policy.omit_stages + rule.omit_stages))
+
+
+def matching_rule(policy: AuditPolicy, attributes: Attributes) -> PolicyRule | None:
+    """The first rule matching ``attributes``, or None."""
+    return next((rule for rule in policy.rules if _matches(rule, attributes)), None)
+
+
+def omits_managed_fields(policy: AuditPolicy, rule: PolicyRule | None) -> bool:
+    """Whether bodies lose ``metadata.managedFields``: the rule's choice, else the policy's."""
+    if rule is not None and rule.omit_managed_fields is not None:
+        return rule.omit_managed_fields
+    return policy.omit_managed_fields
 
 
 def _matches(rule: PolicyRule, a: Attributes) -> bool:
@@ -154,9 +168,13 @@ def parse_policy(document: Any, source: str = "policy") -> AuditPolicy:
     rules = document.get("rules")
     if not isinstance(rules, list) or not rules:
         raise AuditPolicyError(f"{source}: rules must be a non-empty list")
+    omit_managed = document.get("omitManagedFields", False)
+    if not isinstance(omit_managed, bool):
+        raise AuditPolicyError(f"{source}: omitManagedFields must be true or false")
     return AuditPolicy(
         rules=tuple(_rule(raw, f"{source}: rules[{i}]") for i, raw in enumerate(rules)),
         omit_stages=_stages(document.get("omitStages"), f"{source}: omitStages"),
+        omit_managed_fields=omit_managed,
     )
 
 
@@ -166,6 +184,9 @@ def _rule(raw: Any, where: str) -> PolicyRule:
     unknown = sorted(set(raw) - _RULE_FIELDS)
     if unknown:
         raise AuditPolicyError(f"{where}: unknown field(s) {', '.join(unknown)}")
+    omit_managed = raw.get("omitManagedFields")
+    if omit_managed is not None and not isinstance(omit_managed, bool):
+        raise AuditPolicyError(f"{where}.omitManagedFields must be true or false")
     level = raw.get("level")
     if level not in LEVELS:
         raise AuditPolicyError(f"{where}.level must be one of {', '.join(LEVELS)}, not {level!r}")
@@ -193,6 +214,7 @@ def _rule(raw: Any, where: str) -> PolicyRule:
         namespaces=_strings(raw.get("namespaces"), f"{where}.namespaces"),
         non_resource_urls=urls,
         omit_stages=_stages(raw.get("omitStages"), f"{where}.omitStages"),
+        omit_managed_fields=omit_managed,
     )
 
 

@@ -21,7 +21,8 @@ from tests.unit.test_proxy import AGENT, FakeUpstream, Keys, gateway, incoming
 
 SCHEMA = json.loads((Path(__file__).parent / "audit-k8s-io-v1-event.schema.json").read_text())
 VALIDATOR = jsonschema.Draft7Validator(SCHEMA, format_checker=jsonschema.FormatChecker())
-SECRET = b'{"kind":"Secret","apiVersion":"v1","metadata":{"name":"db"},"data":{"pw":"aHVudGVyMg=="}}'
+SECRET = (b'{"kind":"Secret","apiVersion":"v1","metadata":{"name":"db"},'
+          b'"data":{"pw":"aHVudGVyMg=="}}')
 
 
 def audit_policy(rules: str):
@@ -210,3 +211,18 @@ def _approved_session():
         records.append(record)
         prev = record.hash
     return records
+
+
+def test_omit_managed_fields_drops_them_from_bodies(store):
+    r = Recorded(store)
+    r.upstream.response = UpstreamResponse(200, {"content-type": "application/json"}, json.dumps(
+        {"kind": "PodList", "items": [{"metadata": {"name": "web", "managedFields": [{}]}}]}
+    ).encode())
+    r.call("list", "/api/v1/namespaces/shop/pods")
+    keep = audit_policy("  - level: RequestResponse\n")
+    omit = load_policy("apiVersion: audit.k8s.io/v1\nkind: Policy\nomitManagedFields: true\n"
+                       "rules:\n  - level: RequestResponse\n")
+    [kept] = r.events(keep)
+    [omitted] = r.events(omit)
+    assert kept["responseObject"]["items"][0]["metadata"]["managedFields"] == [{}]
+    assert omitted["responseObject"]["items"][0]["metadata"] == {"name": "web"}

@@ -37,7 +37,8 @@ def s3(aws):
     return client
 
 
-def test_each_event_is_exported_once_when_its_last_record_arrives(recorded, s3, monkeypatch):
+def test_each_event_is_exported_once_when_its_last_record_arrives(
+        recorded, s3, monkeypatch):  # noqa: F811
     monkeypatch.setenv("EKSGATE_EXPORT_FORMAT", "k8s-audit")
     records = recorded.store.records(recorded.session_id)
     # The stream splits a request from its response: the first batch ends mid-request.
@@ -53,7 +54,7 @@ def test_each_event_is_exported_once_when_its_last_record_arrives(recorded, s3, 
     assert _lines(s3, "audit/") == []  # only the format this stage chose
 
 
-def test_both_formats_and_a_policy_file(recorded, s3, monkeypatch, tmp_path):
+def test_both_formats_and_a_policy_file(recorded, s3, monkeypatch, tmp_path):  # noqa: F811
     policy = tmp_path / "audit-policy.yaml"
     policy.write_text("apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n"
                       "  - level: None\n    verbs: [delete]\n  - level: Request\n")
@@ -74,7 +75,7 @@ def test_a_format_nobody_chose_fails_the_batch(s3, monkeypatch):
 
 
 def test_a_bad_policy_file_fails_the_batch_rather_than_export_at_a_wrong_level(
-        recorded, s3, monkeypatch, tmp_path):
+        recorded, s3, monkeypatch, tmp_path):  # noqa: F811
     policy = tmp_path / "audit-policy.yaml"
     policy.write_text("apiVersion: audit.k8s.io/v1\nkind: Policy\nrules: [{level: Most}]\n")
     monkeypatch.setenv("EKSGATE_EXPORT_FORMAT", "both")

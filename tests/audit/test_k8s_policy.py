@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib.audit.k8s_policy import AuditPolicyError, Attributes, level_for, load_policy
+from chalicelib.audit.k8s_policy import Attributes, AuditPolicyError, level_for, load_policy
 
 
 def policy(rules: str, extra: str = "") -> object:
@@ -79,6 +79,9 @@ def test_omit_stages_of_policy_and_rule_are_united():
     assert set(level_for(p, pods())[1]) == {"RequestReceived", "ResponseComplete"}
 
 
+HEAD = "apiVersion: audit.k8s.io/v1\nkind: Policy\n"
+
+
 @pytest.mark.parametrize("text, message", [
     ("apiVersion: audit.k8s.io/v1beta1\nkind: Policy\nrules: [{level: None}]", "apiVersion"),
     ("apiVersion: audit.k8s.io/v1\nkind: Policy\nrules: []", "non-empty"),
@@ -87,12 +90,21 @@ def test_omit_stages_of_policy_and_rule_are_united():
     ("apiVersion: audit.k8s.io/v1\nkind: Policy\nrules: [{level: None, users: ann}]", "users"),
     ("apiVersion: audit.k8s.io/v1\nkind: Policy\nrules: [{level: None, omitStages: [Done]}]",
      "Done"),
-    ("apiVersion: audit.k8s.io/v1\nkind: Policy\nrules: [{level: None, nonResourceURLs: [/a],"
-     " namespaces: [x]}]", "cannot be combined"),
-    ("apiVersion: audit.k8s.io/v1\nkind: Policy\nrules: [{level: None, nonResourceURLs: "
-     "['/a*b']}]", "may end with one *"),
+    (HEAD + "rules: [{level: None, nonResourceURLs: [/a], namespaces: [x]}]",
+     "cannot be combined"),
+    (HEAD + "rules: [{level: None, nonResourceURLs: ['/a*b']}]", "may end with one *"),
     ("[unclosed", "not YAML"),
 ])
 def test_bad_policy_files_are_refused_naming_the_field(text, message):
     with pytest.raises(AuditPolicyError, match=message.replace("[", r"\[").replace("*", r"\*")):
         load_policy(text, "audit-policy.yaml")
+
+
+def test_omit_managed_fields_rule_overrides_the_policy_default():
+    from chalicelib.audit.k8s_policy import matching_rule, omits_managed_fields
+    p = policy("  - level: Request\n    verbs: [get]\n    omitManagedFields: false\n"
+               "  - level: Request\n", extra="omitManagedFields: true\n")
+    assert not omits_managed_fields(p, matching_rule(p, pods()))
+    assert omits_managed_fields(p, matching_rule(p, pods(verb="list")))
+    with pytest.raises(AuditPolicyError, match="omitManagedFields"):
+        policy("  - level: Request\n    omitManagedFields: sometimes\n")

@@ -10,7 +10,7 @@ from tests.audit.test_sessions_cmd import SID, TAMPERED, _args, gateway  # noqa:
 
 
 def _export(server, **given):
-    values = dict(session_ids=[], format="records", policy=None)
+    values = {"session_ids": [], "format": "records", "policy": None}
     values.update(given)
     return cmd_sessions_export(_args(server, **values))
 
