@@ -135,7 +135,13 @@ def audit_export(event, context):  # type: ignore[no-untyped-def]
 
     from chalicelib.routes.audit_export import export_stream_event
 
-    return {"exported": export_stream_event(event, boto3.client("s3"))}
+    return {
+        "exported": export_stream_event(
+            event,
+            boto3.client("s3"),
+            session_records=lambda session_id: services().audit_store.records(session_id),
+        )
+    }
 
 
 @app.schedule(Rate(1, unit=Rate.MINUTES))

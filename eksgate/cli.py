@@ -174,6 +174,16 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             command.add_argument("--bodies", action="store_true", help="show masked bodies")
 
+    export = sessions_commands.add_parser(
+        "export", help="sessions as JSON lines: eksgate records or Kubernetes audit events"
+    )
+    api_client_arguments(export)
+    export.add_argument("session_ids", nargs="*", metavar="SESSION_ID")
+    for option in ("--identity", "--cluster", "--since", "--until"):
+        export.add_argument(option)
+    export.add_argument("--format", choices=["records", "k8s-audit"], default="records")
+    export.add_argument("--policy", help="a Kubernetes audit Policy file (k8s-audit levels)")
+
     access = commands.add_parser("access-entries", help="EKS access entries from policies/")
     access_commands = access.add_subparsers(dest="access_command", required=True)
     for name, text in (
@@ -303,6 +313,7 @@ def _run(argv: list[str]) -> int:
             "show": sessions_cmd.cmd_sessions_show,
             "replay": sessions_cmd.cmd_sessions_replay,
             "verify": sessions_cmd.cmd_sessions_verify,
+            "export": sessions_cmd.cmd_sessions_export,
         }[args.sessions_command](args)
     if args.command == "access-entries":
         from eksgate.access_entries import cmd as access_cmd

@@ -1,4 +1,4 @@
-"""``eksgate sessions list|show|replay|verify``: read the audit trail through the gateway API.
+"""``eksgate sessions list|show|replay|verify|export``: read the audit trail through the API.
 
 ``verify`` recomputes the hash chain here, from the records the API returned; it never
 relies on the server's own check, so a compromised or mistaken server cannot vouch for
@@ -15,6 +15,8 @@ from collections.abc import Callable
 from typing import Any
 
 from chalicelib.audit.chain import ChainReport, verify_chain
+from chalicelib.audit.k8s_events import events_to_jsonl, k8s_audit_events
+from chalicelib.audit.k8s_policy import METADATA_FOR_ALL, AuditPolicyError, load_policy
 from chalicelib.audit.records import SessionRecord, SessionSummary, record_from_json
 from chalicelib.audit.replay import kubectl_equivalent, render_sessions, render_timeline
 from eksgate.api_client import CliError, call_api
@@ -126,6 +128,64 @@ def cmd_sessions_verify(args: Any) -> int:
         return 0 if report.ok else EXIT_FAILURE
 
     return _guarded(run)
+
+
+def cmd_sessions_export(args: Any) -> int:
+    """Sessions as JSON lines: eksgate's records, or Kubernetes audit events (``k8s-audit``)
+    at the levels an audit ``Policy`` file chooses (Metadata for all without one).
+
+    The sessions are the ids given, or those ``--identity``/``--cluster`` list in range.
+    A session whose chain does not verify here is refused: an export vouches for what it holds.
+    """
+
+    def run() -> int:
+        policy = METADATA_FOR_ALL
+        if args.policy:
+            if args.format != "k8s-audit":
+                raise UsageError("--policy applies to --format k8s-audit only")
+            try:
+                with open(args.policy, encoding="utf-8") as handle:
+                    policy = load_policy(handle.read(), args.policy)
+            except OSError as exc:
+                raise UsageError(f"cannot read the policy file: {exc.strerror}: {args.policy}")
+            except AuditPolicyError as exc:
+                raise UsageError(str(exc))
+        for session_id in _export_session_ids(args):
+            args.session_id = session_id
+            _, records = _session(args)
+            report = verify_chain(session_id, records)
+            if not report.ok:
+                problem = report.first_problem
+                raise CliError(
+                    f"session {session_id}: chain BROKEN"
+                    + (f" at record {problem.seq}: {problem.message}" if problem else "")
+                    + "; not exported"
+                )
+            if args.format == "k8s-audit":
+                sys.stdout.write(events_to_jsonl(k8s_audit_events(records, policy)))
+            else:
+                for record in records:
+                    _print_json(record.to_json_dict(), compact=True)
+        return 0
+
+    return _guarded(run)
+
+
+def _export_session_ids(args: Any) -> list[str]:
+    if args.session_ids:
+        return list(args.session_ids)
+    if not (args.identity or args.cluster):
+        raise UsageError("give session ids, or --identity or --cluster to export their sessions")
+    params = {
+        name: value
+        for name in ("identity", "cluster", "since", "until")
+        if (value := getattr(args, name, None))
+    }
+    answer = _get(args, "/v1/sessions", params)
+    try:
+        return [str(summary["session_id"]) for summary in answer["sessions"]]
+    except (KeyError, TypeError) as exc:
+        raise CliError(f"the gateway's session list is not in the expected form: {exc!r}")
 
 
 def _session(args: Any) -> tuple[dict[str, Any], list[SessionRecord]]:

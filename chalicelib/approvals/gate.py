@@ -9,6 +9,7 @@ masking would hide marked as changes).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from typing import Any
@@ -185,6 +186,7 @@ class ApprovalGate:
                 "rule": decision.rule_label,
                 "mode": approval.mode,
                 "expires_at": approval.expires_at,
+                "audit_id": exchange.incoming.audit_id,
             },
         )
         if approval.slack_ts:
@@ -232,5 +234,13 @@ class ApprovalGate:
             exchange.session,
             exchange.caller,
             approval_id=approval.approval_id,
-            detail={"mode": approval.mode, "approvers": approvers},
+            detail={
+                "mode": approval.mode,
+                "approvers": approvers,
+                # The request this approval cleared, and the (masked) diff its approvers saw.
+                "audit_id": exchange.incoming.audit_id,
+                "diff_sha256": hashlib.sha256(approval.diff.encode()).hexdigest()
+                if approval.diff
+                else "",
+            },
         )

@@ -158,6 +158,18 @@ class GatewayAudit:
             if request
             else {"method": incoming.method, "path": incoming.path, **_UNRESOLVED_REQUEST}
         )
+        recorded["audit_id"] = incoming.audit_id
+        # What was tried, masked like a forwarded body: refusals answer "what did it try".
+        tried = (
+            masked_body_summary(
+                incoming.body,
+                authenticated.policy.masking,
+                request.resource_with_subresource,
+                kind_for_resource(request.api_group, request.resource, request.subresource),
+            )
+            if request
+            else None
+        )
         self.session_event(
             "refusal",
             authenticated.session,
@@ -165,6 +177,7 @@ class GatewayAudit:
             request=recorded,
             decision=decision_dict(decision) if decision else None,
             approval_id=approval_id,
+            request_body=tried,
             detail={"status": error.status, "reason": error.reason, "message": error.message},
         )
 
@@ -292,5 +305,8 @@ def _approval_fields(
 
 
 def _recorded_request(exchange: Exchange) -> dict[str, Any]:
-    """The request as forwarded: the same query string the cluster receives, watches included."""
-    return request_dict(exchange.request, exchange.method, exchange.forwarded_query)
+    """The request as forwarded: the same query string the cluster receives, watches included,
+    and the Audit-ID it carries (the join to the cluster's own audit event)."""
+    recorded = request_dict(exchange.request, exchange.method, exchange.forwarded_query)
+    recorded["audit_id"] = exchange.incoming.audit_id
+    return recorded

@@ -13,6 +13,7 @@ Pure: no AWS, no sockets.
 from __future__ import annotations
 
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
@@ -56,6 +57,10 @@ class IncomingRequest:
     remaining_seconds: float  # Lambda time left when the request arrived
     caller: Caller = Caller()
     arrived_at: float = field(default_factory=time.monotonic)
+    # One Audit-ID per request, made here and nowhere else: sent upstream (kube-apiserver
+    # keeps a client's Audit-ID), recorded, and echoed, so both audit logs join on it. The
+    # caller's own Audit-ID header is never forwarded.
+    audit_id: str = field(default_factory=lambda: str(uuid.uuid4()))
 
     def seconds_left(self, now: float) -> float:
         """Time left to answer, counting what waiting and dry runs already used."""

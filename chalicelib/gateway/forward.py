@@ -88,6 +88,7 @@ class Forwarder:
                 "authorization": f"Bearer {eks.token}",
                 "accept": exchange.accept,
                 "accept-encoding": "gzip",
+                "audit-id": exchange.incoming.audit_id,
             }
         )
         now = self._clock()

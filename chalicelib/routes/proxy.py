@@ -56,9 +56,20 @@ def handle_proxy(services: Callable[[], Services], incoming: IncomingRequest) ->
                 "reason": error.message,
             },
         )
-        return status_response(error)
+        return _with_audit_id(status_response(error), incoming.audit_id)
     count("ProxyForwarded")
-    return result
+    return _with_audit_id(result, incoming.audit_id)
+
+
+def _with_audit_id(response: ProxyResponse, audit_id: str) -> ProxyResponse:
+    """Every answer names the Audit-ID its request carried to the cluster (and into eksgate's
+    records), refusals included, so a caller's log joins both audit trails."""
+    return ProxyResponse(
+        response.status,
+        response.content_type,
+        response.body,
+        {**response.headers, "audit-id": audit_id},
+    )
 
 
 def outside_prefix(path: str, method: str) -> ProxyResponse:

@@ -106,7 +106,8 @@ def test_forwarded_request_carries_only_the_eks_token_and_safe_headers():
         "accept": "application/vnd.kubernetes.protobuf,application/json"}))
     [sent] = upstream.sent
     assert sent.headers["authorization"].startswith("Bearer k8s-aws-v1.")
-    assert set(sent.headers) == {"authorization", "accept", "accept-encoding", "user-agent"}
+    assert set(sent.headers) == {"authorization", "accept", "accept-encoding", "user-agent",
+                                 "audit-id"}
     assert sent.headers["accept"] == "application/json"
     assert roles.request.role_arn.endswith("role/eksgate-ci-agent")
     assert roles.request.source_identity == "repo-acme-shop-environment-production"

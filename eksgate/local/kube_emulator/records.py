@@ -24,6 +24,7 @@ class CallRecord:
     name: str | None = None
     dry_run: bool = False
     user_agent: str = ""
+    audit_id: str = ""  # the Audit-ID it answered with: the client's, or one it made
     timestamp: float = field(default_factory=time.time)
 
 

@@ -193,7 +193,8 @@ class _Handler(StreamingMixin, BaseHTTPRequestHandler):
         self._route: _Route | None = None
         self._dry_run = False
         self._recorded = False
-        self._audit_id = str(uuid.uuid4())
+        # Like kube-apiserver (WithAuditID): a client's non-empty Audit-ID is kept as sent.
+        self._audit_id = self.headers.get("Audit-ID") or str(uuid.uuid4())
 
     def _record(self, status: int) -> None:
         if self._recorded:
@@ -215,6 +216,7 @@ class _Handler(StreamingMixin, BaseHTTPRequestHandler):
                 name=route.name if route else None,
                 dry_run=self._dry_run,
                 user_agent=self.headers.get("User-Agent", ""),
+                audit_id=self._audit_id,
             )
         )
 
