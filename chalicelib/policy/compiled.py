@@ -118,7 +118,7 @@ class PolicyIndex:
         self._claim_names = tuple(
             sorted({n for p in self.policies for s in p.subjects for n in s.claims})
         )
-        self._memo: dict[tuple, list[Policy]] = {}
+        self._memo: dict[tuple, tuple[Policy, ...]] = {}
         # How many subjects share each key: a subject is keyed by its rarest claim.
         self._sharing: dict[tuple[str, str, str], int] = {}
         for policy in self.policies:
@@ -178,16 +178,17 @@ class PolicyIndex:
                 candidates += keys.lookup(text)
         return candidates
 
-    def matching(self, identity: Identity, cluster: str) -> list[Policy]:
+    def matching(self, identity: Identity, cluster: str) -> tuple[Policy, ...]:
         """Every policy that applies, in load order (as ``Policy.applies_to`` would say)."""
         claims = identity.claims
-        key = (identity.issuer, cluster) + tuple(
-            tuple(claim_texts(claims.get(name))) for name in self._claim_names
-        )
+        key: tuple = (identity.issuer, cluster)
+        for name in self._claim_names:
+            value = claims.get(name)
+            key += ((value,) if type(value) is str else tuple(claim_texts(value)),)
         found = self._memo.get(key)
         if found is None:
-            found = _remember(self._memo, key, self._matching(identity, cluster))
-        return list(found)
+            found = _remember(self._memo, key, tuple(self._matching(identity, cluster)))
+        return found
 
     def _matching(self, identity: Identity, cluster: str) -> list[Policy]:
         on_cluster = self._on_cluster(cluster)
