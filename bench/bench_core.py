@@ -1,5 +1,5 @@
 """Benchmarks for the request hot path's pure parts: policy decisions, request resolution and
-session-token verification. Run: .venv/bin/python -m bench.bench_core (or bench/bench_core.py)
+session-token verification. Run: .venv/bin/python bench/bench_core.py
 
 Targets (per operation, one core): decide < 50 µs, resolve < 20 µs, verify < 100 µs. These are
 measured here, never asserted in tests.

@@ -16,13 +16,18 @@ from pathlib import Path
 
 from bench import workloads
 from bench.harness import Row, interleave, ms
+from chalicelib import masking
 from chalicelib.masking import mask_document, mask_text, mask_watch_stream
 
 SIZE = 5 * workloads.MB
 
 
 def _document_pair(body: bytes):
+    mask_json = getattr(masking, "mask_json", None)
+
     def masked() -> bytes:
+        if mask_json is not None:  # the gateway's own path, where masking provides one
+            return mask_json(body)
         return json.dumps(mask_document(json.loads(body)), separators=(",", ":")).encode()
 
     def floor() -> bytes:

@@ -8,7 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from chalicelib.identity import Identity
-from chalicelib.kube_request import KubeRequest, resolve
+try:  # where the request model lives moved; the benchmark works with either layout
+    from chalicelib.kube.request import KubeRequest, resolve
+except ImportError:
+    from chalicelib.kube_request import KubeRequest, resolve  # type: ignore[no-redef]
 
 ISSUER = "https://token.actions.githubusercontent.com"
 RESOURCES = ["pods", "deployments", "services", "configmaps", "jobs", "cronjobs", "ingresses"]

@@ -104,7 +104,7 @@ def _decision_rows(quick: bool) -> list[Row]:
 def _miss_rates(policies, callers, n: int) -> dict[str, float]:
     """Decision rates when no caller and no request repeats, so every memo misses."""
     from chalicelib.identity import Identity
-    from chalicelib.kube_request import KubeRequest
+    from bench.policy_corpus import KubeRequest
 
     work = []
     for i in range(n):

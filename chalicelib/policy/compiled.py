@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import re
 from fnmatch import translate
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
-from chalicelib.identity import Identity
-from chalicelib.kube_request import KubeRequest
 from chalicelib.policy.model import Policy, Rule, Subject, claim_texts
+
+if TYPE_CHECKING:  # the model module names where these live; this one only needs the types
+    from chalicelib.policy.model import Identity, KubeRequest
 
 _GLOB_CHARS = frozenset("*?[")
 # Memo tables are bounded so a caller inventing names cannot grow a Lambda's memory; past the

@@ -62,7 +62,10 @@ def select_policy(
 def evaluate(policy: Policy, request: KubeRequest) -> Decision:
     """What ``policy`` says about ``request``."""
     table = policy.rule_table
-    decision = table.decisions.get(request)
+    try:
+        decision = table.decisions.get(request)
+    except TypeError:  # a request value that cannot be hashed is simply not remembered
+        return _evaluate(policy, table.winner(request), request)
     if decision is None:
         decision = table.remember(request, _evaluate(policy, table.winner(request), request))
     return decision
