@@ -12,7 +12,7 @@ from chalicelib.credentials.eks_token import make_eks_token
 from chalicelib.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge
 from chalicelib.credentials.exec_credential import API_VERSIONS, V1BETA1, exec_credential
 from chalicelib.identity import Identity
-from chalicelib.policy import Policy, select_policy
+from chalicelib.policy import Policy, PolicyIndex, select_policy
 from chalicelib.credentials.role_credentials import RoleCredentialCache, role_session_for
 from chalicelib.credentials.session_token import SessionTokenCodec
 
@@ -86,7 +86,9 @@ class Broker:
     ) -> None:
         self._direct_grants = direct_grants
         self._settings = settings
-        self._policies = tuple(policies)
+        # Compiled once: choosing a caller's policy is a keyed lookup, not a walk over all.
+        index = getattr(policies, "index", None)
+        self._policies = index if isinstance(index, PolicyIndex) else PolicyIndex(policies)
         self._sessions = sessions
         self._roles = role_credentials
         self._clock = clock

@@ -11,9 +11,8 @@ from typing import Iterable
 from chalicelib.errors import Forbidden
 from chalicelib.identity import Identity
 from chalicelib.kube.request import KubeRequest
+from chalicelib.policy.compiled import PolicyIndex
 from chalicelib.policy.model import Policy, Rule
-
-_PRECEDENCE = {"deny": 0, "approve": 1, "allow": 2}
 
 
 @dataclass(frozen=True)
@@ -31,12 +30,20 @@ class Decision:
         return "(discovery)" if self.effect == "allow" else "(no rule matched)"
 
 
-def select_policy(identity: Identity, cluster: str, policies: Iterable[Policy]) -> Policy:
+def select_policy(
+    identity: Identity, cluster: str, policies: Iterable[Policy] | PolicyIndex
+) -> Policy:
     """The one policy for this caller on this cluster; Forbidden if none or several apply.
 
     Several would make the outcome depend on file order, so we refuse rather than guess.
+    ``policies`` is best a ``PolicyIndex`` (``load_policies`` returns a ``PolicySet`` that
+    carries one); any other iterable is checked policy by policy.
     """
-    matching = [p for p in policies if p.applies_to(identity, cluster)]
+    index = policies if isinstance(policies, PolicyIndex) else getattr(policies, "index", None)
+    if isinstance(index, PolicyIndex):
+        matching = index.matching(identity, cluster)
+    else:
+        matching = [p for p in policies if p.applies_to(identity, cluster)]
     if not matching:
         raise Forbidden(
             f"no policy grants {identity.describe()} access to cluster {cluster!r}",
@@ -54,15 +61,24 @@ def select_policy(identity: Identity, cluster: str, policies: Iterable[Policy]) 
 
 def evaluate(policy: Policy, request: KubeRequest) -> Decision:
     """What ``policy`` says about ``request``."""
-    matched = [r for r in policy.rules if r.matches(request)]
-    if not matched:
+    table = policy.rule_table
+    try:
+        decision = table.decisions.get(request)
+    except TypeError:  # a request value that cannot be hashed is simply not remembered
+        return _evaluate(policy, table.winner(request), request)
+    if decision is None:
+        decision = table.remember(request, _evaluate(policy, table.winner(request), request))
+    return decision
+
+
+def _evaluate(policy: Policy, winner: Rule | None, request: KubeRequest) -> Decision:
+    if winner is None:
         return Decision(
             "deny",
             policy.name,
             None,
             f"no rule of policy {policy.name!r} allows {describe_request(request)}",
         )
-    winner = min(matched, key=lambda r: (_PRECEDENCE[r.effect], r.index))
     verb = {"allow": "allows", "approve": "requires approval for", "deny": "denies"}[winner.effect]
     reason = f"rule {winner.label} of policy {policy.name!r} {verb} {describe_request(request)}"
     if winner.reason:

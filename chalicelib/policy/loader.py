@@ -6,12 +6,14 @@ Every problem is reported as ``file:line: field: message`` so a person can go st
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Iterable
 
-import jsonschema
 import yaml
 
+from chalicelib.policy.compiled import PolicyIndex
+from chalicelib.policy.conformance import Check, UnsupportedSchema, compile_schema
 from chalicelib.policy.durations import parse_duration
 from chalicelib.policy.model import ApprovalSettings, Policy, Rule, Subject
 from chalicelib.policy.schema import PATTERN_NAMES, POLICY_SCHEMA
@@ -20,6 +22,9 @@ MAX_SESSION_CEILING = 900  # an EKS token lives 15 minutes; no session outlives 
 MAX_APPROVAL_SECONDS = 24 * 3600
 
 Path_ = tuple[Any, ...]
+# libyaml's parser is about twenty times faster than PyYAML's pure-Python one, and a cold start
+# pays for every policy file; its nodes carry the same line marks.
+_YamlLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @dataclass(frozen=True)
@@ -103,7 +108,22 @@ class _LineTracker:
         return self.lines.get(path, 0)
 
 
+def _compiled_schema() -> Check | None:
+    try:
+        return compile_schema(POLICY_SCHEMA)
+    except UnsupportedSchema:
+        return None  # jsonschema judges every document; slower, never weaker
+
+
+_CONFORMS = _compiled_schema()
+
+
 def _schema_problems(document: Any, tracker: _LineTracker, prefix: Path_) -> list[Problem]:
+    if _CONFORMS is not None and _CONFORMS(document):
+        return []
+    # Imported only to explain a failing document: it costs a cold start about 0.1 s.
+    import jsonschema
+
     validator = jsonschema.Draft202012Validator(POLICY_SCHEMA)
     problems = []
     for error in sorted(validator.iter_errors(document), key=lambda e: list(map(str, e.path))):
@@ -296,7 +316,7 @@ def load_policy_text(text: str, file: str = "<policy>") -> list[Policy]:
     """Policies in one YAML text (one or more ``---`` documents); PolicyError if any is wrong."""
     tracker = _LineTracker(file)
     try:
-        nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
+        nodes = list(yaml.compose_all(text, Loader=_YamlLoader))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else 0
@@ -323,6 +343,14 @@ def load_policy_text(text: str, file: str = "<policy>") -> list[Policy]:
     if problems:
         raise PolicyError(problems)
     return policies
+
+
+class PolicySet(tuple):
+    """The loaded policies, a tuple, with their selection index built on first use."""
+
+    @cached_property
+    def index(self) -> PolicyIndex:
+        return PolicyIndex(self)
 
 
 def policy_files(directory: Path) -> list[Path]:
@@ -362,4 +390,4 @@ def load_policies(directory: Path | str, files: Iterable[Path] | None = None) ->
         seen[policy.name] = policy
     if problems:
         raise PolicyError(problems)
-    return tuple(policies)
+    return PolicySet(policies)

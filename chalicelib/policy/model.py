@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from fnmatch import fnmatchcase
 from typing import Any, Mapping
 
@@ -24,6 +25,14 @@ def _claim_text(value: Any) -> str | None:
     return None
 
 
+def claim_texts(actual: Any) -> list[str]:
+    """A token claim's values as policy text; a list-valued claim gives each element."""
+    if type(actual) is str:
+        return [actual]
+    values = actual if isinstance(actual, list) else [actual]
+    return [t for t in (_claim_text(v) for v in values) if t is not None]
+
+
 @dataclass(frozen=True)
 class Subject:
     """Who a policy is for: an issuer and claims that must all hold (globs allowed).
@@ -39,9 +48,7 @@ class Subject:
         if not glob_match(self.issuer, identity.issuer):
             return False
         for name, patterns in self.claims.items():
-            actual = identity.claims.get(name)
-            values = actual if isinstance(actual, list) else [actual]
-            texts = [t for t in (_claim_text(v) for v in values) if t is not None]
+            texts = claim_texts(identity.claims.get(name))
             if not any(glob_match(p, t) for p in patterns for t in texts):
                 return False
         return True
@@ -81,6 +88,18 @@ class Rule:
 
     def matches(self, request: KubeRequest) -> bool:
         """RBAC's matching rules, plus globs in namespaces and ``resource/*``."""
+        if not self.matches_ignoring_scope(request):
+            return False
+        if not request.is_resource_request:
+            return True
+        if self.namespaces and not any(glob_match(n, request.namespace) for n in self.namespaces):
+            return False
+        if self.resource_names and request.name not in self.resource_names:
+            return False
+        return True
+
+    def matches_ignoring_scope(self, request: KubeRequest) -> bool:
+        """``matches`` without the namespace and resource-name checks."""
         if not ("*" in self.verbs or request.verb in self.verbs):
             return False
         if not request.is_resource_request:
@@ -92,13 +111,7 @@ class Rule:
             return False
         if not ("*" in self.api_groups or request.api_group in self.api_groups):
             return False
-        if not any(_resource_matches(r, request) for r in self.resources):
-            return False
-        if self.namespaces and not any(glob_match(n, request.namespace) for n in self.namespaces):
-            return False
-        if self.resource_names and request.name not in self.resource_names:
-            return False
-        return True
+        return any(_resource_matches(r, request) for r in self.resources)
 
 
 def _resource_matches(pattern: str, request: KubeRequest) -> bool:
@@ -152,6 +165,13 @@ class Policy:
         return any(glob_match(c, cluster) for c in self.clusters) and any(
             s.matches(identity) for s in self.subjects
         )
+
+    @cached_property
+    def rule_table(self) -> Any:
+        """The rules compiled for evaluation (a ``RuleTable``), built on first use."""
+        from chalicelib.policy.compiled import RuleTable
+
+        return RuleTable(self.rules)
 
     @property
     def masking(self) -> MaskingSettings:

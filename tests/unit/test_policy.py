@@ -243,3 +243,153 @@ def test_masking_defaults_to_every_pattern_and_can_be_narrowed():
     [narrow] = load_policy_text(VALID + "masking: {patterns: [jwt]}\n")
     assert narrow.masking.patterns == ("jwt",)
     assert any("masking.patterns[0]" in e for e in errors_for(VALID + "masking: {patterns: [x]}\n"))
+
+
+# ---- compiled policies: the index and rule tables answer as the plain definitions do --------
+
+def _random_policies(rng, count):
+    from chalicelib.policy.model import Policy, Rule, Subject
+    issuers = ["https://a.test", "https://b.test", "https://*.test"]
+    values = ["acme/shop", "acme/*", "acme/sh?p", "evil/shop", "true", "7", "[ae]cme/x", "*"]
+    policies = []
+    for i in range(count):
+        subjects = []
+        for _ in range(rng.randint(1, 2)):
+            names = rng.sample(["repository", "environment", "groups", "admin", "level"],
+                               rng.randint(0, 2))
+            claims = {n: tuple(rng.sample(values, rng.randint(1, 2))) for n in names}
+            subjects.append(Subject(rng.choice(issuers), claims))
+        clusters = tuple(rng.sample(["prod-*", "staging", "dev", "p?od-eu"], rng.randint(1, 2)))
+        policies.append(Policy(f"p{i}", tuple(subjects), clusters, "arn", (Rule(0, "allow"),)))
+    return policies
+
+
+def _random_identity(rng):
+    texts = ["acme/shop", "acme/ship", "evil/shop", "ecme/x", "", "acme/"]
+    claim_values = texts + [True, False, 7, None, ["dev", "acme/shop"], ["x"], {"a": 1}]
+    claims = {n: rng.choice(claim_values)
+              for n in rng.sample(["repository", "environment", "groups", "admin", "level"], 3)}
+    issuer = rng.choice(["https://a.test", "https://b.test", "https://c.test", "https://a.tes"])
+    return Identity("s", issuer, claims=claims)
+
+
+def test_index_finds_exactly_the_policies_that_apply():
+    import random
+
+    from chalicelib.policy import PolicyIndex
+    rng = random.Random(12)
+    for _ in range(30):
+        policies = _random_policies(rng, rng.randint(1, 25))
+        index = PolicyIndex(policies)
+        for _ in range(60):
+            identity = _random_identity(rng)
+            cluster = rng.choice(["prod-eu", "staging", "dev", "qa", "prod-"])
+            expected = tuple(p for p in policies if p.applies_to(identity, cluster))
+            assert index.matching(identity, cluster) == expected
+            assert index.matching(identity, cluster) == expected  # again, from the memo
+
+
+def test_rule_tables_pick_the_rule_precedence_picks():
+    import random
+
+    from chalicelib.policy.engine import evaluate
+    from chalicelib.policy.model import Policy, Rule
+    rng = random.Random(7)
+    verbs = ["get", "list", "delete", "patch", "*"]
+    resources = ["pods", "pods/log", "pods/*", "*/status", "deployments", "*", "secrets"]
+    for _ in range(40):
+        rules = []
+        for i in range(rng.randint(1, 12)):
+            non_resource = rng.random() < 0.15
+            rules.append(Rule(
+                index=i, effect=rng.choice(["allow", "approve", "deny"]),
+                verbs=tuple(rng.sample(verbs, rng.randint(1, 2))),
+                api_groups=tuple(rng.sample(["*", "", "apps"], rng.randint(1, 2))),
+                resources=() if non_resource else tuple(rng.sample(resources, rng.randint(1, 2))),
+                namespaces=tuple(rng.sample(["shop", "s*", "kube-?ystem"], rng.randint(0, 2))),
+                resource_names=tuple(rng.sample(["web", "db"], rng.randint(0, 1))),
+                non_resource_urls=("/healthz", "/metrics*") if non_resource else (),
+            ))
+        policy = Policy("p", (), ("*",), "arn", tuple(rules))
+        for _ in range(80):
+            if rng.random() < 0.1:
+                request = KubeRequest(rng.choice(["get", "post"]),
+                                      rng.choice(["/healthz", "/metrics/x", "/version"]),
+                                      is_resource_request=False)
+            else:
+                request = req(rng.choice(verbs[:4]), rng.choice(["pods", "deployments", "secrets"]),
+                              rng.choice(["shop", "stage", "kube-system", ""]),
+                              rng.choice(["web", "db", ""]),
+                              sub=rng.choice(["", "log", "status"]),
+                              group=rng.choice(["", "apps"]))
+            matched = [r for r in rules if r.matches(request)]
+            expected = min(matched, key=lambda r: ({"deny": 0, "approve": 1, "allow": 2}[r.effect],
+                                                   r.index)) if matched else None
+            for _ in range(2):  # computed, then remembered
+                decision = evaluate(policy, request)
+                assert decision.rule is expected
+                assert decision.effect == (expected.effect if expected else "deny")
+
+
+def test_loaded_policies_refuse_overlap_through_their_index(tmp_path):
+    from chalicelib.errors import Forbidden
+    from chalicelib.policy import select_policy
+    (tmp_path / "a.yaml").write_text(VALID)
+    (tmp_path / "b.yaml").write_text(VALID.replace("name: team", "name: team-two"))
+    policies = load_policies(tmp_path)
+    with pytest.raises(Forbidden) as err:
+        select_policy(AGENT, "prod-eu", policies)
+    assert "several policies" in err.value.message and "team, team-two" in err.value.message
+    with pytest.raises(Forbidden) as err:
+        select_policy(AGENT, "staging", policies)
+    assert "no policy grants" in err.value.message
+
+
+def test_memo_tables_stay_bounded():
+    from chalicelib.policy import PolicyIndex
+    from chalicelib.policy.compiled import MEMO_LIMIT
+    [policy] = load_policy_text(VALID)
+    index = PolicyIndex([policy])
+    for i in range(MEMO_LIMIT + 10):
+        stranger = Identity("x", "https://issuer.test", claims={"repository": f"acme/{i}",
+                                                                  "environment": "production"})
+        assert index.matching(stranger, "prod-eu") == (policy,)
+        decide(AGENT, "prod-eu", req("get", "pods", "shop", f"pod-{i}"), [policy])
+    assert len(index._memo) <= MEMO_LIMIT
+    assert len(policy.rule_table.decisions) <= MEMO_LIMIT
+
+
+@pytest.mark.parametrize("change", [
+    ("clusters: [prod-*]", "clusters: []"),
+    ("clusters: [prod-*]", "clusters: [1]"),
+    ("clusters: [prod-*]", "clusters: ['']"),
+    ("name: team", "name: 'team_'"),
+    ("name: team", "name: true"),
+    ("    effect: allow", "    effect: 1"),
+    ("    verbs: [get, list, watch]", "    verbs: [get, true]"),
+    ("    verbs: [get, list, watch]", "    verbs: []"),
+    ("claims: {repository: acme/*, environment: [production, staging]}",
+     "claims: {repository: {a: b}}"),
+    ("claims: {repository: acme/*, environment: [production, staging]}",
+     "claims: {repository: 1.5}"),
+    ("claims: {repository: acme/*, environment: [production, staging]}", "claims: {r: []}"),
+    ("claims: {repository: acme/*, environment: [production, staging]}", "claims: {r: 7}"),
+    ("    approvers: [U012AB3CD]", "    approvers: [U012AB3CD]\n    approval: {min_approvers: 9}"),
+    ("    approvers: [U012AB3CD]", "    approvers: [U012AB3CD]\n    approval: {min_approvers: 2.0}"),
+    ("    approvers: [U012AB3CD]", "    approvers: [U012AB3CD]\n    approval: {direct: 1}"),
+    ("role: arn:aws:iam::123456789012:role/team", "role: arn:aws:iam::1234:role/team"),
+    ("name: team", "name: team\nextra: 1"),
+    ("name: team", "name: team\ndirect: 'yes'"),
+    ("name: team", "name: team\nmax_session: 2020-01-01"),
+    ("name: team", "name: team\nmasking: {secret_data: never}"),
+    ("", ""),
+])
+def test_fast_schema_check_agrees_with_jsonschema(change):
+    import jsonschema
+    import yaml
+
+    from chalicelib.policy.conformance import compile_schema
+    from chalicelib.policy.schema import POLICY_SCHEMA
+    document = yaml.safe_load(VALID.replace(*change) if change[0] else VALID)
+    fast = compile_schema(POLICY_SCHEMA)(document)
+    assert fast == jsonschema.Draft202012Validator(POLICY_SCHEMA).is_valid(document)

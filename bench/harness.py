@@ -1,0 +1,92 @@
+"""Side-by-side timing: a path and its floor measured in the same run, interleaved.
+
+Interleaving (A B A B ...) means both see the same machine load, so the ratio stays honest on
+a busy shared machine even when absolute times wander.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+
+@dataclass
+class Row:
+    """One benchmark row: what was measured against what, and whether it met its target."""
+
+    name: str
+    measured: str  # the headline figure, e.g. "1.12x" or "312,000/s"
+    floor: str  # what it was compared with, and that floor's figure
+    spread: str  # the spread of the ratio (or rate) over repetitions
+    target: str
+    passed: bool
+    notes: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        verdict = "PASS" if self.passed else "FAIL"
+        out = [
+            f"{self.name}",
+            f"    measured {self.measured}   spread {self.spread}",
+            f"    floor    {self.floor}",
+            f"    target   {self.target}   {verdict}",
+        ]
+        return out + [f"    note     {n}" for n in self.notes]
+
+
+@dataclass
+class Pair:
+    """Per-repetition seconds of a path (a) and its floor (b), taken alternately."""
+
+    a: list[float]
+    b: list[float]
+
+    @property
+    def ratios(self) -> list[float]:
+        return [x / y for x, y in zip(self.a, self.b)]
+
+    def ratio(self) -> float:
+        return statistics.median(self.ratios)
+
+    def ratio_spread(self) -> str:
+        return spread(self.ratios, "x")
+
+
+def spread(values: list[float], unit: str = "", scale: float = 1.0) -> str:
+    """Quartiles (p25..p75) and extremes, so one noisy repetition cannot hide."""
+    v = sorted(x * scale for x in values)
+    if len(v) < 4:
+        return f"{v[0]:.3g}..{v[-1]:.3g}{unit} (n={len(v)})"
+    q1, _, q3 = statistics.quantiles(v, n=4)
+    return f"p25-p75 {q1:.3g}..{q3:.3g}{unit}, min-max {v[0]:.3g}..{v[-1]:.3g}{unit} (n={len(v)})"
+
+
+def clock(fn: Callable[[], object], inner: int = 1) -> float:
+    """Seconds per call of ``fn``, over ``inner`` calls."""
+    start = time.perf_counter()
+    for _ in range(inner):
+        fn()
+    return (time.perf_counter() - start) / inner
+
+
+def interleave(
+    a: Callable[[], object], b: Callable[[], object], rounds: int, inner: int = 1
+) -> Pair:
+    """Time ``a`` and ``b`` alternately ``rounds`` times (after one warm-up of each)."""
+    a()
+    b()
+    pair = Pair([], [])
+    for i in range(rounds):
+        # Alternate which goes first too, so neither always inherits a warm cache from the other.
+        if i % 2:
+            pair.b.append(clock(b, inner))
+            pair.a.append(clock(a, inner))
+        else:
+            pair.a.append(clock(a, inner))
+            pair.b.append(clock(b, inner))
+    return pair
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1e3:.2f} ms"
