@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import threading
 from collections import Counter
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
@@ -19,6 +18,7 @@ from chalicelib.audit.store import DynamoAuditStore
 from chalicelib.identity import Caller, Identity
 from chalicelib.slack.messages import escape
 from eksgate.local.slack_fake_workspace import FakeUser, default_workspace
+from tests.approvals.test_store import together
 from tests.approvals.conftest import (
     ALICE,
     PATCH_BODY,
@@ -36,22 +36,6 @@ from tests.approvals.conftest import (
 pytestmark = pytest.mark.adversarial
 
 SESSION = "session-under-attack"
-
-
-def together(n: int, work: Callable[[int], Any]) -> list[Any]:
-    barrier = threading.Barrier(n)
-    results: list[Any] = [None] * n
-
-    def run(i: int) -> None:
-        barrier.wait()
-        results[i] = work(i)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return results
 
 
 @pytest.fixture()
