@@ -79,7 +79,7 @@ def _warm_token_cache(home: Path, token: str, gateway: str) -> None:
     """The cache entry a previous ``eksgate token`` call left, valid for ten more minutes."""
     os.environ["XDG_CACHE_HOME"] = str(home)
     try:
-        from chalicelib.exec_credential import V1BETA1
+        from chalicelib.credentials.exec_credential import V1BETA1
         from eksgate.token_cmd import cache_dir, cache_key, store_cached
 
         expires = datetime.now(timezone.utc) + timedelta(minutes=10)
