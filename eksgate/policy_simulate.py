@@ -54,7 +54,9 @@ def simulate(decided: Iterable[Evidence], candidate: tuple[Policy, ...]) -> Simu
     for item in decided:
         record = item.record
         result.replayed += 1
-        decision = replay_decision(recorded_identity(record), record.cluster, item.request, candidate)
+        decision = replay_decision(
+            recorded_identity(record), record.cluster, item.request, candidate
+        )
         if decision.effect == item.effect:
             continue
         result.changes.append(

@@ -129,8 +129,10 @@ def render(suggestion: Suggestion) -> str:
     fired = Counter(e.rule for e in used)
     lines = [
         f"# Suggested by `eksgate policy suggest` from the audit trail since {suggestion.since}",
-        f"# ({suggestion.who}): {len(forwarded)} requests went through, "
-        f"{sum(e.effect == 'deny' for e in used)} were refused.",
+        (
+            f"# ({suggestion.who}): {len(forwarded)} requests went through, "
+            f"{sum(e.effect == 'deny' for e in used)} were refused."
+        ),
         f"# Current policy: {policy.name} ({policy.source}). Review before replacing it.",
     ]
     header = {k: raw[k] for k in _POLICY_KEYS if k in raw}
@@ -141,8 +143,10 @@ def render(suggestion: Suggestion) -> str:
     for shape in shapes:
         origin = _raw_rule(raw, shape.origin) if shape.effect == "approve" else None
         if shape.effect == "approve" and origin is None:
-            lines.append(f"  # not suggested: approvals by rule {shape.origin}, no longer in "
-                         f"the policy ({_uses_comment(shape)})")
+            lines.append(
+                f"  # not suggested: approvals by rule {shape.origin}, no longer in "
+                f"the policy ({_uses_comment(shape)})"
+            )
             continue
         rule = {"name": _rule_name(shape, taken), **shape_to_rule(shape, origin)}
         note = f"kept as an approval, like {shape.origin}" if shape.effect == "approve" else ""

@@ -31,9 +31,7 @@ def _window(args: Any, selectors: list[dict[str, str]]) -> Window:
     token = read_oidc_token(args.oidc_token_file, args.oidc_token_env)
 
     def get(path: str, params: dict[str, str] | None) -> dict[str, Any]:
-        return call_api(
-            args.gateway, "GET", path, token=token, ca_file=args.ca_file, params=params
-        )
+        return call_api(args.gateway, "GET", path, token=token, ca_file=args.ca_file, params=params)
 
     window = read_window(get, selectors, since)
     print_warnings(window.broken_sessions)
@@ -41,9 +39,7 @@ def _window(args: Any, selectors: list[dict[str, str]]) -> Window:
 
 
 def _literal_clusters(policies: tuple[Policy, ...]) -> list[str]:
-    return sorted(
-        {c for p in policies for c in p.clusters if not any(ch in c for ch in "*?[")}
-    )
+    return sorted({c for p in policies for c in p.clusters if not any(ch in c for ch in "*?[")})
 
 
 def cmd_suggest(args: Any, policy_dir: Path) -> int:
@@ -59,7 +55,9 @@ def cmd_suggest(args: Any, policy_dir: Path) -> int:
                 raise CliError(f"policy {args.policy!r} is not in {policy_dir}")
             clusters = args.cluster or _literal_clusters(tuple(current))
             if not clusters:
-                raise CliError(f"policy {args.policy!r} names clusters only by glob; give --cluster")
+                raise CliError(
+                    f"policy {args.policy!r} names clusters only by glob; give --cluster"
+                )
             selectors = [{"cluster": c} for c in clusters]
             who = f"policy {args.policy} on {', '.join(clusters)}"
         else:

@@ -7,7 +7,6 @@ import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import yaml
@@ -53,8 +52,8 @@ def agent_traffic(stack, kube_config):
 
 def allowed_requests(stack):
     """Every request of the agent that went through, from the trail (via the API)."""
-    from eksgate.audit_window import read_window, since_time
     from eksgate.api_client import call_api
+    from eksgate.audit_window import read_window, since_time
     from eksgate.policy_evidence import evidence
 
     token = stack.mint("auditor")
