@@ -99,7 +99,8 @@ def _rule_name(shape: RuleShape, taken: set[str]) -> str:
 def _uses_comment(shape: RuleShape) -> str:
     top = ", ".join(f"{use} x{n}" for use, n in shape.uses.most_common(4))
     more = len(shape.uses) - 4
-    return f"used {shape.count} times: {top}" + (f", ... ({more} more)" if more > 0 else "")
+    times = "once" if shape.count == 1 else f"{shape.count} times"
+    return f"used {times}: {top}" + (f", ... ({more} more)" if more > 0 else "")
 
 
 def refused_repeatedly(used: Iterable[Evidence], minimum: int = MIN_REFUSALS) -> list[tuple]:
@@ -130,10 +131,11 @@ def render(suggestion: Suggestion) -> str:
     lines = [
         f"# Suggested by `eksgate policy suggest` from the audit trail since {suggestion.since}",
         (
-            f"# ({suggestion.who}): {len(forwarded)} requests went through, "
+            f"# ({suggestion.who}): {len(forwarded)} requests went through "
+            f"({len(forwarded) - len(observed)} of them discovery, open to every session), "
             f"{sum(e.effect == 'deny' for e in used)} were refused."
         ),
-        f"# Current policy: {policy.name} ({policy.source}). Review before replacing it.",
+        f"# Current policy: {policy.name} ({_shown(policy.source)}). Review before replacing it.",
     ]
     header = {k: raw[k] for k in _POLICY_KEYS if k in raw}
     lines += _flow(header).rstrip("\n").splitlines()
@@ -159,7 +161,9 @@ def render(suggestion: Suggestion) -> str:
         source = dict(_raw_rule(raw, rule.label) or {})
         if rule.effect == "deny":
             source.setdefault("name", rule.label if rule.name else _rule_name_for_deny(taken))
-            why = f"kept from the current policy (a guardrail): refused {fired[rule.label]} times"
+            why = (
+                f"kept from the current policy (a guardrail): refused {fired[rule.label]} requests"
+            )
         else:
             why = f"kept: a direct grant, used {fired[rule.label]} times outside the gateway"
         taken.add(str(source.get("name", "")))
@@ -181,12 +185,20 @@ def render(suggestion: Suggestion) -> str:
     unused = [r for r in policy.rules if not fired[r.label]]
     if unused:
         lines.append("# Rules of the current policy not used in the window:")
-        lines += [f"#   {r.label} ({r.effect}, {policy.source}:{r.line})" for r in unused]
+        lines += [f"#   {r.label} ({r.effect}, {_shown(policy.source)}:{r.line})" for r in unused]
     refused = refused_repeatedly(used)
     if refused:
         lines.append("# Refused repeatedly (what the agent keeps trying; not granted above):")
         lines += [f"#   {n} x {text}  (rule {rule})" for n, text, rule in refused]
     return "\n".join(lines) + "\n"
+
+
+def _shown(path: str) -> str:
+    """A policy file as the user would name it: relative to here when it is below here."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return path
 
 
 def _rule_name_for_deny(taken: set[str]) -> str:
