@@ -79,6 +79,15 @@ def simulate(decided: Iterable[Evidence], candidate: tuple[Policy, ...]) -> Simu
 
 def render(result: Simulation, since: str, sessions: int) -> list[str]:
     """The report: per identity, per (old -> new, request), a count and examples."""
+    return [_printable(line) for line in _report(result, since, sessions)]
+
+
+def _printable(line: str) -> str:
+    # Subjects come from tokens and names from requests: no escape sequence reaches a terminal.
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in line)
+
+
+def _report(result: Simulation, since: str, sessions: int) -> list[str]:
     lines = [f"replayed {result.replayed} decided requests from {sessions} sessions since {since}"]
     if not result.changes:
         return lines + ["no decision would change"]

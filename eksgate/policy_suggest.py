@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from chalicelib.kube_request import KubeRequest
 from chalicelib.policy import Policy, PolicyError, load_policies
 from eksgate.api_client import CliError
 from eksgate.policy_evidence import Evidence, evidence
@@ -126,6 +127,10 @@ def render(suggestion: Suggestion) -> str:
         for e in forwarded
         if e.rule != "(discovery)" and not (e.effect == "allow" and not e.rule)
     ]
+    # '*', '?' and '[' are wildcards in rules, never parts of real Kubernetes names: a request
+    # naming them literally (/api/v1/namespaces/*/pods) must not become a wildcard rule.
+    wild = [o for o in observed if not literal(o.request)]
+    observed = [o for o in observed if literal(o.request)]
     shapes = smallest_rules(observed)
     fired = Counter(e.rule for e in used)
     lines = [
@@ -180,6 +185,10 @@ def render(suggestion: Suggestion) -> str:
             },
             ["no request went through in the window: this policy allows nothing"],
         )
+    if wild:
+        lines.append(
+            f"  # not suggested: {len(wild)} requests naming a wildcard character literally"
+        )
     if "masking" in raw:
         lines += _flow({"masking": raw["masking"]}).rstrip("\n").splitlines()
     unused = [r for r in policy.rules if not fired[r.label]]
@@ -190,7 +199,21 @@ def render(suggestion: Suggestion) -> str:
     if refused:
         lines.append("# Refused repeatedly (what the agent keeps trying; not granted above):")
         lines += [f"#   {n} x {text}  (rule {rule})" for n, text, rule in refused]
-    return "\n".join(lines) + "\n"
+    return "\n".join(_printable(line) for line in lines) + "\n"
+
+
+def literal(request: KubeRequest) -> bool:
+    """Whether no part a rule would name holds a wildcard character."""
+    parts = (request.api_group, request.resource, request.subresource, request.namespace)
+    if not request.is_resource_request:
+        parts = (request.path,)
+    return not any(c in part for part in parts for c in "*?[")
+
+
+def _printable(line: str) -> str:
+    # Names in comments come from policies and tokens: a newline there would turn a comment
+    # into policy text, an escape sequence would rewrite the reader's terminal.
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in line)
 
 
 def _shown(path: str) -> str:

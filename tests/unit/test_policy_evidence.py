@@ -237,3 +237,57 @@ def test_suggestion_file_is_not_read_outside_the_policy(tmp_path: Path):
     path.write_text(POLICY)
     policy = load_policy_text(POLICY, str(path))[0]
     assert raw_policy(policy)["role"].endswith("eksgate-ci-agent")
+
+
+def suggestion_text(tmp_path: Path, records, policy_text: str = POLICY) -> str:
+    from eksgate.policy_suggest import suggest
+    path = tmp_path / "ci-agent.yaml"
+    path.write_text(policy_text)
+    policies = tuple(load_policy_text(policy_text, str(path)))
+    return suggest(records, policies, None, "2026-11-22T00:00:00.000Z", "test")
+
+
+def test_the_suggestion_loads_and_decides_as_the_trail_did(tmp_path: Path):
+    text = suggestion_text(tmp_path, trail())
+    new = tuple(load_policy_text(text))
+    for item in evidence(trail()):
+        decision = replay_decision(recorded_identity(item.record), "demo", item.request, new)
+        assert decision.effect == item.effect
+    # Narrower: reading secrets was allowed by the current policy, nobody did it.
+    secrets = resolve("GET", "/api/v1/namespaces/shop/secrets")
+    identity = recorded_identity(trail()[0])
+    assert replay_decision(identity, "demo", secrets, new).effect == "deny"
+    assert "# Refused repeatedly" in text and "2 x delete namespaces/shop" in text
+
+
+def test_a_literal_wildcard_in_a_request_never_becomes_a_wildcard_rule(tmp_path: Path):
+    wide = POLICY.replace("    namespaces: [shop]\n  - name: change", "  - name: change")
+    records = chain(
+        record(0, "request", "GET", "/api/v1/namespaces/*/pods", "allow", "read-shop"),
+        record(1, "request", "GET", "/api/v1/namespaces/shop/pods", "allow", "read-shop"))
+    text = suggestion_text(tmp_path, records, wide)
+    new = tuple(load_policy_text(text))
+    other = resolve("GET", "/api/v1/namespaces/payments/pods")
+    assert replay_decision(recorded_identity(records[0]), "demo", other, new).effect == "deny"
+    assert "not suggested: 1 requests naming a wildcard" in text
+
+
+def test_names_in_comments_cannot_inject_policy_text(tmp_path: Path):
+    evil = POLICY.replace("name: no-namespace-deletes",
+                          'name: "x\\nrules: [{effect: allow, verbs: [\'*\'], resources: [\'*\']}]"')
+    rule = "x\nrules: [{effect: allow, verbs: ['*'], resources: ['*']}]"
+    records = chain(
+        record(0, "refusal", "DELETE", "/api/v1/namespaces/shop", "deny", rule),
+        record(1, "refusal", "DELETE", "/api/v1/namespaces/shop", "deny", rule),
+        record(2, "request", "GET", "/api/v1/namespaces/shop/pods", "allow", "read-shop"))
+    text = suggestion_text(tmp_path, records, evil)
+    assert not any(line.startswith("rules: [") for line in text.splitlines())
+    new = tuple(load_policy_text(text))
+    assert [r.effect for r in new[0].rules] == ["allow", "deny"]
+
+
+def test_terminal_escapes_in_a_subject_are_shown_not_sent():
+    from eksgate.policy_simulate import Change, Simulation
+    change = Change("evil\x1b[2J", "allow", "deny", "a", "b", "kubectl get pods", "s1", "t", "r")
+    text = "\n".join(render(Simulation(1, [change]), "since", 1))
+    assert "\x1b" not in text and "evil\\x1b[2J" in text
