@@ -74,9 +74,9 @@ def read_window(get: ApiGet, selectors: list[dict[str, str]], since: str) -> Win
         raw = answer.get("records")
         try:
             if not isinstance(raw, list):
-                raise ValueError("no list of records")
+                raise TypeError("no list of records")
             records = [record_from_json(item) for item in raw]
-        except ValueError:
+        except (TypeError, ValueError):
             window.broken_sessions.append(session_id)
             continue
         if not verify_chain(session_id, records).ok:

@@ -118,35 +118,20 @@ def refused_repeatedly(used: Iterable[Evidence], minimum: int = MIN_REFUSALS) ->
     return [(n, text, rule) for (text, rule), n in counts.most_common() if n >= minimum]
 
 
-def render(suggestion: Suggestion) -> str:
-    """The suggested policy as YAML, with the evidence in comments. Lint accepts it."""
-    policy, raw, used = suggestion.policy, suggestion.raw, suggestion.used
+def _observed(used: list[Evidence]) -> tuple[list[Evidence], list[Observed], list[Observed]]:
+    """(went through, to cover, naming wildcards) among the decided requests."""
     forwarded = [e for e in used if e.forwarded and e.effect in ("allow", "approve")]
-    observed = [
-        Observed(e.request, e.effect, e.rule)
-        for e in forwarded
-        if e.rule != "(discovery)" and not (e.effect == "allow" and not e.rule)
-    ]
+    # Discovery is open to every session: it needs no rule (and the gateway names none).
+    ruled = [Observed(e.request, e.effect, e.rule) for e in forwarded if e.rule != "(discovery)"]
+    ruled = [o for o in ruled if o.origin]
     # '*', '?' and '[' are wildcards in rules, never parts of real Kubernetes names: a request
     # naming them literally (/api/v1/namespaces/*/pods) must not become a wildcard rule.
-    wild = [o for o in observed if not literal(o.request)]
-    observed = [o for o in observed if literal(o.request)]
-    shapes = smallest_rules(observed)
-    fired = Counter(e.rule for e in used)
-    lines = [
-        f"# Suggested by `eksgate policy suggest` from the audit trail since {suggestion.since}",
-        (
-            f"# ({suggestion.who}): {len(forwarded)} requests went through "
-            f"({len(forwarded) - len(observed)} of them discovery, open to every session), "
-            f"{sum(e.effect == 'deny' for e in used)} were refused."
-        ),
-        f"# Current policy: {policy.name} ({_shown(policy.source)}). Review before replacing it.",
-    ]
-    header = {k: raw[k] for k in _POLICY_KEYS if k in raw}
-    lines += _flow(header).rstrip("\n").splitlines()
-    lines.append("rules:")
-    taken: set[str] = set()
-    rules_written = 0
+    wild = [o for o in ruled if not literal(o.request)]
+    return forwarded, [o for o in ruled if literal(o.request)], wild
+
+
+def _suggested_rules(shapes: list[RuleShape], raw: dict[str, Any], taken: set[str]) -> list[str]:
+    lines = []
     for shape in shapes:
         origin = _raw_rule(raw, shape.origin) if shape.effect == "approve" else None
         if shape.effect == "approve" and origin is None:
@@ -156,35 +141,61 @@ def render(suggestion: Suggestion) -> str:
             )
             continue
         rule = {"name": _rule_name(shape, taken), **shape_to_rule(shape, origin)}
-        note = f"kept as an approval, like {shape.origin}" if shape.effect == "approve" else ""
-        lines += _rule_yaml(rule, [_uses_comment(shape)] + ([note] if note else []))
-        rules_written += 1
-    for rule in policy.rules:
-        kept_grant = rule.effect == "approve" and rule.approval and rule.approval.direct
-        if rule.effect != "deny" and not (kept_grant and fired[rule.label]):
+        note = [f"kept as an approval, like {shape.origin}"] if shape.effect == "approve" else []
+        lines += _rule_yaml(rule, [_uses_comment(shape), *note])
+    return lines
+
+
+def _kept_rules(policy: Policy, raw: dict[str, Any], fired: Counter, taken: set[str]) -> list[str]:
+    """The current policy's guardrails (deny rules) and its direct grants that were used."""
+    lines = []
+    for current in policy.rules:
+        grant = current.effect == "approve" and current.approval and current.approval.direct
+        if current.effect != "deny" and not (grant and fired[current.label]):
             continue
-        source = dict(_raw_rule(raw, rule.label) or {})
-        if rule.effect == "deny":
-            source.setdefault("name", rule.label if rule.name else _rule_name_for_deny(taken))
-            why = (
-                f"kept from the current policy (a guardrail): refused {fired[rule.label]} requests"
-            )
+        source = dict(_raw_rule(raw, current.label) or {})
+        if current.effect == "deny":
+            source.setdefault("name", _unused_name("guardrail", taken))
+            why = f"kept from the current policy (a guardrail): refused {fired[current.label]} requests"
         else:
-            why = f"kept: a direct grant, used {fired[rule.label]} times outside the gateway"
+            why = f"kept: a direct grant, used {fired[current.label]} times outside the gateway"
         taken.add(str(source.get("name", "")))
         lines += _rule_yaml(source, [why])
-        rules_written += 1
-    if not rules_written:
-        lines += _rule_yaml(
-            {
-                "name": "nothing-was-used",
-                "effect": "deny",
-                "reason": "nothing was allowed in the window",
-                "verbs": ["*"],
-                "resources": ["*"],
-            },
-            ["no request went through in the window: this policy allows nothing"],
-        )
+    return lines
+
+
+_NOTHING_USED = {
+    "name": "nothing-was-used",
+    "effect": "deny",
+    "reason": "nothing was allowed in the window",
+    "verbs": ["*"],
+    "resources": ["*"],
+}
+
+
+def render(suggestion: Suggestion) -> str:
+    """The suggested policy as YAML, with the evidence in comments. Lint accepts it."""
+    policy, raw, used = suggestion.policy, suggestion.raw, suggestion.used
+    forwarded, observed, wild = _observed(used)
+    fired = Counter(e.rule for e in used)
+    discovery = sum(e.rule == "(discovery)" for e in forwarded)
+    lines = [
+        f"# Suggested by `eksgate policy suggest` from the audit trail since {suggestion.since}",
+        (
+            f"# ({suggestion.who}): {len(forwarded)} requests went through "
+            f"({discovery} of them discovery, open to every session), "
+            f"{sum(e.effect == 'deny' for e in used)} were refused."
+        ),
+        f"# Current policy: {policy.name} ({_shown(policy.source)}). Review before replacing it.",
+    ]
+    lines += _flow({k: raw[k] for k in _POLICY_KEYS if k in raw}).rstrip("\n").splitlines()
+    lines.append("rules:")
+    taken: set[str] = set()
+    rules = _suggested_rules(smallest_rules(observed), raw, taken)
+    rules += _kept_rules(policy, raw, fired, taken)
+    if not any(line.startswith("  - ") for line in rules):
+        rules += _rule_yaml(_NOTHING_USED, ["nothing went through in the window: nothing allowed"])
+    lines += rules
     if wild:
         lines.append(
             f"  # not suggested: {len(wild)} requests naming a wildcard character literally"
@@ -204,9 +215,11 @@ def render(suggestion: Suggestion) -> str:
 
 def literal(request: KubeRequest) -> bool:
     """Whether no part a rule would name holds a wildcard character."""
-    parts = (request.api_group, request.resource, request.subresource, request.namespace)
-    if not request.is_resource_request:
-        parts = (request.path,)
+    parts: tuple[str, ...] = (
+        (request.api_group, request.resource, request.subresource, request.namespace)
+        if request.is_resource_request
+        else (request.path,)
+    )
     return not any(c in part for part in parts for c in "*?[")
 
 
@@ -224,10 +237,10 @@ def _shown(path: str) -> str:
         return path
 
 
-def _rule_name_for_deny(taken: set[str]) -> str:
-    name, n = "guardrail", 2
+def _unused_name(base: str, taken: set[str]) -> str:
+    name, n = base, 2
     while name in taken:
-        name, n = f"guardrail-{n}", n + 1
+        name, n = f"{base}-{n}", n + 1
     return name
 
 

@@ -127,7 +127,7 @@ def _merge_along(rules: list[RuleShape], dimension: str) -> list[RuleShape]:
         uses: Counter[str] = Counter()
         for member in members:
             uses.update(member.uses)
-        merged.append(replace(members[0], **{dimension: union}, uses=uses))
+        merged.append(replace(members[0], **{dimension: union, "uses": uses}))  # type: ignore[arg-type]
     return merged
 
 

@@ -291,3 +291,14 @@ def test_terminal_escapes_in_a_subject_are_shown_not_sent():
     change = Change("evil\x1b[2J", "allow", "deny", "a", "b", "kubectl get pods", "s1", "t", "r")
     text = "\n".join(render(Simulation(1, [change]), "since", 1))
     assert "\x1b" not in text and "evil\\x1b[2J" in text
+
+
+def test_bad_input_is_a_clear_error_not_a_trace(capsys):
+    from eksgate.cli import main
+    assert main(["policy", "simulate", "policies", "--since", "yesterday",
+                 "--gateway", "https://127.0.0.1:9"]) == 2
+    assert "--since: 'yesterday' is not a duration" in capsys.readouterr().err
+    assert main(["policy", "simulate", "/nonexistent", "--gateway", "https://127.0.0.1:9"]) == 2
+    assert "do not load" in capsys.readouterr().err
+    assert main(["policy", "suggest", "--policy", "nobody", "--gateway", "https://127.0.0.1:9"]) == 2
+    assert "policy 'nobody' is not in" in capsys.readouterr().err
