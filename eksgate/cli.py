@@ -117,6 +117,22 @@ def build_parser() -> argparse.ArgumentParser:
     lint.add_argument("dir", nargs="?")
     test = policy_commands.add_parser("test", help="run the cases in DIR/tests/*.yaml")
     test.add_argument("dir", nargs="?")
+    policy_suggest = policy_commands.add_parser(
+        "suggest", help="the smallest policy the audit trail shows is needed (auditors)"
+    )
+    who = policy_suggest.add_mutually_exclusive_group(required=True)
+    who.add_argument("--identity", help="the caller's subject, as `sessions list` takes it")
+    who.add_argument("--policy", help="every caller of this policy")
+    policy_suggest.add_argument("--since", default="30d", help="window (default 30d)")
+    policy_suggest.add_argument("--cluster", action="append", help="only this cluster")
+    policy_suggest.add_argument("--policies", help="policy directory (default: policies/)")
+    policy_simulate = policy_commands.add_parser(
+        "simulate", help="replay the audit trail against DIR (exit 1: allowed becomes denied)"
+    )
+    policy_simulate.add_argument("dir")
+    policy_simulate.add_argument("--since", default="7d", help="window (default 7d)")
+    policy_simulate.add_argument("--cluster", action="append", help="only this cluster")
+    policy_simulate.add_argument("--identity", action="append", help="only this subject")
 
     can_i = commands.add_parser("can-i", help="what would the policies decide?")
     can_i.add_argument(
@@ -138,6 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
         token_source.add_argument("--oidc-token-file")
         token_source.add_argument("--oidc-token-env")
         command.add_argument("--ca-file", help="CA bundle for a private gateway")
+
+    api_client_arguments(policy_suggest)
+    api_client_arguments(policy_simulate)
 
     approvals = commands.add_parser("approvals", help="follow approval requests")
     approvals_commands = approvals.add_subparsers(dest="approvals_command", required=True)
@@ -287,6 +306,12 @@ def _run(argv: list[str]) -> int:
     if args.command == "policy":
         from eksgate import policy_cmd
 
+        if args.policy_command in ("suggest", "simulate"):
+            from eksgate import policy_trail_cmd
+
+            if args.policy_command == "suggest":
+                return policy_trail_cmd.cmd_suggest(args, _policy_dir(args.policies))
+            return policy_trail_cmd.cmd_simulate(args, Path(args.dir))
         run = policy_cmd.cmd_lint if args.policy_command == "lint" else policy_cmd.cmd_test
         return run(_policy_dir(args.dir))
     if args.command == "can-i":
