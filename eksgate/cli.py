@@ -311,7 +311,7 @@ def _run(argv: list[str]) -> int:
 
             if args.policy_command == "suggest":
                 return policy_trail_cmd.cmd_suggest(args, _policy_dir(args.policies))
-            return policy_trail_cmd.cmd_simulate(args, Path(args.dir))
+            return policy_trail_cmd.cmd_simulate(args, _policy_dir(args.dir))
         run = policy_cmd.cmd_lint if args.policy_command == "lint" else policy_cmd.cmd_test
         return run(_policy_dir(args.dir))
     if args.command == "can-i":

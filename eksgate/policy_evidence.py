@@ -1,7 +1,7 @@
 """Audit records as evidence about policies: who asked for what, and how it was decided.
 
 Replay resolves the recorded method, path and query with the gateway's own resolver
-(``chalicelib.kube_request.resolve``) and decides with its own engine (``chalicelib.policy``),
+(``chalicelib.kube.request.resolve``) and decides with its own engine (``chalicelib.policy``),
 so a simulation can never disagree with the gateway about what a request means.
 """
 
@@ -14,8 +14,9 @@ from typing import Any
 from chalicelib.audit.records import SessionRecord
 from chalicelib.errors import EksgateError, Forbidden
 from chalicelib.identity import Identity
-from chalicelib.kube_request import KubeRequest, is_discovery, resolve
-from chalicelib.policy import Decision, Policy, evaluate, select_policy
+from chalicelib.kube.request import KubeRequest, resolve
+from chalicelib.policy import Decision, Policy, select_policy
+from chalicelib.policy.engine import decide_request
 
 # Records that carry a policy decision about a Kubernetes request.
 DECIDED_KINDS = ("request", "refusal")
@@ -117,6 +118,4 @@ def replay_decision(
         policy = select_policy(identity, cluster, policies)
     except Forbidden as refusal:
         return Decision("deny", "", None, refusal.message)
-    if not request.is_resource_request and is_discovery(request):
-        return Decision("allow", policy.name, None, "discovery is open to every session")
-    return evaluate(policy, request)
+    return decide_request(policy, request)

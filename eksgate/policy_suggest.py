@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from chalicelib.kube_request import KubeRequest
+from chalicelib.kube.request import KubeRequest
 from chalicelib.policy import Policy, PolicyError, load_policies
 from eksgate.api_client import CliError
 from eksgate.policy_evidence import Evidence, evidence

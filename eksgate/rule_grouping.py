@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
-from chalicelib.kube_request import KubeRequest
+from chalicelib.kube.request import KubeRequest
 
 # Names kube generates (pods of a ReplicaSet, ReplicaSets of a Deployment, Jobs of a CronJob)
 # end in characters of its random alphabet (k8s.io/apimachinery/pkg/util/rand): no vowels,

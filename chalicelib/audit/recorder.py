@@ -18,7 +18,6 @@ from chalicelib.approvals.model import Approval, Vote
 from chalicelib.audit.store import AuditStore
 from chalicelib.errors import EksgateError
 from chalicelib.identity import Caller, Identity
-from chalicelib.kube.request import KubeRequest
 from chalicelib.masking import MaskingSettings, kind_for_resource, mask_document
 from chalicelib.observability import logger
 from chalicelib.policy import Decision
@@ -145,17 +144,19 @@ class GatewayAudit:
     def refusal(
         self,
         authenticated: Authenticated,
-        request: KubeRequest | None,
+        exchange: Exchange | None,
         decision: Decision | None,
         error: EksgateError,
         approval_id: str | None = None,
     ) -> None:
-        """A request answered with a refusal; ``request`` is None when it was refused before
-        it could be resolved."""
+        """A request answered with a refusal; ``exchange`` is None when it was refused before
+        it could be resolved. The query is recorded as it would have been forwarded, so a
+        replay (``eksgate policy simulate``) resolves the request as the gateway did."""
         incoming = authenticated.incoming
+        request = exchange.request if exchange else None
         recorded = (
-            request_dict(request, incoming.method)
-            if request
+            request_dict(exchange.request, incoming.method, exchange.forwarded_query)
+            if exchange
             else {"method": incoming.method, "path": incoming.path, **_UNRESOLVED_REQUEST}
         )
         recorded["audit_id"] = incoming.audit_id

@@ -44,9 +44,9 @@ from chalicelib.gateway.exchange import (
 )
 from chalicelib.gateway.forward import Forwarder
 from chalicelib.identity.bearer import bearer_token
-from chalicelib.kube.request import is_discovery
 from chalicelib.permissions.access_review import answer_self_review, is_self_review
-from chalicelib.policy import Decision, Policy, evaluate
+from chalicelib.policy import Decision, Policy
+from chalicelib.policy.engine import decide_request
 
 # Time kept back after waiting for an approval, to forward and answer inside the 29 s.
 FORWARD_BUDGET_SECONDS = 12.0
@@ -55,7 +55,6 @@ RENEWAL_HINT = (
     "`eksgate cache clear`)"
 )
 SELF_REVIEW_NOTE = "answered from the eksgate policy, not forwarded"
-_DISCOVERY_REASON = "discovery is open to every session"
 NO_CHANGE_WARNING = (
     "eksgate: this write would change nothing (its dry run equals the live object), so it was "
     "not sent and needed no approval"
@@ -97,9 +96,8 @@ class Gateway:
             assert exchange is not None
             return self._answer_refused_dry_run(authenticated, exchange, decision, refused)
         except EksgateError as refusal:
-            request = exchange.request if exchange else None
             approval_id = refusal.details.get("approval_id")
-            self._audit.refusal(authenticated, request, decision, refusal, approval_id)
+            self._audit.refusal(authenticated, exchange, decision, refusal, approval_id)
             raise
         assert exchange is not None and decision is not None
         try:
@@ -154,10 +152,7 @@ class Gateway:
         )
 
     def decide(self, exchange: Exchange) -> Decision:
-        request = exchange.request
-        if not request.is_resource_request and is_discovery(request):
-            return Decision("allow", exchange.policy.name, None, _DISCOVERY_REASON)
-        return evaluate(exchange.policy, request)
+        return decide_request(exchange.policy, exchange.request)
 
     def clear(self, exchange: Exchange, decision: Decision) -> Approval | None:
         """Whether this exchange may go: None (allowed), the approval it goes under, or a
@@ -281,7 +276,7 @@ class Gateway:
     ) -> ProxyResponse:
         """The cluster's own answer to the dry run goes back (masked); no one was asked."""
         error = BadRequest(f"dry run refused with HTTP {refused.response.status}")
-        self._audit.refusal(authenticated, exchange.request, decision, error)
+        self._audit.refusal(authenticated, exchange, decision, error)
         return masked_response(refused.response, exchange.request, exchange.policy.masking)
 
 

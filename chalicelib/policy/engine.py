@@ -10,9 +10,12 @@ from typing import Iterable
 
 from chalicelib.errors import Forbidden
 from chalicelib.identity import Identity
-from chalicelib.kube.request import KubeRequest
+from chalicelib.kube.request import KubeRequest, is_discovery
 from chalicelib.policy.compiled import PolicyIndex
 from chalicelib.policy.model import Policy, Rule
+
+
+DISCOVERY_REASON = "discovery is open to every session"
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,14 @@ def _evaluate(policy: Policy, winner: Rule | None, request: KubeRequest) -> Deci
     if winner.reason:
         reason += f": {winner.reason}"
     return Decision(winner.effect, policy.name, winner, reason)
+
+
+def decide_request(policy: Policy, request: KubeRequest) -> Decision:
+    """What the gateway decides for ``request`` under ``policy``: discovery and ``/version``
+    are open to every session (kube's system:discovery), everything else is the policy's."""
+    if not request.is_resource_request and is_discovery(request):
+        return Decision("allow", policy.name, None, DISCOVERY_REASON)
+    return evaluate(policy, request)
 
 
 def decide(

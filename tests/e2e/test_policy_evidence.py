@@ -101,7 +101,7 @@ def test_suggest_is_lintable_allows_what_was_used_and_is_narrower(stack, agent_t
 
 
 def probes():
-    from chalicelib.kube_request import KubeRequest
+    from chalicelib.kube.request import KubeRequest
     kinds = [("", "pods", ""), ("", "pods", "log"), ("apps", "deployments", ""),
              ("apps", "replicasets", ""), ("", "services", ""), ("", "configmaps", ""),
              ("", "secrets", ""), ("", "events", ""), ("apps", "deployments", "scale"),

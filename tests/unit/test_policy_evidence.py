@@ -8,7 +8,7 @@ import pytest
 
 from chalicelib.audit.chain import genesis_hash, seal
 from chalicelib.audit.records import new_event
-from chalicelib.kube_request import resolve
+from chalicelib.kube.request import resolve
 from chalicelib.policy import load_policy_text
 from eksgate.audit_window import read_window, since_time
 from eksgate.policy_evidence import evidence, recorded_identity, replay_decision
