@@ -130,7 +130,7 @@ def slack_interactions() -> Response:
 
 @app.lambda_function(name="audit_export")
 def audit_export(event, context):  # type: ignore[no-untyped-def]
-    """The audit table's stream (mapped in infra/template.yaml) -> JSON lines in S3."""
+    """The audit table's stream (mapped in infra/template.yaml) -> anchors and JSON lines in S3."""
     import boto3
 
     from chalicelib.routes.audit_export import export_stream_event

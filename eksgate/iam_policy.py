@@ -35,6 +35,8 @@ LIBRARY_CALLS = {
 # IAM has no action for a transaction: each of its items is authorized as its own operation.
 # The code's transactions put items (with conditions), so they need PutItem on their tables.
 TRANSACTION_ACTIONS = {("dynamodb", "TransactWriteItems"): {("dynamodb", "PutItem")}}
+# API operations whose IAM action has another name.
+RENAMED_ACTIONS = {("s3", "ListObjectVersions"): {("s3", "ListBucketVersions")}}
 LOG_ACTIONS = ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"]
 
 
@@ -62,7 +64,7 @@ def calls_in_code(source_dir: Path = PROJECT_DIR / "chalicelib") -> set[tuple[st
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
             if isinstance(node, ast.Attribute) and node.attr in methods:
                 call = methods[node.attr]
-                calls |= TRANSACTION_ACTIONS.get(call, {call})
+                calls |= TRANSACTION_ACTIONS.get(call) or RENAMED_ACTIONS.get(call) or {call}
     return calls
 
 
@@ -160,7 +162,18 @@ def policy_document(stage: str, project_dir: Path = PROJECT_DIR) -> dict[str, An
             "Sid": "AuditExport",
             "Effect": "Allow",
             "Action": ["s3:PutObject"],
-            "Resource": f"arn:aws:s3:::eksgate-{stage}-audit-export-*/*",
+            "Resource": [
+                f"arn:aws:s3:::eksgate-{stage}-audit-export-*/*",
+                # New anchors only: no s3:PutObjectRetention (the bucket's compliance-mode
+                # default always applies), no delete, no bypass.
+                f"arn:aws:s3:::eksgate-{stage}-audit-anchors-*/*",
+            ],
+        },
+        {
+            "Sid": "AuditAnchorsRead",
+            "Effect": "Allow",
+            "Action": ["s3:ListBucketVersions"],
+            "Resource": f"arn:aws:s3:::eksgate-{stage}-audit-anchors-*",
         },
     ]
     return {"Version": "2012-10-17", "Statement": statements}

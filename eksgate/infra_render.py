@@ -334,6 +334,15 @@ def render_merge_template(
         bucket["Properties"]["BucketName"] = {
             "Fn::Sub": f"eksgate-{stage}-audit-export-${{AWS::AccountId}}"
         }
+    anchors = merged["Resources"].get("AuditAnchorBucket")
+    if anchors:
+        # Per stage, and kept (undeletable) as long as the stage keeps its audit records.
+        properties = anchors["Properties"]
+        properties["BucketName"] = {
+            "Fn::Sub": f"eksgate-{stage}-audit-anchors-${{AWS::AccountId}}"
+        }
+        retention = properties["ObjectLockConfiguration"]["Rule"]["DefaultRetention"]
+        retention["Days"] = int(config.environment.get("EKSGATE_AUDIT_RETENTION_DAYS", "90"))
     for logical_id, variable in TABLE_NAME_SETTINGS.items():
         name = config.environment.get(variable)
         if name and logical_id in merged["Resources"]:

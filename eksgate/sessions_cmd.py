@@ -1,9 +1,10 @@
 """``eksgate sessions list|show|replay|verify|export``: read the audit trail through the API.
 
 ``verify`` recomputes the hash chain here, from the records the API returned; it never
-relies on the server's own check, so a compromised or mistaken server cannot vouch for
-itself. With ``--expect-count`` or ``--expect-last-hash`` (from an earlier verify or the S3
-export) it also detects records removed from the end of a session.
+relies on the server's own check. It also checks the records against the session's anchors
+(heads kept in an Object Lock bucket, returned by the same API), so a deleted tail or a
+rewritten suffix is found without flags; records newer than the newest anchor are reported as
+not yet anchored. ``--expect-count`` and ``--expect-last-hash`` add anchors kept elsewhere.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
+from chalicelib.audit.anchor_check import AnchorReport, check_anchors
+from chalicelib.audit.anchors import Anchor
 from chalicelib.audit.chain import ChainReport, verify_chain
 from chalicelib.audit.k8s_events import events_to_jsonl, k8s_audit_events
 from chalicelib.audit.k8s_policy import METADATA_FOR_ALL, AuditPolicyError, load_policy
@@ -109,23 +112,36 @@ def cmd_sessions_replay(args: Any) -> int:
 
 
 def cmd_sessions_verify(args: Any) -> int:
-    """Recompute the session's hash chain here; exit 0 if intact, 1 at the first broken link."""
+    """Recompute the session's hash chain here and check it against the session's anchors;
+    exit 0 if both hold, 1 at the first broken link or disagreeing anchor."""
 
     def run() -> int:
-        _, records = _session(args)
+        answer, records = _session(args)
+        anchors = _anchors(answer, args.session_id)
         report = verify_chain(
             args.session_id,
             records,
             expected_count=getattr(args, "expect_count", None),
             expected_last_hash=getattr(args, "expect_last_hash", None),
         )
+        anchored = None if anchors is None else check_anchors(args.session_id, records, anchors)
+        ok = report.ok and (anchored is None or anchored.ok)
         if args.json:
-            _print_json({"session_id": args.session_id, **_report_json(report, records)})
+            _print_json(
+                {
+                    "session_id": args.session_id,
+                    **_report_json(report, records),
+                    "ok": ok,
+                    "anchors": _anchor_json(anchored),
+                }
+            )
         else:
             _print_lines([_chain_line(args.session_id, report, records)])
-            if report.ok and records:
+            _print_lines(_anchor_lines(args.session_id, anchored, anchors))
+            _print_lines(_checked_line(args, records, anchors))
+            if ok and records:
                 _print_lines([f"last hash {records[-1].hash}"])
-        return 0 if report.ok else EXIT_FAILURE
+        return 0 if ok else EXIT_FAILURE
 
     return _guarded(run)
 
@@ -186,6 +202,87 @@ def _export_session_ids(args: Any) -> list[str]:
         return [str(summary["session_id"]) for summary in answer["sessions"]]
     except (KeyError, TypeError) as exc:
         raise CliError(f"the gateway's session list is not in the expected form: {exc!r}")
+
+def _anchors(answer: dict[str, Any], session_id: str) -> list[Anchor] | None:
+    """The anchors the gateway returned; None if it keeps none (an old or unanchored stage)."""
+    raw = answer.get("anchors")
+    if raw is None:
+        return None
+    if not isinstance(raw, list):
+        raise CliError("the gateway's anchors are not a list")
+    anchors = []
+    for item in raw:
+        try:
+            seq, digest = item["seq"], item["hash"]
+            if isinstance(seq, bool) or not isinstance(seq, int) or not isinstance(digest, str):
+                raise TypeError("seq must be a whole number and hash a string")
+            anchors.append(Anchor(session_id, seq, digest, str(item.get("anchored_at") or "")))
+        except (KeyError, TypeError) as exc:
+            raise CliError(f"an anchor of session {session_id} is malformed: {exc}")
+    return anchors
+
+
+def _checked_line(
+    args: Any, records: list[SessionRecord], anchors: list[Anchor] | None
+) -> list[str]:
+    what = [f"the hash chain of {len(records)} records (recomputed here)"]
+    if anchors is not None:
+        what.append(f"{len(anchors)} anchors from the gateway's Object Lock bucket")
+    if getattr(args, "expect_count", None) is not None:
+        what.append(f"the expected count {args.expect_count}")
+    if getattr(args, "expect_last_hash", None):
+        what.append("the expected last hash")
+    return ["checked: " + ", ".join(what)]
+
+
+def _anchor_lines(
+    session_id: str, report: AnchorReport | None, anchors: list[Anchor] | None
+) -> list[str]:
+    if report is None:
+        return [
+            "anchors: this gateway keeps none (EKSGATE_ANCHOR_BUCKET is unset), so a deleted "
+            "tail or a rewritten suffix would pass; give --expect-last-hash to check one"
+        ]
+    if not report.ok:
+        problem = report.problem
+        return [f"session {session_id}: TAMPERED: {problem.message if problem else 'broken'}"]
+    lines = []
+    if report.anchored_through >= 0:
+        when = next(
+            (a.anchored_at for a in anchors or [] if a.seq == report.anchored_through), ""
+        )
+        at = f" (anchored {when})" if when else ""
+        lines.append(
+            f"anchors: records 0 to {report.anchored_through} match the anchor of record "
+            f"{report.anchored_through}{at}; {report.anchors} anchors, none disagrees"
+        )
+    if report.unanchored:
+        first, last = report.unanchored[0], report.unanchored[-1]
+        span = f"record {first} is" if first == last else f"records {first} to {last} are"
+        lines.append(
+            f"not yet anchored: {span} newer than the newest anchor, so nothing outside the "
+            "table vouches for them yet (anchors follow within seconds; verify again)"
+        )
+    else:
+        lines.append("every record is anchored")
+    return lines
+
+
+def _anchor_json(report: AnchorReport | None) -> dict[str, Any] | None:
+    if report is None:
+        return None
+    problem = report.problem
+    return {
+        "ok": report.ok,
+        "anchors": report.anchors,
+        "anchored_through": report.anchored_through,
+        "unanchored": list(report.unanchored),
+        "problem": (
+            {"seq": problem.seq, "code": problem.code, "message": problem.message}
+            if problem
+            else None
+        ),
+    }
 
 
 def _session(args: Any) -> tuple[dict[str, Any], list[SessionRecord]]:

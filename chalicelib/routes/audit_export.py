@@ -1,9 +1,10 @@
-"""The audit table's stream, exported as JSON lines to S3 for a SIEM to pick up.
+"""The audit table's stream: each session's head anchored in S3 (Object Lock), and the new
+records exported as JSON lines for a SIEM to pick up.
 
-Per stage, ``EKSGATE_EXPORT_FORMAT`` chooses what is written: ``records`` (eksgate's own
-records, the chain's outside anchor; the default), ``k8s-audit`` (``audit.k8s.io/v1``
-Events under ``EKSGATE_EXPORT_K8S_PREFIX``, levels from the audit Policy file named by
-``EKSGATE_EXPORT_K8S_POLICY``), or ``both``.
+Per stage, ``EKSGATE_EXPORT_FORMAT`` chooses what is exported: ``records`` (eksgate's own
+records; the default), ``k8s-audit`` (``audit.k8s.io/v1`` Events under
+``EKSGATE_EXPORT_K8S_PREFIX``, levels from the audit Policy file named by
+``EKSGATE_EXPORT_K8S_POLICY``), or ``both``. Anchors are written whatever the format.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping
 
+from chalicelib.audit.anchor_store import write_anchors
+from chalicelib.audit.anchors import heads
 from chalicelib.audit.export import records_from_stream, write_jsonl
 from chalicelib.audit.k8s_policy import METADATA_FOR_ALL, AuditPolicy, load_policy
 from chalicelib.audit.k8s_stream import events_for_batch
@@ -29,16 +32,20 @@ def export_stream_event(
     bucket: str | None = None,
     prefix: str | None = None,
     session_records: Callable[[str], list[SessionRecord]] | None = None,
+    anchor_bucket: str | None = None,
 ) -> int:
-    """Write the new audit records of one stream batch; S3 errors propagate so Lambda retries.
+    """Anchor, then export, the new audit records of one stream batch.
 
+    Anchors come first: they are what makes a deleted tail or a rewritten suffix detectable.
+    S3 errors propagate so Lambda retries the batch (anchors are idempotent, keyed by hash).
     ``session_records`` reads a session back from the table; the k8s-audit format needs it.
     """
     bucket = bucket or os.environ.get("EKSGATE_EXPORT_BUCKET", "")
-    if not bucket:
+    anchor_bucket = anchor_bucket or os.environ.get("EKSGATE_ANCHOR_BUCKET", "")
+    if not bucket or not anchor_bucket:
         raise RuntimeError(
-            "EKSGATE_EXPORT_BUCKET is not set; the audit export has nowhere to "
-            "write (see infra/template.yaml)"
+            "EKSGATE_EXPORT_BUCKET and EKSGATE_ANCHOR_BUCKET must be set; the audit stream "
+            "has nowhere to write (see infra/template.yaml)"
         )
     export_format = os.environ.get("EKSGATE_EXPORT_FORMAT", "records") or "records"
     if export_format not in EXPORT_FORMATS:
@@ -50,6 +57,11 @@ def export_stream_event(
     policy = _export_policy() if export_format != "records" else METADATA_FOR_ALL
     records = records_from_stream(event)
     now = datetime.now(timezone.utc)
+    anchors = heads(records)
+    if anchors:
+        new = write_anchors(s3_client, anchor_bucket, anchors, now)
+        count("AuditHeadsAnchored", new)
+        logger.info("audit heads anchored", extra={"sessions": len(anchors), "new": new})
     if export_format in ("records", "both"):
         records_prefix = prefix or os.environ.get("EKSGATE_EXPORT_PREFIX", "audit")
         key = write_jsonl(s3_client, bucket, records_prefix, records, now)

@@ -6,13 +6,20 @@ query parameters are checked and the store asked.
 
 from __future__ import annotations
 
+import os
+import re
+from collections.abc import Callable
+from functools import lru_cache
 from typing import Any, Mapping
 
-import re
+from botocore.exceptions import BotoCoreError, ClientError
 
+from chalicelib.audit.anchor_store import list_anchors
+from chalicelib.audit.anchors import Anchor
 from chalicelib.audit.chain import report_json, verify_chain
 from chalicelib.audit.store import DECISION_EFFECTS, AuditStore
-from chalicelib.errors import BadRequest, Forbidden, NotFound
+from chalicelib.errors import BadRequest, Forbidden, NotFound, ServiceUnavailable
+from chalicelib.observability import logger
 from chalicelib.identity.bearer import bearer_token
 from chalicelib.services import Services
 
@@ -36,9 +43,40 @@ def sessions_list(
 
 
 def session_detail(services: Services, headers: Mapping[str, str], session_id: str) -> dict:
-    """``GET /v1/sessions/{id}``: every record of one session, for auditors."""
+    """``GET /v1/sessions/{id}``: every record of one session and its anchors, for auditors."""
     _auditor(services, headers)
-    return session_response(services.audit_store, session_id)
+    return session_response(
+        services.audit_store, session_id, s3_anchor_reader(services.settings.region)
+    )
+
+
+# The anchors of one session, or None when this deployment keeps none.
+AnchorReader = Callable[[str], "list[Anchor] | None"]
+
+
+def s3_anchor_reader(region: str, bucket: str | None = None) -> AnchorReader:
+    """Anchors from the stage's Object Lock bucket (EKSGATE_ANCHOR_BUCKET), read by the
+    function, so auditors need no S3 rights. ServiceUnavailable if the bucket cannot be read:
+    records without their anchors would look merely unanchored."""
+    bucket = bucket if bucket is not None else os.environ.get("EKSGATE_ANCHOR_BUCKET", "")
+
+    def read(session_id: str) -> list[Anchor] | None:
+        if not bucket:
+            return None
+        try:
+            return list_anchors(_s3_client(region), bucket, session_id)
+        except (ClientError, BotoCoreError) as exc:
+            logger.warning("audit anchors unreadable", extra={"cause": repr(exc)})
+            raise ServiceUnavailable("the audit anchors could not be read; try again") from exc
+
+    return read
+
+
+@lru_cache(maxsize=4)
+def _s3_client(region: str) -> Any:
+    import boto3
+
+    return boto3.session.Session(region_name=region).client("s3")
 
 
 LIST_PARAMETERS = ("identity", "cluster", "since", "until", "decision", "limit")
@@ -80,23 +118,30 @@ def list_sessions_response(
     return {"sessions": [summary.to_json_dict() for summary in summaries]}
 
 
-def session_response(store: AuditStore, session_id: str) -> dict[str, Any]:
-    """``GET /v1/sessions/{id}``: the session's records and the server's chain check.
+def session_response(
+    store: AuditStore, session_id: str, anchors: AnchorReader = lambda _: None
+) -> dict[str, Any]:
+    """``GET /v1/sessions/{id}``: the session's records, its anchors and the server's check.
 
-    Clients that must not trust the server verify the chain themselves
-    (``eksgate sessions verify``); ``chain`` is a convenience. NotFound if the session has
-    no records.
+    ``anchors`` is the list of ``{"seq", "hash", "anchored_at"}`` kept outside the table
+    (null when this deployment keeps none). Clients that must not trust the server verify
+    the chain and the anchors themselves (``eksgate sessions verify``); ``chain`` is a
+    convenience. NotFound if the session has neither records nor anchors.
     """
     if not _SESSION_ID.fullmatch(session_id or ""):
         raise BadRequest("a session id is 1 to 128 letters, digits, '.', '_', ':' or '-'")
     records = store.records(session_id)
-    if not records:
+    kept = anchors(session_id)
+    # A session whose every record was deleted still has its anchors: show them, so verify
+    # reports the deletion instead of "unknown session".
+    if not records and not kept:
         raise NotFound(
             f"no audit records for session {session_id!r} (unknown, or past the retention period)"
         )
     return {
         "session_id": session_id,
         "records": [record.to_json_dict() for record in records],
+        "anchors": None if kept is None else [anchor.to_json_dict() for anchor in kept],
         "chain": report_json(verify_chain(session_id, records)),
     }
 

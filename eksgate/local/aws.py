@@ -129,3 +129,20 @@ def create_tables(dynamodb: Any, names: dict[str, str]) -> None:
                     "Enabled": ttl["Enabled"],
                 },
             )
+
+
+def create_audit_buckets(s3: Any, export_bucket: str, anchor_bucket: str, days: int) -> None:
+    """The export bucket, and the anchor bucket with Object Lock as the template defines it
+    (compliance mode; ``days`` is the stage's retention, as ``eksgate infra render`` sets)."""
+    template = yaml.safe_load(open(INFRA_TEMPLATE, encoding="utf-8"))
+    lock = template["Resources"]["AuditAnchorBucket"]["Properties"]["ObjectLockConfiguration"]
+    s3.create_bucket(Bucket=export_bucket)
+    s3.create_bucket(Bucket=anchor_bucket, ObjectLockEnabledForBucket=True)
+    retention = dict(lock["Rule"]["DefaultRetention"], Days=days)
+    s3.put_object_lock_configuration(
+        Bucket=anchor_bucket,
+        ObjectLockConfiguration={
+            "ObjectLockEnabled": lock["ObjectLockEnabled"],
+            "Rule": {"DefaultRetention": retention},
+        },
+    )

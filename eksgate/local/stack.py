@@ -22,7 +22,7 @@ from types import ModuleType
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
-from eksgate.local.aws import LocalAws, create_signing_key, create_tables
+from eksgate.local.aws import LocalAws, create_audit_buckets, create_signing_key, create_tables
 from eksgate.local.control import ControlServer
 from eksgate.local.gateway_server import LocalApiGateway
 from eksgate.local.kube_emulator import EksTokenAuthenticator, KubeEmulator
@@ -30,6 +30,7 @@ from eksgate.local.kube_emulator.tls import TlsMaterial, generate_tls_material, 
 from eksgate.local.oidc_issuer import DEMO_IDENTITIES, LocalOidcIssuer
 from eksgate.local.slack_fake import SlackFake
 from eksgate.local.stage import PROJECT_DIR, local_app_environment
+from eksgate.local.streams import StreamPump
 
 CLUSTER = "demo"
 
@@ -111,6 +112,7 @@ class LocalStack:
         )
         self.gateway: LocalApiGateway | None = None
         self.app_module: ModuleType | None = None
+        self.stream: StreamPump | None = None
         self._started: list[tuple[str, Callable[[], None]]] = []
         self._saved_env: dict[str, str | None] = {}
         self.workdir = Path(tempfile.mkdtemp(prefix="eksgate-local-"))
@@ -155,6 +157,11 @@ class LocalStack:
             lambda: self.control.stop() if self.control else None,
         )
         self._start(
+            "audit stream (the app's audit_export function)",
+            self._start_stream,
+            lambda: self.stream.stop() if self.stream else None,
+        )
+        self._start(
             "scheduler (the app's @app.schedule functions)",
             self._start_scheduler,
             self._stop_scheduler.set,
@@ -186,6 +193,21 @@ class LocalStack:
 
         threading.Thread(target=run, name="local-scheduler", daemon=True).start()
 
+    def _start_stream(self) -> None:
+        """Deliver the audit table's stream to ``audit_export``, as its event source mapping
+        does in AWS: the anchors and the export follow the trail within a second."""
+        from eksgate.local.gateway_server import LambdaContext
+
+        table = os.environ["EKSGATE_AUDIT_TABLE"]
+        arn = self.aws.client("dynamodb").describe_table(TableName=table)["Table"][
+            "LatestStreamArn"
+        ]
+        self.stream = StreamPump(
+            self.aws.client("dynamodbstreams"),
+            arn,
+            lambda event: self.app_module.audit_export(event, LambdaContext()),
+        ).start()
+
     def stop(self) -> None:
         while self._started:
             _, stop = self._started.pop()
@@ -210,6 +232,12 @@ class LocalStack:
             SecretString=json.dumps(
                 {"bot_token": self.slack.bot_token, "signing_secret": self.slack.signing_secret}
             ),
+        )
+        create_audit_buckets(
+            self.aws.client("s3"),
+            env["EKSGATE_EXPORT_BUCKET"],
+            env["EKSGATE_ANCHOR_BUCKET"],
+            int(env.get("EKSGATE_AUDIT_RETENTION_DAYS", "30")),
         )
         create_tables(
             self.aws.client("dynamodb"),

@@ -125,7 +125,75 @@ def test_verify_recomputes_the_chain_and_finds_it_intact(gateway, capsys):
     assert cmd_sessions_verify(_args(gateway, session_id=SID)) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0] == f"session {SID}: 3 records, chain intact"
-    assert out[1].startswith("last hash ")
+    assert out[1].startswith("anchors: this gateway keeps none")
+    assert out[2] == "checked: the hash chain of 3 records (recomputed here)"
+    assert out[3].startswith("last hash ")
+
+
+def _anchored(gateway, records, anchored_seqs, served=None):
+    anchors = [{"seq": s, "hash": records[s].hash, "anchored_at": "2026-11-22T13:41:00+00:00"}
+               for s in anchored_seqs]
+    gateway.answers[f"/v1/sessions/{SID}"] = (
+        200, {**_session_answer(served if served is not None else records), "anchors": anchors})
+
+
+def test_verify_checks_the_anchors_by_default_and_says_what_it_checked(gateway, capsys):
+    records = sealed_chain(SID, 3)
+    _anchored(gateway, records, [0, 2])
+    assert cmd_sessions_verify(_args(gateway, session_id=SID)) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[1] == ("anchors: records 0 to 2 match the anchor of record 2 (anchored "
+                      "2026-11-22T13:41:00+00:00); 2 anchors, none disagrees")
+    assert out[2] == "every record is anchored"
+    assert out[3] == ("checked: the hash chain of 3 records (recomputed here), 2 anchors from "
+                      "the gateway's Object Lock bucket")
+
+
+def test_verify_reports_records_newer_than_the_newest_anchor_as_not_yet_anchored(gateway,
+                                                                                   capsys):
+    records = sealed_chain(SID, 5)
+    _anchored(gateway, records, [1])
+    assert cmd_sessions_verify(_args(gateway, session_id=SID, json=True)) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["anchors"]["anchored_through"] == 1
+    assert report["anchors"]["unanchored"] == [2, 3, 4]
+    assert cmd_sessions_verify(_args(gateway, session_id=SID)) == 0
+    assert ("not yet anchored: records 2 to 4 are newer than the newest anchor"
+            in capsys.readouterr().out)
+
+
+def test_verify_finds_a_deleted_tail_without_flags(gateway, capsys):
+    records = sealed_chain(SID, 5)
+    _anchored(gateway, records, [2, 4], served=records[:3])
+    assert cmd_sessions_verify(_args(gateway, session_id=SID)) == 1
+    out = capsys.readouterr().out
+    assert f"session {SID}: 3 records, chain intact" in out  # the chain alone is fooled
+    assert (f"session {SID}: TAMPERED: record 4 was anchored but the table has records up to "
+            "2: records 3 to 4 were deleted") in out
+    assert "last hash" not in out
+
+
+def test_verify_finds_a_rewritten_suffix_without_flags(gateway, capsys):
+    records = sealed_chain(SID, 4)
+    forged = sealed_chain(SID, 4, start_time=30)  # a whole new chain: it verifies on its own
+    _anchored(gateway, records, [3], served=records[:2] + forged[2:])
+    assert cmd_sessions_verify(_args(gateway, session_id=SID, json=True)) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["ok"] is False
+    assert report["anchors"]["problem"]["code"] in ("anchor_mismatch",)
+    assert report["problem"]["code"] == "prev_hash"  # spliced: the chain sees it here too
+    _anchored(gateway, records, [3], served=forged)
+    assert cmd_sessions_verify(_args(gateway, session_id=SID, json=True)) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["problem"] is None and report["anchors"]["problem"]["code"] == "anchor_mismatch"
+
+
+def test_verify_refuses_malformed_anchors(gateway, capsys):
+    records = sealed_chain(SID, 2)
+    gateway.answers[f"/v1/sessions/{SID}"] = (
+        200, {**_session_answer(records), "anchors": [{"seq": "1", "hash": records[1].hash}]})
+    assert cmd_sessions_verify(_args(gateway, session_id=SID)) == 1
+    assert "an anchor of session" in capsys.readouterr().err
 
 
 def test_verify_does_not_trust_the_servers_chain_field(gateway, capsys):
