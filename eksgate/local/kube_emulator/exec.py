@@ -21,6 +21,7 @@ import hashlib
 import json
 import queue
 import socket
+import ssl
 import struct
 import threading
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -53,15 +54,15 @@ def wants_websocket(headers: Any) -> bool:
     return upgrade == "websocket" and "upgrade" in [t.strip() for t in connection.split(",")]
 
 
-def choose_protocol(offered_header: str | None) -> str:
+def choose_protocol(offered_header: str | None, supported: tuple[str, ...] = PROTOCOLS) -> str:
     """The first offered subprotocol we speak; 400 like kube-apiserver when there is none."""
     offered = [p.strip() for p in (offered_header or "").split(",") if p.strip()]
     for protocol in offered:
-        if protocol in PROTOCOLS:
+        if protocol in supported:
             return protocol
     raise bad_request(
         f"unable to upgrade connection: requested protocol(s) are not supported: {offered}; "
-        f"supports {list(PROTOCOLS)}"
+        f"supports {list(supported)}"
     )
 
 
@@ -157,24 +158,67 @@ def read_message(stream: BinaryIO) -> tuple[int, bytes]:
             return opcode_of_message or _OP_BINARY, b"".join(parts)
 
 
+class _SharedTlsSocket:
+    """One TLS socket used by two threads, one TLS call at a time.
+
+    OpenSSL forbids using one connection from two threads at once (TLS 1.3's post-handshake
+    messages made that visible as lost or garbled records), so reads poll briefly under the
+    lock and writes take it too. A timed-out TLS read loses nothing.
+    """
+
+    _POLL = 0.05
+
+    def __init__(self, sock: socket.socket, finished: threading.Event) -> None:
+        self.sock = sock
+        self.finished = finished
+        self.lock = threading.Lock()
+        self.buffer = bytearray()
+
+    def read(self, size: int) -> bytes:
+        while len(self.buffer) < size:
+            if self.finished.is_set():
+                raise _Closed()
+            with self.lock:
+                self.sock.settimeout(self._POLL)
+                try:
+                    chunk = self.sock.recv(65536)
+                except (TimeoutError, ssl.SSLWantReadError):
+                    continue
+            if not chunk:
+                raise _Closed()
+            self.buffer += chunk
+        data = bytes(self.buffer[:size])
+        del self.buffer[:size]
+        return data
+
+    def write(self, data: bytes) -> None:
+        with self.lock:
+            self.sock.settimeout(10)
+            self.sock.sendall(data)
+
+
 class ExecSession:
     """One upgraded exec connection: a reader thread for the client, the process in this one."""
 
-    def __init__(self, sock: socket.socket, rfile: BinaryIO, wfile: BinaryIO, protocol: str, options: dict[str, Any]) -> None:
-        self.sock, self.rfile, self.wfile = sock, rfile, wfile
+    def __init__(self, sock: socket.socket, protocol: str, options: dict[str, Any]) -> None:
+        self.sock = sock
         self.protocol = protocol
         self.options = options
         self.stdin: queue.Queue[bytes] = queue.Queue()
-        self.stopped = threading.Event()
-        self._write_lock = threading.Lock()
+        self.stopped = threading.Event()  # the client left: the process should end
+        self.finished = threading.Event()  # the session is over: the reader should end
+        self.tls = _SharedTlsSocket(sock, self.finished)
+        self._close_sent = False
 
     def send(self, opcode: int, payload: bytes) -> None:
-        if self.stopped.is_set() and opcode != _OP_CLOSE:
+        if opcode == _OP_CLOSE:
+            if self._close_sent:
+                return
+            self._close_sent = True
+        elif self.stopped.is_set():
             return
         try:
-            with self._write_lock:
-                self.wfile.write(encode_frame(opcode, payload))
-                self.wfile.flush()
+            self.tls.write(encode_frame(opcode, payload))
         except OSError:
             self.stopped.set()
 
@@ -185,7 +229,7 @@ class ExecSession:
     def _read_loop(self) -> None:
         try:
             while True:
-                opcode, payload = read_message(self.rfile)
+                opcode, payload = read_message(self.tls)  # type: ignore[arg-type]
                 if opcode == _OP_CLOSE:
                     self.send(_OP_CLOSE, payload[:2])
                     break
@@ -233,6 +277,8 @@ class ExecSession:
         self.send(_OP_CLOSE, struct.pack("!H", 1000))
         reader.join(timeout=2.0)  # the client answers our close
         self.stopped.set()
+        self.finished.set()
+        reader.join()
         try:
             self.sock.shutdown(socket.SHUT_RDWR)
         except OSError:
@@ -267,7 +313,7 @@ def serve_exec(handler: Any, emulator: KubeEmulator, pod: Object, query: dict[st
         raise bad_request("Upgrade request required")
     if handler.headers.get("Sec-WebSocket-Version") != "13" or not handler.headers.get("Sec-WebSocket-Key"):
         raise bad_request("unable to upgrade connection: missing or bad Sec-WebSocket-Version/Key")
-    protocol = choose_protocol(handler.headers.get("Sec-WebSocket-Protocol"))
+    protocol = choose_protocol(handler.headers.get("Sec-WebSocket-Protocol"), emulator.exec_protocols)
     handler._record(101)
     handler.send_response(101, "Switching Protocols")
     handler.send_header("Upgrade", "websocket")
@@ -277,5 +323,4 @@ def serve_exec(handler: Any, emulator: KubeEmulator, pod: Object, query: dict[st
     handler.end_headers()
     handler.wfile.flush()
     handler.close_connection = True
-    handler.request.settimeout(None)  # the session ends by itself, by the client, or at stop()
-    ExecSession(handler.request, handler.rfile, handler.wfile, protocol, options).run(pod, options["container"], emulator)
+    ExecSession(handler.request, protocol, options).run(pod, options["container"], emulator)

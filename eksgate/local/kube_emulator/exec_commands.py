@@ -5,7 +5,8 @@ seed, and a handful of commands:
 
 ``echo ARGS``, ``cat [FILE|-]...`` (no file: stdin until end-of-input), ``ls [DIR]``,
 ``env`` / ``printenv [NAME]``, ``exit N``, ``sleep SECONDS``, ``seq N`` (much text),
-``head -c N /dev/urandom`` (deterministic binary bytes) or ``/dev/zero``, ``wc -c`` (counts
+``head -c N /dev/urandom`` (deterministic binary bytes) or ``/dev/zero``, ``tail -f FILE``
+(prints, then never ends), ``wc -c`` (counts
 stdin), ``sh -c "ONE COMMAND"`` (split with shell quoting, no pipes). Anything else answers
 as a container runtime does: ``executable file not found`` and exit code 127.
 
@@ -21,8 +22,9 @@ import base64
 import hashlib
 import shlex
 import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any
 
 Object = dict[str, Any]
 
@@ -267,6 +269,14 @@ class PretendContainer:
                     return 141  # as if killed by SIGPIPE
                 self.io.write_stdout(chunk)
                 batch = []
+        return 0
+
+    def _cmd_tail(self, args: list[str]) -> int:
+        if len(args) != 2 or args[0] != "-f" or args[1] not in self.files:
+            self.io.write_stderr(b"tail: the emulator only supports 'tail -f FILE'\n")
+            return 1
+        self.io.write_stdout(self.files[args[1]])
+        self.io.stopped.wait()  # follows forever: only the client leaving ends it
         return 0
 
     def _cmd_head(self, args: list[str]) -> int:
