@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
-from typing import Any, Mapping
+from typing import Any
 
 from chalicelib.identity import Identity
 from chalicelib.kube_request import KubeRequest
 from chalicelib.masking import PATTERN_NAMES, MaskingSettings
+from chalicelib.policy.commands import any_command_matches
 
 
 def glob_match(pattern: str, value: str) -> bool:
@@ -72,6 +74,7 @@ class Rule:
     non_resource_urls: tuple[str, ...] = ()
     approvers: tuple[str, ...] = ()
     approval: ApprovalSettings | None = None
+    commands: tuple[tuple[str, ...], ...] = ()  # pods/exec: argv patterns (policy/commands.py)
     line: int = 0
 
     @property
@@ -97,6 +100,8 @@ class Rule:
         if self.namespaces and not any(glob_match(n, request.namespace) for n in self.namespaces):
             return False
         if self.resource_names and request.name not in self.resource_names:
+            return False
+        if self.commands and not any_command_matches(self.commands, request.command or ()):
             return False
         return True
 
