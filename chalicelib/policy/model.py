@@ -101,9 +101,7 @@ class Rule:
             return False
         if self.resource_names and request.name not in self.resource_names:
             return False
-        if self.commands and not any_command_matches(self.commands, request.command or ()):
-            return False
-        return True
+        return not self.commands or any_command_matches(self.commands, request.command or ())
 
 
 def _resource_matches(pattern: str, request: KubeRequest) -> bool:
