@@ -7,6 +7,7 @@ import time
 from chalice import Chalice, Rate, Response
 
 from chalicelib.errors import EksgateError, ServiceUnavailable
+from chalicelib.exec.api import exec_route
 from chalicelib.http_responses import json_error, json_response, proxy_response
 from chalicelib.observability import flush_metrics, logger
 from chalicelib.proxy_api import handle_proxy
@@ -126,6 +127,14 @@ def audit_export(event, context):  # type: ignore[no-untyped-def]
 @app.schedule(Rate(1, unit=Rate.MINUTES))
 def expire_overdue_approvals(event) -> None:  # type: ignore[no-untyped-def]
     expire_approvals(services())
+
+
+@app.route("/v1/exec/{cluster}", methods=["POST"], content_types=["application/json"])
+def exec_command(cluster: str) -> Response:
+    request = app.current_request
+    return json_route(
+        lambda: exec_route(services(), cluster, request.headers, request.raw_body, caller())
+    )
 
 
 @app.route("/healthz", methods=["GET"])
