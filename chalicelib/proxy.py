@@ -421,7 +421,9 @@ def _platform_limit(
     return Forbidden(
         f"{blocked or 'connection upgrades'} cannot pass through the eksgate gateway: API "
         "Gateway and Lambda carry no streaming connections (exec, attach, port-forward, cp, "
-        "proxy). Use an approved direct grant instead: a rule with approval mode: grant and "
+        "proxy). For a command, use `eksgate exec [-n NS] [-c C] POD -- CMD ARGS...` (or "
+        "`kubectl eksgate exec ...`): decided, masked and recorded by the gateway. Otherwise "
+        "use an approved direct grant: a rule with approval mode: grant and "
         "direct: true lets `eksgate token --mode direct` issue an EKS token during the "
         "approved window",
         details={"subresource": blocked or "upgrade"},

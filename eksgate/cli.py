@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from chalicelib.config import DEFAULT_POLICY_DIR
+from eksgate.exec_cmd import add_exec_parser
 
 
 def _policy_dir(value: str | None) -> Path:
@@ -29,6 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     token.add_argument("--no-cache", action="store_true", help="always ask the broker")
     token.add_argument("--ca-file", help="CA bundle to verify the gateway with (default: system)")
+
+    add_exec_parser(commands)
 
     kubeconfig = commands.add_parser("kubeconfig", help="print or merge a kubeconfig entry")
     kubeconfig.add_argument("--cluster", required=True)
@@ -174,6 +177,10 @@ def main(argv: list[str] | None = None) -> int:
         from eksgate.token_cmd import cmd_kubeconfig
 
         return cmd_kubeconfig(args)
+    if args.command == "exec":
+        from eksgate.exec_cmd import cmd_exec
+
+        return cmd_exec(args)
     if args.command == "policy":
         from eksgate import policy_cmd
 
