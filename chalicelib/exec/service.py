@@ -20,6 +20,7 @@ from chalicelib.exec.client import ExecResult, ExecTarget
 from chalicelib.exec.request import ExecInput
 from chalicelib.kube_request import KubeRequest
 from chalicelib.masking import MaskingSettings, mask_text
+from chalicelib.policy.commands import render_argv
 from chalicelib.policy.engine import Decision, evaluate
 from chalicelib.policy.model import Policy
 from chalicelib.session_audit import Caller
@@ -155,7 +156,9 @@ def run_exec(
         except EksgateError as error:
             record.refuse(decision, error)
     elif decision.effect != "allow":
-        record.refuse(decision, Forbidden(decision.reason))
+        record.refuse(
+            decision, Forbidden(f"{decision.reason}, command: {render_argv(request.argv)}")
+        )
     record.event(
         "request", decision=_decision(decision), approval_id=approval_id, detail=record.detail
     )

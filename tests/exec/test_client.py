@@ -72,18 +72,18 @@ def test_stdin_over_the_limit_is_refused(cluster, emulator) -> None:
 
 
 def test_v4_stdin_cannot_be_closed_so_a_reader_is_cut(cluster, emulator, v4_only) -> None:
-    result = run(cluster, emulator, ["cat"], stdin=b"partial\n", seconds=1.0)
+    result = run(cluster, emulator, ["cat"], stdin=b"partial\n", seconds=3.0)
     assert result.outcome == "cut" and not result.stdin_closed
     assert result.stdout == b"partial\n"  # what it printed before the deadline
     assert result.exit_code is None and "still running" in result.remote_process
 
 
 def test_deadline_cut_keeps_output_so_far(cluster, emulator) -> None:
-    result = run(cluster, emulator, ["tail", "-f", "/etc/app/features.txt"], seconds=1.0)
+    result = run(cluster, emulator, ["tail", "-f", "/etc/app/features.txt"], seconds=3.0)
     assert result.outcome == "cut" and result.exit_code is None
     assert result.stdout == b"checkout-v2=on\nreviews=off\n"
     assert "cut at the gateway's deadline" in result.error
-    silent = run(cluster, emulator, ["sleep", "3600"], seconds=0.5)
+    silent = run(cluster, emulator, ["sleep", "3600"], seconds=2.0)
     assert silent.outcome == "cut" and silent.stdout == b""
 
 

@@ -130,7 +130,7 @@ def test_exit_code_stdin_binary_and_cut(exec_with) -> None:
     binary, events = exec_with(["head", "-c", "5000", "/dev/urandom"])
     assert len(base64.b64decode(binary["stdout"]["base64"])) == 5000
     assert events[1]["detail"]["exec"]["stdout"]["binary"] is True
-    cut, events = exec_with(["tail", "-f", "/etc/app/config.yaml"], timeout=1)
+    cut, events = exec_with(["tail", "-f", "/etc/app/config.yaml"], timeout=3)
     assert cut["outcome"] == "cut" and cut["exit_code"] is None
     assert "still running" in cut["remote_process"] and CONFIG_API_KEY not in cut["stdout"]["text"]
     assert events[1]["detail"]["exec"]["outcome"] == "cut"
