@@ -5,8 +5,8 @@ Deny beats approve beats allow; a request no rule matches is denied.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Iterable
 
 from chalicelib.errors import Forbidden
 from chalicelib.identity import Identity

@@ -5,10 +5,9 @@ Every problem is reported as ``file:line: field: message`` so a person can go st
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import jsonschema
 import yaml
