@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
-from typing import Any
+from typing import Any, Mapping
 
 from chalicelib.identity import Identity
 from chalicelib.kube_request import KubeRequest
