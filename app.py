@@ -151,6 +151,16 @@ def expire_overdue_approvals(event) -> None:  # type: ignore[no-untyped-def]
     expire_approvals(services())
 
 
+@app.route("/v1/exec/{cluster}", methods=["POST"], content_types=["application/json"])
+def exec_command(cluster: str) -> Response:
+    from chalicelib.exec.api import exec_route
+
+    request = app.current_request
+    return json_route(
+        lambda: exec_route(services(), cluster, request.headers, request.raw_body, caller())
+    )
+
+
 @app.route("/healthz", methods=["GET"])
 def healthz() -> Response:
     return json_response({"status": "ok"})

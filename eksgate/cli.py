@@ -95,6 +95,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _gateway_client_arguments(mcp)
 
+    from eksgate.exec_cmd import add_exec_parser
+
+    add_exec_parser(commands)
+
     kubeconfig = commands.add_parser("kubeconfig", help="print or merge a kubeconfig entry")
     kubeconfig.add_argument("--cluster", required=True)
     kubeconfig.add_argument("--gateway", required=True)
@@ -303,6 +307,10 @@ def _run(argv: list[str]) -> int:
         from eksgate.token_cmd import cmd_kubeconfig
 
         return cmd_kubeconfig(args)
+    if args.command == "exec":
+        from eksgate.exec_cmd import cmd_exec
+
+        return cmd_exec(args)
     if args.command == "policy":
         from eksgate import policy_cmd
 

@@ -16,6 +16,12 @@ import urllib.parse
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from chalicelib.audit.exec_replay import (
+    exec_command_text,
+    exec_outcome_text,
+    exec_output_lines,
+    exec_step,
+)
 from chalicelib.audit.records import SessionRecord, SessionSummary
 
 # Resources with no namespace: listing them without -n is not "the default namespace".
@@ -114,6 +120,7 @@ def render_timeline(
     for record in records:
         clock = record.time[11:23] if len(record.time) >= 23 else record.time
         lines.append(_printable(f"{clock}  #{record.seq}  {_describe(record)}"))
+        lines += [_printable(text) for text in exec_output_lines(record)]
         if details:
             lines += [_INDENT + _printable(text) for text in _details(record)]
         if show_bodies:
@@ -149,6 +156,12 @@ def render_sessions(summaries: Sequence[SessionSummary]) -> list[str]:
 
 def _describe(record: SessionRecord) -> str:
     kind = record.kind
+    step = exec_step(record)
+    if step is not None and kind in ("request", "refusal"):
+        text = exec_command_text(record, step) + "  " + _decision_text(record.decision or {})
+        return text + ("  not run" if kind == "refusal" else "")
+    if step is not None and kind == "response":
+        return exec_outcome_text(record, step)
     approval = _short(record.approval_id)
     decision = record.decision or {}
     detail = record.detail or {}

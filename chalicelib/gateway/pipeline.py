@@ -342,6 +342,12 @@ def _refuse_platform_limits(
             details={"name": approval_id, "kind": "approval", "approval_id": approval_id},
         )
     what = blocked or "connection upgrades"
+    exec_hint = (
+        " To run a command, use `eksgate exec [-n NS] [-c C] POD -- CMD ARGS...` (or `kubectl "
+        "eksgate exec ...`): decided by your policy, masked and recorded by the gateway."
+        if blocked == "exec"
+        else ""
+    )
     if decision.effect == "deny":
         offer = f"Your policy offers no direct grant for it either: {decision.reason}"
     else:
@@ -352,6 +358,6 @@ def _refuse_platform_limits(
         )
     raise Forbidden(
         f"{what} cannot pass through the eksgate gateway: API Gateway and Lambda carry no "
-        f"streaming connections (exec, attach, port-forward, cp, proxy). {offer}",
+        f"streaming connections (exec, attach, port-forward, cp, proxy).{exec_hint} {offer}",
         details={"subresource": blocked or "upgrade", "policy": decision.policy},
     )

@@ -41,6 +41,7 @@ class KubeRequest:
     resource: str = ""
     subresource: str = ""
     name: str = ""
+    command: tuple[str, ...] | None = None  # pods/exec through /v1/exec: the argv to run
 
     @property
     def resource_with_subresource(self) -> str:

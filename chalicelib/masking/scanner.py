@@ -16,6 +16,8 @@ import re
 import string
 from collections.abc import Iterable
 
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
 from chalicelib.masking.vocabulary import (
     LEADING_RULES,
     RULES,
@@ -105,7 +107,13 @@ class Scanner:
             lowered = text.lower()
             if len(lowered) != len(text):  # a few non-ASCII letters lower to two characters
                 lowered = text.translate(_ASCII_LOWER)
-            found_hits = self._str_automaton.find_matches_as_indexes(lowered, overlapping=True)
+            try:
+                found_hits = self._str_automaton.find_matches_as_indexes(lowered, overlapping=True)
+            except UnicodeEncodeError:
+                # Bytes decoded with surrogateescape (exec output): search a copy whose lone
+                # surrogates are NULs, one code point each, so every index stays the same.
+                lowered = _SURROGATES.sub("\x00", lowered)
+                found_hits = self._str_automaton.find_matches_as_indexes(lowered, overlapping=True)
             hits = sorted({start for _, start, _ in found_hits})
         if not leading and not hits:
             return text

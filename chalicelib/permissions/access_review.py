@@ -208,6 +208,10 @@ def rules_review(policy: Policy, review: Any) -> dict[str, Any]:
                 f"{rule.label} ({'needs approval' if rule.effect == 'approve' else 'denies'})"
             )
             continue
+        if rule.commands:
+            # Only some commands are allowed: a rules list would say every command is.
+            withheld.append(f"{rule.label} (allows only the commands it names)")
+            continue
         if rule.non_resource_urls:
             non_resource_rules.append(
                 {"verbs": list(rule.verbs), "nonResourceURLs": list(rule.non_resource_urls)}

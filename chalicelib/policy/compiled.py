@@ -12,6 +12,7 @@ import re
 from fnmatch import translate
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
+from chalicelib.policy.commands import any_command_matches
 from chalicelib.policy.model import Policy, Rule, Subject, claim_texts
 
 if TYPE_CHECKING:  # the model module names where these live; this one only needs the types
@@ -240,5 +241,7 @@ class RuleTable:
                 continue
             if rule.resource_names and request.name not in rule.resource_names:
                 continue
+            if rule.commands and not any_command_matches(rule.commands, request.command or ()):
+                continue  # a pods/exec rule covers only the commands it names
             return rule
         return None

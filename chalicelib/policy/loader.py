@@ -14,6 +14,7 @@ import yaml
 
 from chalicelib.policy.compiled import PolicyIndex
 from chalicelib.policy.conformance import Check, UnsupportedSchema, compile_schema
+from chalicelib.policy.commands import pattern_problem
 from chalicelib.policy.durations import parse_duration
 from chalicelib.policy.model import ApprovalSettings, Policy, Rule, Subject
 from chalicelib.policy.schema import PATTERN_NAMES, POLICY_SCHEMA
@@ -203,6 +204,11 @@ def _semantic_problems(doc: dict, tracker: _LineTracker, prefix: Path_) -> list[
             problem(("rules", i), "a rule needs resources or nonResourceURLs")
         if rule.get("resources") and rule.get("nonResourceURLs"):
             problem(("rules", i), "a rule takes resources or nonResourceURLs, not both")
+        if "commands" in rule and rule.get("resources") != ["pods/exec"]:
+            problem(("rules", i, "commands"), "commands need resources: [pods/exec] alone")
+        for j, pattern in enumerate(rule.get("commands", [])):
+            if pattern_problem(pattern):
+                problem(("rules", i, "commands", j), str(pattern_problem(pattern)))
         approval = rule.get("approval", {})
         for key in ("ttl", "window"):
             if key in approval and parse_duration(approval[key]) > MAX_APPROVAL_SECONDS:
@@ -266,6 +272,7 @@ def _build_policy(doc: dict, file: str, tracker: _LineTracker, prefix: Path_) ->
                 non_resource_urls=tuple(raw.get("nonResourceURLs", [])),
                 approvers=tuple(raw.get("approvers", [])),
                 approval=approval,
+                commands=tuple(tuple(c) for c in raw.get("commands", [])),
                 line=tracker.line(prefix + ("rules", i)),
             )
         )

@@ -10,6 +10,7 @@ from typing import Any, Mapping
 from chalicelib.identity import Identity
 from chalicelib.kube.request import KubeRequest
 from chalicelib.masking import PATTERN_NAMES, MaskingSettings
+from chalicelib.policy.commands import any_command_matches
 
 
 def glob_match(pattern: str, value: str) -> bool:
@@ -79,6 +80,7 @@ class Rule:
     non_resource_urls: tuple[str, ...] = ()
     approvers: tuple[str, ...] = ()
     approval: ApprovalSettings | None = None
+    commands: tuple[tuple[str, ...], ...] = ()  # pods/exec: argv patterns (policy/commands.py)
     line: int = 0
 
     @property
@@ -96,7 +98,8 @@ class Rule:
             return False
         if self.resource_names and request.name not in self.resource_names:
             return False
-        return True
+        # pods/exec rules may name the commands they cover; no match is no rule.
+        return not self.commands or any_command_matches(self.commands, request.command or ())
 
     def matches_ignoring_scope(self, request: KubeRequest) -> bool:
         """``matches`` without the namespace and resource-name checks."""

@@ -89,6 +89,7 @@ POLICY_SCHEMA: dict = {
                     "resourceNames": _strings,
                     "nonResourceURLs": _strings,
                     "approvers": _strings,
+                    "commands": {"type": "array", "minItems": 1, "items": _strings},
                     "approval": {
                         "type": "object",
                         "additionalProperties": False,

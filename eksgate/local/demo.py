@@ -382,6 +382,51 @@ def step_self_approval(stack: LocalStack, n: Narrator) -> None:
     )
 
 
+def eksgate_exec(stack: LocalStack, pod: str, *argv: str) -> subprocess.CompletedProcess:
+    """Run the real ``eksgate exec`` as the CI agent (its cached session, as kubectl's)."""
+    env = {**os.environ, "EKSGATE_OIDC_TOKEN": stack.mint("ci-agent")}
+    command = ["exec", "--gateway", stack.gateway_url, "--cluster", CLUSTER, "--ca-file"]
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "eksgate.cli",
+            *command,
+            str(stack.gateway_ca_file),
+            "-n",
+            "shop",
+            pod,
+            "--",
+            *argv,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+
+
+def step_exec(stack: LocalStack, n: Narrator) -> None:
+    from kubernetes import client
+
+    n.title("A command in a pod: `eksgate exec`, decided, masked and recorded")
+    pods = client.CoreV1Api(kube_client(stack, "ci-agent")).list_namespaced_pod("shop").items
+    pod = sorted(p.metadata.name for p in pods if p.metadata.name.startswith("web-"))[0]
+    result = eksgate_exec(stack, pod, "cat", "/etc/app/config.yaml")
+    n.say(f"eksgate exec -n shop {pod} -- cat /etc/app/config.yaml  (exit {result.returncode})")
+    _indent(result.stdout.rstrip() or result.stderr.rstrip(), n)
+    if result.returncode == 0 and "***MASKED***" in result.stdout:
+        n.ok("the planted AWS keys and database password came back masked")
+    else:
+        n.fail("the exec failed or its output was not masked")
+    refused = eksgate_exec(stack, pod, "cat", "/etc/passwd")
+    if refused.returncode != 0:
+        n.refused(refused.stderr.strip().splitlines()[-1])
+    else:
+        n.fail("a command outside the policy's patterns ran")
+
+
 def step_audit_replay(stack: LocalStack, n: Narrator) -> None:
     n.title("The agent's session, replayed from the audit trail by an auditor")
     credential = json.loads(eksgate_token(stack, "ci-agent").stdout)
@@ -430,6 +475,7 @@ STEPS: list[Callable[[LocalStack, Narrator], None]] = [
     step_allowed_read,
     step_masked_secret,
     step_refused_delete,
+    step_exec,
     step_approval,
     step_self_approval,
     step_audit_replay,

@@ -45,7 +45,7 @@ def test_policy_lint_warns_about_shadowed_rules(tmp_path, capsys):
     (tmp_path / "p.yaml").write_text(text)
     assert main(["policy", "lint", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "rules[4]: never decides anything: read-shop (allow)" in out
+    assert "rules[5]: never decides anything: read-shop (allow)" in out
 
 
 def test_policy_test_runs_the_shipped_cases(capsys):

@@ -66,6 +66,8 @@ class KubeEmulator:
         self.api = Api(self.discovery, self.store, self.controllers, token_reviewer=self._review_token)
         self.openapi = OpenApiV3(self.discovery)
         self.call_log = CallLog()
+        # The exec subprotocols served; tests narrow this to act as an older (v4-only) server.
+        self.exec_protocols: tuple[str, ...] = ("v5.channel.k8s.io", "v4.channel.k8s.io")
         # Set when stop() begins; followed logs and watches end as soon as they see it.
         self.stopping = threading.Event()
         self._server: EmulatorServer | None = None

@@ -26,6 +26,7 @@ import yaml
 from .api import is_dry_run, parse_list_options, strip_type_meta
 from .auth import bearer_token
 from .discovery import AGGREGATED_CONTENT_TYPE, VERSION_INFO, ResourceInfo
+from .exec import serve_exec
 from .errors import ApiError, bad_request, failure_status, method_not_allowed
 from .negotiation import OutputFormat, negotiate_discovery_format, negotiate_resource_format
 from .records import CallRecord
@@ -581,6 +582,10 @@ class _Handler(StreamingMixin, BaseHTTPRequestHandler):
                 raise method_not_allowed("the server does not allow this method on the requested resource")
             self._verb = "create"
             self._send_json(201, api.evict(ns or "", name, self._decode_object(raw), dry_run=self._dry_run))
+            return
+        if key == ("", "pods") and sub == "exec" and method in ("GET", "POST"):
+            self._verb = "create" if method == "POST" else "get"
+            serve_exec(self, self.emulator, api.get(info, ns, name), self._query)
             return
         if sub in ("exec", "attach", "portforward"):
             # What kube-apiserver says to a client that does not upgrade the connection.
