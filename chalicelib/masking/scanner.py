@@ -16,14 +16,14 @@ import re
 import string
 from collections.abc import Iterable
 
-_SURROGATES = re.compile("[\ud800-\udfff]")
-
 from chalicelib.masking.vocabulary import (
     LEADING_RULES,
     RULES,
     TOOL_FLAG_RULES,
     TRIGGERS,
 )
+
+_SURROGATES = re.compile("[\ud800-\udfff]")
 
 MASK = "***MASKED***"
 
