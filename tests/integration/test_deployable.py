@@ -93,6 +93,9 @@ def test_chalice_package_with_the_merge_template_passes_cfn_lint(tmp_path):
     assert handler["Environment"]["Variables"]["EKSGATE_AUDIT_TABLE"] == "eksgate-prod-audit"
     assert resources["AuditTable"]["Properties"]["TableName"] == "eksgate-prod-audit"
     assert resources["AuditExport"]["Properties"]["Handler"]  # merged, not replaced
+    definition = resources["RestAPI"]["Properties"]["DefinitionBody"]  # eksgate/api_definition.py
+    greedy = definition["paths"]["/k8s/{cluster}/{proxy+}"]["get"]
+    assert [p["name"] for p in greedy["parameters"]] == ["cluster", "proxy"]
     matches = cfnlint_api.lint(json.dumps(template),
                                config=cfnlint_api.ManualArgs(regions=["eu-west-1"]))
     assert [str(m) for m in matches] == []
