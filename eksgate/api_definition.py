@@ -34,16 +34,24 @@ _OPENAPI_REF = "#/components/schemas/"
 # Chalice upgrade that adds a feature cannot silently lose it from the deployed API.
 _COPIED_KEYS = {"info", "paths", "definitions", "securityDefinitions"}
 _DROPPED_KEYS = {"swagger", "schemes"}
-_OPERATION_KEYS = {"consumes", "produces", "responses", "parameters", "summary", "description",
-                   "security"}
+_OPERATION_KEYS = {
+    "consumes",
+    "produces",
+    "responses",
+    "parameters",
+    "summary",
+    "description",
+    "security",
+}
 
 
 class UnsupportedDefinition(ValueError):
     """Chalice generated something this module does not know how to state in OpenAPI 3."""
 
 
-def complete_definition(swagger: Mapping[str, Any],
-                        description: str = DESCRIPTION) -> dict[str, Any]:
+def complete_definition(
+    swagger: Mapping[str, Any], description: str = DESCRIPTION
+) -> dict[str, Any]:
     """The OpenAPI 3.0 form of Chalice's Swagger 2.0 ``swagger``, every path parameter declared.
 
     Integration objects are kept as they are (the deployer fills placeholders in them later).
@@ -51,19 +59,22 @@ def complete_definition(swagger: Mapping[str, Any],
     """
     if swagger.get("swagger") != "2.0":
         raise UnsupportedDefinition(f"expected a Swagger 2.0 definition, got {swagger!r:.80}")
-    unknown = {key for key in swagger
-               if key not in _COPIED_KEYS | _DROPPED_KEYS and not key.startswith("x-amazon-")}
+    unknown = {
+        key
+        for key in swagger
+        if key not in _COPIED_KEYS | _DROPPED_KEYS and not key.startswith("x-amazon-")
+    }
     if unknown:
         raise UnsupportedDefinition(f"unsupported top-level keys: {sorted(unknown)}")
     definition: dict[str, Any] = {
         "openapi": OPENAPI_VERSION,
         "info": {**swagger["info"], "description": description},
-        "paths": {path: _path_item(path, operations)
-                  for path, operations in swagger["paths"].items()},
+        "paths": {
+            path: _path_item(path, operations) for path, operations in swagger["paths"].items()
+        },
         "components": _components(swagger),
     }
-    definition.update({key: value for key, value in swagger.items()
-                       if key.startswith("x-amazon-")})
+    definition.update({key: value for key, value in swagger.items() if key.startswith("x-amazon-")})
     return definition
 
 
@@ -97,31 +108,42 @@ def _components(swagger: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _path_item(path: str, operations: Mapping[str, Any]) -> dict[str, Any]:
-    parameters = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-                  for name in path_parameters(path)]
-    return {method: _operation(path, method, operation, parameters)
-            for method, operation in operations.items()}
+    parameters = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        for name in path_parameters(path)
+    ]
+    return {
+        method: _operation(path, method, operation, parameters)
+        for method, operation in operations.items()
+    }
 
 
-def _operation(path: str, method: str, operation: Mapping[str, Any],
-               parameters: list[dict[str, Any]]) -> dict[str, Any]:
-    unknown = {key for key in operation
-               if key not in _OPERATION_KEYS and not key.startswith("x-amazon-")}
+def _operation(
+    path: str, method: str, operation: Mapping[str, Any], parameters: list[dict[str, Any]]
+) -> dict[str, Any]:
+    unknown = {
+        key for key in operation if key not in _OPERATION_KEYS and not key.startswith("x-amazon-")
+    }
     if unknown:
         raise UnsupportedDefinition(f"{method.upper()} {path}: unsupported keys {sorted(unknown)}")
     declared = {p["name"] for p in operation.get("parameters", [])}
     if not declared <= set(path_parameters(path)):
-        raise UnsupportedDefinition(f"{method.upper()} {path}: parameters {sorted(declared)} "
-                                    "are not all in the path")
+        raise UnsupportedDefinition(
+            f"{method.upper()} {path}: parameters {sorted(declared)} are not all in the path"
+        )
     converted: dict[str, Any] = {
-        key: value for key, value in operation.items()
-        if key in {"summary", "description", "security"} or key.startswith("x-amazon-")}
+        key: value
+        for key, value in operation.items()
+        if key in {"summary", "description", "security"} or key.startswith("x-amazon-")
+    }
     if parameters:
         converted["parameters"] = [dict(p) for p in parameters]
     # `consumes` only feeds request models, which Lambda proxy integrations do not use.
     media_types = operation.get("produces", ["application/json"])
-    converted["responses"] = {status: _response(response, media_types)
-                              for status, response in operation.get("responses", {}).items()}
+    converted["responses"] = {
+        status: _response(response, media_types)
+        for status, response in operation.get("responses", {}).items()
+    }
     return converted
 
 
@@ -131,17 +153,22 @@ def _response(response: Mapping[str, Any], media_types: list[str]) -> dict[str, 
         schema = _openapi_refs(response["schema"])
         converted["content"] = {media_type: {"schema": schema} for media_type in media_types}
     if "headers" in response:
-        converted["headers"] = {name: {"schema": _openapi_refs(header)}
-                                for name, header in response["headers"].items()}
+        converted["headers"] = {
+            name: {"schema": _openapi_refs(header)} for name, header in response["headers"].items()
+        }
     return converted
 
 
 def _openapi_refs(value: Any) -> Any:
     if isinstance(value, Mapping):
-        return {key: (_OPENAPI_REF + item[len(_SWAGGER_REF):]
-                      if key == "$ref" and isinstance(item, str) and item.startswith(_SWAGGER_REF)
-                      else _openapi_refs(item))
-                for key, item in value.items()}
+        return {
+            key: (
+                _OPENAPI_REF + item[len(_SWAGGER_REF) :]
+                if key == "$ref" and isinstance(item, str) and item.startswith(_SWAGGER_REF)
+                else _openapi_refs(item)
+            )
+            for key, item in value.items()
+        }
     if isinstance(value, list):
         return [_openapi_refs(item) for item in value]
     return value

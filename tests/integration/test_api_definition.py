@@ -7,8 +7,13 @@ import copy
 import pytest
 from chalice.deploy.swagger import SwaggerGenerator
 
-from eksgate.api_definition import (DESCRIPTION, UnsupportedDefinition, complete_definition,
-                                    path_parameters, use_complete_definitions)
+from eksgate.api_definition import (
+    DESCRIPTION,
+    UnsupportedDefinition,
+    complete_definition,
+    path_parameters,
+    use_complete_definitions,
+)
 
 HANDLER = "arn:aws:lambda:us-east-1:123456789012:function:eksgate-dev"
 PROXY_METHODS = {"get", "head", "post", "put", "patch", "delete", "options"}
@@ -33,8 +38,9 @@ def definition(chalice_swagger):
 
 def test_chalice_alone_leaves_the_greedy_parameter_undeclared(chalice_swagger):
     """The reason this module exists; if Chalice fixes it, this test says so."""
-    declared = {p["name"] for p in chalice_swagger["paths"]["/k8s/{cluster}/{proxy+}"]["get"]
-                ["parameters"]}
+    declared = {
+        p["name"] for p in chalice_swagger["paths"]["/k8s/{cluster}/{proxy+}"]["get"]["parameters"]
+    }
     assert declared == {"cluster"}
     assert "description" not in chalice_swagger["info"]
 
@@ -44,14 +50,15 @@ def test_every_method_of_the_greedy_route_declares_cluster_and_proxy(definition)
     assert set(operations) == PROXY_METHODS
     for operation in operations.values():
         assert [(p["name"], p["in"], p["required"]) for p in operation["parameters"]] == [
-            ("cluster", "path", True), ("proxy", "path", True)]
+            ("cluster", "path", True),
+            ("proxy", "path", True),
+        ]
         assert operation["x-amazon-apigateway-integration"]["type"] == "aws_proxy"
 
 
 def test_the_definition_is_openapi_3_with_a_description(definition):
     assert definition["openapi"] == "3.0.1" and "swagger" not in definition
-    assert definition["info"] == {"title": "eksgate", "version": "1.0",
-                                  "description": DESCRIPTION}
+    assert definition["info"] == {"title": "eksgate", "version": "1.0", "description": DESCRIPTION}
     assert definition["components"]["schemas"]["Empty"]["type"] == "object"
     ok = definition["paths"]["/v1/token"]["post"]["responses"]["200"]
     assert ok["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Empty"}

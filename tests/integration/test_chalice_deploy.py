@@ -21,9 +21,13 @@ REGION = "us-east-1"
 
 
 def copy_project(target: Path) -> None:
-    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-                           cwd=PROJECT_DIR, capture_output=True,
-                           text=True, check=True).stdout.split()
+    files = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=PROJECT_DIR,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     for name in files:
         source = PROJECT_DIR / name
         if name.startswith(".chalice/deployed") or not (source.is_file() or source.is_symlink()):
@@ -48,15 +52,30 @@ def deployed(tmp_path_factory):
         host, port = server.get_host_and_port()
         endpoint = f"http://{host}:{port}"
         env = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
-        env.update(AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID="testing",
-                   AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION=REGION)
+        env.update(
+            AWS_ENDPOINT_URL=endpoint,
+            AWS_ACCESS_KEY_ID="testing",
+            AWS_SECRET_ACCESS_KEY="testing",
+            AWS_DEFAULT_REGION=REGION,
+        )
         result = subprocess.run(
             [str(Path(sys.executable).parent / "chalice"), "deploy", "--stage", "dev"],
-            cwd=project, env=env, capture_output=True, text=True, timeout=300)
-        clients = {name: boto3.client(name, endpoint_url=endpoint, region_name=REGION,
-                                      aws_access_key_id="testing",
-                                      aws_secret_access_key="testing")
-                   for name in ("apigateway", "lambda", "iam")}
+            cwd=project,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        clients = {
+            name: boto3.client(
+                name,
+                endpoint_url=endpoint,
+                region_name=REGION,
+                aws_access_key_id="testing",
+                aws_secret_access_key="testing",
+            )
+            for name in ("apigateway", "lambda", "iam")
+        }
         yield result, clients, project
     finally:
         server.stop()
@@ -71,11 +90,17 @@ def test_chalice_deploy_runs_to_the_end(deployed):
 def test_the_three_functions_and_their_roles_exist(deployed):
     _, clients, _ = deployed
     functions = {f["FunctionName"] for f in clients["lambda"].list_functions()["Functions"]}
-    assert functions == {"eksgate-dev", "eksgate-dev-audit_export",
-                         "eksgate-dev-expire_overdue_approvals"}
+    assert functions == {
+        "eksgate-dev",
+        "eksgate-dev-audit_export",
+        "eksgate-dev-expire_overdue_approvals",
+    }
     roles = {r["RoleName"] for r in clients["iam"].list_roles()["Roles"]}
-    assert {"eksgate-dev-api_handler", "eksgate-dev-audit_export",
-            "eksgate-dev-expire_overdue_approvals"} <= roles
+    assert {
+        "eksgate-dev-api_handler",
+        "eksgate-dev-audit_export",
+        "eksgate-dev-expire_overdue_approvals",
+    } <= roles
 
 
 def test_the_greedy_resource_sends_every_method_to_the_lambda(deployed):
@@ -83,19 +108,23 @@ def test_the_greedy_resource_sends_every_method_to_the_lambda(deployed):
     apigateway = clients["apigateway"]
     (api,) = apigateway.get_rest_apis()["items"]
     assert api["name"] == "eksgate"
-    resources = {r["path"]: r for r in apigateway.get_resources(restApiId=api["id"],
-                                                                limit=500)["items"]}
+    resources = {
+        r["path"]: r for r in apigateway.get_resources(restApiId=api["id"], limit=500)["items"]
+    }
     greedy = resources["/k8s/{cluster}/{proxy+}"]
     assert set(greedy["resourceMethods"]) == PROXY_METHODS
     handler = clients["lambda"].get_function(FunctionName="eksgate-dev")
     handler_arn = handler["Configuration"]["FunctionArn"]
     for method in PROXY_METHODS:
-        integration = apigateway.get_integration(restApiId=api["id"], resourceId=greedy["id"],
-                                                 httpMethod=method)
+        integration = apigateway.get_integration(
+            restApiId=api["id"], resourceId=greedy["id"], httpMethod=method
+        )
         assert integration["type"].upper() == "AWS_PROXY"  # moto keeps the case sent
         assert integration["httpMethod"] == "POST"
-        assert integration["uri"] == (f"arn:aws:apigateway:{REGION}:lambda:path/2015-03-31"
-                                      f"/functions/{handler_arn}/invocations")
+        assert integration["uri"] == (
+            f"arn:aws:apigateway:{REGION}:lambda:path/2015-03-31"
+            f"/functions/{handler_arn}/invocations"
+        )
     assert set(resources["/k8s/{cluster}"]["resourceMethods"]) == PROXY_METHODS
     stages = {s["stageName"] for s in apigateway.get_stages(restApiId=api["id"])["item"]}
     assert "api" in stages
