@@ -42,6 +42,27 @@ def copy_project(target: Path) -> None:
     (target / "requirements.txt").write_text("")
 
 
+def chalice_deploy(project: Path, endpoint: str) -> subprocess.CompletedProcess[str]:
+    # Only the loopback moto server is reachable: no AWS profile, config or credentials.
+    env = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
+    env.update(
+        AWS_ENDPOINT_URL=endpoint,
+        AWS_CONFIG_FILE=os.devnull,
+        AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_DEFAULT_REGION=REGION,
+    )
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "chalice"), "deploy", "--stage", "dev"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
 @pytest.fixture(scope="module")
 def deployed(tmp_path_factory):
     project = tmp_path_factory.mktemp("deploy") / "project"
@@ -51,21 +72,7 @@ def deployed(tmp_path_factory):
     try:
         host, port = server.get_host_and_port()
         endpoint = f"http://{host}:{port}"
-        env = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
-        env.update(
-            AWS_ENDPOINT_URL=endpoint,
-            AWS_ACCESS_KEY_ID="testing",
-            AWS_SECRET_ACCESS_KEY="testing",
-            AWS_DEFAULT_REGION=REGION,
-        )
-        result = subprocess.run(
-            [str(Path(sys.executable).parent / "chalice"), "deploy", "--stage", "dev"],
-            cwd=project,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        result = chalice_deploy(project, endpoint)
         clients = {
             name: boto3.client(
                 name,
@@ -76,19 +83,19 @@ def deployed(tmp_path_factory):
             )
             for name in ("apigateway", "lambda", "iam")
         }
-        yield result, clients, project
+        yield result, clients, project, endpoint
     finally:
         server.stop()
 
 
 def test_chalice_deploy_runs_to_the_end(deployed):
-    result, _, _ = deployed
+    result, _, _, _ = deployed
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Rest API URL: https://" in result.stdout
 
 
 def test_the_three_functions_and_their_roles_exist(deployed):
-    _, clients, _ = deployed
+    _, clients, _, _ = deployed
     functions = {f["FunctionName"] for f in clients["lambda"].list_functions()["Functions"]}
     assert functions == {
         "eksgate-dev",
@@ -104,7 +111,7 @@ def test_the_three_functions_and_their_roles_exist(deployed):
 
 
 def test_the_greedy_resource_sends_every_method_to_the_lambda(deployed):
-    _, clients, _ = deployed
+    _, clients, _, _ = deployed
     apigateway = clients["apigateway"]
     (api,) = apigateway.get_rest_apis()["items"]
     assert api["name"] == "eksgate"
@@ -131,8 +138,22 @@ def test_the_greedy_resource_sends_every_method_to_the_lambda(deployed):
 
 
 def test_the_lambda_package_holds_the_app_and_no_operator_tools(deployed):
-    _, _, project = deployed
+    _, _, project, _ = deployed
     (package,) = (project / ".chalice" / "deployments").glob("*.zip")
     names = zipfile.ZipFile(package).namelist()
     assert "app.py" in names and "chalicelib/proxy.py" in names
     assert not [name for name in names if name.startswith("eksgate/")]
+
+
+def test_a_second_deploy_updates_the_same_api(deployed):
+    """Chalice's update path puts the definition again (PutRestApi, mode overwrite)."""
+    _, clients, project, endpoint = deployed
+    (before,) = clients["apigateway"].get_rest_apis()["items"]
+    again = chalice_deploy(project, endpoint)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "Updating rest API" in again.stdout
+    (after,) = clients["apigateway"].get_rest_apis()["items"]
+    assert after["id"] == before["id"]
+    resources = clients["apigateway"].get_resources(restApiId=after["id"], limit=500)["items"]
+    greedy = next(r for r in resources if r["path"] == "/k8s/{cluster}/{proxy+}")
+    assert set(greedy["resourceMethods"]) == PROXY_METHODS
