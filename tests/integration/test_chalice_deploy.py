@@ -141,7 +141,7 @@ def test_the_lambda_package_holds_the_app_and_no_operator_tools(deployed):
     _, _, project, _ = deployed
     (package,) = (project / ".chalice" / "deployments").glob("*.zip")
     names = zipfile.ZipFile(package).namelist()
-    assert "app.py" in names and "chalicelib/proxy.py" in names
+    assert "app.py" in names and "chalicelib/__init__.py" in names
     assert not [name for name in names if name.startswith("eksgate/")]
 
 
