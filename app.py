@@ -7,6 +7,7 @@ a token never loads Slack).
 
 from __future__ import annotations
 
+import sys
 import time
 from typing import TYPE_CHECKING
 
@@ -23,6 +24,12 @@ if TYPE_CHECKING:
 # Logging is powertools' (chalicelib/observability.py); Chalice would otherwise take over the
 # logger of the same name and set it to ERROR, silently dropping the gateway's own log lines.
 app = Chalice(app_name="eksgate", configure_logs=False)
+# Run by the Chalice CLI (deploy, package): complete the API definition it generates
+# (eksgate/api_definition.py). The Lambda never loads chalice.deploy, nor this import.
+if "chalice.deploy.swagger" in sys.modules:
+    from eksgate.api_definition import use_complete_definitions
+
+    use_complete_definitions()
 _services: Services | None = None
 # Chalice's ANY does not reach greedy routes on API Gateway; list every method kubectl uses.
 PROXY_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]

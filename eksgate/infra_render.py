@@ -24,7 +24,6 @@ the stack is deployed to: deploy in the account the policies' ARNs name.
 from __future__ import annotations
 
 import copy
-
 import json
 import re
 import sys

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 from eksgate.access_entries.model import (
     MANAGED_BY_TAG,
@@ -24,7 +24,7 @@ from eksgate.access_entries.model import (
 )
 
 
-class Action(str, Enum):
+class Action(StrEnum):
     CREATE = "create"
     ASSOCIATE = "associate"
     UPDATE_SCOPE = "update-scope"

@@ -22,8 +22,14 @@ ACCOUNT = "123456789012"
 REGION = "eu-west-1"
 KNOWN_ACCESS_POLICIES = {
     f"arn:aws:eks::aws:cluster-access-policy/{name}"
-    for name in ("AmazonEKSAdminPolicy", "AmazonEKSAdminViewPolicy", "AmazonEKSClusterAdminPolicy",
-                 "AmazonEKSEditPolicy", "AmazonEKSViewPolicy", "AmazonEKSSecretReaderPolicy")
+    for name in (
+        "AmazonEKSAdminPolicy",
+        "AmazonEKSAdminViewPolicy",
+        "AmazonEKSClusterAdminPolicy",
+        "AmazonEKSEditPolicy",
+        "AmazonEKSViewPolicy",
+        "AmazonEKSSecretReaderPolicy",
+    )
 }
 _OPERATIONS = {
     "list_access_entries": "ListAccessEntries",
@@ -35,8 +41,12 @@ _OPERATIONS = {
     "delete_access_entry": "DeleteAccessEntry",
     "tag_resource": "TagResource",
 }
-_STATUS = {"ResourceNotFoundException": 404, "ResourceInUseException": 409,
-           "InvalidParameterException": 400, "InvalidRequestException": 400}
+_STATUS = {
+    "ResourceNotFoundException": 404,
+    "ResourceInUseException": 409,
+    "InvalidParameterException": 400,
+    "InvalidRequestException": 400,
+}
 
 _MODEL = botocore.session.get_session().get_service_model("eks")
 
@@ -47,8 +57,13 @@ def _public(entry: dict[str, Any]) -> dict[str, Any]:
 
 
 def client_error(code: str, message: str, operation: str) -> ClientError:
-    return ClientError({"Error": {"Code": code, "Message": message},
-                        "ResponseMetadata": {"HTTPStatusCode": _STATUS.get(code, 400)}}, operation)
+    return ClientError(
+        {
+            "Error": {"Code": code, "Message": message},
+            "ResponseMetadata": {"HTTPStatusCode": _STATUS.get(code, 400)},
+        },
+        operation,
+    )
 
 
 class FakeEks:
@@ -68,15 +83,26 @@ class FakeEks:
         """Make ``method`` raise ClientError ``code`` once ``after`` calls have succeeded."""
         self._failures[method] = (client_error(code, message, _OPERATIONS[method]), after)
 
-    def add_entry(self, cluster: str, principal: str, *, tags: dict[str, str] | None = None,
-                  type: str = "STANDARD",
-                  policies: dict[str, dict[str, Any]] | None = None) -> None:
+    def add_entry(
+        self,
+        cluster: str,
+        principal: str,
+        *,
+        tags: dict[str, str] | None = None,
+        type: str = "STANDARD",
+        policies: dict[str, dict[str, Any]] | None = None,
+    ) -> None:
         """An entry made outside the code under test (by hand, or by an earlier run)."""
-        self.create_access_entry(clusterName=cluster, principalArn=principal, type=type,
-                                 **({"tags": tags} if tags else {}))
+        self.create_access_entry(
+            clusterName=cluster,
+            principalArn=principal,
+            type=type,
+            **({"tags": tags} if tags else {}),
+        )
         for policy_arn, scope in (policies or {}).items():
-            self.associate_access_policy(clusterName=cluster, principalArn=principal,
-                                         policyArn=policy_arn, accessScope=scope)
+            self.associate_access_policy(
+                clusterName=cluster, principalArn=principal, policyArn=policy_arn, accessScope=scope
+            )
         self.calls.clear()
 
     def mutating_calls(self) -> list[str]:
@@ -84,8 +110,12 @@ class FakeEks:
 
     # ---- plumbing ---------------------------------------------------------------------------
 
-    def _call(self, method: str, params: dict[str, Any],
-              handler: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, Any]:
+    def _call(
+        self,
+        method: str,
+        params: dict[str, Any],
+        handler: Callable[[dict[str, Any]], dict[str, Any]],
+    ) -> dict[str, Any]:
         operation = _MODEL.operation_model(_OPERATIONS[method])
         # Raises ParamValidationError exactly as a real client would, before any request.
         validate_parameters(params, operation.input_shape)
@@ -99,8 +129,10 @@ class FakeEks:
         response = handler(params)
         if operation.output_shape is not None:
             validate_parameters(response, operation.output_shape)
-        return {**copy.deepcopy(response),
-                "ResponseMetadata": {"HTTPStatusCode": 200, "RequestId": str(uuid.uuid4())}}
+        return {
+            **copy.deepcopy(response),
+            "ResponseMetadata": {"HTTPStatusCode": 200, "RequestId": str(uuid.uuid4())},
+        }
 
     def _now(self) -> datetime:
         self._clock = self._clock.replace(second=(self._clock.second + 1) % 60)
@@ -108,24 +140,27 @@ class FakeEks:
 
     def _cluster(self, name: str, operation: str) -> dict[str, dict[str, Any]]:
         if name not in self.clusters:
-            raise client_error("ResourceNotFoundException", f"No cluster found for name: {name}.",
-                               operation)
+            raise client_error(
+                "ResourceNotFoundException", f"No cluster found for name: {name}.", operation
+            )
         return self.clusters[name]
 
     def _entry(self, params: dict[str, Any], operation: str) -> dict[str, Any]:
         entries = self._cluster(params["clusterName"], operation)
         principal = params["principalArn"]
         if principal not in entries:
-            raise client_error("ResourceNotFoundException",
-                               "The specified principalArn could not be found. You can view "
-                               "your available access entries with 'list-access-entries'.",
-                               operation)
+            raise client_error(
+                "ResourceNotFoundException",
+                "The specified principalArn could not be found. You can view "
+                "your available access entries with 'list-access-entries'.",
+                operation,
+            )
         return entries[principal]
 
     def _page(self, items: list[Any], params: dict[str, Any], key: str) -> dict[str, Any]:
         size = min(params.get("maxResults", self.page_size), self.page_size)
         start = int(params.get("nextToken") or 0)
-        answer: dict[str, Any] = {key: items[start:start + size]}
+        answer: dict[str, Any] = {key: items[start : start + size]}
         if start + size < len(items):
             answer["nextToken"] = str(start + size)
         return answer
@@ -136,23 +171,31 @@ class FakeEks:
         def handle(p: dict[str, Any]) -> dict[str, Any]:
             entries = self._cluster(p["clusterName"], "ListAccessEntries")
             principals = sorted(
-                principal for principal, entry in entries.items()
-                if "associatedPolicyArn" not in p or p["associatedPolicyArn"] in entry["policies"])
+                principal
+                for principal, entry in entries.items()
+                if "associatedPolicyArn" not in p or p["associatedPolicyArn"] in entry["policies"]
+            )
             return self._page(principals, p, "accessEntries")
+
         return self._call("list_access_entries", params, handle)
 
     def describe_access_entry(self, **params: Any) -> dict[str, Any]:
         def handle(p: dict[str, Any]) -> dict[str, Any]:
             entry = self._entry(p, "DescribeAccessEntry")
             return {"accessEntry": _public(entry)}
+
         return self._call("describe_access_entry", params, handle)
 
     def list_associated_access_policies(self, **params: Any) -> dict[str, Any]:
         def handle(p: dict[str, Any]) -> dict[str, Any]:
             entry = self._entry(p, "ListAssociatedAccessPolicies")
             policies = [entry["policies"][arn] for arn in sorted(entry["policies"])]
-            return {"clusterName": p["clusterName"], "principalArn": p["principalArn"],
-                    **self._page(policies, p, "associatedAccessPolicies")}
+            return {
+                "clusterName": p["clusterName"],
+                "principalArn": p["principalArn"],
+                **self._page(policies, p, "associatedAccessPolicies"),
+            }
+
         return self._call("list_associated_access_policies", params, handle)
 
     def create_access_entry(self, **params: Any) -> dict[str, Any]:
@@ -160,18 +203,31 @@ class FakeEks:
             entries = self._cluster(p["clusterName"], "CreateAccessEntry")
             principal = p["principalArn"]
             if not principal.startswith("arn:aws:iam::"):
-                raise client_error("InvalidParameterException",
-                                   "The principalArn parameter format is not valid",
-                                   "CreateAccessEntry")
+                raise client_error(
+                    "InvalidParameterException",
+                    "The principalArn parameter format is not valid",
+                    "CreateAccessEntry",
+                )
             if principal in entries:
-                raise client_error("ResourceInUseException",
-                                   "The specified access entry resource is already in use on "
-                                   "this cluster.", "CreateAccessEntry")
+                raise client_error(
+                    "ResourceInUseException",
+                    "The specified access entry resource is already in use on this cluster.",
+                    "CreateAccessEntry",
+                )
             entry_type = p.get("type", "STANDARD")
-            if entry_type not in ("STANDARD", "EC2_LINUX", "EC2_WINDOWS", "FARGATE_LINUX",
-                                  "EC2", "HYBRID_LINUX"):
-                raise client_error("InvalidParameterException",
-                                   f"The type {entry_type} is not valid", "CreateAccessEntry")
+            if entry_type not in (
+                "STANDARD",
+                "EC2_LINUX",
+                "EC2_WINDOWS",
+                "FARGATE_LINUX",
+                "EC2",
+                "HYBRID_LINUX",
+            ):
+                raise client_error(
+                    "InvalidParameterException",
+                    f"The type {entry_type} is not valid",
+                    "CreateAccessEntry",
+                )
             account = principal.split(":")[4]
             role_name = principal.rsplit("/", 1)[-1]
             now = self._now()
@@ -180,7 +236,7 @@ class FakeEks:
                 "principalArn": principal,
                 "kubernetesGroups": list(p.get("kubernetesGroups", [])),
                 "accessEntryArn": f"arn:aws:eks:{REGION}:{account}:access-entry/"
-                                  f"{p['clusterName']}/role/{account}/{role_name}/{uuid.uuid4()}",
+                f"{p['clusterName']}/role/{account}/{role_name}/{uuid.uuid4()}",
                 "createdAt": now,
                 "modifiedAt": now,
                 "tags": dict(p.get("tags") or {}),
@@ -190,6 +246,7 @@ class FakeEks:
                 "policies": {},
             }
             return {"accessEntry": _public(entries[principal])}
+
         return self._call("create_access_entry", params, handle)
 
     def associate_access_policy(self, **params: Any) -> dict[str, Any]:
@@ -197,20 +254,31 @@ class FakeEks:
             operation = "AssociateAccessPolicy"
             entry = self._entry(p, operation)
             if entry["type"] != "STANDARD":
-                raise client_error("InvalidRequestException", "Access policies can only be "
-                                   "associated with STANDARD access entries", operation)
+                raise client_error(
+                    "InvalidRequestException",
+                    "Access policies can only be associated with STANDARD access entries",
+                    operation,
+                )
             if p["policyArn"] not in KNOWN_ACCESS_POLICIES:
-                raise client_error("ResourceNotFoundException",
-                                   f"The specified policy {p['policyArn']} was not found",
-                                   operation)
+                raise client_error(
+                    "ResourceNotFoundException",
+                    f"The specified policy {p['policyArn']} was not found",
+                    operation,
+                )
             scope = p["accessScope"]
             namespaces = scope.get("namespaces", [])
             if scope.get("type") == "namespace" and not namespaces:
-                raise client_error("InvalidParameterException", "namespaces must be specified "
-                                   "when the access scope type is namespace", operation)
+                raise client_error(
+                    "InvalidParameterException",
+                    "namespaces must be specified when the access scope type is namespace",
+                    operation,
+                )
             if scope.get("type") == "cluster" and namespaces:
-                raise client_error("InvalidParameterException", "namespaces cannot be specified "
-                                   "when the access scope type is cluster", operation)
+                raise client_error(
+                    "InvalidParameterException",
+                    "namespaces cannot be specified when the access scope type is cluster",
+                    operation,
+                )
             now = self._now()
             previous = entry["policies"].get(p["policyArn"])
             entry["policies"][p["policyArn"]] = {
@@ -220,19 +288,26 @@ class FakeEks:
                 "associatedAt": previous["associatedAt"] if previous else now,
                 "modifiedAt": now,
             }
-            return {"clusterName": p["clusterName"], "principalArn": p["principalArn"],
-                    "associatedAccessPolicy": entry["policies"][p["policyArn"]]}
+            return {
+                "clusterName": p["clusterName"],
+                "principalArn": p["principalArn"],
+                "associatedAccessPolicy": entry["policies"][p["policyArn"]],
+            }
+
         return self._call("associate_access_policy", params, handle)
 
     def disassociate_access_policy(self, **params: Any) -> dict[str, Any]:
         def handle(p: dict[str, Any]) -> dict[str, Any]:
             entry = self._entry(p, "DisassociateAccessPolicy")
             if p["policyArn"] not in entry["policies"]:
-                raise client_error("ResourceNotFoundException",
-                                   f"The policy {p['policyArn']} is not associated with "
-                                   f"{p['principalArn']}", "DisassociateAccessPolicy")
+                raise client_error(
+                    "ResourceNotFoundException",
+                    f"The policy {p['policyArn']} is not associated with {p['principalArn']}",
+                    "DisassociateAccessPolicy",
+                )
             del entry["policies"][p["policyArn"]]
             return {}
+
         return self._call("disassociate_access_policy", params, handle)
 
     def delete_access_entry(self, **params: Any) -> dict[str, Any]:
@@ -241,6 +316,7 @@ class FakeEks:
             # Deleting an entry removes its associated access policies with it, as in EKS.
             del self.clusters[p["clusterName"]][p["principalArn"]]
             return {}
+
         return self._call("delete_access_entry", params, handle)
 
     def tag_resource(self, **params: Any) -> dict[str, Any]:
@@ -250,6 +326,8 @@ class FakeEks:
                     if entry["accessEntryArn"] == p["resourceArn"]:
                         entry["tags"].update(p["tags"])
                         return {}
-            raise client_error("NotFoundException", f"Resource {p['resourceArn']} not found",
-                               "TagResource")
+            raise client_error(
+                "NotFoundException", f"Resource {p['resourceArn']} not found", "TagResource"
+            )
+
         return self._call("tag_resource", params, handle)

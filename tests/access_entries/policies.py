@@ -20,17 +20,31 @@ def role_arn(name: str) -> str:
 
 
 def read(resources: list[str], namespaces: list[str] | None = None, **extra: Any) -> dict:
-    rule: dict[str, Any] = {"effect": "allow", "verbs": ["get", "list", "watch"],
-                            "resources": resources, **extra}
+    rule: dict[str, Any] = {
+        "effect": "allow",
+        "verbs": ["get", "list", "watch"],
+        "resources": resources,
+        **extra,
+    }
     if namespaces:
         rule["namespaces"] = namespaces
     return rule
 
 
-def write(resources: list[str], namespaces: list[str] | None = None, *, effect: str = "approve",
-          verbs: list[str] | None = None, **extra: Any) -> dict:
-    rule: dict[str, Any] = {"effect": effect, "verbs": verbs or ["create", "update", "patch"],
-                            "resources": resources, **extra}
+def write(
+    resources: list[str],
+    namespaces: list[str] | None = None,
+    *,
+    effect: str = "approve",
+    verbs: list[str] | None = None,
+    **extra: Any,
+) -> dict:
+    rule: dict[str, Any] = {
+        "effect": effect,
+        "verbs": verbs or ["create", "update", "patch"],
+        "resources": resources,
+        **extra,
+    }
     if namespaces:
         rule["namespaces"] = namespaces
     if effect == "approve":
@@ -38,16 +52,24 @@ def write(resources: list[str], namespaces: list[str] | None = None, *, effect: 
     return rule
 
 
-def document(name: str, role: str, rules: list[dict], clusters: tuple[str, ...] = ("prod-eu",)
-             ) -> dict:
-    return {"name": name, "subjects": [{"issuer": "https://issuer.example"}],
-            "clusters": list(clusters), "role": role_arn(role), "rules": rules}
+def document(
+    name: str, role: str, rules: list[dict], clusters: tuple[str, ...] = ("prod-eu",)
+) -> dict:
+    return {
+        "name": name,
+        "subjects": [{"issuer": "https://issuer.example"}],
+        "clusters": list(clusters),
+        "role": role_arn(role),
+        "rules": rules,
+    }
 
 
-def policy(name: str, role: str, rules: list[dict], clusters: tuple[str, ...] = ("prod-eu",)
-           ) -> Policy:
-    return load_policy_text(yaml.safe_dump(document(name, role, rules, clusters)),
-                            f"{name}.yaml")[0]
+def policy(
+    name: str, role: str, rules: list[dict], clusters: tuple[str, ...] = ("prod-eu",)
+) -> Policy:
+    return load_policy_text(yaml.safe_dump(document(name, role, rules, clusters)), f"{name}.yaml")[
+        0
+    ]
 
 
 def write_policies(directory: Path, *documents: dict) -> Path:

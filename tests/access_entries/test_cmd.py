@@ -29,8 +29,14 @@ def args(eks: FakeEks, policies=None, **extra) -> argparse.Namespace:
         regions.append(region)
         return eks
 
-    settings = {"cluster": "prod-eu", "policies": policies, "region": None, "yes": False,
-                "eks_client_factory": factory, **extra}
+    settings = {
+        "cluster": "prod-eu",
+        "policies": policies,
+        "region": None,
+        "yes": False,
+        "eks_client_factory": factory,
+        **extra,
+    }
     namespace = argparse.Namespace(**settings)
     namespace.regions = regions
     return namespace
@@ -48,12 +54,16 @@ def test_plan_on_the_shipped_policies_for_prod_eu(eks):
     assert "Access entries for cluster 'prod-eu' (EKS cluster 'prod-eu')" in out
     assert f"+ create access entry {role_arn('eksgate-ci-agent')}" in out
     assert f"+ create access entry {role_arn('eksgate-engineer')}" in out
-    assert "eksgate-readonly" not in out                # a demo-only policy
-    assert "+ associate AmazonEKSAdminPolicy with " \
-           f"{role_arn('eksgate-engineer')} : namespaces [payments, shop]" in out
+    assert "eksgate-readonly" not in out  # a demo-only policy
+    assert (
+        "+ associate AmazonEKSAdminPolicy with "
+        f"{role_arn('eksgate-engineer')} : namespaces [payments, shop]" in out
+    )
     assert "AmazonEKSClusterAdminPolicy" not in out
-    assert f"role {role_arn('eksgate-ci-agent')}: reading and writing Secrets comes with " \
-           "AmazonEKSEditPolicy on namespaces [shop]" in out
+    assert (
+        f"role {role_arn('eksgate-ci-agent')}: reading and writing Secrets comes with "
+        "AmazonEKSEditPolicy on namespaces [shop]" in out
+    )
     assert "direct EKS tokens for this role (policy engineers) carry all of it" in out
     assert "Plan: 3 to create, 6 to associate." in out
     assert eks.mutating_calls() == []
@@ -70,8 +80,9 @@ def test_the_stage_gives_the_region_and_eks_cluster_name(eks):
     namespace = args(eks, stage="prod")
     run(cmd_plan, namespace)
     assert namespace.regions == ["eu-west-1"]
-    namespace = args(FakeEks(("real-name",)), stage="prod", eks_name="real-name",
-                     region="eu-central-1")
+    namespace = args(
+        FakeEks(("real-name",)), stage="prod", eks_name="real-name", region="eu-central-1"
+    )
     code, out, err = run(cmd_plan, namespace)
     assert code == 2, err
     assert namespace.regions == ["eu-central-1"]
@@ -128,8 +139,10 @@ def test_apply_refuses_a_plan_with_conflicts(eks, tmp_path):
 
 
 def test_a_rule_needing_cluster_admin_is_an_error_without_traceback(eks, tmp_path):
-    directory = write_policies(tmp_path / "policies", document(
-        "greedy", "greedy", [write(["clusterrolebindings"], effect="allow")]))
+    directory = write_policies(
+        tmp_path / "policies",
+        document("greedy", "greedy", [write(["clusterrolebindings"], effect="allow")]),
+    )
     code, out, err = run(cmd_plan, args(eks, policies=str(directory)))
     assert code == 1
     assert "policy 'greedy' rule rules[0]" in err
@@ -154,9 +167,10 @@ def test_apply_failure_names_the_step(eks):
 
 def test_no_matching_policy_warns_before_deleting_everything(eks, tmp_path):
     run(cmd_apply, args(eks, yes=True))
-    directory = write_policies(tmp_path / "policies",
-                               document("other", "other", [read(["pods"], ["a"])],
-                                        clusters=("staging",)))
+    directory = write_policies(
+        tmp_path / "policies",
+        document("other", "other", [read(["pods"], ["a"])], clusters=("staging",)),
+    )
     code, out, _ = run(cmd_plan, args(eks, policies=str(directory)))
     assert code == 2
     assert "no policy's clusters match 'prod-eu'" in out

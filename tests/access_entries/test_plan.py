@@ -22,10 +22,16 @@ def desired(*associations: Association, role: str = "r", policies=("p",)) -> Des
     return DesiredEntry(role_arn(role), tuple(policies), tuple(associations))
 
 
-def actual(*associations: Association, role: str = "r", tags=MANAGED, type="STANDARD"
-           ) -> ActualEntry:
-    return ActualEntry(role_arn(role), type, dict(tags), tuple(associations),
-                       access_entry_arn=f"arn:aws:eks:eu-west-1:123456789012:access-entry/x/{role}")
+def actual(
+    *associations: Association, role: str = "r", tags=MANAGED, type="STANDARD"
+) -> ActualEntry:
+    return ActualEntry(
+        role_arn(role),
+        type,
+        dict(tags),
+        tuple(associations),
+        access_entry_arn=f"arn:aws:eks:eu-west-1:123456789012:access-entry/x/{role}",
+    )
 
 
 def test_nothing_to_do_reads_no_changes():
@@ -47,20 +53,25 @@ def test_a_wider_scope_is_an_update_in_place():
     wider = AccessScope.of_namespaces(["shop", "payments"])
     [change] = plan([desired(Association(VIEW, wider))], [actual(Association(VIEW, SHOP))])
     assert change.action is Action.UPDATE_SCOPE
-    assert change.describe() == (f"~ update scope of AmazonEKSViewPolicy on {role_arn('r')} : "
-                                 "namespaces [shop] -> [payments, shop]")
+    assert change.describe() == (
+        f"~ update scope of AmazonEKSViewPolicy on {role_arn('r')} : "
+        "namespaces [shop] -> [payments, shop]"
+    )
 
 
 def test_a_scope_change_between_kinds_says_both():
-    [change] = plan([desired(Association(VIEW, AccessScope.cluster()))],
-                    [actual(Association(VIEW, SHOP))])
+    [change] = plan(
+        [desired(Association(VIEW, AccessScope.cluster()))], [actual(Association(VIEW, SHOP))]
+    )
     assert change.describe().endswith("namespaces [shop] -> cluster")
 
 
 def test_a_changed_policy_is_associated_before_the_old_one_goes():
     changes = plan([desired(Association(EDIT, SHOP))], [actual(Association(VIEW, SHOP))])
-    assert [(c.action, c.policy_arn) for c in changes] == [(Action.ASSOCIATE, EDIT),
-                                                           (Action.DISASSOCIATE, VIEW)]
+    assert [(c.action, c.policy_arn) for c in changes] == [
+        (Action.ASSOCIATE, EDIT),
+        (Action.DISASSOCIATE, VIEW),
+    ]
     assert "- disassociate AmazonEKSViewPolicy from" in render_plan(changes)
 
 
@@ -71,8 +82,10 @@ def test_a_managed_entry_no_policy_wants_is_deleted_an_unmanaged_one_is_left_alo
 
 
 def test_an_unmanaged_entry_for_a_wanted_role_is_a_conflict():
-    [change] = plan([desired(Association(VIEW, SHOP))],
-                    [actual(Association(EDIT, AccessScope.cluster()), tags={})])
+    [change] = plan(
+        [desired(Association(VIEW, SHOP))],
+        [actual(Association(EDIT, AccessScope.cluster()), tags={})],
+    )
     assert change.action is Action.CONFLICT
     text = render_plan([change])
     assert text.startswith(f"! conflict on {role_arn('r')} : ")
@@ -81,14 +94,17 @@ def test_an_unmanaged_entry_for_a_wanted_role_is_a_conflict():
 
 def test_entries_cloudformation_owns_are_conflicts_not_changes():
     stack_tags = {**MANAGED, "aws:cloudformation:stack-name": "eksgate-prod"}
-    changes = plan([desired(Association(EDIT, SHOP))],
-                   [actual(Association(VIEW, SHOP), tags=stack_tags),
-                    actual(role="old", tags=stack_tags)])
+    changes = plan(
+        [desired(Association(EDIT, SHOP))],
+        [actual(Association(VIEW, SHOP), tags=stack_tags), actual(role="old", tags=stack_tags)],
+    )
     assert [c.action for c in changes] == [Action.CONFLICT, Action.CONFLICT]
     assert all("eksgate-prod" in c.reason for c in changes)
     # In step with the policies, the stack's entry is simply left as it is.
-    assert plan([desired(Association(VIEW, SHOP))],
-                [actual(Association(VIEW, SHOP), tags=stack_tags)]) == []
+    assert (
+        plan([desired(Association(VIEW, SHOP))], [actual(Association(VIEW, SHOP), tags=stack_tags)])
+        == []
+    )
 
 
 def test_a_managed_entry_of_another_type_is_a_conflict():
@@ -104,10 +120,15 @@ def test_stale_policy_tags_are_updated():
 
 
 def test_plans_are_ordered_by_principal_and_summarised():
-    changes = plan([desired(Association(VIEW, SHOP), role="b"), desired(role="a")],
-                   [actual(role="c")])
-    assert [c.principal_arn for c in changes] == [role_arn("a"), role_arn("b"), role_arn("b"),
-                                                  role_arn("c")]
+    changes = plan(
+        [desired(Association(VIEW, SHOP), role="b"), desired(role="a")], [actual(role="c")]
+    )
+    assert [c.principal_arn for c in changes] == [
+        role_arn("a"),
+        role_arn("b"),
+        role_arn("b"),
+        role_arn("c"),
+    ]
     assert render_plan(changes).endswith("Plan: 2 to create, 1 to associate, 1 to delete.")
 
 

@@ -12,8 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from eksgate.iam_policy import (LIBRARY_CALLS, LOG_ACTIONS, calls_in_code, granted_actions,
-                                policy_document)
+from eksgate.iam_policy import (
+    LIBRARY_CALLS,
+    LOG_ACTIONS,
+    calls_in_code,
+    granted_actions,
+    policy_document,
+)
 from eksgate.local.stage import PROJECT_DIR
 
 # AssumeRole with SourceIdentity and Tags needs these two as well.
@@ -44,8 +49,11 @@ def test_the_audit_table_is_append_only_and_resources_are_named(stage):
         resources = statement["Resource"]
         resources = [resources] if isinstance(resources, str) else resources
         if any(r.endswith(f"table/eksgate-{stage}-audit") for r in resources):
-            assert not {"dynamodb:UpdateItem", "dynamodb:DeleteItem",
-                        "dynamodb:BatchWriteItem"} & set(statement["Action"])
+            assert not {
+                "dynamodb:UpdateItem",
+                "dynamodb:DeleteItem",
+                "dynamodb:BatchWriteItem",
+            } & set(statement["Action"])
         if resources == ["*"] or resources == "*":
             assert statement["Action"] == ["dynamodb:ListStreams"]
     roles = next(s for s in document["Statement"] if s["Sid"] == "AssumePolicyRoles")
@@ -54,17 +62,24 @@ def test_the_audit_table_is_append_only_and_resources_are_named(stage):
 
 @pytest.mark.parametrize("stage", STAGES)
 def test_the_committed_policy_files_are_up_to_date(stage):
-    result = subprocess.run([sys.executable, "-m", "eksgate.cli", "infra", "iam-policy",
-                             "--stage", stage, "--check"], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "eksgate.cli", "infra", "iam-policy", "--stage", stage, "--check"],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr
 
 
 def test_chalice_package_with_the_merge_template_passes_cfn_lint(tmp_path):
     cfnlint_api = pytest.importorskip("cfnlint.api")
     project = tmp_path / "project"
-    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-                           cwd=PROJECT_DIR, capture_output=True,
-                           text=True, check=True).stdout.split()
+    files = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=PROJECT_DIR,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     for name in files:
         source = PROJECT_DIR / name
         target = project / name
@@ -76,23 +91,58 @@ def test_chalice_package_with_the_merge_template_passes_cfn_lint(tmp_path):
     # The template is what is validated here; a real deploy packages the requirements too.
     (project / "requirements.txt").write_text("")
     merge = tmp_path / "merge.json"
-    render = subprocess.run([sys.executable, "-m", "eksgate.cli", "infra", "render", "--stage",
-                             "prod", "-o", str(merge)], capture_output=True, text=True)
+    render = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "eksgate.cli",
+            "infra",
+            "render",
+            "--stage",
+            "prod",
+            "-o",
+            str(merge),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert render.returncode == 0, render.stderr
     out = tmp_path / "out"
     package = subprocess.run(
-        [str(Path(sys.executable).parent / "chalice"), "package", "--stage", "prod",
-         "--merge-template", str(merge), str(out)], cwd=project, capture_output=True, text=True,
-        env={**os.environ, "AWS_DEFAULT_REGION": "eu-west-1"}, timeout=300)
+        [
+            str(Path(sys.executable).parent / "chalice"),
+            "package",
+            "--stage",
+            "prod",
+            "--merge-template",
+            str(merge),
+            str(out),
+        ],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "AWS_DEFAULT_REGION": "eu-west-1"},
+        timeout=300,
+    )
     assert package.returncode == 0, package.stdout + package.stderr
     template = json.loads((out / "sam.json").read_text())
     resources = template["Resources"]
-    assert {"APIHandler", "AuditExport", "AuditTable", "AuditExportMapping",
-            "PolicyRoleEksgateCiAgent", "AccessEntryProdEuEksgateCiAgent"} <= set(resources)
+    assert {
+        "APIHandler",
+        "AuditExport",
+        "AuditTable",
+        "AuditExportMapping",
+        "PolicyRoleEksgateCiAgent",
+        "AccessEntryProdEuEksgateCiAgent",
+    } <= set(resources)
     handler = resources["APIHandler"]["Properties"]
     assert handler["Environment"]["Variables"]["EKSGATE_AUDIT_TABLE"] == "eksgate-prod-audit"
     assert resources["AuditTable"]["Properties"]["TableName"] == "eksgate-prod-audit"
     assert resources["AuditExport"]["Properties"]["Handler"]  # merged, not replaced
-    matches = cfnlint_api.lint(json.dumps(template),
-                               config=cfnlint_api.ManualArgs(regions=["eu-west-1"]))
+    definition = resources["RestAPI"]["Properties"]["DefinitionBody"]  # eksgate/api_definition.py
+    greedy = definition["paths"]["/k8s/{cluster}/{proxy+}"]["get"]
+    assert [p["name"] for p in greedy["parameters"]] == ["cluster", "proxy"]
+    matches = cfnlint_api.lint(
+        json.dumps(template), config=cfnlint_api.ManualArgs(regions=["eu-west-1"])
+    )
     assert [str(m) for m in matches] == []

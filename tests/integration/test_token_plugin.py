@@ -29,9 +29,23 @@ def plugin(gateway_url, token, cache_home, *extra, exec_info=None):
     env.pop("KUBERNETES_EXEC_INFO", None)
     if exec_info:
         env["KUBERNETES_EXEC_INFO"] = json.dumps(exec_info)
-    return subprocess.run([sys.executable, "-m", "eksgate.cli", "token", "--cluster", "demo",
-                           "--gateway", gateway_url, *extra], capture_output=True, text=True,
-                          env=env, timeout=60)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "eksgate.cli",
+            "token",
+            "--cluster",
+            "demo",
+            "--gateway",
+            gateway_url,
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
 
 
 def test_credential_is_cached_0600_and_reused_without_the_broker(gateway, oidc_issuer, tmp_path):
@@ -61,13 +75,24 @@ def test_loosened_cache_permissions_are_not_trusted(gateway, oidc_issuer, tmp_pa
 
 
 def test_kubernetes_exec_info_selects_the_credential_version(gateway, oidc_issuer, tmp_path):
-    result = plugin(gateway.url, oidc_issuer.mint("ci-agent"), tmp_path,
-                    exec_info={"apiVersion": "client.authentication.k8s.io/v1",
-                               "kind": "ExecCredential", "spec": {"interactive": False}})
+    result = plugin(
+        gateway.url,
+        oidc_issuer.mint("ci-agent"),
+        tmp_path,
+        exec_info={
+            "apiVersion": "client.authentication.k8s.io/v1",
+            "kind": "ExecCredential",
+            "spec": {"interactive": False},
+        },
+    )
     assert result.returncode == 0
     assert json.loads(result.stdout)["apiVersion"] == "client.authentication.k8s.io/v1"
-    bad = plugin(gateway.url, oidc_issuer.mint("ci-agent"), tmp_path,
-                 exec_info={"apiVersion": "client.authentication.k8s.io/v1alpha1"})
+    bad = plugin(
+        gateway.url,
+        oidc_issuer.mint("ci-agent"),
+        tmp_path,
+        exec_info={"apiVersion": "client.authentication.k8s.io/v1alpha1"},
+    )
     assert bad.returncode == 1 and "supports" in bad.stderr
 
 
