@@ -219,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return cmd_render(args)
     if args.command == "local":
-        from eksgate.local import stack
+        from eksgate_local import stack
 
         return stack.up(args) if args.local_command == "up" else stack.demo(args)
     return 2

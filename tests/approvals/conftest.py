@@ -27,9 +27,9 @@ from chalicelib.errors import EksgateError
 from chalicelib.identity import Identity
 from chalicelib.kube_request import canonical_query, resolve
 from chalicelib.policy.model import ApprovalSettings, Rule
-from eksgate.local.aws import create_tables
-from eksgate.local.slack_fake import SlackFake
-from eksgate.local.slack_fake_workspace import Workspace, default_workspace
+from eksgate_local.aws import create_tables
+from eksgate_local.slack_fake import SlackFake
+from eksgate_local.slack_fake_workspace import Workspace, default_workspace
 
 SIGNING_SECRET = "approvals-test-signing-secret"
 TABLES = {"AuditTable": "test-audit", "ApprovalsTable": "test-approvals",

@@ -111,7 +111,7 @@ def stored_secrets(stack: Stack) -> list[str]:
     import base64
     import re
 
-    from eksgate.local.kube_emulator.seed import SENSITIVE_VALUES
+    from eksgate_local.kube_emulator.seed import SENSITIVE_VALUES
     dynamodb = stack.aws("dynamodb")
     items = []
     for table in dynamodb.list_tables()["TableNames"]:

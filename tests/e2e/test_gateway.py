@@ -12,7 +12,7 @@ from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
 
 from chalicelib.masking import MASK
-from eksgate.local.kube_emulator.seed import SENSITIVE_VALUES
+from eksgate_local.kube_emulator.seed import SENSITIVE_VALUES
 
 pytestmark = pytest.mark.e2e
 MASKED_B64 = base64.b64encode(MASK.encode()).decode()

@@ -10,7 +10,7 @@ import textwrap
 import pytest
 
 from chalicelib.masking import MASK
-from eksgate.local.kube_emulator.seed import SENSITIVE_VALUES
+from eksgate_local.kube_emulator.seed import SENSITIVE_VALUES
 
 pytestmark = [pytest.mark.e2e,
               pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl not installed")]

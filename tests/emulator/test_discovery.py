@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from kubernetes import client
 
-from eksgate.local.kube_emulator import KubeEmulator
+from eksgate_local.kube_emulator import KubeEmulator
 
 from .conftest import raw_request
 

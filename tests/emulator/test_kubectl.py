@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from eksgate.local.kube_emulator import KubeEmulator, write_kubeconfig
+from eksgate_local.kube_emulator import KubeEmulator, write_kubeconfig
 
 from .conftest import PRINCIPAL, TOKEN
 

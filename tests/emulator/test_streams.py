@@ -13,8 +13,8 @@ import pytest
 from kubernetes import client, watch
 from kubernetes.client import ApiException
 
-from eksgate.local.kube_emulator import KubeEmulator, StaticTokenAuthenticator
-from eksgate.local.kube_emulator.seed import (
+from eksgate_local.kube_emulator import KubeEmulator, StaticTokenAuthenticator
+from eksgate_local.kube_emulator.seed import (
     DB_PASSWORD,
     EXAMPLE_AWS_ACCESS_KEY_ID,
     LOG_PASSWORD,

@@ -14,7 +14,7 @@ import pytest
 
 from eksgate.iam_policy import (LIBRARY_CALLS, LOG_ACTIONS, calls_in_code, granted_actions,
                                 policy_document)
-from eksgate.local.stage import PROJECT_DIR
+from eksgate_local.stage import PROJECT_DIR
 
 # AssumeRole with SourceIdentity and Tags needs these two as well.
 IMPLIED = {("sts", "AssumeRole"): {("sts", "SetSourceIdentity"), ("sts", "TagSession")}}

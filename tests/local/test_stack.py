@@ -6,8 +6,8 @@ import socket
 
 import pytest
 
-from eksgate.local import stack as stack_module
-from eksgate.local.stack import ComponentError, LocalStack, check_dependencies, responds
+from eksgate_local import stack as stack_module
+from eksgate_local.stack import ComponentError, LocalStack, check_dependencies, responds
 
 
 def test_a_port_in_use_names_the_component_and_stops_the_others():

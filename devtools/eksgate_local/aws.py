@@ -12,7 +12,7 @@ import boto3
 import yaml
 from moto.server import ThreadedMotoServer
 
-from eksgate.local.stage import PROJECT_DIR
+from eksgate_local.stage import PROJECT_DIR
 
 INFRA_TEMPLATE = PROJECT_DIR / "infra" / "template.yaml"
 # What create_table takes; the rest (TTL, recovery, encryption) is CloudFormation's business

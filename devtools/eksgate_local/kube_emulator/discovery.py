@@ -1,7 +1,7 @@
 """Discovery documents and the resource registry derived from them.
 
 The documents are the real ones from kubernetes/kubernetes (see
-``eksgate/local/fixtures/kubernetes/SOURCES.md``). ``/api/v1`` and the per-group
+``eksgate/fixtures/kubernetes/SOURCES.md``). ``/api/v1`` and the per-group
 ``APIResourceList`` files are served verbatim; for a group-version without its own file the
 list is derived from the aggregated (``apidiscovery.k8s.io/v2``) document, so every
 group-version advertised by ``/apis`` answers. The aggregated document for the core group
@@ -63,7 +63,7 @@ class ResourceInfo:
 
 
 def _fixture_dir() -> Any:
-    return resources.files("eksgate.local").joinpath("fixtures", "kubernetes", "discovery")
+    return resources.files("eksgate").joinpath("fixtures", "kubernetes", "discovery")
 
 
 @lru_cache(maxsize=None)

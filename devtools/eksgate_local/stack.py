@@ -22,14 +22,14 @@ from types import ModuleType
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
-from eksgate.local.aws import LocalAws, create_signing_key, create_tables
-from eksgate.local.control import ControlServer
-from eksgate.local.gateway_server import LocalApiGateway
-from eksgate.local.kube_emulator import EksTokenAuthenticator, KubeEmulator
-from eksgate.local.kube_emulator.tls import TlsMaterial, generate_tls_material, server_ssl_context
-from eksgate.local.oidc_issuer import DEMO_IDENTITIES, LocalOidcIssuer
-from eksgate.local.slack_fake import SlackFake
-from eksgate.local.stage import PROJECT_DIR, local_app_environment
+from eksgate_local.aws import LocalAws, create_signing_key, create_tables
+from eksgate_local.control import ControlServer
+from eksgate_local.gateway_server import LocalApiGateway
+from eksgate_local.kube_emulator import EksTokenAuthenticator, KubeEmulator
+from eksgate_local.kube_emulator.tls import TlsMaterial, generate_tls_material, server_ssl_context
+from eksgate_local.oidc_issuer import DEMO_IDENTITIES, LocalOidcIssuer
+from eksgate_local.slack_fake import SlackFake
+from eksgate_local.stage import PROJECT_DIR, local_app_environment
 
 CLUSTER = "demo"
 
@@ -163,7 +163,7 @@ class LocalStack:
 
     def _start_scheduler(self) -> None:
         """Call the app's scheduled handler as EventBridge would, every ``schedule_seconds``."""
-        from eksgate.local.gateway_server import LambdaContext
+        from eksgate_local.gateway_server import LambdaContext
 
         event = {
             "version": "0",
@@ -420,6 +420,6 @@ Press Ctrl-C to stop everything.""",
 
 
 def demo(args: Any) -> int:
-    from eksgate.local.demo import run_demo
+    from eksgate_local.demo import run_demo
 
     return run_demo()
