@@ -193,6 +193,9 @@ class LocalStack:
                 stop()
             except Exception as exc:  # keep stopping the rest
                 print(f"warning: stopping a component failed: {exc}", file=sys.stderr)
+        # The folder holds hour-long demo OIDC tokens and the CLI's credential cache: they must
+        # not outlive the stack that accepts them.
+        shutil.rmtree(self.workdir, ignore_errors=True)
 
     def __enter__(self) -> "LocalStack":
         return self.start()

@@ -104,6 +104,8 @@ def stack():
         process.kill()
         pytest.fail("the local stack did not stop on SIGTERM")
     assert not leaks, f"stored items hold secrets or tokens: {leaks}"
+    # `eksgate local up` removes its temporary folder (demo OIDC tokens) when it stops.
+    assert not Path(running.workdir).exists(), f"{running.workdir} left behind"
 
 
 def stored_secrets(stack: Stack) -> list[str]:
