@@ -79,7 +79,7 @@ def test_log_follow_is_bounded(core: client.CoreV1Api) -> None:
     text = b"".join(lines).decode()
     # The tail line, then at least one freshly generated line, then the stream ends at the cap.
     assert text.count("\n") >= 2
-    assert "kube-probe/1.31" in text
+    assert "kube-probe/1.35" in text
     assert 1.5 <= elapsed < 5
 
 
