@@ -20,7 +20,16 @@ from typing import Any
 import pytest
 import urllib3
 
+from tests.kubectl_versions import chosen
+
 WATCH_TIMEOUT = 3
+KUBECTLS = chosen()  # the newest installed and the oldest supported, by path
+
+
+@pytest.fixture(params=sorted(KUBECTLS))
+def kubectl_binary(request) -> str:
+    """Each chosen kubectl in turn (never the PATH dispatcher, which picks by server version)."""
+    return str(KUBECTLS[request.param])
 
 
 class Stack:

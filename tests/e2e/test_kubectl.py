@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import textwrap
 
@@ -11,13 +10,19 @@ import pytest
 
 from chalicelib.masking import MASK
 from eksgate_local.kube_emulator.seed import SENSITIVE_VALUES
+from tests.kubectl_versions import chosen
 
-pytestmark = [pytest.mark.e2e,
-              pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl not installed")]
+pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not chosen(), reason="kubectl not installed")]
+BINARY: dict[str, str] = {}
+
+
+@pytest.fixture(autouse=True)
+def _each_chosen_kubectl(kubectl_binary):
+    BINARY["path"] = kubectl_binary
 
 
 def kubectl(stack, *args, context="demo-ci-agent", stdin=None):
-    return subprocess.run(["kubectl", "--context", context, *args], input=stdin,
+    return subprocess.run([BINARY["path"], "--context", context, *args], input=stdin,
                           capture_output=True, text=True, timeout=120,
                           env={**os.environ, "KUBECONFIG": stack.kubeconfig})
 
