@@ -3,22 +3,18 @@
 Real clients (the Python ``kubernetes`` client, ``kubectl``) verify the server certificate
 against the kubeconfig CA and check the SAN against the host they dialled, so the server
 certificate carries both ``IP:127.0.0.1`` and ``DNS:localhost``. Everything is generated in
-memory at start-up; nothing is persisted, so every emulator run has a fresh CA.
+memory at start-up by ``trustme``; nothing is persisted, so every emulator run has a fresh CA.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import ssl
 import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+import trustme
 
 
 @dataclass(frozen=True)
@@ -38,80 +34,20 @@ def generate_tls_material(
     *,
     valid_for: timedelta = timedelta(days=2),
 ) -> TlsMaterial:
-    """Create a CA and a server certificate whose SANs cover ``hosts`` (IPs and DNS names)."""
+    """Create a throwaway CA (trustme) and a server certificate whose SANs cover ``hosts``."""
     now = datetime.now(timezone.utc)
-    # Backdate a little: clients on a slightly skewed clock would otherwise see "not yet valid".
-    not_before = now - timedelta(minutes=5)
-    not_after = now + valid_for
-
-    # P-256 keeps generation fast (RSA-2048 would add ~100 ms per emulator start).
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name(
-        [
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "eksgate local"),
-            x509.NameAttribute(NameOID.COMMON_NAME, "eksgate-kube-emulator-ca"),
-        ]
+    # P-256 keys keep each start fast; trustme backdates not_before for slightly skewed clocks.
+    ca = trustme.CA(organization_name="eksgate local", key_type=trustme.KeyType.ECDSA)
+    leaf = ca.issue_cert(
+        *hosts,
+        common_name="kube-apiserver",
+        not_after=now + valid_for,
+        key_type=trustme.KeyType.ECDSA,
     )
-    ca_cert = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before)
-        .not_valid_after(not_after)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-
-    san: list[x509.GeneralName] = []
-    for host in hosts:
-        try:
-            san.append(x509.IPAddress(ipaddress.ip_address(host)))
-        except ValueError:
-            san.append(x509.DNSName(host))
-
-    server_key = ec.generate_private_key(ec.SECP256R1())
-    server_cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kube-apiserver")]))
-        .issuer_name(ca_name)
-        .public_key(server_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before)
-        .not_valid_after(not_after)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.SubjectAlternativeName(san), critical=False)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-
     return TlsMaterial(
-        ca_pem=ca_cert.public_bytes(serialization.Encoding.PEM),
-        cert_pem=server_cert.public_bytes(serialization.Encoding.PEM),
-        key_pem=server_key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        ),
+        ca_pem=ca.cert_pem.bytes(),
+        cert_pem=leaf.cert_chain_pems[0].bytes(),
+        key_pem=leaf.private_key_pem.bytes(),
     )
 
 
