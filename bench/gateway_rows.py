@@ -30,7 +30,7 @@ from chalicelib.gateway.pipeline import Gateway
 from chalicelib.gateway.upstream import HttpsUpstream, UpstreamRequest
 from chalicelib.identity import Identity
 from chalicelib.policy import load_policies
-from eksgate.local.kube_emulator import KubeEmulator
+from eksgate_local.kube_emulator import KubeEmulator
 
 AGENT = Identity(
     "repo:acme/shop:environment:production",

@@ -363,10 +363,27 @@ def _run(argv: list[str]) -> int:
 
         return cmd_render(args)
     if args.command == "local":
-        from eksgate.local import stack
-
-        return stack.up(args) if args.local_command == "up" else stack.demo(args)
+        return _run_local(args)
     return 2
+
+
+LOCAL_MISSING = (
+    "eksgate local: the local stack is a development tool and is not installed here.\n"
+    "It lives in a source checkout of eksgate (devtools/, package eksgate_local): run\n"
+    "scripts/bootstrap there, then .venv/bin/eksgate local {command} (or scripts/demo).\n"
+)
+
+
+def _run_local(args: argparse.Namespace) -> int:
+    # Imported only here: the agent's and operator's package does not contain the local stack.
+    try:
+        from eksgate_local import stack
+    except ModuleNotFoundError as error:
+        if error.name != "eksgate_local":
+            raise
+        sys.stderr.write(LOCAL_MISSING.format(command=args.local_command))
+        return 2
+    return stack.up(args) if args.local_command == "up" else stack.demo(args)
 
 
 if __name__ == "__main__":

@@ -17,8 +17,7 @@ from typing import Any
 from botocore.session import get_session
 
 from chalicelib.policy import load_policies
-from eksgate.access_entries.stages import load_stage
-from eksgate.local.stage import PROJECT_DIR
+from eksgate.access_entries.stages import PROJECT_DIR, load_stage
 
 SERVICES = ("dynamodb", "sts", "secretsmanager", "eks", "s3")
 # Calls made for the code by libraries and by Lambda itself, with the function's role:

@@ -1,5 +1,6 @@
 """Resource names as people type them (``deploy``, ``deployments.apps``, ``pod``), resolved
-against the real discovery documents shipped with the local stack."""
+against the real Kubernetes discovery documents in ``eksgate/fixtures/kubernetes/`` (the local
+Kubernetes emulator serves the same files)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-DISCOVERY_DIR = Path(__file__).resolve().parent / "local" / "fixtures" / "kubernetes" / "discovery"
+DISCOVERY_DIR = Path(__file__).resolve().parent / "fixtures" / "kubernetes" / "discovery"
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import pytest
 from moto import mock_aws
 
 from chalicelib.config import load_settings
-from eksgate.local.oidc_issuer import LocalOidcIssuer
+from eksgate_local.oidc_issuer import LocalOidcIssuer
 
 REGION = "us-east-1"
 SECRET_ID = "eksgate/test/signing-key"
@@ -56,7 +56,7 @@ def app_environment(oidc_issuer: LocalOidcIssuer, policy_dir: Path | str) -> dic
 
 @pytest.fixture()
 def signing_secret(aws):
-    from eksgate.local.aws import create_tables
+    from eksgate_local.aws import create_tables
     create_tables(aws.client("dynamodb"), {"AuditTable": "test-audit",
                                            "ApprovalsTable": "test-approvals",
                                            "IdempotencyTable": "test-idempotency"})

@@ -17,7 +17,7 @@ from chalicelib.audit.recorder import GatewayAudit
 from chalicelib.audit.store import DynamoAuditStore
 from chalicelib.identity import Caller, Identity
 from chalicelib.slack.messages import escape
-from eksgate.local.slack_fake_workspace import FakeUser, default_workspace
+from eksgate_local.slack_fake_workspace import FakeUser, default_workspace
 from tests.approvals.test_store import together
 from tests.approvals.conftest import (
     ALICE,

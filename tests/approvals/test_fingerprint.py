@@ -37,11 +37,28 @@ def test_no_body_and_an_empty_body_are_the_same_request() -> None:
         "DELETE", PATH, "", b"")
 
 
-@given(st.text(max_size=8), st.text(max_size=8), st.text(max_size=8), st.text(max_size=8))
-def test_moving_bytes_across_part_boundaries_changes_the_fingerprint(
-        a: str, b: str, c: str, d: str) -> None:
-    if (a, b) != (c, d) and a + b == c + d:
-        assert request_fingerprint("GET", a, b, None) != request_fingerprint("GET", c, d, None)
+def _split(text: str, cuts: tuple[int, int]) -> tuple[str, str, str]:
+    return text[:cuts[0]], text[cuts[0]:cuts[1]], text[cuts[1]:]
+
+
+@st.composite
+def one_text_split_two_ways(draw: st.DrawFn) -> tuple[tuple[str, str, str], ...]:
+    """The same characters cut into (method, path, query) at two different places."""
+    text = draw(st.text(min_size=1, max_size=24))
+    cuts = [(i, j) for i in range(len(text) + 1) for j in range(i, len(text) + 1)]
+    first = draw(st.sampled_from(cuts))
+    second = draw(st.sampled_from([other for other in cuts if other != first]))
+    return _split(text, first), _split(text, second)
+
+
+@given(one_text_split_two_ways(), st.binary(max_size=8))
+def test_moving_characters_across_part_boundaries_changes_the_fingerprint(
+        parts: tuple[tuple[str, str, str], ...], body: bytes) -> None:
+    (method, path, query), (method2, path2, query2) = parts
+    assert method + path + query == method2 + path2 + query2  # the same characters...
+    assert (method, path, query) != (method2, path2, query2)  # ...cut differently
+    assert request_fingerprint(method, path, query, body) != request_fingerprint(
+        method2, path2, query2, body)
 
 
 def test_once_keys_bind_requester_issuer_and_cluster() -> None:

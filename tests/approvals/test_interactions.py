@@ -10,7 +10,7 @@ import pytest
 
 from chalicelib.slack.interactions import parse_interaction, verify_slack_request
 from chalicelib.errors import BadRequest, ServiceUnavailable, Unauthorized
-from eksgate.local.slack_fake_interactions import encode_payload, sign
+from eksgate_local.slack_fake_interactions import encode_payload, sign
 
 SECRET = "s3cret"
 

@@ -11,7 +11,7 @@ from chalicelib.slack.messages import (
     expired_blocks,
     request_blocks,
 )
-from eksgate.local.slack_fake_blockkit import validate_blocks, validate_view
+from eksgate_local.slack_fake_blockkit import validate_blocks, validate_view
 from tests.approvals.conftest import sample_approval
 
 BOB = {"user_id": "U0BOB", "user_name": "bob", "email": "bob@example.com",

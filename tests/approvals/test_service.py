@@ -14,8 +14,8 @@ import pytest
 
 from chalicelib.approvals.service import ApprovalService, IdempotencyTable
 from chalicelib.slack.directory import SlackDirectory
-from eksgate.local.slack_fake import SlackFake
-from eksgate.local.slack_fake_workspace import FakeUser, default_workspace
+from eksgate_local.slack_fake import SlackFake
+from eksgate_local.slack_fake_workspace import FakeUser, default_workspace
 from tests.approvals.conftest import (
     AGENT,
     CHANNEL,

@@ -31,19 +31,25 @@ def decide(store: DynamoApprovalStore, approval: Approval, user: str, decision: 
 
 
 def together(n: int, work: Callable[[int], Any]) -> list[Any]:
-    """Run ``work(i)`` in ``n`` threads released at the same moment."""
+    """Run ``work(i)`` in ``n`` threads released at the same moment; re-raise what one raised."""
     barrier = threading.Barrier(n)
     results: list[Any] = [None] * n
+    errors: list[BaseException] = []
 
     def run(i: int) -> None:
         barrier.wait()
-        results[i] = work(i)
+        try:
+            results[i] = work(i)
+        except BaseException as error:  # noqa: BLE001 - handed to the test's thread below
+            errors.append(error)
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    if errors:
+        raise errors[0]
     return results
 
 

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 import pytest
 
 from chalicelib.audit.store import DynamoAuditStore
-from eksgate.local.aws import create_tables, table_definitions
+from eksgate_local.aws import create_tables, table_definitions
 
 AUDIT_TABLE = "eksgate-test-audit"
 START = datetime(2026, 11, 22, 13, 40, 29, 123000, tzinfo=timezone.utc).timestamp()

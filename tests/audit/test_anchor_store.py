@@ -17,7 +17,7 @@ from chalicelib.audit.items import record_to_item
 from chalicelib.errors import ServiceUnavailable
 from chalicelib.routes.audit_export import export_stream_event
 from chalicelib.routes.sessions import s3_anchor_reader, session_response
-from eksgate.local.aws import create_audit_buckets
+from eksgate_local.aws import create_audit_buckets
 from tests.audit.helpers import sealed_chain
 
 SID = "5f0c1d2e3a4b5c6d7e8f90a1b2c3d4e5"

@@ -32,7 +32,7 @@ def _lines(s3, prefix):
 
 @pytest.fixture()
 def s3(aws, monkeypatch):
-    from eksgate.local.aws import create_audit_buckets
+    from eksgate_local.aws import create_audit_buckets
     client = aws.client("s3")
     create_audit_buckets(client, BUCKET, "anchor-bucket", days=1)
     monkeypatch.setenv("EKSGATE_ANCHOR_BUCKET", "anchor-bucket")

@@ -20,7 +20,16 @@ from typing import Any
 import pytest
 import urllib3
 
+from tests.kubectl_versions import chosen
+
 WATCH_TIMEOUT = 3
+KUBECTLS = chosen()  # the newest installed and the oldest supported, by path
+
+
+@pytest.fixture(params=sorted(KUBECTLS))
+def kubectl_binary(request) -> str:
+    """Each chosen kubectl in turn (never the PATH dispatcher, which picks by server version)."""
+    return str(KUBECTLS[request.param])
 
 
 class Stack:
@@ -104,6 +113,8 @@ def stack():
         process.kill()
         pytest.fail("the local stack did not stop on SIGTERM")
     assert not leaks, f"stored items hold secrets or tokens: {leaks}"
+    # `eksgate local up` removes its temporary folder (demo OIDC tokens) when it stops.
+    assert not Path(running.workdir).exists(), f"{running.workdir} left behind"
 
 
 def stored_secrets(stack: Stack) -> list[str]:
@@ -111,7 +122,7 @@ def stored_secrets(stack: Stack) -> list[str]:
     import base64
     import re
 
-    from eksgate.local.kube_emulator.seed import SENSITIVE_VALUES
+    from eksgate_local.kube_emulator.seed import SENSITIVE_VALUES
     dynamodb = stack.aws("dynamodb")
     items = []
     for table in dynamodb.list_tables()["TableNames"]:

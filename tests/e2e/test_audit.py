@@ -15,7 +15,7 @@ import urllib3
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from eksgate.local.kube_emulator.seed import SENSITIVE_VALUES
+from eksgate_local.kube_emulator.seed import SENSITIVE_VALUES
 
 pytestmark = pytest.mark.e2e
 

@@ -9,12 +9,16 @@ import subprocess
 
 import pytest
 
+from tests.e2e.conftest import KUBECTLS
+
+# The newest kubectl installed, chosen by path (the PATH dispatcher picks by server version).
+KUBECTL = str(KUBECTLS.get("newest") or shutil.which("kubectl") or "")
 pytestmark = [pytest.mark.e2e,
-              pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl not installed")]
+              pytest.mark.skipif(not KUBECTL, reason="kubectl not installed")]
 
 
 def kubectl(stack, *args, context="demo-ci-agent"):
-    return subprocess.run(["kubectl", "--context", context, *args], capture_output=True,
+    return subprocess.run([KUBECTL, "--context", context, *args], capture_output=True,
                           text=True, timeout=120, env={**os.environ, "KUBECONFIG": stack.kubeconfig})
 
 

@@ -10,8 +10,8 @@ import jwt
 import pytest
 import urllib3
 
-from eksgate.local.kube_emulator.exec_commands import CONFIG_API_KEY, CONFIG_SECRET_KEY
-from eksgate.local.kube_emulator.seed import DB_PASSWORD
+from eksgate_local.kube_emulator.exec_commands import CONFIG_API_KEY, CONFIG_SECRET_KEY
+from eksgate_local.kube_emulator.seed import DB_PASSWORD
 
 pytestmark = pytest.mark.e2e
 

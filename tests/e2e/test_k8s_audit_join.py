@@ -131,7 +131,7 @@ def test_the_approved_change_names_its_approval_approver_and_diff(joined):
 
 
 def test_secret_values_stay_masked_at_request_response_level(joined):
-    from eksgate.local.kube_emulator.seed import SENSITIVE_VALUES
+    from eksgate_local.kube_emulator.seed import SENSITIVE_VALUES
     _, _, events = joined
     text = json.dumps(events)
     for value in SENSITIVE_VALUES:

@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import textwrap
 
 import pytest
 
 from chalicelib.masking import MASK
-from eksgate.local.kube_emulator.seed import SENSITIVE_VALUES
+from eksgate_local.kube_emulator.seed import SENSITIVE_VALUES
+from tests.kubectl_versions import chosen
 
-pytestmark = [pytest.mark.e2e,
-              pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl not installed")]
+pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not chosen(), reason="kubectl not installed")]
+BINARY: dict[str, str] = {}
+
+
+@pytest.fixture(autouse=True)
+def _each_chosen_kubectl(kubectl_binary):
+    BINARY["path"] = kubectl_binary
 
 
 def kubectl(stack, *args, context="demo-ci-agent", stdin=None):
-    return subprocess.run(["kubectl", "--context", context, *args], input=stdin,
+    return subprocess.run([BINARY["path"], "--context", context, *args], input=stdin,
                           capture_output=True, text=True, timeout=120,
                           env={**os.environ, "KUBECONFIG": stack.kubeconfig})
 
@@ -109,10 +114,14 @@ def test_apply_that_needs_approval_says_where_it_waits(stack):
 
 def test_kubectl_waits_for_approval_then_goes_through(stack):
     import re
-    refused = kubectl(stack, "scale", "deployment", "worker", "-n", "shop", "--replicas=2")
+    # A count the deployment does not have yet (this test runs once per kubectl version).
+    current = kubectl(stack, "get", "deployment", "worker", "-n", "shop",
+                      "-o", "jsonpath={.spec.replicas}")
+    replicas = f"--replicas={int(current.stdout or 1) + 1}"
+    refused = kubectl(stack, "scale", "deployment", "worker", "-n", "shop", replicas)
     assert refused.returncode != 0 and "approval required" in refused.stderr
     approval_id = re.search(r"request ([0-9a-f]{20})", refused.stderr).group(1)
     stack.click(approval_id, "eksgate_approve", "U0BOB")
-    scaled = kubectl(stack, "scale", "deployment", "worker", "-n", "shop", "--replicas=2")
+    scaled = kubectl(stack, "scale", "deployment", "worker", "-n", "shop", replicas)
     assert scaled.returncode == 0, scaled.stderr
     assert "scaled" in scaled.stdout

@@ -18,6 +18,8 @@ import textwrap
 import uuid
 
 import pytest
+
+from tests.e2e.conftest import KUBECTLS
 import urllib3
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
@@ -26,8 +28,10 @@ from chalicelib.approvals.diff import HIDDEN_CHANGE
 from chalicelib.credentials.eks_token import AwsCredentials, make_eks_token
 from chalicelib.masking import MASK
 
+# The newest kubectl installed, chosen by path (the PATH dispatcher picks by server version).
+KUBECTL = str(KUBECTLS.get("newest") or shutil.which("kubectl") or "")
 pytestmark = [pytest.mark.e2e, pytest.mark.adversarial,
-              pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl not installed")]
+              pytest.mark.skipif(not KUBECTL, reason="kubectl not installed")]
 
 PASSWORD = "hunter2-very-secret"
 
@@ -36,7 +40,7 @@ def kubectl(stack, *args, context="demo-engineer", editor=None):
     env = {**os.environ, "KUBECONFIG": stack.kubeconfig}
     if editor:
         env["KUBE_EDITOR"] = editor
-    return subprocess.run(["kubectl", "--context", context, *args], capture_output=True,
+    return subprocess.run([KUBECTL, "--context", context, *args], capture_output=True,
                           text=True, timeout=120, env=env)
 
 

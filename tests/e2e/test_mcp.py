@@ -97,7 +97,7 @@ def test_an_agent_reads_is_refused_waits_for_approval_and_changes_once(stack, ag
     assert any(row["name"].startswith("web-") for row in seen["pods"]["items"])
 
     data = seen["secret"]["object"]["data"]
-    from eksgate.local.kube_emulator.seed import SENSITIVE_VALUES
+    from eksgate_local.kube_emulator.seed import SENSITIVE_VALUES
     text = json.dumps(seen["secret"])
     assert data and all(base64.b64decode(v) == b"***MASKED***" for v in data.values())
     assert not any(v in text or base64.b64encode(v.encode()).decode() in text

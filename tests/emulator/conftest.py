@@ -10,7 +10,7 @@ from typing import Any, Iterator
 import pytest
 from kubernetes import client
 
-from eksgate.local.kube_emulator import KubeEmulator, StaticTokenAuthenticator
+from eksgate_local.kube_emulator import KubeEmulator, StaticTokenAuthenticator
 
 TOKEN = "emulator-test-token"
 PRINCIPAL = "arn:aws:sts::123456789012:assumed-role/eksgate-test/alice"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import http.client
 import ssl
 
-from eksgate.local.kube_emulator import KubeEmulator
+from eksgate_local.kube_emulator import KubeEmulator
 
 from .conftest import TOKEN
 

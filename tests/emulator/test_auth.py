@@ -16,7 +16,7 @@ from kubernetes.client import ApiException
 from moto.server import ThreadedMotoServer
 
 from chalicelib.credentials.eks_token import TOKEN_PREFIX, AwsCredentials, decode_eks_token, make_eks_token
-from eksgate.local.kube_emulator import (
+from eksgate_local.kube_emulator import (
     EksTokenAuthenticator,
     EksTokenError,
     KubeEmulator,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from kubernetes import client
 
-from eksgate.local.kube_emulator import KubeEmulator
+from eksgate_local.kube_emulator import KubeEmulator
 
 from .conftest import raw_request
 
@@ -26,7 +26,7 @@ def test_python_client_discovery(api_client: client.ApiClient, emulator: KubeEmu
     assert apps.preferred_version.group_version == "apps/v1"
 
     code = client.VersionApi(api_client).get_code()
-    assert code.major == "1" and code.git_version.startswith("v1.31.") and "-eks-" in code.git_version
+    assert code.major == "1" and code.minor == "35+" and code.git_version.startswith("v1.35.") and "-eks-" in code.git_version
 
     core_resources = client.CoreV1Api(api_client).get_api_resources()
     pods = next(r for r in core_resources.resources if r.name == "pods")

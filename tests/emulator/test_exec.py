@@ -13,8 +13,8 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from eksgate.local.kube_emulator import KubeEmulator, write_kubeconfig
-from eksgate.local.kube_emulator.exec_commands import CONFIG_API_KEY
+from eksgate_local.kube_emulator import KubeEmulator, write_kubeconfig
+from eksgate_local.kube_emulator.exec_commands import CONFIG_API_KEY
 
 from .conftest import TOKEN
 

@@ -1,19 +1,21 @@
-"""The emulator driven by the real kubectl binary (skipped where kubectl is not installed)."""
+"""The emulator driven by the real kubectl binaries: the newest installed and the oldest
+supported, each by its path (skipped where kubectl is not installed)."""
 
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from eksgate.local.kube_emulator import KubeEmulator, write_kubeconfig
+from eksgate_local.kube_emulator import KubeEmulator, write_kubeconfig
+
+from tests.kubectl_versions import chosen
 
 from .conftest import PRINCIPAL, TOKEN
 
-pytestmark = pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
+pytestmark = pytest.mark.skipif(not chosen(), reason="kubectl is not installed")
 
 MANIFEST = """\
 apiVersion: apps/v1
@@ -43,14 +45,16 @@ spec:
 """
 
 
-@pytest.fixture(scope="module")
-def kubectl(emulator: KubeEmulator, tmp_path_factory: pytest.TempPathFactory):
+@pytest.fixture(scope="module", params=sorted(chosen()))
+def kubectl(request: pytest.FixtureRequest, emulator: KubeEmulator,
+            tmp_path_factory: pytest.TempPathFactory):
+    binary = str(chosen()[request.param])
     home = tmp_path_factory.mktemp("kubectl")
     config = write_kubeconfig(home / "config", emulator.url, emulator.ca_pem, TOKEN)
 
     def run(*args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
-            ["kubectl", "--kubeconfig", str(config), "--cache-dir", str(home / "cache"), *args],
+            [binary, "--kubeconfig", str(config), "--cache-dir", str(home / "cache"), *args],
             input=stdin, capture_output=True, text=True, timeout=60,
             env={"HOME": str(home), "PATH": "/usr/bin:/bin"},
         )
@@ -121,3 +125,13 @@ def test_dry_run_server_and_errors(kubectl) -> None:
     assert kubectl("get", "configmap", "dry", "-n", "shop", check=False).returncode != 0
     dup = kubectl("create", "namespace", "shop", check=False)
     assert dup.returncode != 0 and 'namespaces "shop" already exists' in dup.stderr
+
+
+def test_protobuf_bodies_from_typed_commands(kubectl, emulator: KubeEmulator) -> None:
+    # create configmap / create namespace / auth can-i / auth whoami send protobuf from 1.32 on
+    kubectl("create", "configmap", "proto-cm", "-n", "shop", "--from-literal=colour=blue")
+    stored = emulator.get_object("", "configmaps", "shop", "proto-cm")
+    assert stored is not None and stored["data"] == {"colour": "blue"}
+    kubectl("delete", "configmap", "proto-cm", "-n", "shop")
+    assert kubectl("auth", "can-i", "get", "pods", "-n", "shop", check=False).stdout.strip() == "yes"
+    assert kubectl("auth", "whoami", "-o", "jsonpath={.status.userInfo.username}").stdout == PRINCIPAL

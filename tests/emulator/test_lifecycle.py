@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from eksgate.local.kube_emulator import KubeEmulator, StaticTokenAuthenticator
+from eksgate_local.kube_emulator import KubeEmulator, StaticTokenAuthenticator
 
 from .conftest import TOKEN
 

@@ -13,8 +13,8 @@ import pytest
 from kubernetes import client, watch
 from kubernetes.client import ApiException
 
-from eksgate.local.kube_emulator import KubeEmulator, StaticTokenAuthenticator
-from eksgate.local.kube_emulator.seed import (
+from eksgate_local.kube_emulator import KubeEmulator, StaticTokenAuthenticator
+from eksgate_local.kube_emulator.seed import (
     DB_PASSWORD,
     EXAMPLE_AWS_ACCESS_KEY_ID,
     LOG_PASSWORD,
@@ -79,7 +79,7 @@ def test_log_follow_is_bounded(core: client.CoreV1Api) -> None:
     text = b"".join(lines).decode()
     # The tail line, then at least one freshly generated line, then the stream ends at the cap.
     assert text.count("\n") >= 2
-    assert "kube-probe/1.31" in text
+    assert "kube-probe/1.35" in text
     assert 1.5 <= elapsed < 5
 
 

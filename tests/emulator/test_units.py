@@ -7,11 +7,11 @@ import ipaddress
 import pytest
 from cryptography import x509
 
-from eksgate.local.kube_emulator.errors import ApiError
-from eksgate.local.kube_emulator.patch import json_patch, merge_patch, strategic_merge_patch
-from eksgate.local.kube_emulator.selectors import parse_field_selector, parse_label_selector
-from eksgate.local.kube_emulator.tables import human_duration
-from eksgate.local.kube_emulator.tls import generate_tls_material
+from eksgate_local.kube_emulator.errors import ApiError
+from eksgate_local.kube_emulator.patch import json_patch, merge_patch, strategic_merge_patch
+from eksgate_local.kube_emulator.selectors import parse_field_selector, parse_label_selector
+from eksgate_local.kube_emulator.tables import human_duration
+from eksgate_local.kube_emulator.tls import generate_tls_material
 
 
 def test_merge_patch_rfc7386() -> None:

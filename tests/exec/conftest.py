@@ -8,7 +8,7 @@ import pytest
 
 from chalicelib.gateway.clusters import ClusterEndpoint
 from chalicelib.config import ClusterConfig
-from eksgate.local.kube_emulator import KubeEmulator, StaticTokenAuthenticator
+from eksgate_local.kube_emulator import KubeEmulator, StaticTokenAuthenticator
 
 TOKEN = "k8s-aws-v1.exec-test-token"
 PRINCIPAL = "arn:aws:sts::123456789012:assumed-role/eksgate-exec/alice"

@@ -11,8 +11,8 @@ from chalicelib.gateway.clusters import ClusterEndpoint
 from chalicelib.errors import BadGateway, BadRequest, NotFound
 from chalicelib.exec import client as exec_client
 from chalicelib.exec.client import ExecRefused, ExecTarget, WebSocketExecClient
-from eksgate.local.kube_emulator import KubeEmulator
-from eksgate.local.kube_emulator.exec_commands import CONFIG_API_KEY, pseudo_random_bytes
+from eksgate_local.kube_emulator import KubeEmulator
+from eksgate_local.kube_emulator.exec_commands import CONFIG_API_KEY, pseudo_random_bytes
 
 from .conftest import TOKEN, pod_named
 

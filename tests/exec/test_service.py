@@ -19,8 +19,8 @@ from chalicelib.masking import MaskingSettings
 from chalicelib.policy import load_policy_text
 from chalicelib.identity import Caller
 from chalicelib.credentials.session_token import GatewaySession
-from eksgate.local.kube_emulator.exec_commands import CONFIG_API_KEY, CONFIG_SECRET_KEY
-from eksgate.local.kube_emulator.seed import DB_PASSWORD
+from eksgate_local.kube_emulator.exec_commands import CONFIG_API_KEY, CONFIG_SECRET_KEY
+from eksgate_local.kube_emulator.seed import DB_PASSWORD
 
 from .conftest import TOKEN, pod_named
 

@@ -14,7 +14,7 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-from eksgate.local.stage import PROJECT_DIR
+from eksgate_local.stage import PROJECT_DIR
 
 PROXY_METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 REGION = "us-east-1"

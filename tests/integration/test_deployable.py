@@ -19,7 +19,7 @@ from eksgate.iam_policy import (
     granted_actions,
     policy_document,
 )
-from eksgate.local.stage import PROJECT_DIR
+from eksgate_local.stage import PROJECT_DIR
 
 # AssumeRole with SourceIdentity and Tags needs these two as well.
 IMPLIED = {("sts", "AssumeRole"): {("sts", "SetSourceIdentity"), ("sts", "TagSession")}}

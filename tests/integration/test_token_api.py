@@ -16,7 +16,7 @@ import urllib3
 import app as app_module
 from chalicelib.credentials.eks_token import decode_eks_token
 from chalicelib.services import build_services
-from eksgate.local.gateway_server import LocalApiGateway
+from eksgate_local.gateway_server import LocalApiGateway
 
 
 @pytest.fixture()

@@ -12,7 +12,7 @@ import pytest
 
 import app as app_module
 from chalicelib.services import build_services
-from eksgate.local.gateway_server import LocalApiGateway
+from eksgate_local.gateway_server import LocalApiGateway
 
 
 @pytest.fixture()

@@ -6,8 +6,8 @@ import socket
 
 import pytest
 
-from eksgate.local import stack as stack_module
-from eksgate.local.stack import ComponentError, LocalStack, check_dependencies, responds
+from eksgate_local import stack as stack_module
+from eksgate_local.stack import ComponentError, LocalStack, check_dependencies, responds
 
 
 def test_a_port_in_use_names_the_component_and_stops_the_others():
@@ -38,3 +38,22 @@ def test_a_component_that_dies_is_named():
         assert local.kube is not None
         local.kube.stop()
         assert local.first_dead_component() == "Kubernetes API emulator"
+
+
+def test_stopping_removes_the_folder_holding_the_demo_tokens():
+    with LocalStack() as local:
+        token_file = local.write_token_file("ci-agent")
+        assert token_file.read_text().count(".") == 2  # a JWT, valid for an hour
+        assert local.workdir.name.startswith("eksgate-local-")
+    assert not token_file.exists()
+    assert not local.workdir.exists()
+
+
+def test_a_stack_that_fails_to_start_leaves_no_folder_behind():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        local = LocalStack(gateway_port=taken.getsockname()[1])
+        with pytest.raises(ComponentError):
+            local.start()
+    assert not local.workdir.exists()

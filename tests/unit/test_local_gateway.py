@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 
-from eksgate.local.gateway_server import _Route, build_event
+from eksgate_local.gateway_server import _Route, build_event
 
 ROUTES = [_Route(p) for p in ["/v1/token", "/k8s/{cluster}", "/k8s/{cluster}/{proxy+}",
                              "/v1/approvals/{id}"]]

@@ -13,7 +13,7 @@ from chalicelib.identity import Identity
 from chalicelib.credentials.role_credentials import sts_safe_name
 from chalicelib.credentials.session_token import SessionTokenCodec
 from chalicelib.credentials.signing_keys import SecretsManagerKeyStore
-from eksgate.local.aws import rotate_signing_key
+from eksgate_local.aws import rotate_signing_key
 
 IDENTITY = Identity("user:alice", "https://issuer.test", "alice@example.com", ("eng",),
                     {"groups": ["eng"]})

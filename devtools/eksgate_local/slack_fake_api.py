@@ -17,8 +17,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from eksgate.local.slack_fake_blockkit import validate_blocks, validate_view
-from eksgate.local.slack_fake_store import (
+from eksgate_local.slack_fake_blockkit import validate_blocks, validate_view
+from eksgate_local.slack_fake_store import (
     FakeEphemeral,
     FakeMessage,
     FakeView,
@@ -26,7 +26,7 @@ from eksgate.local.slack_fake_store import (
     SlackStore,
     fill_block_ids,
 )
-from eksgate.local.slack_fake_workspace import FakeChannel, Workspace
+from eksgate_local.slack_fake_workspace import FakeChannel, Workspace
 
 
 @dataclass(frozen=True)

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import base64
+import functools
 import logging
-import urllib.request
 import os
+import threading
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import boto3
 import yaml
+from moto.dynamodb.responses import DynamoHandler
 from moto.server import ThreadedMotoServer
 
-from eksgate.local.stage import PROJECT_DIR
+from eksgate_local.stage import PROJECT_DIR
 
 INFRA_TEMPLATE = PROJECT_DIR / "infra" / "template.yaml"
 # What create_table takes; the rest (TTL, recovery, encryption) is CloudFormation's business
@@ -33,14 +38,50 @@ LOCAL_CREDENTIALS = {
 }
 
 
+_DYNAMODB_LOCK = threading.Lock()
+
+
+def _one_at_a_time(dispatch: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(dispatch)
+    def locked(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with _DYNAMODB_LOCK:
+            return dispatch(self, *args, **kwargs)
+
+    locked.one_at_a_time = True  # type: ignore[attr-defined]
+    return locked
+
+
+@contextmanager
+def atomic_dynamodb() -> Iterator[None]:
+    """Give moto's DynamoDB the per-request atomicity real DynamoDB has, while in effect.
+
+    moto checks a condition, applies the write and serialises the answer in plain Python,
+    with no lock: concurrent requests interleave (a condition passes on stale state, or the
+    answer's serialiser sees an item change size under it). Real DynamoDB applies each
+    request atomically, so the whole of moto's DynamoDB dispatch (parse, backend, serialise)
+    runs one request at a time, process-wide, for moto's server and its in-process mock alike.
+    """
+    original = DynamoHandler._dispatch
+    if getattr(original, "one_at_a_time", False):
+        yield  # already in effect (a stack inside a test, or two stacks)
+        return
+    DynamoHandler._dispatch = _one_at_a_time(original)  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        DynamoHandler._dispatch = original  # type: ignore[method-assign]
+
+
 class LocalAws:
     """moto's server on a free loopback port, for every AWS service the app calls."""
 
     def __init__(self) -> None:
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self._atomic = ExitStack()
 
     def start(self) -> "LocalAws":
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log in the terminal
+        self._atomic.enter_context(atomic_dynamodb())
         self._server.start()
         return self
 
@@ -55,6 +96,7 @@ class LocalAws:
         except OSError:
             pass  # already gone: nothing to reset
         self._server.stop()
+        self._atomic.close()
 
     @property
     def endpoint_url(self) -> str:

@@ -65,7 +65,7 @@ def follow_line(image: str, when: datetime, seq: int) -> str:
     if _image_family(image) == "nginx":
         return (
             f'10.0.2.{30 + seq % 50} - - [{when.strftime("%d/%b/%Y:%H:%M:%S +0000")}] '
-            f'"GET /healthz HTTP/1.1" 200 2 "-" "kube-probe/1.31"'
+            f'"GET /healthz HTTP/1.1" 200 2 "-" "kube-probe/1.35"'
         )
     return f"{when.strftime('%Y-%m-%dT%H:%M:%SZ')} INFO  heartbeat seq={seq} status=ok"
 

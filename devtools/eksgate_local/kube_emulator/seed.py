@@ -109,8 +109,8 @@ def _node(name: str, zone: str, ip: str) -> Object:
                 "osImage": "Amazon Linux 2023.6.20241212",
                 "kernelVersion": "6.1.119-129.201.amzn2023.x86_64",
                 "containerRuntimeVersion": "containerd://1.7.23",
-                "kubeletVersion": "v1.31.4-eks-aeac579",
-                "kubeProxyVersion": "v1.31.4-eks-aeac579",
+                "kubeletVersion": "v1.35.0-eks-3cfe0ce",
+                "kubeProxyVersion": "v1.35.0-eks-3cfe0ce",
             },
         },
     }
@@ -309,7 +309,7 @@ def _pod_logs(namespace: str, app: str, pod_index: int) -> list[str]:
             "{slash} [notice] 1#1: start worker processes",
             f'10.0.2.{31 + pod_index} - - [{{clf}}] "GET / HTTP/1.1" 200 615 "-" "Mozilla/5.0"',
             f'10.0.2.{31 + pod_index} - - [{{clf}}] "POST /login HTTP/1.1" 302 0 "-" "Mozilla/5.0"',
-            f'10.0.1.{44 + pod_index} - - [{{clf}}] "GET /healthz HTTP/1.1" 200 2 "-" "kube-probe/1.31"',
+            f'10.0.1.{44 + pod_index} - - [{{clf}}] "GET /healthz HTTP/1.1" 200 2 "-" "kube-probe/1.35"',
         ]
     if app == "worker":
         return [

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from . import protobuf
 from .api import is_dry_run, parse_list_options, strip_type_meta
 from .auth import bearer_token
 from .discovery import AGGREGATED_CONTENT_TYPE, VERSION_INFO, ResourceInfo
@@ -292,6 +293,8 @@ class _Handler(StreamingMixin, BaseHTTPRequestHandler):
                 return json.loads(raw)
             if content_type in ("application/yaml", "application/x-yaml", "text/yaml"):
                 return yaml.safe_load(raw)
+            if content_type == protobuf.CONTENT_TYPE:
+                return protobuf.decode_object(raw)
         except (ValueError, yaml.YAMLError) as exc:
             raise bad_request(f"error decoding the request body: {exc}") from exc
         raise ApiError(

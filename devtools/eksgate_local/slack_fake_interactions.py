@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from eksgate.local.slack_fake_store import iter_elements
+from eksgate_local.slack_fake_store import iter_elements
 
 # Slack shows the user an error if the app does not answer an interaction within 3 seconds.
 SLACK_ACK_DEADLINE_SECONDS = 3.0

@@ -31,10 +31,10 @@ from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Any, Literal, Self
 
-from eksgate.local.slack_fake_api import ApiResponse, SlackWebApi, truthy
-from eksgate.local.slack_fake_blockkit import validate_blocks
-from eksgate.local.slack_fake_http import FakeServer, make_server
-from eksgate.local.slack_fake_interactions import (
+from eksgate_local.slack_fake_api import ApiResponse, SlackWebApi, truthy
+from eksgate_local.slack_fake_blockkit import validate_blocks
+from eksgate_local.slack_fake_http import FakeServer, make_server
+from eksgate_local.slack_fake_interactions import (
     Delivery,
     InteractionResult,
     SlackFakeError,
@@ -46,8 +46,8 @@ from eksgate.local.slack_fake_interactions import (
     state_values,
     view_submission_payload,
 )
-from eksgate.local.slack_fake_render import render_message, render_view
-from eksgate.local.slack_fake_store import (
+from eksgate_local.slack_fake_render import render_message, render_view
+from eksgate_local.slack_fake_store import (
     FakeEphemeral,
     FakeMessage,
     FakeView,
@@ -57,7 +57,7 @@ from eksgate.local.slack_fake_store import (
     fill_block_ids,
     iter_elements,
 )
-from eksgate.local.slack_fake_workspace import Workspace, default_workspace
+from eksgate_local.slack_fake_workspace import Workspace, default_workspace
 
 __all__ = [
     "ApiCall",
@@ -820,7 +820,7 @@ def _print_flush(text: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Serve the fake alone, printing what it receives: ``python -m eksgate.local.slack_fake``."""
+    """Serve the fake alone, printing what it receives: ``python -m eksgate_local.slack_fake``."""
 
     parser = argparse.ArgumentParser(description="Local Slack fake (development and test tool)")
     parser.add_argument("--host", default="127.0.0.1")

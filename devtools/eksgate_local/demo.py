@@ -22,8 +22,8 @@ import urllib3
 
 from chalicelib.credentials.eks_token import decode_eks_token
 from chalicelib.masking import MASK
-from eksgate.local.oidc_issuer import DEMO_IDENTITIES
-from eksgate.local.stack import CLUSTER, ComponentError, LocalStack, write_kubeconfig
+from eksgate_local.oidc_issuer import DEMO_IDENTITIES
+from eksgate_local.stack import CLUSTER, ComponentError, LocalStack, write_kubeconfig
 
 BOLD, DIM, GREEN, RED, YELLOW, RESET = (
     "\033[1m",

@@ -22,15 +22,15 @@ from types import ModuleType
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
-from eksgate.local.aws import LocalAws, create_audit_buckets, create_signing_key, create_tables
-from eksgate.local.control import ControlServer
-from eksgate.local.gateway_server import LocalApiGateway
-from eksgate.local.kube_emulator import EksTokenAuthenticator, KubeEmulator
-from eksgate.local.kube_emulator.tls import TlsMaterial, generate_tls_material, server_ssl_context
-from eksgate.local.oidc_issuer import DEMO_IDENTITIES, LocalOidcIssuer
-from eksgate.local.slack_fake import SlackFake
-from eksgate.local.stage import PROJECT_DIR, local_app_environment
-from eksgate.local.streams import StreamPump
+from eksgate_local.aws import LocalAws, create_audit_buckets, create_signing_key, create_tables
+from eksgate_local.control import ControlServer
+from eksgate_local.gateway_server import LocalApiGateway
+from eksgate_local.kube_emulator import EksTokenAuthenticator, KubeEmulator
+from eksgate_local.kube_emulator.tls import TlsMaterial, generate_tls_material, server_ssl_context
+from eksgate_local.oidc_issuer import DEMO_IDENTITIES, LocalOidcIssuer
+from eksgate_local.slack_fake import SlackFake
+from eksgate_local.stage import PROJECT_DIR, local_app_environment
+from eksgate_local.streams import StreamPump
 
 CLUSTER = "demo"
 
@@ -170,7 +170,7 @@ class LocalStack:
 
     def _start_scheduler(self) -> None:
         """Call the app's scheduled handler as EventBridge would, every ``schedule_seconds``."""
-        from eksgate.local.gateway_server import LambdaContext
+        from eksgate_local.gateway_server import LambdaContext
 
         event = {
             "version": "0",
@@ -196,7 +196,7 @@ class LocalStack:
     def _start_stream(self) -> None:
         """Deliver the audit table's stream to ``audit_export``, as its event source mapping
         does in AWS: the anchors and the export follow the trail within a second."""
-        from eksgate.local.gateway_server import LambdaContext
+        from eksgate_local.gateway_server import LambdaContext
 
         table = os.environ["EKSGATE_AUDIT_TABLE"]
         arn = self.aws.client("dynamodb").describe_table(TableName=table)["Table"][
@@ -215,6 +215,9 @@ class LocalStack:
                 stop()
             except Exception as exc:  # keep stopping the rest
                 print(f"warning: stopping a component failed: {exc}", file=sys.stderr)
+        # The folder holds hour-long demo OIDC tokens and the CLI's credential cache: they must
+        # not outlive the stack that accepts them.
+        shutil.rmtree(self.workdir, ignore_errors=True)
 
     def __enter__(self) -> "LocalStack":
         return self.start()
@@ -448,6 +451,6 @@ Press Ctrl-C to stop everything.""",
 
 
 def demo(args: Any) -> int:
-    from eksgate.local.demo import run_demo
+    from eksgate_local.demo import run_demo
 
     return run_demo()

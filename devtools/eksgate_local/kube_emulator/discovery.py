@@ -1,7 +1,7 @@
 """Discovery documents and the resource registry derived from them.
 
 The documents are the real ones from kubernetes/kubernetes (see
-``eksgate/local/fixtures/kubernetes/SOURCES.md``). ``/api/v1`` and the per-group
+``eksgate/fixtures/kubernetes/SOURCES.md``). ``/api/v1`` and the per-group
 ``APIResourceList`` files are served verbatim; for a group-version without its own file the
 list is derived from the aggregated (``apidiscovery.k8s.io/v2``) document, so every
 group-version advertised by ``/apis`` answers. The aggregated document for the core group
@@ -23,15 +23,17 @@ from typing import Any
 AGGREGATED_MEDIA_PARAMS = {"g": "apidiscovery.k8s.io", "v": "v2", "as": "APIGroupDiscoveryList"}
 AGGREGATED_CONTENT_TYPE = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
 
-# What an EKS 1.31 control plane answers on /version (the build metadata is illustrative).
+# A version EKS offers in standard support (1.35: released on EKS in January 2026, standard
+# support until March 2027), in EKS's format. Clients choose behaviour by it (the gcloud kubectl
+# dispatcher even picks its kubectl binary by it), so it must be current, not a retired one.
 VERSION_INFO: dict[str, str] = {
     "major": "1",
-    "minor": "31+",
-    "gitVersion": "v1.31.4-eks-2d5f260",
-    "gitCommit": "3d1b3a3ec4a2a63e82a1e3c2a8b1bfbd8e6b9c11",
+    "minor": "35+",
+    "gitVersion": "v1.35.0-eks-3cfe0ce",
+    "gitCommit": "3cfe0ce8a3b1c6b1f4a5f2b5cbd0c5c2d1c7f3a9",
     "gitTreeState": "clean",
-    "buildDate": "2024-12-12T21:27:23Z",
-    "goVersion": "go1.22.9",
+    "buildDate": "2026-01-20T00:00:00Z",
+    "goVersion": "go1.25.5",
     "compiler": "gc",
     "platform": "linux/amd64",
 }
@@ -63,7 +65,7 @@ class ResourceInfo:
 
 
 def _fixture_dir() -> Any:
-    return resources.files("eksgate.local").joinpath("fixtures", "kubernetes", "discovery")
+    return resources.files("eksgate").joinpath("fixtures", "kubernetes", "discovery")
 
 
 @lru_cache(maxsize=None)

@@ -9,7 +9,7 @@ real cluster; production talks to Amazon EKS.
 
 Typical use::
 
-    from eksgate.local.kube_emulator import KubeEmulator, StaticTokenAuthenticator
+    from eksgate_local.kube_emulator import KubeEmulator, StaticTokenAuthenticator
 
     with KubeEmulator(authenticate=StaticTokenAuthenticator({"t0k": "alice"})) as kube:
         ...  # kube.url, kube.ca_pem, kube.calls

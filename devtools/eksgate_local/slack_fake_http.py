@@ -19,7 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from eksgate.local.slack_fake import SlackFake
+    from eksgate_local.slack_fake import SlackFake
 
 _PERMALINK = re.compile(r"^/archives/([^/]+)/p(\d{7,})$")
 _RESPONSE_URL = re.compile(r"^/actions/([^/]+)/(\d+)/([A-Za-z0-9_-]+)$")
