@@ -11,7 +11,7 @@ import os
 import platform
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 GROUPS = ("policy", "masking", "process", "gateway")
 
@@ -24,8 +24,10 @@ def machine() -> str:
     except (OSError, StopIteration):
         pass
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    return (f"{cpu}; {os.cpu_count()} cores; load average {load}; "
-            f"Python {platform.python_version()}; {platform.system()} {platform.release()}")
+    return (
+        f"{cpu}; {os.cpu_count()} cores; load average {load}; "
+        f"Python {platform.python_version()}; {platform.system()} {platform.release()}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer repetitions (a smoke run)")
     parser.add_argument("--only", nargs="+", choices=GROUPS, default=list(GROUPS))
     args = parser.parse_args(argv)
-    print(f"date     {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}")
+    print(f"date     {datetime.now(UTC):%Y-%m-%d %H:%M UTC}")
     print(f"machine  {machine()}")
     print(f"command  python -m bench {' '.join(argv if argv is not None else sys.argv[1:])}\n")
     rows, extra = [], []
@@ -41,15 +43,19 @@ def main(argv: list[str] | None = None) -> int:
     for group in args.only:
         if group == "policy":
             from bench import policy_rows
+
             found = policy_rows.run(args.quick)
         elif group == "masking":
             from bench import masking_rows
+
             found = masking_rows.run(args.quick)
         elif group == "process":
             from bench import process_rows
+
             found = process_rows.run(args.quick)
         else:
             from bench import gateway_rows
+
             found, model = gateway_rows.run(args.quick)
             extra.extend(model)
         for row in found:
@@ -58,8 +64,10 @@ def main(argv: list[str] | None = None) -> int:
     if extra:
         print("\n" + "\n".join(extra))
     failed = [r.name for r in rows if not r.passed]
-    print(f"\n{len(rows) - len(failed)} of {len(rows)} rows meet their targets "
-          f"({time.monotonic() - started:.0f} s)")
+    print(
+        f"\n{len(rows) - len(failed)} of {len(rows)} rows meet their targets "
+        f"({time.monotonic() - started:.0f} s)"
+    )
     return 1 if failed else 0
 
 

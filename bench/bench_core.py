@@ -12,11 +12,11 @@ import os
 import timeit
 
 from chalicelib.config import DEFAULT_POLICY_DIR
+from chalicelib.credentials.session_token import SessionTokenCodec
+from chalicelib.credentials.signing_keys import SigningKey
 from chalicelib.identity import Identity
 from chalicelib.kube.request import resolve
 from chalicelib.policy import decide, load_policies
-from chalicelib.credentials.session_token import SessionTokenCodec
-from chalicelib.credentials.signing_keys import SigningKey
 
 
 class StaticKeys:
@@ -36,19 +36,28 @@ def report(name: str, seconds_per_op: float) -> None:
 
 def main() -> None:
     policies = load_policies(DEFAULT_POLICY_DIR)
-    agent = Identity("repo:acme/shop:environment:production", "https://oidc.eksgate.local",
-                     claims={"repository": "acme/shop", "environment": "production"})
+    agent = Identity(
+        "repo:acme/shop:environment:production",
+        "https://oidc.eksgate.local",
+        claims={"repository": "acme/shop", "environment": "production"},
+    )
     request = resolve("PATCH", "/apis/apps/v1/namespaces/shop/deployments/web", "")
     n = 20000
-    report("decide (3 policies)", timeit.timeit(lambda: decide(agent, "demo", request, policies),
-                                                number=n) / n)
-    report("resolve", timeit.timeit(
-        lambda: resolve("GET", "/api/v1/namespaces/shop/pods/web-1/log", "tailLines=10"),
-        number=n) / n)
+    report(
+        "decide (3 policies)",
+        timeit.timeit(lambda: decide(agent, "demo", request, policies), number=n) / n,
+    )
+    report(
+        "resolve",
+        timeit.timeit(
+            lambda: resolve("GET", "/api/v1/namespaces/shop/pods/web-1/log", "tailLines=10"),
+            number=n,
+        )
+        / n,
+    )
     codec = SessionTokenCodec(StaticKeys())
     token, _ = codec.issue(agent, "demo", "ci-agent", 900, {"repository": "acme/shop"})
-    report("session token verify", timeit.timeit(lambda: codec.verify(token, "demo"),
-                                                  number=n) / n)
+    report("session token verify", timeit.timeit(lambda: codec.verify(token, "demo"), number=n) / n)
 
 
 if __name__ == "__main__":

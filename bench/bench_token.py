@@ -21,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 
@@ -37,14 +37,26 @@ def warm_cache(home: Path, oidc_token: str) -> None:
     from eksgate.token_cmd import cache_dir, cache_key, store_cached
 
     os.environ["XDG_CACHE_HOME"] = str(home)
-    expires = datetime.now(timezone.utc) + timedelta(hours=1)
-    key = cache_key(oidc_token, "demo", "https://gateway.example", "gateway",
-                    "client.authentication.k8s.io/v1beta1")
-    store_cached(cache_dir() / f"{key}.json", {
-        "apiVersion": "client.authentication.k8s.io/v1beta1", "kind": "ExecCredential",
-        "spec": {}, "status": {"token": "session." + "x" * 400,
-                               "expirationTimestamp": expires.strftime("%Y-%m-%dT%H:%M:%SZ")},
-    })
+    expires = datetime.now(UTC) + timedelta(hours=1)
+    key = cache_key(
+        oidc_token,
+        "demo",
+        "https://gateway.example",
+        "gateway",
+        "client.authentication.k8s.io/v1beta1",
+    )
+    store_cached(
+        cache_dir() / f"{key}.json",
+        {
+            "apiVersion": "client.authentication.k8s.io/v1beta1",
+            "kind": "ExecCredential",
+            "spec": {},
+            "status": {
+                "token": "session." + "x" * 400,
+                "expirationTimestamp": expires.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            },
+        },
+    )
 
 
 def run(command: list[str], env: dict) -> tuple[float, float]:
@@ -69,13 +81,24 @@ def main() -> None:
     oidc = fake_oidc_token()
     home = Path(tempfile.mkdtemp(prefix="eksgate-bench-"))
     warm_cache(home, oidc)
-    env = {**os.environ, "XDG_CACHE_HOME": str(home), "EKSGATE_OIDC_TOKEN": oidc,
-           "AWS_ACCESS_KEY_ID": "AKIAIOSFODNN7EXAMPLE", "AWS_SECRET_ACCESS_KEY": "x" * 40,
-           "AWS_DEFAULT_REGION": "us-east-1"}
+    env = {
+        **os.environ,
+        "XDG_CACHE_HOME": str(home),
+        "EKSGATE_OIDC_TOKEN": oidc,
+        "AWS_ACCESS_KEY_ID": "AKIAIOSFODNN7EXAMPLE",
+        "AWS_SECRET_ACCESS_KEY": "x" * 40,
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
     commands = {
         "aws eks get-token": [aws, "eks", "get-token", "--cluster-name", "demo"],
-        "eksgate token (warm cache)": [eksgate, "token", "--cluster", "demo", "--gateway",
-                                       "https://gateway.example"],
+        "eksgate token (warm cache)": [
+            eksgate,
+            "token",
+            "--cluster",
+            "demo",
+            "--gateway",
+            "https://gateway.example",
+        ],
         "python -c pass": [sys.executable, "-c", "pass"],
     }
     for command in commands.values():  # warm the page cache and .pyc files
@@ -92,8 +115,10 @@ def main() -> None:
             values = [t[index] for t in samples]
             low, _, high = statistics.quantiles(values, n=4)
             median = statistics.median(values)
-            print(f"{measure:<4} {name:<28} median {median * 1000:7.1f} ms  IQR "
-                  f"{low * 1000:6.1f}-{high * 1000:6.1f} ms  {median / floor:5.3f}x the floor")
+            print(
+                f"{measure:<4} {name:<28} median {median * 1000:7.1f} ms  IQR "
+                f"{low * 1000:6.1f}-{high * 1000:6.1f} ms  {median / floor:5.3f}x the floor"
+            )
 
 
 if __name__ == "__main__":

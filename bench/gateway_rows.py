@@ -13,8 +13,10 @@ import json
 import math
 import statistics
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from eksgate_local.kube_emulator import KubeEmulator
 
 from bench import workloads
 from bench.harness import Row, interleave, spread
@@ -30,7 +32,6 @@ from chalicelib.gateway.pipeline import Gateway
 from chalicelib.gateway.upstream import HttpsUpstream, UpstreamRequest
 from chalicelib.identity import Identity
 from chalicelib.policy import load_policies
-from eksgate_local.kube_emulator import KubeEmulator
 
 AGENT = Identity(
     "repo:acme/shop:environment:production",
@@ -69,7 +70,7 @@ class _Roles:
 
     def credentials(self, request: Any) -> AwsCredentials:
         return AwsCredentials(
-            "ASIAEXAMPLE", "secret", "token", datetime.now(timezone.utc) + timedelta(hours=1)
+            "ASIAEXAMPLE", "secret", "token", datetime.now(UTC) + timedelta(hours=1)
         )
 
 
@@ -104,13 +105,25 @@ def _seed(emulator: KubeEmulator, token: str) -> None:
     cluster = _Clusters(emulator).cluster
     for i in range(PODS):
         pod = workloads.pod(i)
-        for key in ("uid", "resourceVersion", "creationTimestamp", "managedFields",
-                    "ownerReferences"):
+        for key in (
+            "uid",
+            "resourceVersion",
+            "creationTimestamp",
+            "managedFields",
+            "ownerReferences",
+        ):
             pod["metadata"].pop(key, None)
-        answer = upstream.send(cluster, UpstreamRequest(
-            "POST", "/api/v1/namespaces/shop/pods",
-            {"authorization": f"Bearer {token}", "content-type": "application/json"},
-            json.dumps(pod).encode(), deadline=time.monotonic() + 10), 1 << 20)
+        answer = upstream.send(
+            cluster,
+            UpstreamRequest(
+                "POST",
+                "/api/v1/namespaces/shop/pods",
+                {"authorization": f"Bearer {token}", "content-type": "application/json"},
+                json.dumps(pod).encode(),
+                deadline=time.monotonic() + 10,
+            ),
+            1 << 20,
+        )
         if answer.status not in (200, 201, 409):
             raise RuntimeError(f"seeding pod {i}: {answer.status} {answer.body[:300]!r}")
 
@@ -134,11 +147,20 @@ def _setup(emulator: KubeEmulator):
 
 def _through_gateway(gateway: Gateway, session: str, path: str):
     def call() -> None:
-        response = gateway.handle(IncomingRequest(
-            "demo", "GET", path, {}, {"authorization": f"Bearer {session}",
-                                      "accept": "application/json"}, None, 29.0))
+        response = gateway.handle(
+            IncomingRequest(
+                "demo",
+                "GET",
+                path,
+                {},
+                {"authorization": f"Bearer {session}", "accept": "application/json"},
+                None,
+                29.0,
+            )
+        )
         if response.status != 200:
             raise RuntimeError(f"gateway answered {response.status}: {response.body[:300]}")
+
     return call
 
 
@@ -147,11 +169,20 @@ def _bare(emulator: KubeEmulator, path: str, token: str):
     cluster = _Clusters(emulator).cluster
 
     def call() -> None:
-        answer = upstream.send(cluster, UpstreamRequest(
-            "GET", path, {"authorization": f"Bearer {token}", "accept": "application/json"},
-            None, deadline=time.monotonic() + 29), 64 << 20)
+        answer = upstream.send(
+            cluster,
+            UpstreamRequest(
+                "GET",
+                path,
+                {"authorization": f"Bearer {token}", "accept": "application/json"},
+                None,
+                deadline=time.monotonic() + 29,
+            ),
+            64 << 20,
+        )
         if answer.status != 200:
             raise RuntimeError(f"emulator answered {answer.status}")
+
     return call
 
 
@@ -202,15 +233,20 @@ def run(quick: bool = False) -> tuple[list[Row], list[str]]:
         gateway, session, audit_store, upstream = _setup(emulator)
         rows = []
         list_path = "/api/v1/namespaces/shop/pods"
-        pair = interleave(_through_gateway(gateway, session, list_path),
-                          _bare(emulator, list_path, token), rounds)
+        pair = interleave(
+            _through_gateway(gateway, session, list_path), _bare(emulator, list_path, token), rounds
+        )
         p50, floor = statistics.median(pair.a), statistics.median(pair.b)
-        rows.append(Row(
-            name=f"a {PODS}-pod list through the in-process gateway",
-            measured=f"{p50 * 1e3:.1f} ms p50 = {pair.ratio():.2f}x the bare upstream",
-            floor=f"the emulator over TLS, same transport: {floor * 1e3:.1f} ms p50",
-            spread=pair.ratio_spread(), target="<= 3x the upstream", passed=pair.ratio() <= 3,
-        ))
+        rows.append(
+            Row(
+                name=f"a {PODS}-pod list through the in-process gateway",
+                measured=f"{p50 * 1e3:.1f} ms p50 = {pair.ratio():.2f}x the bare upstream",
+                floor=f"the emulator over TLS, same transport: {floor * 1e3:.1f} ms p50",
+                spread=pair.ratio_spread(),
+                target="<= 3x the upstream",
+                passed=pair.ratio() <= 3,
+            )
+        )
         get_path = "/api/v1/namespaces/shop/pods/" + workloads.pod(7)["metadata"]["name"]
         before = len(audit_store.appended)
         through = _through_gateway(gateway, session, get_path)
@@ -226,16 +262,19 @@ def run(quick: bool = False) -> tuple[list[Row], list[str]]:
         per_request = audit_store.appended[before:]
         calls = len(totals)
         # Per call: the whole handle() less the time inside the upstream transport.
-        overhead = [t - u for t, u in zip(totals, upstream.seconds)]
+        overhead = [t - u for t, u in zip(totals, upstream.seconds, strict=False)]
         median_overhead = statistics.median(overhead)
-        rows.append(Row(
-            name="gateway overhead on a get, beyond the audit writes",
-            measured=f"{median_overhead * 1e3:.2f} ms p50 (handle() less its upstream send)",
-            floor=f"bare upstream get: {statistics.median(pair.b) * 1e3:.2f} ms p50; through "
-            f"the gateway {statistics.median(pair.a) * 1e3:.2f} ms p50 ({pair.ratio():.2f}x)",
-            spread=spread(overhead, " ms", 1e3), target="<= 1 ms",
-            passed=median_overhead <= 0.001,
-        ))
+        rows.append(
+            Row(
+                name="gateway overhead on a get, beyond the audit writes",
+                measured=f"{median_overhead * 1e3:.2f} ms p50 (handle() less its upstream send)",
+                floor=f"bare upstream get: {statistics.median(pair.b) * 1e3:.2f} ms p50; through "
+                f"the gateway {statistics.median(pair.a) * 1e3:.2f} ms p50 ({pair.ratio():.2f}x)",
+                spread=spread(overhead, " ms", 1e3),
+                target="<= 1 ms",
+                passed=median_overhead <= 0.001,
+            )
+        )
         sizes = [len(json.dumps(r, default=str)) for r in per_request]
         records_per_call = len(per_request) / calls
         writes = [math.ceil(s / 1024) for s in sizes]

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 
 @dataclass
@@ -44,7 +44,7 @@ class Pair:
 
     @property
     def ratios(self) -> list[float]:
-        return [x / y for x, y in zip(self.a, self.b)]
+        return [x / y for x, y in zip(self.a, self.b, strict=False)]
 
     def ratio(self) -> float:
         return statistics.median(self.ratios)

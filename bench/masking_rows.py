@@ -106,7 +106,9 @@ def peak_rss(quick: bool) -> Row:
                 out = subprocess.run(
                     [sys.executable, "-c", _RSS_CHILD, str(path), mode],
                     cwd=Path(__file__).resolve().parent.parent,
-                    capture_output=True, text=True, check=True,
+                    capture_output=True,
+                    text=True,
+                    check=True,
                 ).stdout.split()
                 before, after, size = map(int, out)
                 into.append((after - before) / size)
@@ -132,8 +134,9 @@ def run(quick: bool = False) -> list[Row]:
     logs = workloads.logs(SIZE)
     return [
         _row("masking a 5 MB SecretList", _document_pair(secrets), 1.3, rounds, len(secrets)),
-        _row("masking a 5 MB Table (includeObject)", _document_pair(table), 1.3, rounds,
-             len(table)),
+        _row(
+            "masking a 5 MB Table (includeObject)", _document_pair(table), 1.3, rounds, len(table)
+        ),
         _row("masking a 5 MB PodList", _document_pair(pods), 1.3, rounds, len(pods)),
         _row("masking a 5 MB watch stream", _watch_pair(stream), 1.3, rounds, len(stream)),
         _row("masking 5 MB of logs", _logs_pair(logs), 2.0, rounds, len(logs.encode())),

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import itertools
 import statistics
-import time
 import tempfile
+import time
 from pathlib import Path
 
 from bench.harness import Row, interleave, spread
@@ -94,8 +94,9 @@ def _decision_rows(quick: bool) -> list[Row]:
                 spread=spread(rates, "/s"),
                 target=f">= {target:,}/s",
                 passed=rate >= target,
-                notes=[f"every call a new caller and request (no memo hits): "
-                       f"{misses[label]:,.0f}/s"],
+                notes=[
+                    f"every call a new caller and request (no memo hits): {misses[label]:,.0f}/s"
+                ],
             )
         )
     return rows
@@ -103,8 +104,8 @@ def _decision_rows(quick: bool) -> list[Row]:
 
 def _miss_rates(policies, callers, n: int) -> dict[str, float]:
     """Decision rates when no caller and no request repeats, so every memo misses."""
-    from chalicelib.identity import Identity
     from bench.policy_corpus import KubeRequest
+    from chalicelib.identity import Identity
 
     work = []
     for i in range(n):
@@ -114,18 +115,36 @@ def _miss_rates(policies, callers, n: int) -> dict[str, float]:
         if team % 4 == 0:
             claims["repository"] = f"acme/team-{team}-svc{i}"
         request = requests(team)[i % 42]
-        request = KubeRequest(request.verb, request.path, api_group=request.api_group,
-                              namespace=request.namespace, resource=request.resource,
-                              name=f"obj-{i}")
-        work.append((Identity(caller.subject, caller.issuer, claims=claims), request,
-                     policies[team]))
+        request = KubeRequest(
+            request.verb,
+            request.path,
+            api_group=request.api_group,
+            namespace=request.namespace,
+            resource=request.resource,
+            name=f"obj-{i}",
+        )
+        work.append(
+            (Identity(caller.subject, caller.issuer, claims=claims), request, policies[team])
+        )
     rates = {}
     start = time.perf_counter()
     for identity, request, _ in work:
         evaluate(select_policy(identity, "prod-eu", policies), request)
     rates["choosing the policy as the broker does"] = n / (time.perf_counter() - start)
-    fresh = [(KubeRequest(r.verb, r.path, api_group=r.api_group, namespace=r.namespace,
-                          resource=r.resource, name=r.name + "-again"), p) for _, r, p in work]
+    fresh = [
+        (
+            KubeRequest(
+                r.verb,
+                r.path,
+                api_group=r.api_group,
+                namespace=r.namespace,
+                resource=r.resource,
+                name=r.name + "-again",
+            ),
+            p,
+        )
+        for _, r, p in work
+    ]
     start = time.perf_counter()
     for request, policy in fresh:
         evaluate(policy, request)

@@ -11,7 +11,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bench.harness import Pair, Row
@@ -61,8 +61,9 @@ def _base_env() -> dict[str, str]:
 
 def cold_import(quick: bool) -> Row:
     env = _base_env()
-    pair = alternate([PYTHON, "-c", "import app"], [PYTHON, "-c", "import boto3"], env,
-                     4 if quick else 12)
+    pair = alternate(
+        [PYTHON, "-c", "import app"], [PYTHON, "-c", "import boto3"], env, 4 if quick else 12
+    )
     ratio = pair.ratio()
     return Row(
         name="cold import of app.py (CPU, fresh process)",
@@ -82,7 +83,7 @@ def _warm_token_cache(home: Path, token: str, gateway: str) -> None:
         from chalicelib.credentials.exec_credential import V1BETA1
         from eksgate.token_cmd import cache_dir, cache_key, store_cached
 
-        expires = datetime.now(timezone.utc) + timedelta(minutes=10)
+        expires = datetime.now(UTC) + timedelta(minutes=10)
         store_cached(
             cache_dir() / (cache_key(token, "demo", gateway, "gateway", V1BETA1) + ".json"),
             {

@@ -22,44 +22,84 @@ def pod(i: int, namespace: str = "shop") -> dict:
             "creationTimestamp": "2026-11-28T10:00:00Z",
             "labels": {"app": "web", "pod-template-hash": "7d9c8b6f5d", "tier": "frontend"},
             "annotations": {"kubectl.kubernetes.io/restartedAt": "2026-11-28T09:59:00Z"},
-            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
-                                 "name": "web-7d9c8b6f5d", "uid": "1b2c", "controller": True}],
-            "managedFields": [{"manager": "kube-controller-manager", "operation": "Update",
-                               "apiVersion": "v1", "time": "2026-11-28T10:00:00Z",
-                               "fieldsType": "FieldsV1",
-                               "fieldsV1": {"f:metadata": {"f:labels": {".": {}, "f:app": {}}}}}],
+            "ownerReferences": [
+                {
+                    "apiVersion": "apps/v1",
+                    "kind": "ReplicaSet",
+                    "name": "web-7d9c8b6f5d",
+                    "uid": "1b2c",
+                    "controller": True,
+                }
+            ],
+            "managedFields": [
+                {
+                    "manager": "kube-controller-manager",
+                    "operation": "Update",
+                    "apiVersion": "v1",
+                    "time": "2026-11-28T10:00:00Z",
+                    "fieldsType": "FieldsV1",
+                    "fieldsV1": {"f:metadata": {"f:labels": {".": {}, "f:app": {}}}},
+                }
+            ],
         },
         "spec": {
-            "containers": [{
-                "name": "web",
-                "image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/shop/web:1.42.0",
-                "ports": [{"containerPort": 8080, "protocol": "TCP"}],
-                "env": [
-                    {"name": "LOG_LEVEL", "value": "info"},
-                    {"name": "DATABASE_URL", "value": "postgres://shop@db.shop.svc:5432/shop"},
-                    {"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "db",
-                                                                            "key": "password"}}},
-                ],
-                "resources": {"requests": {"cpu": "100m", "memory": "128Mi"},
-                              "limits": {"memory": "256Mi"}},
-                "readinessProbe": {"httpGet": {"path": "/healthz", "port": 8080}},
-                "volumeMounts": [{"name": "kube-api-access", "readOnly": True,
-                                  "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"}],
-            }],
+            "containers": [
+                {
+                    "name": "web",
+                    "image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/shop/web:1.42.0",
+                    "ports": [{"containerPort": 8080, "protocol": "TCP"}],
+                    "env": [
+                        {"name": "LOG_LEVEL", "value": "info"},
+                        {"name": "DATABASE_URL", "value": "postgres://shop@db.shop.svc:5432/shop"},
+                        {
+                            "name": "DB_PASSWORD",
+                            "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}},
+                        },
+                    ],
+                    "resources": {
+                        "requests": {"cpu": "100m", "memory": "128Mi"},
+                        "limits": {"memory": "256Mi"},
+                    },
+                    "readinessProbe": {"httpGet": {"path": "/healthz", "port": 8080}},
+                    "volumeMounts": [
+                        {
+                            "name": "kube-api-access",
+                            "readOnly": True,
+                            "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount",
+                        }
+                    ],
+                }
+            ],
             "nodeName": f"ip-10-0-{i % 250}-{i % 200}.ec2.internal",
             "serviceAccountName": "web",
-            "volumes": [{"name": "kube-api-access", "projected": {"sources": [
-                {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}}]}}],
+            "volumes": [
+                {
+                    "name": "kube-api-access",
+                    "projected": {
+                        "sources": [
+                            {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}}
+                        ]
+                    },
+                }
+            ],
         },
         "status": {
             "phase": "Running",
             "podIP": f"10.0.{i % 250}.{i % 200}",
-            "conditions": [{"type": t, "status": "True",
-                            "lastTransitionTime": "2026-11-28T10:00:05Z"}
-                           for t in ("Initialized", "Ready", "ContainersReady", "PodScheduled")],
-            "containerStatuses": [{"name": "web", "ready": True, "restartCount": 0,
-                                   "image": "shop/web:1.42.0", "imageID": "sha256:" + "ab" * 32,
-                                   "state": {"running": {"startedAt": "2026-11-28T10:00:04Z"}}}],
+            "conditions": [
+                {"type": t, "status": "True", "lastTransitionTime": "2026-11-28T10:00:05Z"}
+                for t in ("Initialized", "Ready", "ContainersReady", "PodScheduled")
+            ],
+            "containerStatuses": [
+                {
+                    "name": "web",
+                    "ready": True,
+                    "restartCount": 0,
+                    "image": "shop/web:1.42.0",
+                    "imageID": "sha256:" + "ab" * 32,
+                    "state": {"running": {"startedAt": "2026-11-28T10:00:04Z"}},
+                }
+            ],
         },
     }
 
@@ -76,32 +116,59 @@ def _fill(make_item, size: int) -> list:
 
 def pod_list(size: int = 5 * MB, count: int | None = None) -> dict:
     items = [pod(i) for i in range(count)] if count is not None else _fill(pod, size)
-    return {"apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": "1"},
-            "items": items}
+    return {
+        "apiVersion": "v1",
+        "kind": "PodList",
+        "metadata": {"resourceVersion": "1"},
+        "items": items,
+    }
 
 
 def secret(i: int) -> dict:
     value = base64.b64encode((f"s3cr3t-{i}-" * 20).encode()).decode()
-    return {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
-            "metadata": {"name": f"app-secret-{i}", "namespace": "shop",
-                         "resourceVersion": str(i), "labels": {"app": "web"}},
-            "data": {"password": value, "api-key": value, "tls.key": value}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": {
+            "name": f"app-secret-{i}",
+            "namespace": "shop",
+            "resourceVersion": str(i),
+            "labels": {"app": "web"},
+        },
+        "data": {"password": value, "api-key": value, "tls.key": value},
+    }
 
 
 def secret_list(size: int = 5 * MB) -> dict:
-    return {"apiVersion": "v1", "kind": "SecretList", "metadata": {"resourceVersion": "1"},
-            "items": _fill(secret, size)}
+    return {
+        "apiVersion": "v1",
+        "kind": "SecretList",
+        "metadata": {"resourceVersion": "1"},
+        "items": _fill(secret, size),
+    }
 
 
 def pod_table(size: int = 5 * MB) -> dict:
     """``kubectl get pods -o wide`` with ``includeObject=Object``: a row per pod with the pod."""
+
     def row(i: int) -> dict:
-        return {"cells": [f"web-{i}", "1/1", "Running", 0, "2d", f"10.0.0.{i % 250}"],
-                "object": pod(i)}
-    columns = [{"name": n, "type": "string", "format": "", "description": "", "priority": 0}
-               for n in ("Name", "Ready", "Status", "Restarts", "Age", "IP")]
-    return {"apiVersion": "meta.k8s.io/v1", "kind": "Table", "metadata": {"resourceVersion": "1"},
-            "columnDefinitions": columns, "rows": _fill(row, size)}
+        return {
+            "cells": [f"web-{i}", "1/1", "Running", 0, "2d", f"10.0.0.{i % 250}"],
+            "object": pod(i),
+        }
+
+    columns = [
+        {"name": n, "type": "string", "format": "", "description": "", "priority": 0}
+        for n in ("Name", "Ready", "Status", "Restarts", "Age", "IP")
+    ]
+    return {
+        "apiVersion": "meta.k8s.io/v1",
+        "kind": "Table",
+        "metadata": {"resourceVersion": "1"},
+        "columnDefinitions": columns,
+        "rows": _fill(row, size),
+    }
 
 
 def watch_stream(size: int = 5 * MB) -> bytes:
@@ -118,11 +185,11 @@ def logs(size: int = 5 * MB) -> str:
     """Application logs with the occasional credential in them."""
     lines, total, i = [], 0, 0
     samples = [
-        '2026-11-28T10:00:{s:02d}Z INFO request id={i} path=/api/cart status=200 ms=12',
-        '2026-11-28T10:00:{s:02d}Z DEBUG user=alice@example.com cart={i} items=3 total=42.10',
-        '2026-11-28T10:00:{s:02d}Z WARN retrying upstream=payments attempt=2 id={i}',
-        '2026-11-28T10:00:{s:02d}Z ERROR db connect failed password=hunter{i} host=db',
-        '2026-11-28T10:00:{s:02d}Z INFO using key AKIAIOSFODNN7EXAMPLE for s3 upload {i}',
+        "2026-11-28T10:00:{s:02d}Z INFO request id={i} path=/api/cart status=200 ms=12",
+        "2026-11-28T10:00:{s:02d}Z DEBUG user=alice@example.com cart={i} items=3 total=42.10",
+        "2026-11-28T10:00:{s:02d}Z WARN retrying upstream=payments attempt=2 id={i}",
+        "2026-11-28T10:00:{s:02d}Z ERROR db connect failed password=hunter{i} host=db",
+        "2026-11-28T10:00:{s:02d}Z INFO using key AKIAIOSFODNN7EXAMPLE for s3 upload {i}",
     ]
     while total < size:
         line = samples[i % len(samples)].format(s=i % 60, i=i) + "\n"

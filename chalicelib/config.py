@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping
 
 from chalicelib.errors import EksgateError
 
@@ -81,7 +81,9 @@ def _json_setting(environ: Mapping[str, str], name: str, default: str) -> object
     try:
         return json.loads(raw)
     except json.JSONDecodeError as exc:
-        raise ConfigError(f"setting {name} is not valid JSON: {exc.msg} at column {exc.colno}")
+        raise ConfigError(
+            f"setting {name} is not valid JSON: {exc.msg} at column {exc.colno}"
+        ) from exc
 
 
 def _parse_issuers(value: object) -> tuple[IssuerConfig, ...]:
@@ -170,26 +172,57 @@ def _names(text: str) -> tuple[str, ...]:
 # Gateway's 29 s integration timeout; a pending approval is waited for inside those 29 s.
 SETTINGS_TABLE: tuple[Setting, ...] = (
     Setting("stage", "EKSGATE_STAGE", str, "dev", "the stage name"),
-    Setting("policy_dir", "EKSGATE_POLICY_DIR", lambda t: Path(t or DEFAULT_POLICY_DIR), "",
-            "a directory of policy files"),
-    Setting("max_session_seconds", "EKSGATE_MAX_SESSION_SECONDS", _whole(900, 1), "900",
-            "a whole number of seconds (at most 900 is used)"),
-    Setting("max_request_body_bytes", "EKSGATE_MAX_REQUEST_BODY_BYTES", _whole(None, 1),
-            str(64 * 1024), "a whole number of bytes"),
-    Setting("watch_timeout_seconds", "EKSGATE_WATCH_TIMEOUT_SECONDS", _whole(24, 1), "20",
-            "a whole number of seconds (at most 24 is used)"),
+    Setting(
+        "policy_dir",
+        "EKSGATE_POLICY_DIR",
+        lambda t: Path(t or DEFAULT_POLICY_DIR),
+        "",
+        "a directory of policy files",
+    ),
+    Setting(
+        "max_session_seconds",
+        "EKSGATE_MAX_SESSION_SECONDS",
+        _whole(900, 1),
+        "900",
+        "a whole number of seconds (at most 900 is used)",
+    ),
+    Setting(
+        "max_request_body_bytes",
+        "EKSGATE_MAX_REQUEST_BODY_BYTES",
+        _whole(None, 1),
+        str(64 * 1024),
+        "a whole number of bytes",
+    ),
+    Setting(
+        "watch_timeout_seconds",
+        "EKSGATE_WATCH_TIMEOUT_SECONDS",
+        _whole(24, 1),
+        "20",
+        "a whole number of seconds (at most 24 is used)",
+    ),
     Setting("audit_table", "EKSGATE_AUDIT_TABLE", str, "", "a DynamoDB table name"),
     Setting("approvals_table", "EKSGATE_APPROVALS_TABLE", str, "", "a DynamoDB table name"),
     Setting("idempotency_table", "EKSGATE_IDEMPOTENCY_TABLE", str, "", "a DynamoDB table name"),
-    Setting("audit_retention_days", "EKSGATE_AUDIT_RETENTION_DAYS", _whole(None, 1), "90",
-            "a whole number of days"),
+    Setting(
+        "audit_retention_days",
+        "EKSGATE_AUDIT_RETENTION_DAYS",
+        _whole(None, 1),
+        "90",
+        "a whole number of days",
+    ),
     Setting("slack_secret_id", "EKSGATE_SLACK_SECRET_ID", str, "", "a Secrets Manager id"),
     Setting("slack_api_url", "EKSGATE_SLACK_API_URL", str, "", "a URL (empty: Slack itself)"),
     Setting("slack_channel", "EKSGATE_SLACK_CHANNEL", str, "", "a Slack channel"),
-    Setting("approval_wait_seconds", "EKSGATE_APPROVAL_WAIT_SECONDS", _seconds(15.0), "5",
-            "a number of seconds (at most 15 is used)"),
-    Setting("auditor_groups", "EKSGATE_AUDITOR_GROUPS", _names, "",
-            "comma-separated OIDC group names"),
+    Setting(
+        "approval_wait_seconds",
+        "EKSGATE_APPROVAL_WAIT_SECONDS",
+        _seconds(15.0),
+        "5",
+        "a number of seconds (at most 15 is used)",
+    ),
+    Setting(
+        "auditor_groups", "EKSGATE_AUDITOR_GROUPS", _names, "", "comma-separated OIDC group names"
+    ),
 )
 
 

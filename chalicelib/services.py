@@ -13,28 +13,28 @@ import boto3
 import urllib3
 
 from chalicelib.approvals.gate import ApprovalGate
+from chalicelib.approvals.model import ApprovalAsk
 from chalicelib.approvals.service import ApprovalService, IdempotencyTable
 from chalicelib.approvals.store import DynamoApprovalStore
-from chalicelib.slack.directory import SlackDirectory
-from chalicelib.approvals.model import ApprovalAsk
+from chalicelib.audit.recorder import GatewayAudit
 from chalicelib.audit.store import AuditStore, AuditStoreTuning, DynamoAuditStore
-from chalicelib.credentials.broker import Broker
-from chalicelib.gateway.clusters import ClusterDirectory
 from chalicelib.config import Settings, load_settings
+from chalicelib.credentials.broker import Broker
+from chalicelib.credentials.role_credentials import RoleCredentialCache
+from chalicelib.credentials.session_token import SessionTokenCodec
+from chalicelib.credentials.signing_keys import SecretsManagerKeyStore
 from chalicelib.errors import ServiceUnavailable
-from chalicelib.identity.oidc import IdentityVerifier, JwksCache, http_jwks_fetcher
-from chalicelib.observability import logger
-from chalicelib.policy import Policy, PolicyError, load_policies
+from chalicelib.gateway.clusters import ClusterDirectory
 from chalicelib.gateway.exchange import GatewayLimits
 from chalicelib.gateway.forward import Forwarder
 from chalicelib.gateway.pipeline import Gateway
-from chalicelib.credentials.role_credentials import RoleCredentialCache
-from chalicelib.credentials.session_token import SessionTokenCodec
-from chalicelib.audit.recorder import GatewayAudit
-from chalicelib.credentials.signing_keys import SecretsManagerKeyStore
+from chalicelib.gateway.upstream import HttpsUpstream, Upstream
+from chalicelib.identity.oidc import IdentityVerifier, JwksCache, http_jwks_fetcher
+from chalicelib.observability import logger
+from chalicelib.policy import Policy, PolicyError, load_policies
 from chalicelib.slack.client import LazySlackClient
 from chalicelib.slack.credentials import SlackCredentialStore
-from chalicelib.gateway.upstream import HttpsUpstream, Upstream
+from chalicelib.slack.directory import SlackDirectory
 
 
 @dataclass

@@ -51,13 +51,13 @@ def call_api(
         finally:
             response.release_conn()
     except urllib3.exceptions.HTTPError as exc:
-        raise CliError(f"cannot reach the eksgate gateway at {gateway}: {exc}")
+        raise CliError(f"cannot reach the eksgate gateway at {gateway}: {exc}") from exc
     if len(data) > MAX_ANSWER_BYTES:
         raise CliError(f"the gateway's answer is larger than {MAX_ANSWER_BYTES} bytes")
     try:
         answer = json.loads(data)
     except (json.JSONDecodeError, UnicodeDecodeError):
-        raise CliError(f"the gateway answered HTTP {response.status} without JSON")
+        raise CliError(f"the gateway answered HTTP {response.status} without JSON") from None
     if response.status != 200:
         message = answer.get("message", answer) if isinstance(answer, dict) else answer
         raise CliError(f"{refusal} (HTTP {response.status}): {message}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from chalicelib.audit.chain import verify_chain
@@ -38,7 +38,7 @@ class Window:
 
 def since_time(duration: str, now: datetime | None = None) -> str:
     """The audit-form time ``duration`` (``30d``, ``12h``) before now; ValueError otherwise."""
-    moment = (now or datetime.now(timezone.utc)) - timedelta(seconds=parse_duration(duration))
+    moment = (now or datetime.now(UTC)) - timedelta(seconds=parse_duration(duration))
     return format_time(moment)
 
 

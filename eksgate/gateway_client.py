@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import urllib.parse
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import urllib3
 
@@ -105,7 +106,7 @@ class GatewayClient:
             finally:
                 response.release_conn()
         except urllib3.exceptions.HTTPError as exc:
-            raise CliError(f"cannot reach the eksgate gateway at {self.gateway}: {exc}")
+            raise CliError(f"cannot reach the eksgate gateway at {self.gateway}: {exc}") from exc
         if len(data) > MAX_ANSWER_BYTES:
             raise CliError(
                 f"the answer is larger than {MAX_ANSWER_BYTES} bytes; narrow the request "

@@ -9,9 +9,9 @@ What it adds to infra/template.yaml's tables:
 
 - one ``AWS::IAM::Role`` per role ARN the stage's policies name. Only the eksgate function's
   role may assume it, and only with a SourceIdentity and exactly the session tags the broker
-  sets (chalicelib/credentials/role_credentials.py), naming one of the policies that use the role. The role
-  carries no IAM permissions: an EKS token is a presigned GetCallerIdentity, and what the role
-  may do in the cluster is its access entry.
+  sets (chalicelib/credentials/role_credentials.py), naming one of the policies that use the
+  role. The role carries no IAM permissions: an EKS token is a presigned GetCallerIdentity,
+  and what the role may do in the cluster is its access entry.
 - per cluster of the stage (EKSGATE_CLUSTERS) and role, an ``AWS::EKS::AccessEntry`` with the
   access policies of eksgate.access_entries.desired. An access entry can only be made in the
   cluster's region, so each one carries a Condition on ``AWS::Region``: deployed elsewhere, the
@@ -337,9 +337,7 @@ def render_merge_template(
     if anchors:
         # Per stage, and kept (undeletable) as long as the stage keeps its audit records.
         properties = anchors["Properties"]
-        properties["BucketName"] = {
-            "Fn::Sub": f"eksgate-{stage}-audit-anchors-${{AWS::AccountId}}"
-        }
+        properties["BucketName"] = {"Fn::Sub": f"eksgate-{stage}-audit-anchors-${{AWS::AccountId}}"}
         retention = properties["ObjectLockConfiguration"]["Rule"]["DefaultRetention"]
         retention["Days"] = int(config.environment.get("EKSGATE_AUDIT_RETENTION_DAYS", "90"))
     for logical_id, variable in TABLE_NAME_SETTINGS.items():

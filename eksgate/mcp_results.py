@@ -7,7 +7,8 @@ from the Kubernetes ``Status`` the gateway answered with (``details.causes``).
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 
 def status_causes(status: Any) -> dict[str, str]:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import functools
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from eksgate.api_client import CliError
 from eksgate.gateway_client import GatewayClient

@@ -15,7 +15,7 @@ import json
 import threading
 import time
 import urllib.parse
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from eksgate import mcp_results
@@ -351,7 +351,7 @@ class KubeTools:
         self, name: str, namespace: str, resource: str = "deployments"
     ) -> dict[str, Any]:
         kind = self._resource(resource)
-        now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         body = {
             "spec": {
                 "template": {
@@ -420,7 +420,7 @@ def _parse_manifest(manifest: str) -> dict[str, Any]:
     try:
         documents = [d for d in yaml.safe_load_all(manifest) if d is not None]
     except yaml.YAMLError as exc:
-        raise CliError(f"the manifest is not YAML or JSON: {exc}")
+        raise CliError(f"the manifest is not YAML or JSON: {exc}") from exc
     if len(documents) != 1 or not isinstance(documents[0], dict):
         raise CliError("apply takes one object (a mapping with apiVersion, kind, metadata)")
     obj = documents[0]

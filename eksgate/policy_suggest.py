@@ -156,7 +156,10 @@ def _kept_rules(policy: Policy, raw: dict[str, Any], fired: Counter, taken: set[
         source = dict(_raw_rule(raw, current.label) or {})
         if current.effect == "deny":
             source.setdefault("name", _unused_name("guardrail", taken))
-            why = f"kept from the current policy (a guardrail): refused {fired[current.label]} requests"
+            why = (
+                "kept from the current policy (a guardrail): "
+                f"refused {fired[current.label]} requests"
+            )
         else:
             why = f"kept: a direct grant, used {fired[current.label]} times outside the gateway"
         taken.add(str(source.get("name", "")))
@@ -265,7 +268,7 @@ def load(directory: Path) -> tuple[Policy, ...]:
     try:
         return load_policies(directory)
     except PolicyError as exc:
-        raise CliError(f"policies in {directory} do not load:\n{exc}")
+        raise CliError(f"policies in {directory} do not load:\n{exc}") from exc
 
 
 def suggest(

@@ -27,7 +27,7 @@ def _window(args: Any, selectors: list[dict[str, str]]) -> Window:
     try:
         since = since_time(args.since)
     except ValueError as exc:
-        raise CliError(f"--since: {exc}")
+        raise CliError(f"--since: {exc}") from exc
     token = read_oidc_token(args.oidc_token_file, args.oidc_token_env)
 
     def get(path: str, params: dict[str, str] | None) -> dict[str, Any]:

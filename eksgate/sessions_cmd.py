@@ -52,7 +52,9 @@ def cmd_sessions_list(args: Any) -> int:
         try:
             summaries = [SessionSummary.from_json_dict(s) for s in answer["sessions"]]
         except (KeyError, TypeError, ValueError) as exc:
-            raise CliError(f"the gateway's session list is not in the expected form: {exc}")
+            raise CliError(
+                f"the gateway's session list is not in the expected form: {exc}"
+            ) from exc
         _print_lines(render_sessions(summaries))
         return 0
 
@@ -163,9 +165,11 @@ def cmd_sessions_export(args: Any) -> int:
                 with open(args.policy, encoding="utf-8") as handle:
                     policy = load_policy(handle.read(), args.policy)
             except OSError as exc:
-                raise UsageError(f"cannot read the policy file: {exc.strerror}: {args.policy}")
+                raise UsageError(
+                    f"cannot read the policy file: {exc.strerror}: {args.policy}"
+                ) from exc
             except AuditPolicyError as exc:
-                raise UsageError(str(exc))
+                raise UsageError(str(exc)) from exc
         for session_id in _export_session_ids(args):
             args.session_id = session_id
             _, records = _session(args)
@@ -201,7 +205,8 @@ def _export_session_ids(args: Any) -> list[str]:
     try:
         return [str(summary["session_id"]) for summary in answer["sessions"]]
     except (KeyError, TypeError) as exc:
-        raise CliError(f"the gateway's session list is not in the expected form: {exc!r}")
+        raise CliError(f"the gateway's session list is not in the expected form: {exc!r}") from exc
+
 
 def _anchors(answer: dict[str, Any], session_id: str) -> list[Anchor] | None:
     """The anchors the gateway returned; None if it keeps none (an old or unanchored stage)."""
@@ -218,7 +223,7 @@ def _anchors(answer: dict[str, Any], session_id: str) -> list[Anchor] | None:
                 raise TypeError("seq must be a whole number and hash a string")
             anchors.append(Anchor(session_id, seq, digest, str(item.get("anchored_at") or "")))
         except (KeyError, TypeError) as exc:
-            raise CliError(f"an anchor of session {session_id} is malformed: {exc}")
+            raise CliError(f"an anchor of session {session_id} is malformed: {exc}") from exc
     return anchors
 
 
@@ -248,9 +253,7 @@ def _anchor_lines(
         return [f"session {session_id}: TAMPERED: {problem.message if problem else 'broken'}"]
     lines = []
     if report.anchored_through >= 0:
-        when = next(
-            (a.anchored_at for a in anchors or [] if a.seq == report.anchored_through), ""
-        )
+        when = next((a.anchored_at for a in anchors or [] if a.seq == report.anchored_through), "")
         at = f" (anchored {when})" if when else ""
         lines.append(
             f"anchors: records 0 to {report.anchored_through} match the anchor of record "
@@ -300,7 +303,7 @@ def _session(args: Any) -> tuple[dict[str, Any], list[SessionRecord]]:
             raise CliError(
                 f"record at position {position} of session {args.session_id} is "
                 f"malformed, so the chain cannot be intact: {exc}"
-            )
+            ) from exc
     return answer, records
 
 

@@ -13,7 +13,7 @@ import sys
 import tempfile
 import urllib.parse
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +70,7 @@ def read_oidc_token(token_file: str | None, token_env: str | None) -> str:
         try:
             token = Path(token_file).read_text().strip()
         except OSError as exc:
-            raise CliError(f"cannot read the OIDC token file {token_file}: {exc.strerror}")
+            raise CliError(f"cannot read the OIDC token file {token_file}: {exc.strerror}") from exc
         if not token:
             raise CliError(f"the OIDC token file {token_file} is empty")
     else:
@@ -117,7 +117,7 @@ def fetch_github_actions_token(audience: str, ca_file: str | None = None) -> str
         data = response.read(MAX_OIDC_TOKEN_BYTES * 2)
         response.release_conn()
     except urllib3.exceptions.HTTPError as exc:
-        raise CliError(f"cannot reach the GitHub Actions token endpoint: {exc}")
+        raise CliError(f"cannot reach the GitHub Actions token endpoint: {exc}") from exc
     if response.status != 200:
         raise CliError(
             f"the GitHub Actions token endpoint answered HTTP {response.status}; does the job "
@@ -126,7 +126,7 @@ def fetch_github_actions_token(audience: str, ca_file: str | None = None) -> str
     try:
         value = json.loads(data)["value"]
     except (ValueError, KeyError, TypeError):
-        raise CliError("the GitHub Actions token endpoint's answer has no token")
+        raise CliError("the GitHub Actions token endpoint's answer has no token") from None
     if not isinstance(value, str) or not value or len(value) > MAX_OIDC_TOKEN_BYTES:
         raise CliError("the GitHub Actions token endpoint's answer has no usable token")
     return value
@@ -140,7 +140,7 @@ def exec_api_version() -> str:
     try:
         version = json.loads(info).get("apiVersion", V1BETA1)
     except (json.JSONDecodeError, AttributeError):
-        raise CliError("KUBERNETES_EXEC_INFO is not valid JSON")
+        raise CliError("KUBERNETES_EXEC_INFO is not valid JSON") from None
     if version not in API_VERSIONS:
         raise CliError(
             f"kubectl asked for ExecCredential {version}; eksgate supports "
@@ -229,7 +229,7 @@ def credential_for(
     path = cache_dir() / (key + ".json")
     credential = None
     if use_cache and not force_refresh:
-        credential = load_cached(path, datetime.now(timezone.utc))
+        credential = load_cached(path, datetime.now(UTC))
         if credential is not None and plugin_marker:
             if token_fast.served_before(str(path), plugin_marker):
                 credential = None

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import boto3
 import pytest
+from eksgate_local.oidc_issuer import LocalOidcIssuer
 from moto import mock_aws
 
 from chalicelib.config import load_settings
-from eksgate_local.oidc_issuer import LocalOidcIssuer
 
 REGION = "us-east-1"
 SECRET_ID = "eksgate/test/signing-key"
@@ -41,11 +41,18 @@ def aws(monkeypatch):
 def app_environment(oidc_issuer: LocalOidcIssuer, policy_dir: Path | str) -> dict[str, str]:
     return {
         "EKSGATE_STAGE": "test",
-        "EKSGATE_OIDC_ISSUERS": json.dumps([{"issuer": oidc_issuer.issuer,
-                                             "audiences": ["eksgate"],
-                                             "jwks_url": oidc_issuer.jwks_url}]),
-        "EKSGATE_CLUSTERS": json.dumps({"demo": {"region": REGION},
-                                        "prod-eu": {"region": "eu-west-1"}}),
+        "EKSGATE_OIDC_ISSUERS": json.dumps(
+            [
+                {
+                    "issuer": oidc_issuer.issuer,
+                    "audiences": ["eksgate"],
+                    "jwks_url": oidc_issuer.jwks_url,
+                }
+            ]
+        ),
+        "EKSGATE_CLUSTERS": json.dumps(
+            {"demo": {"region": REGION}, "prod-eu": {"region": "eu-west-1"}}
+        ),
         "EKSGATE_SIGNING_SECRET_ID": SECRET_ID,
         "EKSGATE_POLICY_DIR": str(policy_dir),
         "EKSGATE_AUDIT_TABLE": "test-audit",
@@ -57,9 +64,15 @@ def app_environment(oidc_issuer: LocalOidcIssuer, policy_dir: Path | str) -> dic
 @pytest.fixture()
 def signing_secret(aws):
     from eksgate_local.aws import create_tables
-    create_tables(aws.client("dynamodb"), {"AuditTable": "test-audit",
-                                           "ApprovalsTable": "test-approvals",
-                                           "IdempotencyTable": "test-idempotency"})
+
+    create_tables(
+        aws.client("dynamodb"),
+        {
+            "AuditTable": "test-audit",
+            "ApprovalsTable": "test-approvals",
+            "IdempotencyTable": "test-idempotency",
+        },
+    )
     client = aws.client("secretsmanager")
     client.create_secret(Name=SECRET_ID, SecretString=base64.b64encode(os.urandom(32)).decode())
     return client
@@ -68,6 +81,7 @@ def signing_secret(aws):
 @pytest.fixture()
 def settings(oidc_issuer, signing_secret):
     from chalicelib.config import DEFAULT_POLICY_DIR
+
     return load_settings(app_environment(oidc_issuer, DEFAULT_POLICY_DIR))
 
 
@@ -95,6 +109,7 @@ def app_log():
     own handler (and whatever stream pytest gave it) is left alone.
     """
     from chalicelib import observability
+
     captured = _CapturedLog(observability.logger.registered_formatter)
     eksgate_logger = logging.getLogger(observability.logger.name)
     eksgate_logger.addHandler(captured)

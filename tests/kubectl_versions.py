@@ -23,8 +23,12 @@ VERSIONED = "kubectl.1.*"
 
 def _minor(binary: Path) -> int | None:
     try:
-        out = subprocess.run([str(binary), "version", "--client", "-o", "json"],
-                             capture_output=True, text=True, timeout=30).stdout
+        out = subprocess.run(
+            [str(binary), "version", "--client", "-o", "json"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        ).stdout
         version = json.loads(out)["clientVersion"]
         return int(re.sub(r"\D.*", "", version["minor"]))
     except (OSError, ValueError, KeyError, subprocess.TimeoutExpired):

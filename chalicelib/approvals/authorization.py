@@ -17,8 +17,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 
-from chalicelib.approvals.model import APPROVE, PENDING, Approval
-from chalicelib.approvals.model import SlackUser
+from chalicelib.approvals.model import APPROVE, PENDING, Approval, SlackUser
 
 GROUP_PREFIX = "slack-group:"
 
@@ -100,10 +99,7 @@ def _requester_refusal(approval: Approval, clicker: SlackUser) -> str | None:
             "from the requester; ask a Slack admin to grant the app users:read.email."
         )
     if _same_email(clicker.email, requester_email):
-        return (
-            f"You made this request (as {requester_email}), so someone else has to "
-            "decide on it."
-        )
+        return f"You made this request (as {requester_email}), so someone else has to decide on it."
     return None
 
 

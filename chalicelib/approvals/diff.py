@@ -138,7 +138,9 @@ def mark_hidden_changes(
     if _same_list_shape(raw_before, raw_after, masked_before, masked_after):
         return [
             mark_hidden_changes(rb, ra, mb, ma)
-            for rb, ra, mb, ma in zip(raw_before, raw_after, masked_before, masked_after)
+            for rb, ra, mb, ma in zip(
+                raw_before, raw_after, masked_before, masked_after, strict=False
+            )
         ]
     if masked_before != masked_after:
         return masked_after

@@ -57,7 +57,7 @@ class ApprovalSubject:
     @classmethod
     def of(
         cls, method: str, media_type: str, path: str, canonical_query: str, body: bytes | None
-    ) -> "ApprovalSubject":
+    ) -> ApprovalSubject:
         intent = client_intent(method, path, media_type, body)
         # A known intent stands for its body: kubectl stamps each restart with a new time,
         # so the bytes differ on every retry while what is asked for does not.
@@ -83,7 +83,9 @@ class ApprovalSubject:
 
 
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
-_RESTARTABLE = re.compile(r"/apis/apps/v1/namespaces/[^/]+/(deployments|daemonsets|statefulsets)/[^/]+")
+_RESTARTABLE = re.compile(
+    r"/apis/apps/v1/namespaces/[^/]+/(deployments|daemonsets|statefulsets)/[^/]+"
+)
 
 
 def client_intent(method: str, path: str, media_type: str, body: bytes | None) -> str:

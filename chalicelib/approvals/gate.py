@@ -14,19 +14,18 @@ import json
 import time
 from typing import Any
 
-from chalicelib.approvals.service import ApprovalService
 from chalicelib.approvals.diff import changes_anything, mark_hidden_changes, object_diff
-from chalicelib.approvals.model import Approval
-from chalicelib.errors import EksgateError, Forbidden
-from chalicelib.observability import logger
 from chalicelib.approvals.fingerprint import ApprovalSubject
-from chalicelib.approvals.model import ApprovalAsk
+from chalicelib.approvals.model import Approval, ApprovalAsk
+from chalicelib.approvals.service import ApprovalService
+from chalicelib.audit.recorder import GatewayAudit
+from chalicelib.errors import EksgateError, Forbidden
 from chalicelib.gateway.exchange import Exchange
+from chalicelib.gateway.upstream import UpstreamResponse
 from chalicelib.kube.request import KubeRequest
 from chalicelib.masking import MaskingSettings, kind_for_resource, mask_document
+from chalicelib.observability import logger
 from chalicelib.policy import Decision
-from chalicelib.audit.recorder import GatewayAudit
-from chalicelib.gateway.upstream import UpstreamResponse
 
 MUTATING_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection"})
 
@@ -161,9 +160,7 @@ class ApprovalGate:
             self._consumed(exchange, usable)
         return usable
 
-    def ask(
-        self, exchange: Exchange, decision: Decision, diff: str, max_wait: float
-    ) -> Approval:
+    def ask(self, exchange: Exchange, decision: Decision, diff: str, max_wait: float) -> Approval:
         """Ask for approval, wait a little for it; the approval, or Forbidden saying why not."""
         rule = decision.rule
         assert rule is not None and rule.approval is not None

@@ -35,7 +35,9 @@ def approval_to_item(approval: Approval) -> dict[str, Any]:
         "direct": approval.direct,
         "fingerprint": approval.fingerprint,
         "match_key": approval.match_key,
-        "request": {k: str(approval.request.get(k) or "") for k in REQUEST_FIELDS if k in approval.request},
+        "request": {
+            k: str(approval.request.get(k) or "") for k in REQUEST_FIELDS if k in approval.request
+        },
         "reason": approval.reason,
         "approvers": list(approval.approvers),
         "min_approvers": approval.min_approvers,

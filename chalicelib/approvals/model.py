@@ -47,7 +47,6 @@ REQUEST_FIELDS = (
 DECISION_FIELDS = ("user_id", "user_name", "email", "decision", "reason", "time")
 
 
-
 def new_approval_id() -> str:
     """A fresh random approval id (lower-case hex)."""
     return uuid.uuid4().hex[:APPROVAL_ID_LENGTH]
@@ -150,7 +149,9 @@ class Approval:
             "rule": self.rule,
             "mode": self.mode,
             "direct": self.direct,
-            "request": {k: str(self.request.get(k) or "") for k in REQUEST_FIELDS if k in self.request},
+            "request": {
+                k: str(self.request.get(k) or "") for k in REQUEST_FIELDS if k in self.request
+            },
             "reason": self.reason,
             "approvers": list(self.approvers),
             "min_approvers": self.min_approvers,

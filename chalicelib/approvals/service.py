@@ -38,14 +38,12 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 )
 from slack_sdk.errors import SlackApiError, SlackClientError
 
-from chalicelib.slack import messages
 from chalicelib.approvals.authorization import refusal_for
 from chalicelib.approvals.fingerprint import (
     grant_match_key,
     once_match_key,
     rule_identity,
 )
-from chalicelib.slack.interactions import APPROVE, DENY_CLICK, DENY_SUBMIT, Interaction
 from chalicelib.approvals.model import (
     APPROVE as APPROVE_DECISION,
 )
@@ -63,12 +61,14 @@ from chalicelib.approvals.model import (
     iso_time,
     new_approval_id,
 )
-from chalicelib.slack.directory import SlackDirectory
 from chalicelib.approvals.store import NOT_FOUND, ApprovalStore, DecisionOutcome, DecisionWitness
 from chalicelib.audit.store import AuditUnavailable
 from chalicelib.errors import NotFound
 from chalicelib.observability import logger
 from chalicelib.policy.model import ApprovalSettings, Rule
+from chalicelib.slack import messages
+from chalicelib.slack.directory import SlackDirectory
+from chalicelib.slack.interactions import APPROVE, DENY_CLICK, DENY_SUBMIT, Interaction
 
 # Longer than the 5 minutes a signed Slack request stays valid, so every replay that passes
 # the signature check finds the first answer.

@@ -27,7 +27,6 @@ from typing import Any, Protocol
 from boto3.dynamodb.types import TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.observability import logger
 from chalicelib.approvals.errors import ApprovalsUnavailable
 from chalicelib.approvals.items import approval_from_item, approval_to_item
 from chalicelib.approvals.model import (
@@ -43,6 +42,7 @@ from chalicelib.approvals.model import (
     Approval,
     Vote,
 )
+from chalicelib.observability import logger
 
 RECORDED = "recorded"
 ALREADY_DECIDED = "already_decided"
@@ -184,7 +184,10 @@ class DynamoApprovalStore:
         candidates = self._query_index(
             BY_MATCH,
             ("match_key", match_key),
-            ("#status = :approved AND expires_at > :now AND #mode = :once", {":approved": APPROVED, ":now": at, ":once": ONCE}),
+            (
+                "#status = :approved AND expires_at > :now AND #mode = :once",
+                {":approved": APPROVED, ":now": at, ":once": ONCE},
+            ),
             newest_first=False,
         )
         for candidate in candidates:
@@ -445,7 +448,10 @@ class DynamoApprovalStore:
         found = self._query_index(
             BY_MATCH,
             ("match_key", match_key),
-            ("#status = :pending AND expires_at > :now", {":pending": PENDING, ":now": self._now(now)}),
+            (
+                "#status = :pending AND expires_at > :now",
+                {":pending": PENDING, ":now": self._now(now)},
+            ),
         )
         return next(found, None)
 
@@ -457,7 +463,10 @@ class DynamoApprovalStore:
         found = self._query_index(
             BY_MATCH,
             ("match_key", match_key),
-            ("#status = :denied AND expires_at > :now", {":denied": DENIED, ":now": self._now(now)}),
+            (
+                "#status = :denied AND expires_at > :now",
+                {":denied": DENIED, ":now": self._now(now)},
+            ),
         )
         return next(found, None)
 
@@ -467,7 +476,10 @@ class DynamoApprovalStore:
             self._query_index(
                 BY_MATCH,
                 ("match_key", match_key),
-                ("#status = :approved AND window_ends_at > :now AND #mode = :grant", {":approved": APPROVED, ":now": self._now(now), ":grant": GRANT}),
+                (
+                    "#status = :approved AND window_ends_at > :now AND #mode = :grant",
+                    {":approved": APPROVED, ":now": self._now(now), ":grant": GRANT},
+                ),
             )
         )
         return max(found, key=lambda a: a.window_ends_at or 0, default=None)
@@ -483,9 +495,11 @@ class DynamoApprovalStore:
         if issuer is None:
             return list(self._query_index(BY_REQUESTER, ("requester", subject), limit=limit))
         found = self._query_index(
-            BY_REQUESTER, ("requester", subject), ("requester_issuer = :issuer", {":issuer": issuer})
+            BY_REQUESTER,
+            ("requester", subject),
+            ("requester_issuer = :issuer", {":issuer": issuer}),
         )
-        return [a for _, a in zip(range(limit), found)]
+        return [a for _, a in zip(range(limit), found, strict=False)]
 
     # -- plumbing -----------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from chalicelib.audit.items import plain_from_item
@@ -52,7 +52,7 @@ def write_jsonl(
     """
     if not records:
         return None
-    hour = now.astimezone(timezone.utc).strftime("%Y/%m/%d/%H")
+    hour = now.astimezone(UTC).strftime("%Y/%m/%d/%H")
     key = "/".join(part for part in (prefix.strip("/"), hour, f"{uuid.uuid4()}.jsonl") if part)
     body = "".join(
         json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False) + "\n"

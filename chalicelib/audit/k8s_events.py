@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import timezone
+from datetime import UTC
 from typing import Any
 
 from chalicelib.audit.k8s_policy import (
@@ -278,7 +278,7 @@ def _inline_json(summary: Mapping[str, Any] | None) -> Any:
 
 def _micro(text: str) -> str:
     """A record time in MicroTime's form (RFC 3339, six fraction digits, Z)."""
-    moment = parse_time(text).astimezone(timezone.utc)
+    moment = parse_time(text).astimezone(UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 

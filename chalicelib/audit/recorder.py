@@ -9,21 +9,21 @@ returned.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
+from chalicelib.approvals.model import Approval, Vote
 from chalicelib.audit.bodies import summarize_body
 from chalicelib.audit.records import decision_dict, identity_dict, new_event, request_dict
-from chalicelib.approvals.model import Approval, Vote
 from chalicelib.audit.store import AuditStore
+from chalicelib.credentials.session_token import GatewaySession
 from chalicelib.errors import EksgateError
+from chalicelib.gateway.exchange import Authenticated, Exchange
 from chalicelib.identity import Caller, Identity
 from chalicelib.masking import MaskingSettings, kind_for_resource, mask_document
 from chalicelib.observability import logger
 from chalicelib.policy import Decision
-from chalicelib.credentials.session_token import GatewaySession
-from chalicelib.gateway.exchange import Authenticated, Exchange
-
 
 # Bodies written to these carry credentials in shapes masking cannot recognise (a JSON patch
 # of /data/password, a YAML apply of stringData): only their size and hash are recorded.
@@ -97,9 +97,7 @@ class GatewayAudit:
     def __init__(self, store: AuditStore) -> None:
         self._store = store
 
-    def _append(
-        self, kind: str, opening: SessionOpening, caller: Caller, **fields: Any
-    ) -> None:
+    def _append(self, kind: str, opening: SessionOpening, caller: Caller, **fields: Any) -> None:
         self._store.append(
             new_event(
                 kind,
@@ -239,7 +237,7 @@ class GatewayAudit:
         """An approval's event (expired, a refused click), in the session that asked for it."""
         self._store.append(_approval_fields(kind, approval, caller, detail))
 
-    def decision_witness(self, caller: Caller) -> "DecisionRecorder":
+    def decision_witness(self, caller: Caller) -> DecisionRecorder:
         """What records a Slack decision in the same transaction as the decision itself."""
         return DecisionRecorder(self._store, caller)
 

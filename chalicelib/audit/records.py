@@ -118,7 +118,7 @@ class SessionSummary:
         return copy.deepcopy(asdict(self))
 
     @classmethod
-    def from_json_dict(cls, data: Mapping[str, Any]) -> "SessionSummary":
+    def from_json_dict(cls, data: Mapping[str, Any]) -> SessionSummary:
         """The summary an API answer carries; ValueError if it is not one."""
         try:
             return cls(

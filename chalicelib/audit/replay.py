@@ -149,7 +149,9 @@ def render_sessions(summaries: Sequence[SessionSummary]) -> list[str]:
     ]
     widths = [max(len(_printable(row[i])) for row in rows) for i in range(len(header))]
     return [
-        "  ".join(_printable(cell).ljust(width) for cell, width in zip(row, widths)).rstrip()
+        "  ".join(
+            _printable(cell).ljust(width) for cell, width in zip(row, widths, strict=False)
+        ).rstrip()
         for row in rows
     ]
 
@@ -342,8 +344,8 @@ def _short(approval_id: str | None) -> str:
 
 def _printable(text: str) -> str:
     return _UNPRINTABLE.sub(
-        lambda m: f"\\x{ord(m.group()):02x}"
-        if ord(m.group()) < 0x100
-        else f"\\u{ord(m.group()):04x}",
+        lambda m: (
+            f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100 else f"\\u{ord(m.group()):04x}"
+        ),
         text,
     )

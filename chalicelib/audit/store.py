@@ -15,7 +15,7 @@ import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -192,7 +192,7 @@ class DynamoAuditStore:
                     {
                         **fields,
                         "seq": last[0] + 1,
-                        "time": format_time(datetime.fromtimestamp(now, timezone.utc)),
+                        "time": format_time(datetime.fromtimestamp(now, UTC)),
                         "expires_at": int(now) + self._retention,
                     },
                     last[1],

@@ -7,7 +7,7 @@ by the ``time`` string, and time-range queries compare strings.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 _RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:\d{2})")
 
@@ -16,7 +16,7 @@ def format_time(moment: datetime) -> str:
     """``moment`` as the audit form (UTC, milliseconds, ``Z``); naive datetimes are refused."""
     if moment.tzinfo is None:
         raise ValueError("audit times must be timezone-aware")
-    utc = moment.astimezone(timezone.utc)
+    utc = moment.astimezone(UTC)
     return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
 
 

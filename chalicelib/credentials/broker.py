@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Callable, Iterable, Optional
+from datetime import UTC, datetime
+from typing import Any
 
 from chalicelib.config import Settings
 from chalicelib.credentials.eks_token import make_eks_token
-from chalicelib.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge
 from chalicelib.credentials.exec_credential import API_VERSIONS, V1BETA1, exec_credential
-from chalicelib.identity import Identity
-from chalicelib.policy import Policy, PolicyIndex, select_policy
 from chalicelib.credentials.role_credentials import RoleCredentialCache, role_session_for
 from chalicelib.credentials.session_token import SessionTokenCodec
+from chalicelib.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge
+from chalicelib.identity import Identity
+from chalicelib.policy import Policy, PolicyIndex, select_policy
 
 MODES = ("gateway", "direct")
 # (identity, cluster, policy) -> (an approved, open direct grant, its role ARN) or None
-GrantLookup = Callable[[Identity, str, Policy], Optional[tuple[Any, str]]]
+GrantLookup = Callable[[Identity, str, Policy], tuple[Any, str] | None]
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,9 @@ def parse_token_request(body: bytes | None, max_bytes: int) -> TokenRequest:
     try:
         data = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError):
-        raise BadRequest('request body is not JSON; send {"cluster": "<name>", "mode": "gateway"}')
+        raise BadRequest(
+            'request body is not JSON; send {"cluster": "<name>", "mode": "gateway"}'
+        ) from None
     if not isinstance(data, dict):
         raise BadRequest("request body must be a JSON object")
     unknown = set(data) - {"cluster", "mode", "apiVersion"}
@@ -81,7 +84,7 @@ class Broker:
         policies: Iterable[Policy],
         sessions: SessionTokenCodec,
         role_credentials: RoleCredentialCache,
-        clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         direct_grants: GrantLookup | None = None,
     ) -> None:
         self._direct_grants = direct_grants
@@ -105,7 +108,7 @@ class Broker:
         token, session = self._sessions.issue(
             identity, request.cluster, policy.name, lifetime, policy.matched_claims(identity)
         )
-        expires = datetime.fromtimestamp(session.expires_at, timezone.utc)
+        expires = datetime.fromtimestamp(session.expires_at, UTC)
         return IssuedCredential(
             exec_credential=exec_credential(token, expires, request.api_version),
             mode="gateway",

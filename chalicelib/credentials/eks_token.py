@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from botocore.credentials import Credentials
 from botocore.hooks import HierarchicalEmitter
@@ -57,7 +57,7 @@ def make_eks_token(
     credentials: AwsCredentials, cluster_name: str, region: str, *, now: datetime | None = None
 ) -> EksToken:
     """Mint the bearer token EKS accepts for ``credentials`` on ``cluster_name``."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     events = HierarchicalEmitter()  # RequestSigner holds it weakly: keep it alive here
     signer = RequestSigner(
         ServiceId("sts"),

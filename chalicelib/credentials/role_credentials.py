@@ -10,14 +10,15 @@ from __future__ import annotations
 import hashlib
 import re
 import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from chalicelib.credentials.eks_token import AwsCredentials
-from chalicelib.observability import logger
 from chalicelib.errors import ServiceUnavailable
 from chalicelib.identity import Identity
+from chalicelib.observability import logger
 
 SESSION_DURATION_SECONDS = 900
 REFRESH_MARGIN = timedelta(minutes=5)
@@ -75,7 +76,7 @@ def role_session_for(
 
 class RoleCredentialCache:
     def __init__(
-        self, sts_client: Any, *, clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
+        self, sts_client: Any, *, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     ) -> None:
         self._sts = sts_client
         self._clock = clock
@@ -117,7 +118,7 @@ class RoleCredentialCache:
         creds: Mapping[str, Any] = answer["Credentials"]
         expiration = creds["Expiration"]
         if expiration.tzinfo is None:
-            expiration = expiration.replace(tzinfo=timezone.utc)
+            expiration = expiration.replace(tzinfo=UTC)
         return AwsCredentials(
             creds["AccessKeyId"], creds["SecretAccessKey"], creds["SessionToken"], expiration
         )

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import jwt
 
+from chalicelib.credentials.signing_keys import SigningKeyStore
 from chalicelib.errors import Unauthorized
 from chalicelib.identity import Identity
-from chalicelib.credentials.signing_keys import SigningKeyStore
 
 TOKEN_ISSUER = "eksgate"
 ALGORITHM = "HS256"
@@ -93,7 +94,7 @@ class SessionTokenCodec:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
-            raise Unauthorized("not an eksgate session token")
+            raise Unauthorized("not an eksgate session token") from None
         if header.get("alg") != ALGORITHM or not isinstance(header.get("kid"), str):
             raise Unauthorized("not an eksgate session token")
         key = self._keys.by_kid(header["kid"])
@@ -110,11 +111,13 @@ class SessionTokenCodec:
                 options={"require": ["exp", "iat", "sub", "aud", "iss"]},
             )
         except jwt.ExpiredSignatureError:
-            raise Unauthorized("session token has expired; get a new one with `eksgate token`")
+            raise Unauthorized(
+                "session token has expired; get a new one with `eksgate token`"
+            ) from None
         except jwt.InvalidAudienceError:
-            raise Unauthorized(f"session token was not issued for cluster {cluster!r}")
+            raise Unauthorized(f"session token was not issued for cluster {cluster!r}") from None
         except jwt.PyJWTError as exc:
-            raise Unauthorized(f"invalid session token: {exc}")
+            raise Unauthorized(f"invalid session token: {exc}") from exc
         if claims.get("cls") != cluster:
             raise Unauthorized(f"session token was not issued for cluster {cluster!r}")
         identity = Identity(

@@ -10,11 +10,12 @@ from __future__ import annotations
 import base64
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
-from chalicelib.observability import logger
 from chalicelib.errors import ServiceUnavailable
+from chalicelib.observability import logger
 
 MIN_KEY_BYTES = 32
 
@@ -103,7 +104,7 @@ class SecretsManagerKeyStore:
                     "signing key secret not found; create it (docs/deploy.md)",
                     extra={"secret_id": self._secret_id},
                 )
-                raise ServiceUnavailable(_KEY_UNAVAILABLE)
+                raise ServiceUnavailable(_KEY_UNAVAILABLE) from None
             except Exception as exc:  # botocore errors: fail closed, without the secret's content
                 logger.error(
                     "cannot read the signing key",

@@ -13,15 +13,15 @@ from typing import Any
 
 import boto3
 
-from chalicelib.gateway.clusters import ClusterDirectory
 from chalicelib.credentials.eks_token import make_eks_token
+from chalicelib.credentials.role_credentials import role_session_for
 from chalicelib.errors import Unauthorized
 from chalicelib.exec.client import ExecResult, ExecTarget, WebSocketExecClient
 from chalicelib.exec.request import parse_exec_body
 from chalicelib.exec.service import ExecPorts, run_exec
-from chalicelib.identity.bearer import bearer_token
-from chalicelib.credentials.role_credentials import role_session_for
+from chalicelib.gateway.clusters import ClusterDirectory
 from chalicelib.identity import Caller
+from chalicelib.identity.bearer import bearer_token
 
 _CLIENT = WebSocketExecClient()
 _DIRECTORIES: dict[int, ClusterDirectory] = {}

@@ -26,7 +26,6 @@ from websockets.protocol import State
 from websockets.typing import Subprotocol
 from websockets.uri import parse_uri
 
-from chalicelib.gateway.clusters import ClusterEndpoint
 from chalicelib.errors import BadGateway, BadRequest, EksgateError, GatewayTimeout, NotFound
 from chalicelib.exec.channels import (
     ERROR,
@@ -41,6 +40,7 @@ from chalicelib.exec.channels import (
     parse_exit_status,
     stdin_message,
 )
+from chalicelib.gateway.clusters import ClusterEndpoint
 
 MAX_STDIN_BYTES = 1024 * 1024
 MAX_OUTPUT_BYTES = 1024 * 1024  # per stream

@@ -14,17 +14,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from chalicelib.credentials.session_token import GatewaySession
 from chalicelib.errors import EksgateError, Forbidden
 from chalicelib.exec.approval import exec_approval_subject, stdin_sha256
 from chalicelib.exec.client import ExecResult, ExecTarget
 from chalicelib.exec.request import ExecInput
+from chalicelib.identity import Caller
 from chalicelib.kube.request import KubeRequest
 from chalicelib.masking import MaskingSettings, mask_text
 from chalicelib.policy.commands import render_argv
 from chalicelib.policy.engine import Decision, evaluate
 from chalicelib.policy.model import Policy
-from chalicelib.identity import Caller
-from chalicelib.credentials.session_token import GatewaySession
 
 AUDIT_OUTPUT_BYTES = 4096  # per stream, of the masked output, in the audit record
 ANSWER_MARGIN_SECONDS = 3.0  # masking, recording and API Gateway's own time

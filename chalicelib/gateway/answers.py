@@ -8,8 +8,8 @@ for Lambda is refused with advice rather than cut.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from chalicelib.errors import BadGateway, PayloadTooLarge
 from chalicelib.gateway.upstream import UpstreamResponse
@@ -35,7 +35,7 @@ class ProxyResponse:
     body: str
     headers: Mapping[str, str]
 
-    def with_warning(self, text: str) -> "ProxyResponse":
+    def with_warning(self, text: str) -> ProxyResponse:
         """The same answer with a ``Warning`` header, which kubectl prints as ``Warning: ...``."""
         warning = f'299 - "{text}"'
         if self.headers.get("warning"):  # the cluster's own warnings stay
@@ -69,7 +69,7 @@ def masked_response(
             try:
                 masked = mask_json(body, settings, resource_kind=kind) if body.strip() else b""
             except ValueError:
-                raise BadGateway("the cluster answered with malformed JSON; withheld")
+                raise BadGateway("the cluster answered with malformed JSON; withheld") from None
             text = masked.decode("utf-8", "surrogatepass")
     elif media.startswith("text/"):
         text = mask_text(body.decode("utf-8", errors="replace"), settings)

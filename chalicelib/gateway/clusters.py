@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import base64
 import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from chalicelib.config import ClusterConfig
-from chalicelib.observability import logger
 from chalicelib.errors import NotFound, ServiceUnavailable
+from chalicelib.observability import logger
 
 
 @dataclass(frozen=True)

@@ -14,16 +14,20 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
 
 from chalicelib.credentials.session_token import GatewaySession
-from chalicelib.errors import BadRequest, Forbidden, NotAcceptable, PayloadTooLarge
-from chalicelib.errors import UnsupportedMediaType
+from chalicelib.errors import (
+    BadRequest,
+    Forbidden,
+    NotAcceptable,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+)
 from chalicelib.gateway.masked_writes import masked_fields, masked_write_refusal
 from chalicelib.identity import Caller
-from chalicelib.kube.request import KubeRequest, ParsedQuery, canonical_query, parse_query
-from chalicelib.kube.request import resolve
+from chalicelib.kube.request import KubeRequest, ParsedQuery, canonical_query, parse_query, resolve
 from chalicelib.policy import Policy
 
 # Time kept back to mask and return the answer inside API Gateway's 29 s.
@@ -196,9 +200,7 @@ def _check_body(incoming: IncomingRequest, request: KubeRequest, limits: Gateway
     our own mask (it would replace the live values)."""
     body = incoming.body
     if body is not None and len(body) > limits.max_request_body_bytes:
-        raise PayloadTooLarge(
-            f"request body is larger than {limits.max_request_body_bytes} bytes"
-        )
+        raise PayloadTooLarge(f"request body is larger than {limits.max_request_body_bytes} bytes")
     if not body:
         return ""
     media_type = body_content_type(incoming.headers)
@@ -222,7 +224,7 @@ def _watch_timeout(query: Mapping[str, list[str]], seconds_left: float, window: 
     try:
         asked = int(query.get("timeoutSeconds", [str(cap)])[0])
     except ValueError:
-        raise BadRequest("timeoutSeconds must be an integer")
+        raise BadRequest("timeoutSeconds must be an integer") from None
     return max(1, min(asked, cap)) if asked > 0 else max(1, cap)
 
 

@@ -7,8 +7,8 @@ The caller's own credentials never do: the request carries an EKS token for the 
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta, timezone
-from typing import Callable
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 from chalicelib.credentials.eks_token import AwsCredentials, EksToken, make_eks_token
 from chalicelib.credentials.role_credentials import RoleCredentialCache, role_session_for
@@ -109,7 +109,7 @@ class Forwarder:
         per request would be wasted work on the hot path)."""
         key = (credentials.access_key_id, eks_name, region)
         cached = self._eks_tokens.get(key)
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         if cached is None or cached.expiration - now < EKS_TOKEN_REUSE_MARGIN:
             cached = make_eks_token(credentials, eks_name, region, now=now)
             self._eks_tokens[key] = cached

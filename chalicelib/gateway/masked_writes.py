@@ -128,7 +128,7 @@ def masked_write_refusal(fields: list[str], target: str, kubectl_command: str) -
     advice = (
         f"change only the fields you mean to with a patch that leaves the masked fields out "
         f"(the cluster keeps their live values), e.g. `kubectl patch {target} --type merge "
-        "-p '{\"data\":{\"KEY\":\"new value\"}}'`, or supply the real values"
+        '-p \'{"data":{"KEY":"new value"}}\'`, or supply the real values'
     )
     if kubectl_command.strip() == "kubectl edit":
         advice = (
@@ -136,9 +136,7 @@ def masked_write_refusal(fields: list[str], target: str, kubectl_command: str) -
             "read masked; " + advice
         )
     elif kubectl_command.strip() == "kubectl apply":
-        advice = (
-            "kubectl apply writes the whole file into the last-applied annotation; " + advice
-        )
+        advice = "kubectl apply writes the whole file into the last-applied annotation; " + advice
     return BadRequest(
         f"eksgate refused this write: {where} would store eksgate's mask ({MASK}) in the "
         f"cluster in place of the live values, which would be lost. What you read through "

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import jwt
-from typing import Any, Callable, Sequence
 
 from chalicelib.approvals.gate import (
     MUTATING_VERBS,
@@ -138,7 +139,9 @@ class Gateway:
             claimed = str(jwt.decode(token, options={"verify_signature": False}).get("cls", ""))
             session = self._sessions.verify(token, claimed)
         except (jwt.PyJWTError, EksgateError):
-            return NotFound(f"eksgate serves no cluster {cluster!r} (check the path /k8s/<cluster>)")
+            return NotFound(
+                f"eksgate serves no cluster {cluster!r} (check the path /k8s/<cluster>)"
+            )
         policy = self._policies.get(session.policy)
         usable = [
             name

@@ -15,8 +15,8 @@ from urllib.parse import urlsplit
 
 import urllib3
 
-from chalicelib.gateway.clusters import ClusterEndpoint
 from chalicelib.errors import BadGateway, GatewayTimeout
+from chalicelib.gateway.clusters import ClusterEndpoint
 
 
 @dataclass(frozen=True)
@@ -143,11 +143,11 @@ def _read(
                 break
     except urllib3.exceptions.ReadTimeoutError:
         if not request.stream:
-            raise GatewayTimeout("the cluster stopped sending its answer")
+            raise GatewayTimeout("the cluster stopped sending its answer") from None
         cut = True
     except urllib3.exceptions.ProtocolError:
         if not request.stream:
-            raise BadGateway("the cluster closed the connection mid-answer")
+            raise BadGateway("the cluster closed the connection mid-answer") from None
         cut = True
     return UpstreamResponse(
         response.status, _headers(response), b"".join(chunks), cut_at_deadline=cut

@@ -3,8 +3,9 @@ token (that is ``chalicelib.identity.oidc``'s job)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 
 @dataclass(frozen=True)

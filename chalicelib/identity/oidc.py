@@ -11,14 +11,15 @@ from __future__ import annotations
 import json
 import threading
 import time
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import jwt
 
 from chalicelib.config import IssuerConfig
+from chalicelib.errors import ServiceUnavailable, Unauthorized
 from chalicelib.identity.model import Identity
 from chalicelib.observability import logger
-from chalicelib.errors import ServiceUnavailable, Unauthorized
 
 ASYMMETRIC_ALGORITHMS = frozenset(
     {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
@@ -75,7 +76,9 @@ class JwksCache:
             document = self._fetch(jwks_url)
             key_set = jwt.PyJWKSet.from_dict(dict(document))
         except (jwt.PyJWKSetError, jwt.InvalidKeyError, ValueError, OSError) as exc:
-            logger.warning("JWKS could not be loaded", extra={"jwks_url": jwks_url, "error": repr(exc)})
+            logger.warning(
+                "JWKS could not be loaded", extra={"jwks_url": jwks_url, "error": repr(exc)}
+            )
             raise ServiceUnavailable(
                 f"could not load the issuer's signing keys from {jwks_url}"
             ) from exc

@@ -16,7 +16,8 @@ covers any. Both functions are pure: the gateway passes the verified session's p
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from chalicelib.errors import BadRequest
 from chalicelib.kube.request import KubeRequest, is_discovery

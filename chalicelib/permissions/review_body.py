@@ -79,7 +79,7 @@ def _text(value: bytes) -> str:
     try:
         return value.decode("utf-8")
     except UnicodeDecodeError:
-        raise BadRequest("a review field is not UTF-8")
+        raise BadRequest("a review field is not UTF-8") from None
 
 
 def _strings(message: bytes, names: dict[int, str]) -> dict[str, str]:
@@ -121,7 +121,7 @@ def parse_review(body: bytes, content_type: str) -> dict[str, Any]:
         try:
             review = json.loads(body)
         except (ValueError, UnicodeDecodeError):
-            raise BadRequest("the review body is not JSON")
+            raise BadRequest("the review body is not JSON") from None
         if not isinstance(review, dict):
             raise BadRequest("the review body is not a JSON object")
         return review

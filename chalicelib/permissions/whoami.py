@@ -11,8 +11,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from chalicelib.policy.model import Policy, Rule
 from chalicelib.credentials.session_token import GatewaySession
+from chalicelib.policy.model import Policy, Rule
 
 EFFECT_SECTIONS = {"allow": "allowed", "approve": "needs_approval", "deny": "denied"}
 

@@ -9,8 +9,9 @@ unit tests compare them with the plain definitions on generated policies.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable
 from fnmatch import translate
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 from chalicelib.policy.commands import any_command_matches
 from chalicelib.policy.model import Policy, Rule, Subject, claim_texts

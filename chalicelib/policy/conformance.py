@@ -10,7 +10,8 @@ keyword cannot be compiled, and the loader then always asks jsonschema (never a 
 from __future__ import annotations
 
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 Check = Callable[[Any], bool]
 
@@ -73,16 +74,16 @@ def _keyword(keyword: str, argument: Any, schema: dict) -> Check:  # noqa: C901 
         return lambda v: not isinstance(v, dict) or all(n in v for n in names)
     if keyword == "properties":
         known = {name: compile_schema(sub) for name, sub in argument.items()}
-        return lambda v: not isinstance(v, dict) or all(
-            known[k](item) for k, item in v.items() if k in known
+        return lambda v: (
+            not isinstance(v, dict) or all(known[k](item) for k, item in v.items() if k in known)
         )
     if keyword == "additionalProperties":
         named = set(schema.get("properties", {}))
         if "patternProperties" in schema:
             raise UnsupportedSchema("patternProperties")
         extra = compile_schema(argument)
-        return lambda v: not isinstance(v, dict) or all(
-            extra(item) for k, item in v.items() if k not in named
+        return lambda v: (
+            not isinstance(v, dict) or all(extra(item) for k, item in v.items() if k not in named)
         )
     if keyword == "items":
         each = compile_schema(argument)

@@ -5,15 +5,14 @@ Deny beats approve beats allow; a request no rule matches is denied.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 from chalicelib.errors import Forbidden
 from chalicelib.identity import Identity
 from chalicelib.kube.request import KubeRequest, is_discovery
 from chalicelib.policy.compiled import PolicyIndex
 from chalicelib.policy.model import Policy, Rule
-
 
 DISCOVERY_REASON = "discovery is open to every session"
 

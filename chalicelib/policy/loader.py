@@ -5,16 +5,17 @@ Every problem is reported as ``file:line: field: message`` so a person can go st
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import yaml
 
+from chalicelib.policy.commands import pattern_problem
 from chalicelib.policy.compiled import PolicyIndex
 from chalicelib.policy.conformance import Check, UnsupportedSchema, compile_schema
-from chalicelib.policy.commands import pattern_problem
 from chalicelib.policy.durations import parse_duration
 from chalicelib.policy.model import ApprovalSettings, Policy, Rule, Subject
 from chalicelib.policy.schema import PATTERN_NAMES, POLICY_SCHEMA
@@ -329,7 +330,7 @@ def load_policy_text(text: str, file: str = "<policy>") -> list[Policy]:
         line = mark.line + 1 if mark else 0
         raise PolicyError(
             [Problem(file, line, "", f"not valid YAML: {getattr(exc, 'problem', exc)}")]
-        )
+        ) from exc
     policies, problems = [], []
     for index, node in enumerate(nodes):
         if node is None:

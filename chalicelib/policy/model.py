@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import cached_property
 from fnmatch import fnmatchcase
-from typing import Any, Mapping
+from functools import cached_property
+from typing import Any
 
 from chalicelib.identity import Identity
 from chalicelib.kube.request import KubeRequest

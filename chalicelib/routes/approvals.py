@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import jwt
 
 from chalicelib.errors import EksgateError, NotFound, Unauthorized
+from chalicelib.identity.bearer import bearer_token
 from chalicelib.kube.request import resolve
 from chalicelib.policy import evaluate
-from chalicelib.identity.bearer import bearer_token
 from chalicelib.services import Services
 
 
@@ -23,7 +23,7 @@ def approval_status(services: Services, headers: Mapping[str, str], approval_id:
     try:
         cluster = jwt.decode(token, options={"verify_signature": False}).get("cls", "")
     except jwt.PyJWTError:
-        raise Unauthorized("send your gateway session token (from `eksgate token`)")
+        raise Unauthorized("send your gateway session token (from `eksgate token`)") from None
     session = services.sessions.verify(token, str(cluster))
     approval = services.approvals.get(approval_id)
     if (

@@ -10,10 +10,10 @@ records; the default), ``k8s-audit`` (``audit.k8s.io/v1`` Events under
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from datetime import datetime, timezone
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from chalicelib.audit.anchor_store import write_anchors
 from chalicelib.audit.anchors import heads
@@ -56,7 +56,7 @@ def export_stream_event(
     # does not write the records twice.
     policy = _export_policy() if export_format != "records" else METADATA_FOR_ALL
     records = records_from_stream(event)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     anchors = heads(records)
     if anchors:
         new = write_anchors(s3_client, anchor_bucket, anchors, now)

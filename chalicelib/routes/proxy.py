@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from chalicelib.errors import EksgateError, NotFound
 from chalicelib.gateway.answers import ProxyResponse
-from chalicelib.routes.responses import status_for_exception, status_response
 from chalicelib.gateway.exchange import IncomingRequest
 from chalicelib.identity import Caller
 from chalicelib.observability import count, logger
+from chalicelib.routes.responses import status_for_exception, status_response
 from chalicelib.services import Services
 
 DEFAULT_REMAINING_SECONDS = 29.0

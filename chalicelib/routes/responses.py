@@ -4,12 +4,12 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from chalice import Response
 
 from chalicelib.errors import EksgateError
-
 from chalicelib.kube.status import status_body
 
 if TYPE_CHECKING:  # the proxy's answers; importing them here would load the whole gateway
@@ -37,7 +37,7 @@ def json_error(error: EksgateError) -> Response:
     return json_response(body, error.status, headers)
 
 
-def proxy_response(result: "ProxyResponse") -> Response:
+def proxy_response(result: ProxyResponse) -> Response:
     return Response(
         body=result.body,
         status_code=result.status,
@@ -53,7 +53,7 @@ def json_route(handler: Callable[[], Any]) -> Response:
         return json_error(error)
 
 
-def status_response(error: EksgateError) -> "ProxyResponse":
+def status_response(error: EksgateError) -> ProxyResponse:
     from chalicelib.gateway.answers import ProxyResponse
 
     return ProxyResponse(

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import lru_cache
-from typing import Any, Mapping
+from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -19,8 +19,8 @@ from chalicelib.audit.anchors import Anchor
 from chalicelib.audit.chain import report_json, verify_chain
 from chalicelib.audit.store import DECISION_EFFECTS, AuditStore
 from chalicelib.errors import BadRequest, Forbidden, NotFound, ServiceUnavailable
-from chalicelib.observability import logger
 from chalicelib.identity.bearer import bearer_token
+from chalicelib.observability import logger
 from chalicelib.services import Services
 
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalicelib.slack.interactions import parse_interaction, verify_slack_request
 from chalicelib.errors import EksgateError
+from chalicelib.identity import Caller
 from chalicelib.observability import count, logger
 from chalicelib.services import Services
-from chalicelib.identity import Caller
+from chalicelib.slack.interactions import parse_interaction, verify_slack_request
 
 
 def handle_slack_interaction(

@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
-import uuid
-
+from chalicelib.audit.recorder import SessionOpening
 from chalicelib.credentials.broker import IssuedCredential, parse_token_request
 from chalicelib.errors import EksgateError
+from chalicelib.identity import Caller, Identity
 from chalicelib.identity.bearer import bearer_token
 from chalicelib.observability import count, logger
-from chalicelib.identity import Identity
 from chalicelib.policy import select_policy
 from chalicelib.services import Services
-from chalicelib.audit.recorder import SessionOpening
-from chalicelib.identity import Caller
+
+NO_CALLER = Caller()  # where a token request came from, when the route does not say
 
 
 def issue_token(
-    services: Services, headers: dict, body: bytes | None, caller: Caller = Caller()
+    services: Services, headers: dict, body: bytes | None, caller: Caller = NO_CALLER
 ) -> IssuedCredential:
     """The credential for this request, or an EksgateError saying why not (logged, counted).
 

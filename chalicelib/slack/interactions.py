@@ -17,8 +17,8 @@ from typing import Any
 
 from slack_sdk.signature import Clock, SignatureVerifier
 
-from chalicelib.slack.messages import APPROVE_ACTION, DENY_ACTION, DENY_CALLBACK
 from chalicelib.errors import BadRequest, ServiceUnavailable, Unauthorized
+from chalicelib.slack.messages import APPROVE_ACTION, DENY_ACTION, DENY_CALLBACK
 
 # Slack's own recommendation (and slack_sdk's check): older requests may be replays.
 MAX_AGE_SECONDS = 5 * 60

@@ -79,7 +79,7 @@ class LocalAws:
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self._atomic = ExitStack()
 
-    def start(self) -> "LocalAws":
+    def start(self) -> LocalAws:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log in the terminal
         self._atomic.enter_context(atomic_dynamodb())
         self._server.start()

@@ -175,7 +175,7 @@ class LocalApiGateway:
         host, port = self._server.server_address[:2]
         return f"{'https' if self._server.tls else 'http'}://{host}:{port}"
 
-    def start(self) -> "LocalApiGateway":
+    def start(self) -> LocalApiGateway:
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.05},
@@ -192,7 +192,7 @@ class LocalApiGateway:
         if self._thread:
             self._thread.join(timeout=5)
 
-    def __enter__(self) -> "LocalApiGateway":
+    def __enter__(self) -> LocalApiGateway:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -129,7 +129,7 @@ class LocalOidcIssuer:
         claims.update(overrides)
         return jwt.encode(claims, self._key, algorithm="RS256", headers={"kid": self.kid})
 
-    def start(self) -> "LocalOidcIssuer":
+    def start(self) -> LocalOidcIssuer:
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.05},
@@ -145,7 +145,7 @@ class LocalOidcIssuer:
         if self._thread:
             self._thread.join(timeout=5)
 
-    def __enter__(self) -> "LocalOidcIssuer":
+    def __enter__(self) -> LocalOidcIssuer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -7,19 +7,20 @@ started is stopped. Ports are picked free at start, so two stacks never collide.
 from __future__ import annotations
 
 import base64
+import importlib
 import importlib.util
 import json
 import os
-import importlib
 import shutil
 import signal
 import socket
 import sys
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 from eksgate_local.aws import LocalAws, create_audit_buckets, create_signing_key, create_tables
@@ -134,7 +135,7 @@ class LocalStack:
             raise ComponentError(name, exc) from exc
         self._started.append((name, stop))
 
-    def start(self) -> "LocalStack":
+    def start(self) -> LocalStack:
         check_dependencies()
         self._start("AWS emulation (moto server)", self.aws.start, self.aws.stop)
         self._start("AWS provisioning", self._provision, lambda: None)
@@ -219,7 +220,7 @@ class LocalStack:
         # not outlive the stack that accepts them.
         shutil.rmtree(self.workdir, ignore_errors=True)
 
-    def __enter__(self) -> "LocalStack":
+    def __enter__(self) -> LocalStack:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -366,8 +367,9 @@ def eksgate_command() -> str:
 
 def write_kubeconfig(stack: LocalStack, path: Path) -> None:
     """A context per demo identity, each running `eksgate token` with its token file."""
-    from eksgate.token_cmd import kubeconfig_entry, merge_kubeconfig
     import yaml
+
+    from eksgate.token_cmd import kubeconfig_entry, merge_kubeconfig
 
     config: dict[str, Any] = {}
     for name in DEMO_IDENTITIES:

@@ -33,7 +33,7 @@ class StreamPump:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="local-audit-stream", daemon=True)
 
-    def start(self) -> "StreamPump":
+    def start(self) -> StreamPump:
         self._thread.start()
         return self
 
@@ -58,9 +58,7 @@ class StreamPump:
             records = answer.get("Records") or []
             if records:
                 # Raises on failure, leaving the iterator where it was: the batch is retried.
-                self._deliver(
-                    {"Records": [{**r, "eventSourceARN": self._arn} for r in records]}
-                )
+                self._deliver({"Records": [{**r, "eventSourceARN": self._arn} for r in records]})
                 delivered += len(records)
             self._iterators[shard_id] = answer.get("NextShardIterator")
         return delivered

@@ -10,9 +10,9 @@ from dataclasses import replace
 import pytest
 
 from chalicelib.config import DEFAULT_POLICY_DIR
+from chalicelib.credentials.role_credentials import role_session_for
 from chalicelib.identity import Identity
 from chalicelib.policy import load_policies
-from chalicelib.credentials.role_credentials import role_session_for
 from eksgate.access_entries import ClusterAdminRequired, desired_entries
 from eksgate.infra_render import (
     SESSION_TAG_KEYS,

@@ -16,30 +16,36 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypeVar
 
 import pytest
+from eksgate_local.aws import atomic_dynamodb, create_tables
+from eksgate_local.slack_fake import SlackFake
+from eksgate_local.slack_fake_workspace import Workspace, default_workspace
 from slack_sdk import WebClient
 
-from chalicelib.slack.interactions import parse_interaction, verify_slack_request
 from chalicelib.approvals.fingerprint import ApprovalSubject
 from chalicelib.approvals.model import Approval, ApprovalAsk
 from chalicelib.approvals.service import ApprovalService, Timing
-from chalicelib.slack.directory import SlackDirectory
 from chalicelib.approvals.store import DynamoApprovalStore
 from chalicelib.errors import EksgateError
 from chalicelib.identity import Identity
 from chalicelib.kube.request import canonical_query, resolve
 from chalicelib.policy.model import ApprovalSettings, Rule
-from eksgate_local.aws import atomic_dynamodb, create_tables
-from eksgate_local.slack_fake import SlackFake
-from eksgate_local.slack_fake_workspace import Workspace, default_workspace
+from chalicelib.slack.directory import SlackDirectory
+from chalicelib.slack.interactions import parse_interaction, verify_slack_request
 
 SIGNING_SECRET = "approvals-test-signing-secret"
-TABLES = {"AuditTable": "test-audit", "ApprovalsTable": "test-approvals",
-          "IdempotencyTable": "test-idempotency"}
+TABLES = {
+    "AuditTable": "test-audit",
+    "ApprovalsTable": "test-approvals",
+    "IdempotencyTable": "test-idempotency",
+}
 CHANNEL = "#eksgate-approvals"
-ALICE = Identity(subject="user-alice", issuer="https://oidc.eksgate.local",
-                 email="alice@example.com")
-AGENT = Identity(subject="repo:acme/shop:ref:refs/heads/main",
-                 issuer="https://token.actions.githubusercontent.com")
+ALICE = Identity(
+    subject="user-alice", issuer="https://oidc.eksgate.local", email="alice@example.com"
+)
+AGENT = Identity(
+    subject="repo:acme/shop:ref:refs/heads/main",
+    issuer="https://token.actions.githubusercontent.com",
+)
 PATCH_PATH = "/apis/apps/v1/namespaces/shop/deployments/web"
 PATCH_BODY = b'{"spec":{"replicas":5}}'
 
@@ -49,6 +55,7 @@ class FakeClock:
 
     def __init__(self) -> None:
         import time
+
         self.now = float(int(time.time()))
 
     def __call__(self) -> float:
@@ -126,8 +133,9 @@ def endpoint() -> Iterator[Endpoint]:
         request_queue_size = 128  # thirty clicks at once must not overflow the backlog
 
     server = Server(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01},
-                              daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
+    )
     thread.start()
     state.url = f"http://127.0.0.1:{server.server_address[1]}/slack/interactions"
     try:
@@ -138,8 +146,11 @@ def endpoint() -> Iterator[Endpoint]:
 
 
 def start_fake(endpoint: Endpoint, workspace: Workspace | None = None) -> SlackFake:
-    return SlackFake(signing_secret=SIGNING_SECRET, interactions_url=endpoint.url,
-                     workspace=workspace or default_workspace()).start()
+    return SlackFake(
+        signing_secret=SIGNING_SECRET,
+        interactions_url=endpoint.url,
+        workspace=workspace or default_workspace(),
+    ).start()
 
 
 @pytest.fixture()
@@ -166,58 +177,111 @@ class Harness:
     clock: FakeClock
     endpoint: Endpoint
 
-    def ask(self, rule: Rule | None = None, *, requester: Identity = ALICE,
-            path: str = PATCH_PATH, body: bytes = PATCH_BODY, method: str = "PATCH",
-            query: str = "fieldManager=kubectl") -> Approval:
+    def ask(
+        self,
+        rule: Rule | None = None,
+        *,
+        requester: Identity = ALICE,
+        path: str = PATCH_PATH,
+        body: bytes = PATCH_BODY,
+        method: str = "PATCH",
+        query: str = "fieldManager=kubectl",
+    ) -> Approval:
         """The gateway asking for approval of a request."""
         return self.service.request(
             self.ask_for(rule, requester, path, body, method, query),
-            "--- current\n+++ proposed\n-  replicas: 2\n+  replicas: 5")
+            "--- current\n+++ proposed\n-  replicas: 2\n+  replicas: 5",
+        )
 
     @staticmethod
     def ask_for(rule, requester, path, body, method, query) -> ApprovalAsk:
         request = resolve(method, path, query)
-        subject = ApprovalSubject(method, "", request.path, canonical_query(query),
-                                  hashlib.sha256(body or b"").hexdigest())
-        return ApprovalAsk(requester, "prod-eu", "engineers", rule or patch_rule(), request,
-                           subject)
+        subject = ApprovalSubject(
+            method,
+            "",
+            request.path,
+            canonical_query(query),
+            hashlib.sha256(body or b"").hexdigest(),
+        )
+        return ApprovalAsk(
+            requester, "prod-eu", "engineers", rule or patch_rule(), request, subject
+        )
 
     def get(self, approval_id: str) -> Approval:
         """The stored approval, which must exist."""
         return must(self.store.get(approval_id))
 
-    def usable(self, rule: Rule | None = None, *, requester: Identity = ALICE,
-               path: str = PATCH_PATH, body: bytes = PATCH_BODY, method: str = "PATCH",
-               query: str = "fieldManager=kubectl") -> Approval | None:
+    def usable(
+        self,
+        rule: Rule | None = None,
+        *,
+        requester: Identity = ALICE,
+        path: str = PATCH_PATH,
+        body: bytes = PATCH_BODY,
+        method: str = "PATCH",
+        query: str = "fieldManager=kubectl",
+    ) -> Approval | None:
         """The gateway asking whether the request may go through now."""
         return self.service.find_usable(
-            self.ask_for(rule, requester, path, body, method, query), self.clock())
+            self.ask_for(rule, requester, path, body, method, query), self.clock()
+        )
 
 
-def make_harness(store: DynamoApprovalStore, fake: SlackFake, clock: FakeClock,
-                 endpoint: Endpoint, **service_options: Any) -> Harness:
+def make_harness(
+    store: DynamoApprovalStore,
+    fake: SlackFake,
+    clock: FakeClock,
+    endpoint: Endpoint,
+    **service_options: Any,
+) -> Harness:
     client = web_client(fake)
-    service = ApprovalService(store, client, SlackDirectory(client), channel_default=CHANNEL,
-                              timing=Timing(clock=clock), **service_options)
+    service = ApprovalService(
+        store,
+        client,
+        SlackDirectory(client),
+        channel_default=CHANNEL,
+        timing=Timing(clock=clock),
+        **service_options,
+    )
     endpoint.service = service
     return Harness(service, store, fake, clock, endpoint)
 
 
 @pytest.fixture()
-def harness(store: DynamoApprovalStore, slack: SlackFake, clock: FakeClock,
-            endpoint: Endpoint) -> Harness:
+def harness(
+    store: DynamoApprovalStore, slack: SlackFake, clock: FakeClock, endpoint: Endpoint
+) -> Harness:
     return make_harness(store, slack, clock, endpoint)
 
 
-def patch_rule(*, approvers: tuple[str, ...] = ("slack-group:platform-oncall",),
-               mode: str = "once", min_approvers: int = 1, ttl: int = 900,
-               window: int = 900, name: str = "change-workloads",
-               channel: str | None = None) -> Rule:
-    return Rule(index=3, effect="approve", name=name, reason="production workloads",
-                verbs=("create", "update", "patch", "delete"), api_groups=("", "apps"),
-                resources=("deployments",), namespaces=("shop",), approvers=approvers,
-                approval=ApprovalSettings(mode=mode, ttl_seconds=ttl, window_seconds=window,
-                                          min_approvers=min_approvers, channel=channel))
+def patch_rule(
+    *,
+    approvers: tuple[str, ...] = ("slack-group:platform-oncall",),
+    mode: str = "once",
+    min_approvers: int = 1,
+    ttl: int = 900,
+    window: int = 900,
+    name: str = "change-workloads",
+    channel: str | None = None,
+) -> Rule:
+    return Rule(
+        index=3,
+        effect="approve",
+        name=name,
+        reason="production workloads",
+        verbs=("create", "update", "patch", "delete"),
+        api_groups=("", "apps"),
+        resources=("deployments",),
+        namespaces=("shop",),
+        approvers=approvers,
+        approval=ApprovalSettings(
+            mode=mode,
+            ttl_seconds=ttl,
+            window_seconds=window,
+            min_approvers=min_approvers,
+            channel=channel,
+        ),
+    )
 
 
 T = TypeVar("T")
@@ -240,8 +304,11 @@ def sample_approval(**overrides: Any) -> Approval:
     values: dict[str, Any] = {
         "approval_id": "0123456789abcdef0123",
         "status": "pending",
-        "requester": {"subject": "user-alice", "issuer": "https://oidc.eksgate.local",
-                      "email": "alice@example.com"},
+        "requester": {
+            "subject": "user-alice",
+            "issuer": "https://oidc.eksgate.local",
+            "email": "alice@example.com",
+        },
         "cluster": "prod-eu",
         "policy": "engineers",
         "rule": "change-workloads",
@@ -249,9 +316,17 @@ def sample_approval(**overrides: Any) -> Approval:
         "direct": False,
         "fingerprint": "f" * 64,
         "match_key": "once:" + "0" * 64,
-        "request": {"method": "PATCH", "path": PATCH_PATH, "query": "fieldManager=kubectl",
-                    "verb": "patch", "resource": "deployments", "subresource": "",
-                    "namespace": "shop", "name": "web", "api_group": "apps"},
+        "request": {
+            "method": "PATCH",
+            "path": PATCH_PATH,
+            "query": "fieldManager=kubectl",
+            "verb": "patch",
+            "resource": "deployments",
+            "subresource": "",
+            "namespace": "shop",
+            "name": "web",
+            "api_group": "apps",
+        },
         "reason": "production workloads",
         "approvers": ("slack-group:platform-oncall",),
         "min_approvers": 1,

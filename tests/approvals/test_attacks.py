@@ -12,13 +12,12 @@ from collections import Counter
 from typing import Any
 
 import pytest
+from eksgate_local.slack_fake_workspace import FakeUser, default_workspace
 
 from chalicelib.audit.recorder import GatewayAudit
 from chalicelib.audit.store import DynamoAuditStore
 from chalicelib.identity import Caller, Identity
 from chalicelib.slack.messages import escape
-from eksgate_local.slack_fake_workspace import FakeUser, default_workspace
-from tests.approvals.test_store import together
 from tests.approvals.conftest import (
     ALICE,
     PATCH_BODY,
@@ -32,6 +31,7 @@ from tests.approvals.conftest import (
     start_fake,
     ts,
 )
+from tests.approvals.test_store import together
 
 pytestmark = pytest.mark.adversarial
 
@@ -44,12 +44,24 @@ def audit_store(dynamodb: Any, clock: FakeClock) -> DynamoAuditStore:
 
 
 def crowd(n: int, prefix: str = "CROWD") -> list[FakeUser]:
-    return [FakeUser(f"U0{prefix}{i:02d}", f"{prefix.lower()}{i:02d}", f"{prefix} {i}",
-                     f"{prefix.lower()}{i:02d}@example.com") for i in range(n)]
+    return [
+        FakeUser(
+            f"U0{prefix}{i:02d}",
+            f"{prefix.lower()}{i:02d}",
+            f"{prefix} {i}",
+            f"{prefix.lower()}{i:02d}@example.com",
+        )
+        for i in range(n)
+    ]
 
 
-def ask(harness: Harness, rule: Any, requester: Identity = ALICE,
-        query: str = "fieldManager=kubectl", workload: bool = False) -> Any:
+def ask(
+    harness: Harness,
+    rule: Any,
+    requester: Identity = ALICE,
+    query: str = "fieldManager=kubectl",
+    workload: bool = False,
+) -> Any:
     request = Harness.ask_for(rule, requester, PATCH_PATH, PATCH_BODY, "PATCH", query)
     request = dataclasses.replace(request, session_id=SESSION, workload=workload)
     return harness.service.request(request, "--- current\n+++ proposed\n-  replicas: 2")
@@ -67,7 +79,8 @@ def setup(store: Any, clock: FakeClock, endpoint: Any, audit_store: Any, users: 
 
 
 def test_forty_clicks_at_once_leave_one_decision_record_naming_the_winner(
-        store: Any, clock: FakeClock, endpoint: Any, audit_store: DynamoAuditStore) -> None:
+    store: Any, clock: FakeClock, endpoint: Any, audit_store: DynamoAuditStore
+) -> None:
     people = crowd(40)
     fake, harness = setup(store, clock, endpoint, audit_store, people)
     try:
@@ -86,7 +99,8 @@ def test_forty_clicks_at_once_leave_one_decision_record_naming_the_winner(
 
 
 def test_a_deny_approve_race_records_only_who_decided(
-        store: Any, clock: FakeClock, endpoint: Any, audit_store: DynamoAuditStore) -> None:
+    store: Any, clock: FakeClock, endpoint: Any, audit_store: DynamoAuditStore
+) -> None:
     approvers, deniers = crowd(10, "YES"), crowd(10, "NO")
     people = approvers + deniers
     fake, harness = setup(store, clock, endpoint, audit_store, people)
@@ -115,7 +129,8 @@ def test_a_deny_approve_race_records_only_who_decided(
 
 
 def test_two_slack_accounts_with_one_email_are_one_approver(
-        store: Any, clock: FakeClock, endpoint: Any, audit_store: DynamoAuditStore) -> None:
+    store: Any, clock: FakeClock, endpoint: Any, audit_store: DynamoAuditStore
+) -> None:
     bob = FakeUser("U0BOBA", "bob", "Bob", "bob@example.com")
     bob_again = FakeUser("U0BOBB", "bob-alt", "Bob (alt)", "BOB@example.com")
     fake, harness = setup(store, clock, endpoint, audit_store, [bob, bob_again])
@@ -130,7 +145,8 @@ def test_two_slack_accounts_with_one_email_are_one_approver(
 
 
 def test_eight_identical_first_requests_make_one_approval_and_one_message(
-        store: Any, clock: FakeClock, endpoint: Any, audit_store: DynamoAuditStore) -> None:
+    store: Any, clock: FakeClock, endpoint: Any, audit_store: DynamoAuditStore
+) -> None:
     fake, harness = setup(store, clock, endpoint, audit_store, [])
     try:
         approvals = together(8, lambda i: ask(harness, patch_rule()))
@@ -142,7 +158,8 @@ def test_eight_identical_first_requests_make_one_approval_and_one_message(
 
 
 def test_a_click_while_the_audit_table_is_down_decides_nothing(
-        store: Any, clock: FakeClock, endpoint: Any, dynamodb: Any) -> None:
+    store: Any, clock: FakeClock, endpoint: Any, dynamodb: Any
+) -> None:
     bob = FakeUser("U0BOB9", "bob", "Bob", "bob9@example.com")
     dead = DynamoAuditStore(dynamodb, "no-such-audit-table", clock=clock, sleep=lambda _: None)
     fake, harness = setup(store, clock, endpoint, dead, [bob])
@@ -159,11 +176,16 @@ def test_a_click_while_the_audit_table_is_down_decides_nothing(
 
 @pytest.mark.parametrize("hostile", ["<!channel>", "<!here|here>", "<@U0BOB>", "<http://x|y>"])
 def test_requester_controlled_text_never_reaches_slack_unescaped(
-        store: Any, clock: FakeClock, endpoint: Any, audit_store: Any, hostile: str) -> None:
+    store: Any, clock: FakeClock, endpoint: Any, audit_store: Any, hostile: str
+) -> None:
     fake, harness = setup(store, clock, endpoint, audit_store, [])
     try:
-        requester = Identity(f"user-{hostile}", "https://oidc.eksgate.local",
-                             email=None, claimed_email=f"{hostile}@example.com")
+        requester = Identity(
+            f"user-{hostile}",
+            "https://oidc.eksgate.local",
+            email=None,
+            claimed_email=f"{hostile}@example.com",
+        )
         ask(harness, patch_rule(), requester=requester, query=f"fieldManager={hostile}")
         posted = [c for c in fake.api_calls("chat.postMessage") if c.ok]
         assert posted
@@ -176,11 +198,16 @@ def test_requester_controlled_text_never_reaches_slack_unescaped(
 
 
 def test_the_message_names_the_requester_by_verified_facts(
-        store: Any, clock: FakeClock, endpoint: Any, audit_store: Any) -> None:
+    store: Any, clock: FakeClock, endpoint: Any, audit_store: Any
+) -> None:
     fake, harness = setup(store, clock, endpoint, audit_store, [])
     try:
-        liar = Identity("user-mallory", "https://oidc.eksgate.local", email=None,
-                        claimed_email="cto@example.com")
+        liar = Identity(
+            "user-mallory",
+            "https://oidc.eksgate.local",
+            email=None,
+            claimed_email="cto@example.com",
+        )
         ask(harness, patch_rule(), requester=liar)
         text = json.dumps([c.args for c in fake.api_calls("chat.postMessage") if c.ok])
         assert "user-mallory (issuer https://oidc.eksgate.local)" in text
@@ -192,7 +219,8 @@ def test_the_message_names_the_requester_by_verified_facts(
 
 
 def test_a_once_approval_given_back_is_usable_exactly_once_more(
-        store: Any, clock: FakeClock, endpoint: Any, audit_store: DynamoAuditStore) -> None:
+    store: Any, clock: FakeClock, endpoint: Any, audit_store: DynamoAuditStore
+) -> None:
     bob = FakeUser("U0BOB7", "bob", "Bob", "bob7@example.com")
     fake, harness = setup(store, clock, endpoint, audit_store, [bob])
     try:

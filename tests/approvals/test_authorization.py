@@ -27,8 +27,9 @@ def test_a_listed_user_id_may_decide() -> None:
 
 
 def test_someone_else_is_told_who_the_approvers_are() -> None:
-    refusal = refusal_for(sample_approval(approvers=("slack-group:platform-oncall", "U0DAVE")),
-                          MALLORY, members, NOW)
+    refusal = refusal_for(
+        sample_approval(approvers=("slack-group:platform-oncall", "U0DAVE")), MALLORY, members, NOW
+    )
     assert refusal is not None and "not one of the approvers" in refusal
     assert "@platform-oncall" in refusal and "<@U0DAVE>" in refusal
 
@@ -47,8 +48,9 @@ def test_a_clicker_whose_email_slack_hides_cannot_be_told_from_the_requester() -
 
 def test_a_person_without_a_verified_email_cannot_be_told_apart_so_no_one_decides() -> None:
     # The attack: an engineer whose token carries no email approves their own request.
-    approval = sample_approval(requester={"subject": "user-eve", "issuer": "idp",
-                                          "email": None, "kind": "person"})
+    approval = sample_approval(
+        requester={"subject": "user-eve", "issuer": "idp", "email": None, "kind": "person"}
+    )
     for clicker in (BOB, SlackUser("U0EVE", "eve", "eve@example.com")):
         refusal = refusal_for(approval, clicker, members, NOW)
         assert refusal is not None and "no verified email" in refusal
@@ -60,8 +62,9 @@ def test_an_approval_stored_without_a_requester_kind_is_a_persons() -> None:
 
 
 def test_a_workload_requester_relies_on_the_approver_list_alone() -> None:
-    approval = sample_approval(requester={"subject": "repo:acme/shop", "issuer": "gh",
-                                          "email": None, "kind": "workload"})
+    approval = sample_approval(
+        requester={"subject": "repo:acme/shop", "issuer": "gh", "email": None, "kind": "workload"}
+    )
     assert refusal_for(approval, SlackUser("U0BOB", "bob", None), members, NOW) is None
     assert refusal_for(approval, MALLORY, members, NOW) is not None  # still only approvers
 
@@ -70,47 +73,70 @@ def test_an_unverified_email_neither_blocks_nor_lets_anyone_through() -> None:
     carol = SlackUser("U0CAROL", "carol", "carol@example.com")
     # The requester's token claims Carol's address without verification: Carol may still
     # decide (the claim blocks nothing) ...
-    claims_carol = sample_approval(requester={
-        "subject": "user-alice", "issuer": "idp", "email": "alice@example.com",
-        "claimed_email": "carol@example.com", "kind": "person"})
+    claims_carol = sample_approval(
+        requester={
+            "subject": "user-alice",
+            "issuer": "idp",
+            "email": "alice@example.com",
+            "claimed_email": "carol@example.com",
+            "kind": "person",
+        }
+    )
     assert refusal_for(claims_carol, carol, members, NOW) is None
     # ... and a person whose only email is unverified is not told apart from anyone.
-    only_claimed = sample_approval(requester={
-        "subject": "user-alice", "issuer": "idp", "email": None,
-        "claimed_email": "alice@example.com", "kind": "person"})
+    only_claimed = sample_approval(
+        requester={
+            "subject": "user-alice",
+            "issuer": "idp",
+            "email": None,
+            "claimed_email": "alice@example.com",
+            "kind": "person",
+        }
+    )
     assert refusal_for(only_claimed, carol, members, NOW) is not None
 
 
 def test_two_slack_accounts_of_one_person_are_one_approver() -> None:
     bob_again = SlackUser("U0BOB2", "bob-alt", "BOB@example.com ")
-    approval = sample_approval(min_approvers=2, approvers=("U0BOB", "U0BOB2"), decisions=(
-        {"user_id": "U0BOB", "user_name": "bob", "email": "bob@example.com",
-         "decision": "approve", "time": NOW - 5},))
+    approval = sample_approval(
+        min_approvers=2,
+        approvers=("U0BOB", "U0BOB2"),
+        decisions=(
+            {
+                "user_id": "U0BOB",
+                "user_name": "bob",
+                "email": "bob@example.com",
+                "decision": "approve",
+                "time": NOW - 5,
+            },
+        ),
+    )
     refusal = refusal_for(approval, bob_again, members, NOW)
     assert refusal is not None and "another Slack account" in refusal
 
 
 def test_a_two_person_rule_needs_to_see_approvers_emails() -> None:
-    approval = sample_approval(min_approvers=2, requester={
-        "subject": "repo:acme/shop", "issuer": "gh", "email": None, "kind": "workload"})
+    approval = sample_approval(
+        min_approvers=2,
+        requester={"subject": "repo:acme/shop", "issuer": "gh", "email": None, "kind": "workload"},
+    )
     refusal = refusal_for(approval, SlackUser("U0BOB", "bob", None), members, NOW)
     assert refusal is not None and "users:read.email" in refusal
 
 
 def test_a_second_decision_by_the_same_person_is_refused() -> None:
-    approval = sample_approval(min_approvers=2, decisions=(
-        {"user_id": "U0BOB", "decision": "approve", "time": NOW - 5},))
+    approval = sample_approval(
+        min_approvers=2, decisions=({"user_id": "U0BOB", "decision": "approve", "time": NOW - 5},)
+    )
     refusal = refusal_for(approval, BOB, members, NOW)
     assert refusal is not None and "You already approved" in refusal and "2 different" in refusal
 
 
 def test_settled_and_expired_requests_say_so() -> None:
     decided = ({"user_id": "U0CAROL", "decision": "approve", "time": NOW - 5},)
-    approved = refusal_for(sample_approval(status="approved", decisions=decided), BOB, members,
-                           NOW)
+    approved = refusal_for(sample_approval(status="approved", decisions=decided), BOB, members, NOW)
     assert approved == "This request was already approved by <@U0CAROL>."
-    assert "already denied" in str(refusal_for(sample_approval(status="denied"), BOB, members,
-                                               NOW))
+    assert "already denied" in str(refusal_for(sample_approval(status="denied"), BOB, members, NOW))
     expired = refusal_for(sample_approval(expires_at=NOW), BOB, members, NOW)
     assert expired is not None and expired.startswith("This request expired at")
     assert "expired" in str(refusal_for(sample_approval(status="expired"), BOB, members, NOW))

@@ -8,10 +8,13 @@ from chalicelib.masking import mask_document
 
 def deployment(replicas: int, **metadata: object) -> dict:
     return {
-        "apiVersion": "apps/v1", "kind": "Deployment",
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
         "metadata": {"name": "web", "namespace": "shop", **metadata},
-        "spec": {"replicas": replicas, "template": {"spec": {"containers": [
-            {"name": "web", "image": "shop/web:1.2.3"}]}}},
+        "spec": {
+            "replicas": replicas,
+            "template": {"spec": {"containers": [{"name": "web", "image": "shop/web:1.2.3"}]}},
+        },
     }
 
 
@@ -22,10 +25,15 @@ def test_a_change_shows_as_a_unified_diff_of_the_yaml() -> None:
 
 
 def test_fields_the_server_maintains_are_left_out() -> None:
-    current = deployment(2, uid="abc", resourceVersion="41", generation=3,
-                         creationTimestamp="2024-01-01T00:00:00Z",
-                         managedFields=[{"manager": "kubectl"}],
-                         annotations={"kubectl.kubernetes.io/last-applied-configuration": "{}"})
+    current = deployment(
+        2,
+        uid="abc",
+        resourceVersion="41",
+        generation=3,
+        creationTimestamp="2024-01-01T00:00:00Z",
+        managedFields=[{"manager": "kubectl"}],
+        annotations={"kubectl.kubernetes.io/last-applied-configuration": "{}"},
+    )
     current["status"] = {"replicas": 2}
     proposed = deployment(2, uid="abc", resourceVersion="42", generation=4)
     assert object_diff(current, proposed) == NO_CHANGES
@@ -48,8 +56,12 @@ def test_a_long_diff_is_cut_at_a_line_with_a_note() -> None:
 
 
 def test_masked_objects_keep_secrets_out_of_the_diff() -> None:
-    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db"},
-              "data": {"password": "aHVudGVyMg=="}}
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "db"},
+        "data": {"password": "aHVudGVyMg=="},
+    }
     changed = {**secret, "data": {"password": "c2VjcmV0Mg=="}}
     text = object_diff(mask_document(secret), mask_document(changed))
     assert "aHVudGVyMg" not in text and "c2VjcmV0Mg" not in text

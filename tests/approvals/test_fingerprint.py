@@ -21,7 +21,8 @@ PATH = "/apis/apps/v1/namespaces/shop/deployments/web"
 
 def test_the_same_request_gives_the_same_fingerprint() -> None:
     assert request_fingerprint("PATCH", PATH, "a=1", b"{}") == request_fingerprint(
-        "PATCH", PATH, "a=1", b"{}")
+        "PATCH", PATH, "a=1", b"{}"
+    )
 
 
 def test_any_change_to_method_path_query_or_body_changes_the_fingerprint() -> None:
@@ -34,11 +35,12 @@ def test_any_change_to_method_path_query_or_body_changes_the_fingerprint() -> No
 
 def test_no_body_and_an_empty_body_are_the_same_request() -> None:
     assert request_fingerprint("DELETE", PATH, "", None) == request_fingerprint(
-        "DELETE", PATH, "", b"")
+        "DELETE", PATH, "", b""
+    )
 
 
 def _split(text: str, cuts: tuple[int, int]) -> tuple[str, str, str]:
-    return text[:cuts[0]], text[cuts[0]:cuts[1]], text[cuts[1]:]
+    return text[: cuts[0]], text[cuts[0] : cuts[1]], text[cuts[1] :]
 
 
 @st.composite
@@ -53,12 +55,14 @@ def one_text_split_two_ways(draw: st.DrawFn) -> tuple[tuple[str, str, str], ...]
 
 @given(one_text_split_two_ways(), st.binary(max_size=8))
 def test_moving_characters_across_part_boundaries_changes_the_fingerprint(
-        parts: tuple[tuple[str, str, str], ...], body: bytes) -> None:
+    parts: tuple[tuple[str, str, str], ...], body: bytes
+) -> None:
     (method, path, query), (method2, path2, query2) = parts
     assert method + path + query == method2 + path2 + query2  # the same characters...
     assert (method, path, query) != (method2, path2, query2)  # ...cut differently
     assert request_fingerprint(method, path, query, body) != request_fingerprint(
-        method2, path2, query2, body)
+        method2, path2, query2, body
+    )
 
 
 def test_once_keys_bind_requester_issuer_and_cluster() -> None:

@@ -13,8 +13,13 @@ SMP = "application/strategic-merge-patch+json"
 
 
 def restart(at: str) -> bytes:
-    return json.dumps({"spec": {"template": {"metadata": {"annotations": {
-        "kubectl.kubernetes.io/restartedAt": at}}}}}).encode()
+    return json.dumps(
+        {
+            "spec": {
+                "template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": at}}}
+            }
+        }
+    ).encode()
 
 
 def test_every_restart_of_one_deployment_is_one_subject():
@@ -22,20 +27,52 @@ def test_every_restart_of_one_deployment_is_one_subject():
     retry = ApprovalSubject.of("PATCH", SMP, PATH, "fieldManager=kubectl-rollout", restart("b"))
     assert first.intent == "restart" and first.fingerprint() == retry.fingerprint()
     other = ApprovalSubject.of("PATCH", SMP, PATH.replace("web", "api"), "", restart("a"))
-    assert other.fingerprint() != ApprovalSubject.of("PATCH", SMP, PATH, "", restart("a")).fingerprint()
+    assert (
+        other.fingerprint()
+        != ApprovalSubject.of("PATCH", SMP, PATH, "", restart("a")).fingerprint()
+    )
 
 
-@pytest.mark.parametrize("body", [
-    # anything more than the stamp is a different request, bound by its bytes
-    json.dumps({"spec": {"replicas": 9, "template": {"metadata": {"annotations": {
-        "kubectl.kubernetes.io/restartedAt": "x"}}}}}).encode(),
-    json.dumps({"spec": {"template": {"metadata": {"annotations": {
-        "kubectl.kubernetes.io/restartedAt": "x", "evil": "y"}}}}}).encode(),
-    json.dumps({"spec": {"template": {"metadata": {"annotations": {
-        "kubectl.kubernetes.io/restartedAt": {"nested": 1}}}}}}).encode(),
-    json.dumps({"spec": {"template": {"metadata": {"labels": {"a": "b"}}}}}).encode(),
-    b"not json",
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        # anything more than the stamp is a different request, bound by its bytes
+        json.dumps(
+            {
+                "spec": {
+                    "replicas": 9,
+                    "template": {
+                        "metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": "x"}}
+                    },
+                }
+            }
+        ).encode(),
+        json.dumps(
+            {
+                "spec": {
+                    "template": {
+                        "metadata": {
+                            "annotations": {"kubectl.kubernetes.io/restartedAt": "x", "evil": "y"}
+                        }
+                    }
+                }
+            }
+        ).encode(),
+        json.dumps(
+            {
+                "spec": {
+                    "template": {
+                        "metadata": {
+                            "annotations": {"kubectl.kubernetes.io/restartedAt": {"nested": 1}}
+                        }
+                    }
+                }
+            }
+        ).encode(),
+        json.dumps({"spec": {"template": {"metadata": {"labels": {"a": "b"}}}}}).encode(),
+        b"not json",
+    ],
+)
 def test_only_the_exact_restart_patch_is_an_intent(body):
     assert client_intent("PATCH", PATH, SMP, body) == ""
     assert ApprovalSubject.of("PATCH", SMP, PATH, "", body).intent == ""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from eksgate_local.slack_fake_blockkit import validate_blocks, validate_view
 
 from chalicelib.slack import messages
 from chalicelib.slack.messages import (
@@ -11,11 +12,16 @@ from chalicelib.slack.messages import (
     expired_blocks,
     request_blocks,
 )
-from eksgate_local.slack_fake_blockkit import validate_blocks, validate_view
 from tests.approvals.conftest import sample_approval
 
-BOB = {"user_id": "U0BOB", "user_name": "bob", "email": "bob@example.com",
-       "decision": "approve", "reason": "", "time": 1714565000}
+BOB = {
+    "user_id": "U0BOB",
+    "user_name": "bob",
+    "email": "bob@example.com",
+    "decision": "approve",
+    "reason": "",
+    "time": 1714565000,
+}
 
 
 def action_ids(blocks: list[dict]) -> list[str]:
@@ -35,18 +41,33 @@ def all_text(blocks: list[dict]) -> str:
 def test_the_request_names_who_what_where_and_has_approve_and_deny_buttons() -> None:
     text, blocks = request_blocks(sample_approval(), "alice@example.com")
     assert validate_blocks(blocks) == []
-    assert blocks[0] == {"type": "header", "text": {
-        "type": "plain_text", "text": "Approval needed: patch deployments.apps web in shop"}}
+    assert blocks[0] == {
+        "type": "header",
+        "text": {
+            "type": "plain_text",
+            "text": "Approval needed: patch deployments.apps web in shop",
+        },
+    }
     shown = all_text(blocks)
-    for fact in ("alice@example.com", "prod-eu", "*Verb*\npatch", "`deployments`",
-                 "shop / web", "engineers / change-workloads", "production workloads",
-                 "<!date^1714565700^{date_short_pretty} {time}|2024-05-01 12:15 UTC>",
-                 "@platform-oncall", "```\n--- current", "0123456789abcdef0123"):
+    for fact in (
+        "alice@example.com",
+        "prod-eu",
+        "*Verb*\npatch",
+        "`deployments`",
+        "shop / web",
+        "engineers / change-workloads",
+        "production workloads",
+        "<!date^1714565700^{date_short_pretty} {time}|2024-05-01 12:15 UTC>",
+        "@platform-oncall",
+        "```\n--- current",
+        "0123456789abcdef0123",
+    ):
         assert fact in shown
     actions = next(b for b in blocks if b["type"] == "actions")["elements"]
     assert [(e["action_id"], e["style"], e["value"]) for e in actions] == [
         ("eksgate_approve", "primary", "0123456789abcdef0123"),
-        ("eksgate_deny", "danger", "0123456789abcdef0123")]
+        ("eksgate_deny", "danger", "0123456789abcdef0123"),
+    ]
     assert "Approval needed" in text and "alice@example.com" in text
 
 
@@ -72,8 +93,9 @@ def test_the_outcome_replaces_the_buttons() -> None:
 
 
 def test_an_open_grant_says_until_when() -> None:
-    grant = sample_approval(status="approved", mode="grant", decisions=(BOB,),
-                            window_ends_at=1714568600)
+    grant = sample_approval(
+        status="approved", mode="grant", decisions=(BOB,), window_ends_at=1714568600
+    )
     assert "open until <!date^1714568600^" in all_text(decided_blocks(grant)[1])
 
 
@@ -87,12 +109,24 @@ def test_expired_requests_lose_their_buttons() -> None:
 @pytest.mark.parametrize("status", ["pending", "approved", "denied", "expired", "used"])
 def test_every_state_stays_within_slacks_limits_whatever_the_request(status: str) -> None:
     huge = sample_approval(
-        status=status, reason="r" * 5000, cluster="c" * 300,
+        status=status,
+        reason="r" * 5000,
+        cluster="c" * 300,
         requester={"subject": "<!channel>" * 400, "issuer": "x", "email": None},
-        request={"method": "PATCH", "path": "/x" * 2000, "query": "q=" + "&" * 3000,
-                 "verb": "patch", "resource": "deployments" * 20, "subresource": "scale",
-                 "namespace": "n" * 253, "name": "w" * 253, "api_group": "apps"},
-        diff="\n".join(["+ " + "&<>`" * 40] * 500), decisions=(BOB,))
+        request={
+            "method": "PATCH",
+            "path": "/x" * 2000,
+            "query": "q=" + "&" * 3000,
+            "verb": "patch",
+            "resource": "deployments" * 20,
+            "subresource": "scale",
+            "namespace": "n" * 253,
+            "name": "w" * 253,
+            "api_group": "apps",
+        },
+        diff="\n".join(["+ " + "&<>`" * 40] * 500),
+        decisions=(BOB,),
+    )
     text, blocks = messages.message_for(huge)
     assert validate_blocks(blocks) == []
     assert len(blocks) <= 50 and len(text) <= 3000

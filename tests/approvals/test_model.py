@@ -8,11 +8,22 @@ from tests.approvals.conftest import sample_approval
 
 
 def test_an_approval_round_trips_through_its_item() -> None:
-    decision = {"user_id": "U0BOB", "user_name": "bob", "email": "bob@example.com",
-                "decision": "approve", "reason": "", "time": 1714565000}
-    approval = sample_approval(status="approved", decisions=(decision,), decided_at=1714565000,
-                               window_ends_at=1714568600, slack_channel="C0APPROVALS",
-                               slack_ts="1714564000.000100")
+    decision = {
+        "user_id": "U0BOB",
+        "user_name": "bob",
+        "email": "bob@example.com",
+        "decision": "approve",
+        "reason": "",
+        "time": 1714565000,
+    }
+    approval = sample_approval(
+        status="approved",
+        decisions=(decision,),
+        decided_at=1714565000,
+        window_ends_at=1714568600,
+        slack_channel="C0APPROVALS",
+        slack_ts="1714564000.000100",
+    )
     assert approval_from_item(approval_to_item(approval)) == approval
 
 

@@ -11,11 +11,11 @@ from collections import Counter
 from typing import Any
 
 import pytest
+from eksgate_local.slack_fake import SlackFake
+from eksgate_local.slack_fake_workspace import FakeUser, default_workspace
 
 from chalicelib.approvals.service import ApprovalService, IdempotencyTable
 from chalicelib.slack.directory import SlackDirectory
-from eksgate_local.slack_fake import SlackFake
-from eksgate_local.slack_fake_workspace import FakeUser, default_workspace
 from tests.approvals.conftest import (
     AGENT,
     CHANNEL,
@@ -34,8 +34,12 @@ from tests.approvals.conftest import (
 
 
 def action_ids(blocks: list[dict[str, Any]]) -> list[str]:
-    return [e.get("action_id") for b in blocks if b.get("type") == "actions"
-            for e in b.get("elements", [])]
+    return [
+        e.get("action_id")
+        for b in blocks
+        if b.get("type") == "actions"
+        for e in b.get("elements", [])
+    ]
 
 
 def text_of(blocks: list[dict[str, Any]]) -> str:
@@ -109,8 +113,9 @@ def test_an_approver_approves_and_the_message_is_updated_in_place(harness: Harne
     assert result.status == 200 and result.within_deadline
     stored = harness.get(approval.approval_id)
     assert stored.status == "approved"
-    assert [(d["user_id"], d["user_name"], d["email"], d["decision"])
-            for d in stored.decisions] == [("U0BOB", "bob", "bob@example.com", "approve")]
+    assert [
+        (d["user_id"], d["user_name"], d["email"], d["decision"]) for d in stored.decisions
+    ] == [("U0BOB", "bob", "bob@example.com", "approve")]
     message = harness.slack.message(ts(approval))
     assert message.edit_count == 1 and action_ids(message.blocks) == []
     assert "*Approved* by <@U0BOB> at <!date^" in text_of(message.blocks)
@@ -185,8 +190,7 @@ def test_an_empty_deny_reason_is_sent_back_to_the_form(harness: Harness) -> None
     approval = harness.ask()
     harness.slack.click(ts(approval), "eksgate_deny", "U0BOB")
     (view,) = harness.slack.views()
-    result = harness.slack.submit_view(view.id, "U0BOB", {"reason": "   "},
-                                       client_validation=False)
+    result = harness.slack.submit_view(view.id, "U0BOB", {"reason": "   "}, client_validation=False)
     assert result.json()["response_action"] == "errors"
     assert "say why" in result.json()["errors"]["reason"].lower()
     assert harness.slack.view(view.id).state == "open"
@@ -272,7 +276,8 @@ def test_a_changed_body_or_requester_does_not_match(harness: Harness) -> None:
 
 
 def test_a_grant_lets_any_request_of_the_rule_through_until_its_window_ends(
-        harness: Harness) -> None:
+    harness: Harness,
+) -> None:
     rule = patch_rule(mode="grant", window=1800)
     approval = harness.ask(rule)
     assert harness.usable(rule) is None
@@ -288,8 +293,9 @@ def test_a_grant_lets_any_request_of_the_rule_through_until_its_window_ends(
 
 def test_wait_returns_when_decided_and_redeem_uses_it(harness: Harness) -> None:
     approval = harness.ask()
-    timer = threading.Timer(0.2, lambda: harness.slack.click(ts(approval),
-                                                             "eksgate_approve", "U0BOB"))
+    timer = threading.Timer(
+        0.2, lambda: harness.slack.click(ts(approval), "eksgate_approve", "U0BOB")
+    )
     timer.start()
     decided = harness.service.wait(approval.approval_id, 5, poll=0.05)
     timer.join()
@@ -305,21 +311,31 @@ def test_wait_returns_when_decided_and_redeem_uses_it(harness: Harness) -> None:
 
 def test_forged_and_stale_signatures_are_refused(harness: Harness) -> None:
     approval = harness.ask()
-    forged = harness.slack.click(ts(approval), "eksgate_approve", "U0BOB",
-                                 signing_secret="an-attackers-guess")
+    forged = harness.slack.click(
+        ts(approval), "eksgate_approve", "U0BOB", signing_secret="an-attackers-guess"
+    )
     assert forged.status == 401 and "signature does not verify" in forged.json()["message"]
-    stale = harness.slack.click(ts(approval), "eksgate_approve", "U0BOB",
-                                timestamp=int(harness.clock()) - 600)
+    stale = harness.slack.click(
+        ts(approval), "eksgate_approve", "U0BOB", timestamp=int(harness.clock()) - 600
+    )
     assert stale.status == 401 and "5 minutes" in stale.json()["message"]
     assert harness.get(approval.approval_id).status == "pending"
 
 
 @pytest.mark.parametrize("with_idempotency_table", [False, True])
 def test_retried_and_replayed_deliveries_make_no_second_decision_or_reply(
-        store: Any, slack: SlackFake, clock: FakeClock, endpoint: Endpoint, dynamodb: Any,
-        with_idempotency_table: bool) -> None:
-    options = ({"idempotency": IdempotencyTable(TABLES["IdempotencyTable"], dynamodb)}
-               if with_idempotency_table else {})
+    store: Any,
+    slack: SlackFake,
+    clock: FakeClock,
+    endpoint: Endpoint,
+    dynamodb: Any,
+    with_idempotency_table: bool,
+) -> None:
+    options = (
+        {"idempotency": IdempotencyTable(TABLES["IdempotencyTable"], dynamodb)}
+        if with_idempotency_table
+        else {}
+    )
     harness = make_harness(store, slack, clock, endpoint, **options)
     harness.service.register_lambda_context(LambdaContextStub())
     two_person = harness.ask(patch_rule(min_approvers=2))
@@ -350,6 +366,7 @@ def test_retried_and_replayed_deliveries_make_no_second_decision_or_reply(
 def test_a_click_on_an_unknown_approval_gets_a_clear_refusal(harness: Harness) -> None:
     from chalicelib.slack import messages
     from tests.approvals.conftest import sample_approval
+
     ghost = sample_approval(approval_id="ffffffffffffffffffff")
     text, blocks = messages.request_blocks(ghost)
     posted = web_client(harness.slack).chat_postMessage(channel=CHANNEL, text=text, blocks=blocks)
@@ -360,9 +377,14 @@ def test_a_click_on_an_unknown_approval_gets_a_clear_refusal(harness: Harness) -
 
 
 def test_thirty_approvers_clicking_at_once_make_one_decision(
-        store: Any, clock: FakeClock, endpoint: Endpoint) -> None:
-    crowd = [FakeUser(f"U0CROWD{i:02d}", f"approver{i:02d}", f"Approver {i}",
-                      f"approver{i:02d}@example.com") for i in range(30)]
+    store: Any, clock: FakeClock, endpoint: Endpoint
+) -> None:
+    crowd = [
+        FakeUser(
+            f"U0CROWD{i:02d}", f"approver{i:02d}", f"Approver {i}", f"approver{i:02d}@example.com"
+        )
+        for i in range(30)
+    ]
     fake = start_fake(endpoint, default_workspace().with_users(*crowd))
     try:
         harness = make_harness(store, fake, clock, endpoint)

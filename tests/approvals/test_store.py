@@ -17,14 +17,22 @@ from tests.approvals.conftest import FakeClock, must, sample_approval
 
 def create(store: DynamoApprovalStore, clock: FakeClock, **overrides: Any) -> Approval:
     now = int(clock())
-    values: dict[str, Any] = {"approval_id": new_approval_id(), "created_at": iso_time(now),
-                              "expires_at": now + 900}
+    values: dict[str, Any] = {
+        "approval_id": new_approval_id(),
+        "created_at": iso_time(now),
+        "expires_at": now + 900,
+    }
     values.update(overrides)
     return store.create(sample_approval(**values))
 
 
-def decide(store: DynamoApprovalStore, approval: Approval, user: str, decision: str = "approve",
-           **kwargs: Any) -> Any:
+def decide(
+    store: DynamoApprovalStore,
+    approval: Approval,
+    user: str,
+    decision: str = "approve",
+    **kwargs: Any,
+) -> Any:
     now = kwargs.pop("now", None)
     vote = Vote(user, user.lower(), f"{user.lower()}@example.com", decision, "", **kwargs)
     return store.record_decision(approval.approval_id, vote, now)
@@ -61,8 +69,9 @@ def test_created_approvals_can_be_read_back(store: DynamoApprovalStore, clock: F
         store.create(approval)
 
 
-def test_find_pending_ignores_expired_and_settled_approvals(store: DynamoApprovalStore,
-                                                          clock: FakeClock) -> None:
+def test_find_pending_ignores_expired_and_settled_approvals(
+    store: DynamoApprovalStore, clock: FakeClock
+) -> None:
     key = "once:k1"
     create(store, clock, match_key=key, expires_at=int(clock()) - 1)
     create(store, clock, match_key=key, status="denied")
@@ -71,8 +80,9 @@ def test_find_pending_ignores_expired_and_settled_approvals(store: DynamoApprova
     assert store.find_pending(key) == live
 
 
-def test_one_approver_settles_a_single_approver_rule(store: DynamoApprovalStore,
-                                                     clock: FakeClock) -> None:
+def test_one_approver_settles_a_single_approver_rule(
+    store: DynamoApprovalStore, clock: FakeClock
+) -> None:
     approval = create(store, clock)
     outcome = decide(store, approval, "U0BOB")
     assert outcome.outcome == "approved" and outcome.changed
@@ -84,8 +94,9 @@ def test_one_approver_settles_a_single_approver_rule(store: DynamoApprovalStore,
     assert len(must(store.get(approval.approval_id)).decisions) == 1
 
 
-def test_two_person_rule_needs_two_different_people(store: DynamoApprovalStore,
-                                                    clock: FakeClock) -> None:
+def test_two_person_rule_needs_two_different_people(
+    store: DynamoApprovalStore, clock: FakeClock
+) -> None:
     approval = create(store, clock, min_approvers=2)
     first = decide(store, approval, "U0BOB")
     assert (first.outcome, must(first.approval).status) == ("recorded", "pending")
@@ -96,19 +107,22 @@ def test_two_person_rule_needs_two_different_people(store: DynamoApprovalStore,
     assert [d["user_id"] for d in must(second.approval).decisions] == ["U0BOB", "U0CAROL"]
 
 
-def test_a_deny_settles_at_once_and_keeps_its_reason(store: DynamoApprovalStore,
-                                                     clock: FakeClock) -> None:
+def test_a_deny_settles_at_once_and_keeps_its_reason(
+    store: DynamoApprovalStore, clock: FakeClock
+) -> None:
     approval = create(store, clock, min_approvers=2)
     decide(store, approval, "U0BOB")
     outcome = store.record_decision(
-        approval.approval_id, Vote("U0CAROL", "carol", None, "deny", "not during the freeze"))
+        approval.approval_id, Vote("U0CAROL", "carol", None, "deny", "not during the freeze")
+    )
     assert (outcome.outcome, must(outcome.approval).status) == ("denied", "denied")
     assert must(outcome.approval).decisions[-1]["reason"] == "not during the freeze"
     assert decide(store, approval, "U0DAVE").outcome == "not_pending"
 
 
-def test_decisions_after_the_deadline_are_refused(store: DynamoApprovalStore,
-                                                  clock: FakeClock) -> None:
+def test_decisions_after_the_deadline_are_refused(
+    store: DynamoApprovalStore, clock: FakeClock
+) -> None:
     approval = create(store, clock, expires_at=int(clock()) + 10)
     clock.advance(10)
     assert decide(store, approval, "U0BOB").outcome == "expired"
@@ -116,8 +130,7 @@ def test_decisions_after_the_deadline_are_refused(store: DynamoApprovalStore,
     assert decide(store, sample_approval(approval_id="f" * 20), "U0BOB").outcome == "not_found"
 
 
-def test_the_same_delivery_is_recorded_once(store: DynamoApprovalStore,
-                                            clock: FakeClock) -> None:
+def test_the_same_delivery_is_recorded_once(store: DynamoApprovalStore, clock: FakeClock) -> None:
     approval = create(store, clock, min_approvers=2)
     assert decide(store, approval, "U0BOB", interaction_key="k1").outcome == "recorded"
     assert decide(store, approval, "U0BOB", interaction_key="k1").outcome == "duplicate"
@@ -141,7 +154,8 @@ def test_approving_a_grant_opens_its_window(store: DynamoApprovalStore, clock: F
 
 
 def test_a_once_approval_is_consumed_by_exactly_one_of_two_racing_requests(
-        store: DynamoApprovalStore, clock: FakeClock) -> None:
+    store: DynamoApprovalStore, clock: FakeClock
+) -> None:
     approval = create(store, clock, match_key="once:race")
     assert store.consume_once("once:race") is None  # not approved yet
     decide(store, approval, "U0BOB")
@@ -154,7 +168,8 @@ def test_a_once_approval_is_consumed_by_exactly_one_of_two_racing_requests(
 
 
 def test_an_approved_once_approval_is_only_usable_until_it_expires(
-        store: DynamoApprovalStore, clock: FakeClock) -> None:
+    store: DynamoApprovalStore, clock: FakeClock
+) -> None:
     approval = create(store, clock, match_key="once:late", ttl_seconds=60)
     decide(store, approval, "U0BOB")
     clock.advance(60)
@@ -170,7 +185,8 @@ def test_consume_by_id_checks_the_match_key(store: DynamoApprovalStore, clock: F
 
 
 def test_thirty_simultaneous_approvers_make_one_decision_and_one_status_change(
-        store: DynamoApprovalStore, clock: FakeClock) -> None:
+    store: DynamoApprovalStore, clock: FakeClock
+) -> None:
     approval = create(store, clock)
     results = together(30, lambda i: decide(store, approval, f"U0APPROVER{i:02d}"))
     outcomes = Counter(r.outcome for r in results)
@@ -180,7 +196,8 @@ def test_thirty_simultaneous_approvers_make_one_decision_and_one_status_change(
 
 
 def test_a_three_person_rule_under_a_crowd_records_exactly_three(
-        store: DynamoApprovalStore, clock: FakeClock) -> None:
+    store: DynamoApprovalStore, clock: FakeClock
+) -> None:
     approval = create(store, clock, min_approvers=3)
     results = together(12, lambda i: decide(store, approval, f"U0APPROVER{i:02d}"))
     outcomes = Counter(r.outcome for r in results)
@@ -188,8 +205,9 @@ def test_a_three_person_rule_under_a_crowd_records_exactly_three(
     assert len(must(store.get(approval.approval_id)).decisions) == 3
 
 
-def test_overdue_pending_approvals_expire_once(store: DynamoApprovalStore,
-                                               clock: FakeClock) -> None:
+def test_overdue_pending_approvals_expire_once(
+    store: DynamoApprovalStore, clock: FakeClock
+) -> None:
     overdue = create(store, clock, expires_at=int(clock()) - 1)
     create(store, clock)
     approved = create(store, clock, expires_at=int(clock()) + 5)
@@ -200,17 +218,21 @@ def test_overdue_pending_approvals_expire_once(store: DynamoApprovalStore,
     assert store.expire_overdue() == []
 
 
-def test_listings_are_newest_first_and_bounded(store: DynamoApprovalStore,
-                                               clock: FakeClock) -> None:
+def test_listings_are_newest_first_and_bounded(
+    store: DynamoApprovalStore, clock: FakeClock
+) -> None:
     made = []
     for _ in range(3):
         made.append(create(store, clock))
         clock.advance(1)
-    other = create(store, clock, requester={"subject": "user-alice", "issuer": "https://other",
-                                            "email": None})
+    other = create(
+        store, clock, requester={"subject": "user-alice", "issuer": "https://other", "email": None}
+    )
     newest_first = [a.approval_id for a in reversed(made)]
-    assert [a.approval_id for a in store.by_status("pending", 2)] == [other.approval_id,
-                                                                      newest_first[0]]
+    assert [a.approval_id for a in store.by_status("pending", 2)] == [
+        other.approval_id,
+        newest_first[0],
+    ]
     mine = store.by_requester("user-alice", 10, issuer="https://oidc.eksgate.local")
     assert [a.approval_id for a in mine] == newest_first
     assert len(store.by_requester("user-alice", 2)) == 2

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
-
-from chalicelib.audit.store import DynamoAuditStore
 from eksgate_local.aws import create_tables, table_definitions
 
+from chalicelib.audit.store import DynamoAuditStore
+
 AUDIT_TABLE = "eksgate-test-audit"
-START = datetime(2026, 11, 22, 13, 40, 29, 123000, tzinfo=timezone.utc).timestamp()
+START = datetime(2026, 11, 22, 13, 40, 29, 123000, tzinfo=UTC).timestamp()
 
 
 class Clock:

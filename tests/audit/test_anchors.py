@@ -58,8 +58,11 @@ def test_keys_of_any_other_form_are_not_anchors(tail):
 def test_heads_keep_the_newest_record_of_each_session_and_skip_foreign_items():
     mine = [r.to_json_dict() for r in sealed_chain(SID, 3)]
     other = [r.to_json_dict() for r in sealed_chain("other", 2)]
-    foreign = [{"unreadable_item": {}}, {"session_id": SID, "seq": True, "hash": "0" * 64},
-               {"session_id": SID, "seq": 99, "hash": "not-a-hash"}]
+    foreign = [
+        {"unreadable_item": {}},
+        {"session_id": SID, "seq": True, "hash": "0" * 64},
+        {"session_id": SID, "seq": 99, "hash": "not-a-hash"},
+    ]
     found = heads([mine[2], other[0], mine[0], *foreign, other[1], mine[1]])
     assert found == [Anchor(SID, 2, mine[2]["hash"]), Anchor("other", 1, other[1]["hash"])]
 
@@ -78,8 +81,9 @@ def test_a_deleted_tail_is_found_although_the_chain_verifies():
     assert verify_chain(SID, remaining).ok  # the chain alone cannot tell
     report = check_anchors(SID, remaining, anchors)
     assert not report.ok and report.problem.code == "tail_deleted"
-    assert report.problem.message == ("record 5 was anchored but the table has records up to 3: "
-                                      "records 4 to 5 were deleted")
+    assert report.problem.message == (
+        "record 5 was anchored but the table has records up to 3: records 4 to 5 were deleted"
+    )
 
 
 def test_a_session_with_every_record_deleted_is_found():

@@ -11,7 +11,11 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from chalicelib.audit.chain import (
-    canonical_json, compute_hash, genesis_hash, seal, verify_chain,
+    canonical_json,
+    compute_hash,
+    genesis_hash,
+    seal,
+    verify_chain,
 )
 from chalicelib.audit.records import RECORD_FIELDS
 from tests.audit.helpers import sealed_chain
@@ -38,8 +42,10 @@ def test_hash_covers_prev_hash_and_every_field_in_canonical_json():
     assert record.hash == hashlib.sha256(record.prev_hash.encode() + body).hexdigest()
     decoded = json.loads(body)
     assert set(decoded) == set(RECORD_FIELDS) - {"hash"}
-    assert body == json.dumps(decoded, sort_keys=True, separators=(",", ":"),
-                              ensure_ascii=False).encode()
+    assert (
+        body
+        == json.dumps(decoded, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    )
 
 
 def test_canonical_json_spells_numbers_by_value_and_text_as_utf8():
@@ -60,8 +66,9 @@ def test_a_changed_nested_value_is_reported_as_altered():
     records = sealed_chain(SID, 3)
     decision = {**records[1].decision, "effect": "deny"}
     records[1] = dataclasses.replace(records[1], decision=decision)
-    assert verify_chain(SID, records).first_problem.message == \
-        "record 1 was altered (hash mismatch)"
+    assert (
+        verify_chain(SID, records).first_problem.message == "record 1 was altered (hash mismatch)"
+    )
 
 
 def test_a_reordered_pair_is_reported_out_of_order():
@@ -73,10 +80,13 @@ def test_a_reordered_pair_is_reported_out_of_order():
 
 def test_swapped_seq_numbers_are_alterations():
     records = sealed_chain(SID, 3)
-    records[0], records[1] = (dataclasses.replace(records[1], seq=0),
-                              dataclasses.replace(records[0], seq=1))
-    assert verify_chain(SID, records).first_problem.message == \
-        "record 0 was altered (hash mismatch)"
+    records[0], records[1] = (
+        dataclasses.replace(records[1], seq=0),
+        dataclasses.replace(records[0], seq=1),
+    )
+    assert (
+        verify_chain(SID, records).first_problem.message == "record 0 was altered (hash mismatch)"
+    )
 
 
 def test_a_deleted_middle_record_is_reported_missing():
@@ -118,8 +128,9 @@ def test_a_whole_chain_of_another_session_is_refused_from_its_first_record():
 def test_a_rehashed_forgery_breaks_the_next_records_link():
     records = sealed_chain(SID, 4)
     forged_fields = {**records[1].sealed_fields(), "upstream_status": 404}
-    forged = seal({k: v for k, v in forged_fields.items() if k != "prev_hash"},
-                  records[1].prev_hash)
+    forged = seal(
+        {k: v for k, v in forged_fields.items() if k != "prev_hash"}, records[1].prev_hash
+    )
     assert forged.hash != records[1].hash
     records[1] = forged
     problem = verify_chain(SID, records).first_problem
@@ -138,18 +149,29 @@ def test_sealing_refuses_missing_or_unknown_fields():
 
 # -- property: any single-field change to any record is caught --------------------------
 
-_json_scalars = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6),
-                          st.floats(allow_nan=False, allow_infinity=False, width=32),
-                          st.text(max_size=20))
-_json_values = st.recursive(_json_scalars, lambda inner: st.one_of(
-    st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=5), inner, max_size=3)),
-    max_leaves=6)
+_json_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**6), 10**6),
+    st.floats(allow_nan=False, allow_infinity=False, width=32),
+    st.text(max_size=20),
+)
+_json_values = st.recursive(
+    _json_scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
 _CHAIN = sealed_chain(SID, 4)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(position=st.integers(0, len(_CHAIN) - 1), name=st.sampled_from(RECORD_FIELDS),
-       value=_json_values)
+@given(
+    position=st.integers(0, len(_CHAIN) - 1),
+    name=st.sampled_from(RECORD_FIELDS),
+    value=_json_values,
+)
 def test_any_single_field_mutation_of_any_record_is_detected(position, name, value):
     original = _CHAIN[position]
     assume(canonical_json({"v": value}) != canonical_json({"v": getattr(original, name)}))

@@ -12,17 +12,18 @@ import pytest
 from chalicelib.audit.chain import genesis_hash, seal
 from chalicelib.audit.k8s_events import k8s_audit_events
 from chalicelib.audit.k8s_policy import load_policy
-from chalicelib.audit.records import new_event
-from chalicelib.errors import EksgateError
 from chalicelib.audit.recorder import GatewayAudit
+from chalicelib.audit.records import new_event
 from chalicelib.credentials.session_token import SessionTokenCodec
+from chalicelib.errors import EksgateError
 from chalicelib.gateway.upstream import UpstreamResponse
 from tests.unit.test_proxy import AGENT, FakeUpstream, Keys, gateway, incoming
 
 SCHEMA = json.loads((Path(__file__).parent / "audit-k8s-io-v1-event.schema.json").read_text())
 VALIDATOR = jsonschema.Draft7Validator(SCHEMA, format_checker=jsonschema.FormatChecker())
-SECRET = (b'{"kind":"Secret","apiVersion":"v1","metadata":{"name":"db"},'
-          b'"data":{"pw":"aHVudGVyMg=="}}')
+SECRET = (
+    b'{"kind":"Secret","apiVersion":"v1","metadata":{"name":"db"},"data":{"pw":"aHVudGVyMg=="}}'
+)
 
 
 def audit_policy(rules: str):
@@ -37,7 +38,8 @@ class Recorded:
         self.answers = {}
         self.audit_ids = {}
         self.token, _ = SessionTokenCodec(Keys()).issue(
-            AGENT, "demo", "ci-agent", 600, {"repository": "acme/shop"})
+            AGENT, "demo", "ci-agent", 600, {"repository": "acme/shop"}
+        )
         self.session_id = jwt.decode(self.token, options={"verify_signature": False})["sid"]
 
     def call(self, label, path, **kwargs):
@@ -61,9 +63,13 @@ def recorded(store):
     r.upstream.response = UpstreamResponse(200, {"content-type": "application/json"}, SECRET)
     r.call("secret", "/api/v1/namespaces/shop/secrets/db")
     r.call("delete-ns", "/api/v1/namespaces/shop", method="DELETE")
-    r.call("patch", "/apis/apps/v1/namespaces/shop/deployments/web", method="PATCH",
-           headers={"content-type": "application/merge-patch+json"},
-           body=b'{"spec":{"replicas":3}}')
+    r.call(
+        "patch",
+        "/apis/apps/v1/namespaces/shop/deployments/web",
+        method="PATCH",
+        headers={"content-type": "application/merge-patch+json"},
+        body=b'{"spec":{"replicas":3}}',
+    )
     return r
 
 
@@ -119,8 +125,12 @@ def test_refusals_carry_the_status_the_client_saw(recorded):
     assert denied["annotations"]["eksgate.io/rule"] == "no-namespace-deletes"
     assert denied["annotations"]["authorization.k8s.io/decision"] == "forbid"
     # As kube-apiserver resolves it: a namespace is its own namespace.
-    assert denied["objectRef"] == {"resource": "namespaces", "namespace": "shop", "name": "shop",
-                                   "apiVersion": "v1"}
+    assert denied["objectRef"] == {
+        "resource": "namespaces",
+        "namespace": "shop",
+        "name": "shop",
+        "apiVersion": "v1",
+    }
     pending = events[recorded.audit_ids["patch"]]
     assert pending["responseStatus"]["code"] == 403
     assert pending["annotations"]["eksgate.io/effect"] == "approve"
@@ -132,7 +142,8 @@ def test_policy_levels_choose_bodies_as_kube_apiserver_would(recorded):
         "  - level: None\n    verbs: [delete]\n"
         "  - level: RequestResponse\n    resources: [{group: '', resources: [secrets, pods]}]\n"
         "  - level: Request\n    resources: [{group: apps}]\n"
-        "  - level: Metadata\n")
+        "  - level: Metadata\n"
+    )
     events = by_id(recorded.events(policy))
     assert recorded.audit_ids["delete-ns"] not in events  # level None: no event
     listing = events[recorded.audit_ids["list"]]
@@ -155,8 +166,13 @@ def test_secret_values_never_reach_an_event_at_any_level(recorded):
 
 
 def test_omitted_stage_drops_the_event():
-    assert k8s_audit_events(_approved_session(), audit_policy(
-        "  - level: Metadata\n    omitStages: [ResponseComplete]\n")) == []
+    assert (
+        k8s_audit_events(
+            _approved_session(),
+            audit_policy("  - level: Metadata\n    omitStages: [ResponseComplete]\n"),
+        )
+        == []
+    )
 
 
 def test_approval_annotations_name_the_approval_its_approvers_and_diff():
@@ -178,36 +194,76 @@ def test_a_request_without_its_response_yet_is_not_called_complete():
 
 def test_schema_refuses_what_is_not_an_audit_event():
     [event] = k8s_audit_events(_approved_session())
-    for broken in ({**event, "stage": "Done"}, {**event, "level": "All"},
-                   {k: v for k, v in event.items() if k != "auditID"},
-                   {**event, "user": {"name": "x"}}, {**event, "stageTimestamp": "yesterday"},
-                   {**event, "responseStatus": {"code": "200"}}):
+    for broken in (
+        {**event, "stage": "Done"},
+        {**event, "level": "All"},
+        {k: v for k, v in event.items() if k != "auditID"},
+        {**event, "user": {"name": "x"}},
+        {**event, "stageTimestamp": "yesterday"},
+        {**event, "responseStatus": {"code": "200"}},
+    ):
         assert not VALIDATOR.is_valid(broken)
 
 
 def _approved_session():
     session = "s-approved"
-    request = {"method": "PATCH application/merge-patch+json",
-               "path": "/apis/apps/v1/namespaces/shop/deployments/web", "query": "",
-               "verb": "patch", "api_group": "apps", "api_version": "v1",
-               "resource": "deployments", "subresource": "", "namespace": "shop",
-               "name": "web", "audit_id": "5b0c3f2e-0000-4000-8000-000000000001"}
-    base = dict(session_id=session, subject="sub-1", cluster="demo",
-                identity={"subject": "sub-1", "issuer": "https://issuer", "email": "a@x.io",
-                          "groups": ["dev"], "matched_claims": {}})
-    decision = {"effect": "approve", "policy": "ci-agent", "rule": "change-deployments",
-                "reason": "needs a human"}
+    request = {
+        "method": "PATCH application/merge-patch+json",
+        "path": "/apis/apps/v1/namespaces/shop/deployments/web",
+        "query": "",
+        "verb": "patch",
+        "api_group": "apps",
+        "api_version": "v1",
+        "resource": "deployments",
+        "subresource": "",
+        "namespace": "shop",
+        "name": "web",
+        "audit_id": "5b0c3f2e-0000-4000-8000-000000000001",
+    }
+    base = dict(
+        session_id=session,
+        subject="sub-1",
+        cluster="demo",
+        identity={
+            "subject": "sub-1",
+            "issuer": "https://issuer",
+            "email": "a@x.io",
+            "groups": ["dev"],
+            "matched_claims": {},
+        },
+    )
+    decision = {
+        "effect": "approve",
+        "policy": "ci-agent",
+        "rule": "change-deployments",
+        "reason": "needs a human",
+    }
     events = [
-        new_event("approval_consumed", **base, approval_id="apr-1",
-                  detail={"mode": "once", "approvers": ["alice", "bob"],
-                          "audit_id": request["audit_id"], "diff_sha256": "d" * 64}),
+        new_event(
+            "approval_consumed",
+            **base,
+            approval_id="apr-1",
+            detail={
+                "mode": "once",
+                "approvers": ["alice", "bob"],
+                "audit_id": request["audit_id"],
+                "diff_sha256": "d" * 64,
+            },
+        ),
         new_event("request", **base, request=request, decision=decision, approval_id="apr-1"),
         new_event("response", **base, request=request, upstream_status=200, latency_ms=3.0),
     ]
     records, prev = [], genesis_hash(session)
     for seq, fields in enumerate(events):
-        record = seal({**fields, "seq": seq, "time": f"2026-11-22T13:40:0{seq}.123Z",
-                       "expires_at": 1_900_000_000}, prev)
+        record = seal(
+            {
+                **fields,
+                "seq": seq,
+                "time": f"2026-11-22T13:40:0{seq}.123Z",
+                "expires_at": 1_900_000_000,
+            },
+            prev,
+        )
         records.append(record)
         prev = record.hash
     return records
@@ -215,13 +271,19 @@ def _approved_session():
 
 def test_omit_managed_fields_drops_them_from_bodies(store):
     r = Recorded(store)
-    r.upstream.response = UpstreamResponse(200, {"content-type": "application/json"}, json.dumps(
-        {"kind": "PodList", "items": [{"metadata": {"name": "web", "managedFields": [{}]}}]}
-    ).encode())
+    r.upstream.response = UpstreamResponse(
+        200,
+        {"content-type": "application/json"},
+        json.dumps(
+            {"kind": "PodList", "items": [{"metadata": {"name": "web", "managedFields": [{}]}}]}
+        ).encode(),
+    )
     r.call("list", "/api/v1/namespaces/shop/pods")
     keep = audit_policy("  - level: RequestResponse\n")
-    omit = load_policy("apiVersion: audit.k8s.io/v1\nkind: Policy\nomitManagedFields: true\n"
-                       "rules:\n  - level: RequestResponse\n")
+    omit = load_policy(
+        "apiVersion: audit.k8s.io/v1\nkind: Policy\nomitManagedFields: true\n"
+        "rules:\n  - level: RequestResponse\n"
+    )
     [kept] = r.events(keep)
     [omitted] = r.events(omit)
     assert kept["responseObject"]["items"][0]["metadata"]["managedFields"] == [{}]

@@ -12,7 +12,10 @@ from chalicelib.audit.bodies import summarize_body
 from chalicelib.audit.chain import verify_chain
 from chalicelib.audit.items import record_from_item, record_to_item
 from chalicelib.audit.records import (
-    decision_dict, identity_dict, new_event, record_from_json,
+    decision_dict,
+    identity_dict,
+    new_event,
+    record_from_json,
     request_dict,
 )
 from chalicelib.audit.timestamps import format_time, normalize_time, parse_time
@@ -38,8 +41,13 @@ def test_dynamodb_normalized_numbers_still_verify():
     # DynamoDB drops trailing zeros: 12.0 is stored as 12 and comes back as an int.
     from chalicelib.audit.chain import genesis_hash, seal
     from tests.audit.helpers import request_event
-    fields = {**request_event(SID, latency_ms=12.0), "seq": 0,
-              "time": "2026-11-22T13:40:29.123Z", "expires_at": 1}
+
+    fields = {
+        **request_event(SID, latency_ms=12.0),
+        "seq": 0,
+        "time": "2026-11-22T13:40:29.123Z",
+        "expires_at": 1,
+    }
     record = seal(fields, genesis_hash(SID))
     item = record_to_item(record)
     item["latency_ms"] = {"N": "12"}
@@ -48,8 +56,13 @@ def test_dynamodb_normalized_numbers_still_verify():
 
 def test_empty_index_keys_are_left_out_of_the_item():
     from chalicelib.audit.chain import genesis_hash, seal
-    fields = {**new_event("refusal", session_id=SID, detail={"why": "unknown cluster"}),
-              "seq": 0, "time": "2026-11-22T13:40:29.123Z", "expires_at": 1}
+
+    fields = {
+        **new_event("refusal", session_id=SID, detail={"why": "unknown cluster"}),
+        "seq": 0,
+        "time": "2026-11-22T13:40:29.123Z",
+        "expires_at": 1,
+    }
     record = seal(fields, genesis_hash(SID))
     item = record_to_item(record)
     assert "subject" not in item and "cluster" not in item
@@ -91,14 +104,29 @@ def test_new_event_fills_defaults_and_refuses_what_it_cannot_hash():
 def test_domain_values_become_record_fields():
     identity = Identity("sub-1", "https://issuer", "a@example.com", ("devs",), {"sub": "sub-1"})
     assert identity_dict(identity, {"repository": "shop/app"}) == {
-        "subject": "sub-1", "issuer": "https://issuer", "email": "a@example.com",
-        "groups": ["devs"], "matched_claims": {"repository": "shop/app"}}
-    request = KubeRequest(verb="get", path="/apis/apps/v1/namespaces/shop/deployments/web",
-                          api_prefix="apis", api_group="apps", api_version="v1",
-                          namespace="shop", resource="deployments", name="web")
+        "subject": "sub-1",
+        "issuer": "https://issuer",
+        "email": "a@example.com",
+        "groups": ["devs"],
+        "matched_claims": {"repository": "shop/app"},
+    }
+    request = KubeRequest(
+        verb="get",
+        path="/apis/apps/v1/namespaces/shop/deployments/web",
+        api_prefix="apis",
+        api_group="apps",
+        api_version="v1",
+        namespace="shop",
+        resource="deployments",
+        name="web",
+    )
     assert request_dict(request, "GET", "pretty=true")["api_group"] == "apps"
     assert decision_dict(Decision("deny", "ci-agent", None, "no rule")) == {
-        "effect": "deny", "policy": "ci-agent", "rule": "(no rule matched)", "reason": "no rule"}
+        "effect": "deny",
+        "policy": "ci-agent",
+        "rule": "(no rule matched)",
+        "reason": "no rule",
+    }
 
 
 def test_small_bodies_are_kept_inline_and_large_ones_as_size_and_hash():
@@ -107,15 +135,21 @@ def test_small_bodies_are_kept_inline_and_large_ones_as_size_and_hash():
     assert summarize_body('{"a":1}') == {"inline": '{"a":1}', "size": 7}
     assert summarize_body("é" * 3, limit=6) == {"inline": "ééé", "size": 6}
     big = "x" * 5000
-    assert summarize_body(big) == {"size": 5000, "sha256": hashlib.sha256(big.encode()).hexdigest(),
-                                   "omitted": True}
+    assert summarize_body(big) == {
+        "size": 5000,
+        "sha256": hashlib.sha256(big.encode()).hexdigest(),
+        "omitted": True,
+    }
     assert summarize_body("é" * 3, limit=5)["omitted"] is True  # the limit is in bytes
 
 
 def test_binary_bodies_are_always_summarized():
     raw = b"\xff\xfe\x00binary"
-    assert summarize_body(raw) == {"size": len(raw), "sha256": hashlib.sha256(raw).hexdigest(),
-                                   "omitted": True}
+    assert summarize_body(raw) == {
+        "size": len(raw),
+        "sha256": hashlib.sha256(raw).hexdigest(),
+        "omitted": True,
+    }
     assert summarize_body(b"plain") == {"inline": "plain", "size": 5}
 
 

@@ -35,8 +35,9 @@ def test_records_export_is_the_records_themselves(gateway, capsys):  # noqa: F81
 
 def test_a_policy_file_sets_the_levels(gateway, capsys, tmp_path):  # noqa: F811
     policy = tmp_path / "policy.yaml"
-    policy.write_text("apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n"
-                      "  - level: None\n    userGroups: [ci]\n")
+    policy.write_text(
+        "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n  - level: None\n    userGroups: [ci]\n"
+    )
     assert _export(gateway, session_ids=[SID], format="k8s-audit", policy=str(policy)) == 0
     assert capsys.readouterr().out == ""  # every request of the ci group is at level None
 
@@ -50,8 +51,12 @@ def test_a_broken_chain_is_not_exported(gateway, capsys):  # noqa: F811
 def test_usage_errors_name_what_is_wrong(gateway, capsys, tmp_path):  # noqa: F811
     assert _export(gateway) == 2
     assert "give session ids" in capsys.readouterr().err
-    assert _export(gateway, session_ids=[SID], policy=str(tmp_path / "missing.yaml"),
-                   format="k8s-audit") == 2
+    assert (
+        _export(
+            gateway, session_ids=[SID], policy=str(tmp_path / "missing.yaml"), format="k8s-audit"
+        )
+        == 2
+    )
     assert "cannot read the policy file" in capsys.readouterr().err
     bad = tmp_path / "bad.yaml"
     bad.write_text("apiVersion: audit.k8s.io/v1\nkind: Policy\nrules: [{level: Loud}]\n")

@@ -41,8 +41,11 @@ def test_the_store_sets_the_sealing_fields_itself(store):
 def test_a_record_is_never_overwritten(store, dynamodb):
     record = store.append(request_event(SID))
     with pytest.raises(ClientError) as refused:
-        dynamodb.put_item(TableName=AUDIT_TABLE, Item=record_to_item(record),
-                          ConditionExpression="attribute_not_exists(session_id)")
+        dynamodb.put_item(
+            TableName=AUDIT_TABLE,
+            Item=record_to_item(record),
+            ConditionExpression="attribute_not_exists(session_id)",
+        )
     assert refused.value.response["Error"]["Code"] == "ConditionalCheckFailedException"
 
 
@@ -85,8 +88,7 @@ def test_eight_processes_appending_to_one_session_make_one_intact_chain(dynamodb
     # Separate stores share nothing in memory, like separate Lambda instances: only the
     # conditional put keeps them from overwriting each other.
     client = AtomicPuts(dynamodb)
-    stores = [DynamoAuditStore(client, AUDIT_TABLE, clock=clock)
-              for _ in range(8)]
+    stores = [DynamoAuditStore(client, AUDIT_TABLE, clock=clock) for _ in range(8)]
     _append_concurrently(lambda i: stores[i], threads=8, each=4)
     records = stores[0].records(SID)
     assert [r.seq for r in records] == list(range(32))
@@ -138,8 +140,13 @@ def test_losing_every_race_fails_closed(dynamodb, clock, store):
         def get_item(self, **kwargs: Any) -> dict[str, Any]:
             return {}
 
-    behind = DynamoAuditStore(AlwaysBehind(), AUDIT_TABLE, AuditStoreTuning(max_attempts=3),
-                              clock=clock, sleep=lambda _: None)
+    behind = DynamoAuditStore(
+        AlwaysBehind(),
+        AUDIT_TABLE,
+        AuditStoreTuning(max_attempts=3),
+        clock=clock,
+        sleep=lambda _: None,
+    )
     with pytest.raises(AuditUnavailable):
         behind.append(request_event(SID))
     assert len(store.records(SID)) == 1
@@ -185,14 +192,28 @@ def test_records_reads_every_page(dynamodb, clock, store):
 
 # -- listings -----------------------------------------------------------------------------
 
+
 def _session(store, clock, sid, subject, cluster, at, effects):
     clock.now = at
-    store.append(new_event("token_issued", session_id=sid, subject=subject, cluster=cluster,
-                           decision={"effect": "allow", "policy": "p", "rule": "r",
-                                     "reason": "token"}))
+    store.append(
+        new_event(
+            "token_issued",
+            session_id=sid,
+            subject=subject,
+            cluster=cluster,
+            decision={"effect": "allow", "policy": "p", "rule": "r", "reason": "token"},
+        )
+    )
     for effect in effects:
-        store.append(request_event(sid, effect=effect, subject=subject, cluster=cluster,
-                                   approval_id="ap-1" if effect == "approve" else None))
+        store.append(
+            request_event(
+                sid,
+                effect=effect,
+                subject=subject,
+                cluster=cluster,
+                approval_id="ap-1" if effect == "approve" else None,
+            )
+        )
 
 
 @pytest.fixture()
@@ -219,24 +240,27 @@ def test_sessions_on_a_cluster(sessions):
 
 
 def test_sessions_of_an_identity_on_a_cluster(sessions):
-    assert [s.session_id for s in sessions.sessions(subject="alice", cluster="staging")] == \
-        ["s-new"]
+    assert [s.session_id for s in sessions.sessions(subject="alice", cluster="staging")] == [
+        "s-new"
+    ]
 
 
 def test_sessions_in_a_time_range(sessions):
-    found = sessions.sessions(cluster="prod", since="2026-11-22T14:00:00Z",
-                              until="2026-11-22T15:00:00+00:00")
+    found = sessions.sessions(
+        cluster="prod", since="2026-11-22T14:00:00Z", until="2026-11-22T15:00:00+00:00"
+    )
     assert [s.session_id for s in found] == ["s-mid"]
-    assert [s.session_id for s in sessions.sessions(subject="alice",
-                                                    until="2026-11-22T14:00:00Z")] == ["s-old"]
-    assert [s.session_id for s in sessions.sessions(subject="alice",
-                                                    since="2026-11-22T14:00:00Z")] == ["s-new"]
+    assert [
+        s.session_id for s in sessions.sessions(subject="alice", until="2026-11-22T14:00:00Z")
+    ] == ["s-old"]
+    assert [
+        s.session_id for s in sessions.sessions(subject="alice", since="2026-11-22T14:00:00Z")
+    ] == ["s-new"]
 
 
 def test_sessions_with_a_decision(sessions):
     denied = sessions.sessions(cluster="prod", decision="deny")
-    assert [(s.session_id, s.records, s.decisions) for s in denied] == \
-        [("s-old", 1, {"deny": 1})]
+    assert [(s.session_id, s.records, s.decisions) for s in denied] == [("s-old", 1, {"deny": 1})]
 
 
 def test_sessions_limit_keeps_the_most_recent(sessions):
@@ -249,8 +273,7 @@ def test_sessions_needs_an_identity_or_a_cluster_and_real_times(store):
     with pytest.raises(BadRequest, match="since: 'last week' is not an RFC 3339 time"):
         store.sessions(subject="alice", since="last week")
     with pytest.raises(BadRequest, match="is after until"):
-        store.sessions(subject="alice", since="2026-11-23T00:00:00Z",
-                       until="2026-11-22T00:00:00Z")
+        store.sessions(subject="alice", since="2026-11-23T00:00:00Z", until="2026-11-22T00:00:00Z")
     with pytest.raises(BadRequest, match="decision must be one of"):
         store.sessions(subject="alice", decision="maybe")
 

@@ -65,22 +65,33 @@ class Stack:
 
     def click(self, approval_id: str, action: str, user: str) -> dict:
         message = self.slack_message_for(approval_id)
-        answer = self.http.request("POST", f"{self.slack_url}_fake/click",
-                                   json={"message_ts": message["ts"], "action_id": action,
-                                         "user_id": user})
+        answer = self.http.request(
+            "POST",
+            f"{self.slack_url}_fake/click",
+            json={"message_ts": message["ts"], "action_id": action, "user_id": user},
+        )
         assert answer.status == 200, answer.data
         return answer.json()
 
     def aws(self, service: str):
         import boto3
-        return boto3.client(service, endpoint_url=self.aws_endpoint_url, region_name="us-east-1",
-                            aws_access_key_id="local", aws_secret_access_key="local")
+
+        return boto3.client(
+            service,
+            endpoint_url=self.aws_endpoint_url,
+            region_name="us-east-1",
+            aws_access_key_id="local",
+            aws_secret_access_key="local",
+        )
 
     def session_token(self, identity: str = "ci-agent", **overrides) -> str:
         gateway = urllib3.PoolManager(ca_certs=self.gateway_ca_file)
-        answer = gateway.request("POST", f"{self.gateway_url}/v1/token",
-                                 json={"cluster": self.cluster},
-                                 headers={"Authorization": f"Bearer {self.mint(identity, **overrides)}"})
+        answer = gateway.request(
+            "POST",
+            f"{self.gateway_url}/v1/token",
+            json={"cluster": self.cluster},
+            headers={"Authorization": f"Bearer {self.mint(identity, **overrides)}"},
+        )
         assert answer.status == 200, answer.data
         return answer.json()["status"]["token"]
 
@@ -91,11 +102,27 @@ def stack():
     state_file = workdir / "state.json"
     log = (workdir / "stack.log").open("w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "eksgate.cli", "local", "up", "--state-file", str(state_file),
-         "--kubeconfig", str(workdir / "kubeconfig"), "--watch-timeout", str(WATCH_TIMEOUT),
-         "--approval-wait", "1", "--quiet"],
-        stdout=log, stderr=subprocess.STDOUT, cwd=workdir,
-        env={**os.environ, "XDG_CACHE_HOME": str(workdir / "cache")})
+        [
+            sys.executable,
+            "-m",
+            "eksgate.cli",
+            "local",
+            "up",
+            "--state-file",
+            str(state_file),
+            "--kubeconfig",
+            str(workdir / "kubeconfig"),
+            "--watch-timeout",
+            str(WATCH_TIMEOUT),
+            "--approval-wait",
+            "1",
+            "--quiet",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=workdir,
+        env={**os.environ, "XDG_CACHE_HOME": str(workdir / "cache")},
+    )
     deadline = time.monotonic() + 90
     while not state_file.exists():
         if process.poll() is not None or time.monotonic() > deadline:
@@ -123,14 +150,16 @@ def stored_secrets(stack: Stack) -> list[str]:
     import re
 
     from eksgate_local.kube_emulator.seed import SENSITIVE_VALUES
+
     dynamodb = stack.aws("dynamodb")
     items = []
     for table in dynamodb.list_tables()["TableNames"]:
         for page in dynamodb.get_paginator("scan").paginate(TableName=table):
             items.extend(json.dumps(item) for item in page["Items"])
     text = "\n".join(items)
-    found = [v for v in SENSITIVE_VALUES
-             if v in text or base64.b64encode(v.encode()).decode() in text]
+    found = [
+        v for v in SENSITIVE_VALUES if v in text or base64.b64encode(v.encode()).decode() in text
+    ]
     if "k8s-aws-v1." in text:
         found.append("an EKS token")
     if re.search(r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.", text):
@@ -147,7 +176,9 @@ def kube_config(stack):
         configuration = client.Configuration()
         configuration.host = f"{stack.gateway_url}/k8s/{stack.cluster}"
         configuration.ssl_ca_cert = stack.gateway_ca_file
-        configuration.api_key = {"authorization": f"Bearer {token or stack.session_token(identity)}"}
+        configuration.api_key = {
+            "authorization": f"Bearer {token or stack.session_token(identity)}"
+        }
         return client.ApiClient(configuration)
 
     return make

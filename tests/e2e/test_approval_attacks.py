@@ -14,8 +14,11 @@ pytestmark = [pytest.mark.e2e, pytest.mark.adversarial]
 def ask_for_a_change(kube_config, token: str, image: str) -> str:
     apps = client.AppsV1Api(kube_config(token=token))
     with pytest.raises(ApiException) as pending:
-        apps.patch_namespaced_deployment("web", "shop", {"spec": {"template": {"spec": {
-            "containers": [{"name": "web", "image": image}]}}}})
+        apps.patch_namespaced_deployment(
+            "web",
+            "shop",
+            {"spec": {"template": {"spec": {"containers": [{"name": "web", "image": image}]}}}},
+        )
     body = json.loads(pending.value.body)
     assert pending.value.status == 403 and "approval required" in body["message"]
     return body["details"]["name"]
@@ -23,14 +26,19 @@ def ask_for_a_change(kube_config, token: str, image: str) -> str:
 
 def status(stack, approval_id: str, token: str) -> str:
     import urllib3
+
     http = urllib3.PoolManager(ca_certs=stack.gateway_ca_file)
-    answer = http.request("GET", f"{stack.gateway_url}/v1/approvals/{approval_id}",
-                          headers={"Authorization": f"Bearer {token}"})
+    answer = http.request(
+        "GET",
+        f"{stack.gateway_url}/v1/approvals/{approval_id}",
+        headers={"Authorization": f"Bearer {token}"},
+    )
     return answer.json()["status"]
 
 
 def test_an_approver_whose_token_lacks_an_email_cannot_approve_their_own_request(
-        stack, kube_config):
+    stack, kube_config
+):
     # Bob is on call; his token carries no email, so eksgate cannot tell his Slack account
     # from him: nobody may decide, Bob least of all.
     token = stack.session_token("approver", email=None, email_verified=None)
@@ -58,19 +66,24 @@ def test_a_person_with_only_an_unverified_email_is_told_apart_from_no_one(stack,
     approval_id = ask_for_a_change(kube_config, token, "nginx:1.27.7")
     stack.click(approval_id, "eksgate_approve", "U0BOB")
     assert status(stack, approval_id, token) == "pending"
-    refusals = [e for e in stack.slack_state().get("ephemerals", [])
-                if "no verified email" in json.dumps(e)]
+    refusals = [
+        e for e in stack.slack_state().get("ephemerals", []) if "no verified email" in json.dumps(e)
+    ]
     assert refusals
 
 
 def test_an_approval_required_refusal_names_its_approval_in_the_record(stack, kube_config):
     import jwt
     import urllib3
+
     token = stack.session_token("ci-agent")
     approval_id = ask_for_a_change(kube_config, token, "nginx:1.27.6")
     session_id = jwt.decode(token, options={"verify_signature": False})["sid"]
     http = urllib3.PoolManager(ca_certs=stack.gateway_ca_file)
-    answer = http.request("GET", f"{stack.gateway_url}/v1/sessions/{session_id}",
-                          headers={"Authorization": f"Bearer {stack.mint('auditor')}"})
+    answer = http.request(
+        "GET",
+        f"{stack.gateway_url}/v1/sessions/{session_id}",
+        headers={"Authorization": f"Bearer {stack.mint('auditor')}"},
+    )
     refusals = [r for r in answer.json()["records"] if r["kind"] == "refusal"]
     assert refusals and refusals[-1]["approval_id"] == approval_id

@@ -21,16 +21,21 @@ def approval_id_of(error: ApiException) -> str:
 
 def approval_status(stack, token: str, approval_id: str) -> dict:
     http = urllib3.PoolManager(ca_certs=stack.gateway_ca_file)
-    answer = http.request("GET", f"{stack.gateway_url}/v1/approvals/{approval_id}",
-                          headers={"Authorization": f"Bearer {token}"})
+    answer = http.request(
+        "GET",
+        f"{stack.gateway_url}/v1/approvals/{approval_id}",
+        headers={"Authorization": f"Bearer {token}"},
+    )
     return {"http_status": answer.status, **answer.json()}
 
 
 def patch_web(api_client, image: str):
     apps = client.AppsV1Api(api_client)
     return apps.patch_namespaced_deployment(
-        "web", "shop", {"spec": {"template": {"spec": {"containers": [
-            {"name": "web", "image": image}]}}}})
+        "web",
+        "shop",
+        {"spec": {"template": {"spec": {"containers": [{"name": "web", "image": image}]}}}},
+    )
 
 
 def test_a_change_waits_for_approval_and_the_retry_goes_through(stack, kube_config):
@@ -84,8 +89,9 @@ def test_a_request_that_would_fail_is_not_sent_to_a_human(stack, kube_config):
     before = len(stack.slack_state()["messages"])
     apps = client.AppsV1Api(kube_config("ci-agent"))
     with pytest.raises(ApiException) as err:
-        apps.patch_namespaced_deployment("web", "shop", {"spec": {"selector": {
-            "matchLabels": {"app": "other"}}}})
+        apps.patch_namespaced_deployment(
+            "web", "shop", {"spec": {"selector": {"matchLabels": {"app": "other"}}}}
+        )
     assert err.value.status == 422 and "immutable" in err.value.body
     assert len(stack.slack_state()["messages"]) == before
 
@@ -123,9 +129,15 @@ def test_deny_asks_for_a_reason_and_the_retry_says_who_denied(stack, kube_config
     views = [v for v in stack.slack_state()["views"] if v["user"] == "U0CAROL"]
     assert views, "Deny opens a modal asking for a reason"
     http = urllib3.PoolManager()
-    answer = http.request("POST", f"{stack.slack_url}_fake/submit_view", json={
-        "view_id": views[-1]["id"], "user_id": "U0CAROL",
-        "values": {"reason": "not during the sale"}})
+    answer = http.request(
+        "POST",
+        f"{stack.slack_url}_fake/submit_view",
+        json={
+            "view_id": views[-1]["id"],
+            "user_id": "U0CAROL",
+            "values": {"reason": "not during the sale"},
+        },
+    )
     assert answer.status == 200
     with pytest.raises(ApiException) as denied:
         patch_web(api_client, "nginx:1.27.5")
@@ -135,11 +147,16 @@ def test_deny_asks_for_a_reason_and_the_retry_says_who_denied(stack, kube_config
 
 def test_a_forged_interaction_is_refused(stack):
     http = urllib3.PoolManager(ca_certs=stack.gateway_ca_file)
-    answer = http.request("POST", f"{stack.gateway_url}/slack/interactions",
-                          body=b"payload=%7B%7D",
-                          headers={"Content-Type": "application/x-www-form-urlencoded",
-                                   "X-Slack-Request-Timestamp": "1700000000",
-                                   "X-Slack-Signature": "v0=" + "0" * 64})
+    answer = http.request(
+        "POST",
+        f"{stack.gateway_url}/slack/interactions",
+        body=b"payload=%7B%7D",
+        headers={
+            "Content-Type": "application/x-www-form-urlencoded",
+            "X-Slack-Request-Timestamp": "1700000000",
+            "X-Slack-Signature": "v0=" + "0" * 64,
+        },
+    )
     assert answer.status == 401
 
 
@@ -164,16 +181,34 @@ def test_approvals_wait_returns_when_someone_decides(stack, kube_config):
     import subprocess
     import sys
     import threading
+
     with pytest.raises(ApiException) as err:
         patch_web(kube_config("ci-agent"), "nginx:1.27.7")
     approval_id = approval_id_of(err.value)
     timer = threading.Timer(1.5, stack.click, (approval_id, "eksgate_approve", "U0BOB"))
     timer.start()
     waited = subprocess.run(
-        [sys.executable, "-m", "eksgate.cli", "approvals", "wait", approval_id, "--cluster",
-         stack.cluster, "--gateway", stack.gateway_url, "--ca-file", stack.gateway_ca_file,
-         "--timeout", "60"], capture_output=True, text=True, timeout=90,
-        env={**os.environ, "EKSGATE_OIDC_TOKEN": stack.mint("ci-agent")})
+        [
+            sys.executable,
+            "-m",
+            "eksgate.cli",
+            "approvals",
+            "wait",
+            approval_id,
+            "--cluster",
+            stack.cluster,
+            "--gateway",
+            stack.gateway_url,
+            "--ca-file",
+            stack.gateway_ca_file,
+            "--timeout",
+            "60",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        env={**os.environ, "EKSGATE_OIDC_TOKEN": stack.mint("ci-agent")},
+    )
     timer.join()
     assert waited.returncode == 0, waited.stderr
     assert json.loads(waited.stdout)["status"] == "approved"
@@ -184,12 +219,17 @@ def test_the_same_bytes_as_another_patch_type_do_not_match(stack):
     token = stack.session_token("ci-agent")
     http = urllib3.PoolManager(ca_certs=stack.gateway_ca_file)
     path = f"{stack.gateway_url}/k8s/{stack.cluster}/apis/apps/v1/namespaces/shop/deployments/web"
-    body = json.dumps({"spec": {"template": {"spec": {"containers": [
-        {"name": "web", "image": "nginx:1.27.9"}]}}}}).encode()
+    body = json.dumps(
+        {"spec": {"template": {"spec": {"containers": [{"name": "web", "image": "nginx:1.27.9"}]}}}}
+    ).encode()
 
     def patch(content_type):
-        return http.request("PATCH", path, body=body, headers={
-            "Authorization": f"Bearer {token}", "Content-Type": content_type})
+        return http.request(
+            "PATCH",
+            path,
+            body=body,
+            headers={"Authorization": f"Bearer {token}", "Content-Type": content_type},
+        )
 
     first = patch("application/merge-patch+json")
     approval_id = first.json()["details"]["name"]

@@ -12,10 +12,9 @@ import sys
 import jwt
 import pytest
 import urllib3
+from eksgate_local.kube_emulator.seed import SENSITIVE_VALUES
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
-
-from eksgate_local.kube_emulator.seed import SENSITIVE_VALUES
 
 pytestmark = pytest.mark.e2e
 
@@ -30,16 +29,33 @@ def api_client(stack, token):
 
 def eksgate(stack, *args, token_env="EKSGATE_AUDITOR_TOKEN", identity="auditor", extra_env=None):
     env = {**os.environ, token_env: stack.mint(identity), **(extra_env or {})}
-    return subprocess.run([sys.executable, "-m", "eksgate.cli", *args, "--gateway",
-                           stack.gateway_url, "--ca-file", stack.gateway_ca_file,
-                           "--oidc-token-env", token_env],
-                          capture_output=True, text=True, env=env, timeout=120)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "eksgate.cli",
+            *args,
+            "--gateway",
+            stack.gateway_url,
+            "--ca-file",
+            stack.gateway_ca_file,
+            "--oidc-token-env",
+            token_env,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
 
 
 def session_records(stack, session_id, identity="auditor"):
     http = urllib3.PoolManager(ca_certs=stack.gateway_ca_file)
-    answer = http.request("GET", f"{stack.gateway_url}/v1/sessions/{session_id}",
-                          headers={"Authorization": f"Bearer {stack.mint(identity)}"})
+    answer = http.request(
+        "GET",
+        f"{stack.gateway_url}/v1/sessions/{session_id}",
+        headers={"Authorization": f"Bearer {stack.mint(identity)}"},
+    )
     return answer.status, answer.json()
 
 
@@ -69,16 +85,25 @@ def test_every_kind_of_event_is_recorded_in_order(stack, recorded_session):
     assert status == 200 and answer["chain"]["ok"]
     kinds = [r["kind"] for r in answer["records"]]
     assert kinds[0] == "token_issued"
-    for kind in ("request", "response", "refusal", "approval_requested", "approval_posted",
-                 "approval_decided", "approval_consumed"):
+    for kind in (
+        "request",
+        "response",
+        "refusal",
+        "approval_requested",
+        "approval_posted",
+        "approval_decided",
+        "approval_consumed",
+    ):
         assert kind in kinds, kind
     decided = next(r for r in answer["records"] if r["kind"] == "approval_decided")
     assert decided["approval_id"] == approval_id and decided["detail"]["slack_user"] == "U0BOB"
     refusal = next(r for r in answer["records"] if r["kind"] == "refusal")
     assert refusal["decision"]["rule"] == "no-namespace-deletes"
     record = next(r for r in answer["records"] if r["kind"] == "request")
-    assert record["identity"]["matched_claims"] == {"repository": "acme/shop",
-                                                    "environment": "production"}
+    assert record["identity"]["matched_claims"] == {
+        "repository": "acme/shop",
+        "environment": "production",
+    }
     assert record["source_ip"] == "127.0.0.1" and record["user_agent"]
     assert [r["seq"] for r in answer["records"]] == list(range(len(kinds)))
 
@@ -87,9 +112,11 @@ def test_only_auditors_read_the_trail(stack, recorded_session):
     session_id, _, _ = recorded_session
     assert session_records(stack, session_id, identity="engineer")[0] == 403
     http = urllib3.PoolManager(ca_certs=stack.gateway_ca_file)
-    listing = http.request("GET", f"{stack.gateway_url}/v1/sessions?identity="
-                           "repo:acme/shop:environment:production",
-                           headers={"Authorization": f"Bearer {stack.mint('auditor')}"})
+    listing = http.request(
+        "GET",
+        f"{stack.gateway_url}/v1/sessions?identity=repo:acme/shop:environment:production",
+        headers={"Authorization": f"Bearer {stack.mint('auditor')}"},
+    )
     assert listing.status == 200
     assert session_id in {s["session_id"] for s in listing.json()["sessions"]}
 
@@ -110,10 +137,12 @@ def test_verify_finds_a_tampered_record(stack):
     dynamodb = stack.aws("dynamodb")
     # Someone with write access to the table (not the app: it has no update permission)
     # rewrites history: the denied request becomes an allowed one.
-    dynamodb.update_item(TableName="eksgate-local-audit",
-                         Key={"session_id": {"S": session_id}, "seq": {"N": "1"}},
-                         UpdateExpression="SET user_agent = :ua",
-                         ExpressionAttributeValues={":ua": {"S": "nothing to see"}})
+    dynamodb.update_item(
+        TableName="eksgate-local-audit",
+        Key={"session_id": {"S": session_id}, "seq": {"N": "1"}},
+        UpdateExpression="SET user_agent = :ua",
+        ExpressionAttributeValues={":ua": {"S": "nothing to see"}},
+    )
     verify = eksgate(stack, "sessions", "verify", session_id)
     assert verify.returncode == 1
     assert "record 1 was altered" in verify.stdout + verify.stderr
@@ -123,29 +152,53 @@ def test_a_direct_grant_is_approved_recorded_and_ends_with_its_window(stack):
     token = stack.session_token("engineer")
     http = urllib3.PoolManager(ca_certs=stack.gateway_ca_file)
     # kubectl exec goes through an approval of rule debug-access (mode grant, direct)
-    answer = http.request("POST", f"{stack.gateway_url}/k8s/{stack.cluster}/api/v1/namespaces/"
-                          "shop/pods/web-0/exec?command=sh", headers={
-                              "Authorization": f"Bearer {token}", "Connection": "Upgrade",
-                              "Upgrade": "SPDY/3.1"})
+    answer = http.request(
+        "POST",
+        f"{stack.gateway_url}/k8s/{stack.cluster}/api/v1/namespaces/"
+        "shop/pods/web-0/exec?command=sh",
+        headers={
+            "Authorization": f"Bearer {token}",
+            "Connection": "Upgrade",
+            "Upgrade": "SPDY/3.1",
+        },
+    )
     body = answer.json()
     assert answer.status == 403 and "approval required" in body["message"]
     approval_id = body["details"]["name"]
     stack.click(approval_id, "eksgate_approve", "U0CAROL")
     direct = subprocess.run(
-        [sys.executable, "-m", "eksgate.cli", "token", "--cluster", stack.cluster, "--gateway",
-         stack.gateway_url, "--ca-file", stack.gateway_ca_file, "--mode", "direct", "--no-cache"],
-        capture_output=True, text=True, timeout=60,
-        env={**os.environ, "EKSGATE_OIDC_TOKEN": stack.mint("engineer")})
+        [
+            sys.executable,
+            "-m",
+            "eksgate.cli",
+            "token",
+            "--cluster",
+            stack.cluster,
+            "--gateway",
+            stack.gateway_url,
+            "--ca-file",
+            stack.gateway_ca_file,
+            "--mode",
+            "direct",
+            "--no-cache",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "EKSGATE_OIDC_TOKEN": stack.mint("engineer")},
+    )
     assert direct.returncode == 0, direct.stderr
     assert json.loads(direct.stdout)["status"]["token"].startswith("k8s-aws-v1.")
-    again = http.request("POST", f"{stack.gateway_url}/k8s/{stack.cluster}/api/v1/namespaces/"
-                         "shop/pods/web-0/exec?command=sh",
-                         headers={"Authorization": f"Bearer {token}"})
+    again = http.request(
+        "POST",
+        f"{stack.gateway_url}/k8s/{stack.cluster}/api/v1/namespaces/"
+        "shop/pods/web-0/exec?command=sh",
+        headers={"Authorization": f"Bearer {token}"},
+    )
     assert again.status == 403 and "eksgate token --mode direct" in again.json()["message"]
     scan = stack.aws("dynamodb").scan(TableName="eksgate-local-audit")["Items"]
     issued = [i for i in scan if i["kind"]["S"] == "direct_token_issued"]
-    assert any(approval_id in json.dumps(i) and "source_identity" in json.dumps(i)
-               for i in issued)
+    assert any(approval_id in json.dumps(i) and "source_identity" in json.dumps(i) for i in issued)
 
 
 def test_no_stored_item_holds_a_secret_value_or_a_token(stack, recorded_session):
@@ -163,5 +216,6 @@ def test_no_stored_item_holds_a_secret_value_or_a_token(stack, recorded_session)
         assert base64.b64encode(value.encode()).decode() not in text
     assert session_token not in text
     assert "k8s-aws-v1." not in text
-    assert not re.search(r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.", text), \
+    assert not re.search(r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.", text), (
         "a JWT (OIDC or session token) was stored"
+    )

@@ -64,13 +64,16 @@ def test_verify_finds_a_deleted_tail_without_flags(stack):
     last = records[-1]["seq"]
     dynamodb = stack.aws("dynamodb")
     for seq in (last, last - 1):
-        dynamodb.delete_item(TableName=TABLE, Key={"session_id": {"S": session_id},
-                                                   "seq": {"N": str(seq)}})
+        dynamodb.delete_item(
+            TableName=TABLE, Key={"session_id": {"S": session_id}, "seq": {"N": str(seq)}}
+        )
     verify = eksgate(stack, "sessions", "verify", session_id)
     assert verify.returncode == 1, verify.stdout + verify.stderr
     assert "chain intact" in verify.stdout  # what remains is a valid chain: only the anchor sees
-    assert (f"TAMPERED: record {last} was anchored but the table has records up to {last - 2}: "
-            f"records {last - 1} to {last} were deleted") in verify.stdout
+    assert (
+        f"TAMPERED: record {last} was anchored but the table has records up to {last - 2}: "
+        f"records {last - 1} to {last} were deleted"
+    ) in verify.stdout
 
 
 def test_verify_finds_a_rewritten_suffix_without_flags(stack):
@@ -91,8 +94,9 @@ def test_verify_finds_a_rewritten_suffix_without_flags(stack):
     verify = eksgate(stack, "sessions", "verify", session_id)
     assert verify.returncode == 1, verify.stdout + verify.stderr
     assert "chain intact" in verify.stdout
-    assert "does not match its anchor: the session was rewritten at or before record" \
-        in verify.stdout
+    assert (
+        "does not match its anchor: the session was rewritten at or before record" in verify.stdout
+    )
     # The overwrites reached the stream as MODIFY events, which anchor nothing: the anchors
     # still say what was first written.
     answer = _anchored_session_unchanged(stack, session_id)

@@ -16,8 +16,13 @@ import pytest
 pytestmark = [pytest.mark.e2e]
 
 KUBECTL_DIR = Path("/usr/lib/google-cloud-sdk/bin")
-VERSIONS = sorted((p.name for p in KUBECTL_DIR.glob("kubectl.1.*")),
-                  key=lambda n: int(n.rsplit(".", 1)[1])) if KUBECTL_DIR.is_dir() else []
+VERSIONS = (
+    sorted(
+        (p.name for p in KUBECTL_DIR.glob("kubectl.1.*")), key=lambda n: int(n.rsplit(".", 1)[1])
+    )
+    if KUBECTL_DIR.is_dir()
+    else []
+)
 CHOSEN = sorted({VERSIONS[0], VERSIONS[-1]}) if VERSIONS else []
 
 
@@ -27,10 +32,25 @@ def kubeconfig(stack, tmp_path):
     token_file.write_text(stack.mint("ci-agent"))
     path = tmp_path / "kubeconfig"
     subprocess.run(
-        [sys.executable, "-m", "eksgate.cli", "kubeconfig", "--cluster", stack.cluster,
-         "--gateway", stack.gateway_url, "--ca-file", stack.gateway_ca_file,
-         "--oidc-token-file", str(token_file), "--merge", str(path)],
-        check=True, capture_output=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "eksgate.cli",
+            "kubeconfig",
+            "--cluster",
+            stack.cluster,
+            "--gateway",
+            stack.gateway_url,
+            "--ca-file",
+            stack.gateway_ca_file,
+            "--oidc-token-file",
+            str(token_file),
+            "--merge",
+            str(path),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
     )
     eksgate = Path(sys.executable).parent / "eksgate"
     path.write_text(path.read_text().replace("command: eksgate", f"command: {eksgate}"))
@@ -39,11 +59,24 @@ def kubeconfig(stack, tmp_path):
 
 def can_i(stack, kubectl: str, kubeconfig: Path, tmp_path: Path, *args: str):
     return subprocess.run(
-        [str(KUBECTL_DIR / kubectl), "--kubeconfig", str(kubeconfig), "--certificate-authority",
-         stack.gateway_ca_file, "auth", "can-i", *args],
-        capture_output=True, text=True, timeout=120,
-        env={**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache"),
-             "KUBECACHEDIR": str(tmp_path / "kube-cache")},
+        [
+            str(KUBECTL_DIR / kubectl),
+            "--kubeconfig",
+            str(kubeconfig),
+            "--certificate-authority",
+            stack.gateway_ca_file,
+            "auth",
+            "can-i",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={
+            **os.environ,
+            "XDG_CACHE_HOME": str(tmp_path / "cache"),
+            "KUBECACHEDIR": str(tmp_path / "kube-cache"),
+        },
     )
 
 
@@ -66,10 +99,23 @@ def test_eksgate_whoami_prints_identity_policy_and_rules(stack, tmp_path):
     token_file = tmp_path / "oidc-token"
     token_file.write_text(stack.mint("ci-agent"))
     result = subprocess.run(
-        [sys.executable, "-m", "eksgate.cli", "whoami", "--cluster", stack.cluster,
-         "--gateway", stack.gateway_url, "--ca-file", stack.gateway_ca_file,
-         "--oidc-token-file", str(token_file)],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "eksgate.cli",
+            "whoami",
+            "--cluster",
+            stack.cluster,
+            "--gateway",
+            stack.gateway_url,
+            "--ca-file",
+            stack.gateway_ca_file,
+            "--oidc-token-file",
+            str(token_file),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
         env={**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")},
     )
     assert result.returncode == 0, result.stderr

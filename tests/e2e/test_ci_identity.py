@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 import urllib.parse
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -106,9 +106,23 @@ def eksgate_token(stack, cache: Path, *args: str, env: dict | None = None):
     }
     environment.update({"XDG_CACHE_HOME": str(cache), **(env or {})})
     return subprocess.run(
-        [sys.executable, "-m", "eksgate.cli", "token", "--cluster", stack.cluster,
-         "--gateway", stack.gateway_url, "--ca-file", stack.gateway_ca_file, *args],
-        capture_output=True, text=True, env=environment, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "eksgate.cli",
+            "token",
+            "--cluster",
+            stack.cluster,
+            "--gateway",
+            stack.gateway_url,
+            "--ca-file",
+            stack.gateway_ca_file,
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=120,
     )
 
 
@@ -127,7 +141,7 @@ def make_due_for_renewal(cache: Path) -> None:
     """What fourteen minutes do to the cached session: it is within the refresh margin."""
     for path in cached_files(cache):
         credential = json.loads(path.read_text())
-        soon = datetime.now(timezone.utc) + timedelta(seconds=30)
+        soon = datetime.now(UTC) + timedelta(seconds=30)
         credential["status"]["expirationTimestamp"] = soon.strftime("%Y-%m-%dT%H:%M:%SZ")
         path.write_text(json.dumps(credential))
 
@@ -135,7 +149,8 @@ def make_due_for_renewal(cache: Path) -> None:
 def gateway_lists_pods(stack, session_token: str) -> int:
     http = urllib3.PoolManager(ca_certs=stack.gateway_ca_file)
     answer = http.request(
-        "GET", f"{stack.gateway_url}/k8s/{stack.cluster}/api/v1/namespaces/shop/pods",
+        "GET",
+        f"{stack.gateway_url}/k8s/{stack.cluster}/api/v1/namespaces/shop/pods",
         headers={"Authorization": f"Bearer {session_token}"},
     )
     return answer.status
@@ -144,7 +159,9 @@ def gateway_lists_pods(stack, session_token: str) -> int:
 def broker_accepts(stack, oidc_token: str) -> int:
     http = urllib3.PoolManager(ca_certs=stack.gateway_ca_file)
     return http.request(
-        "POST", f"{stack.gateway_url}/v1/token", json={"cluster": stack.cluster},
+        "POST",
+        f"{stack.gateway_url}/v1/token",
+        json={"cluster": stack.cluster},
         headers={"Authorization": f"Bearer {oidc_token}"},
     ).status
 
@@ -186,7 +203,11 @@ def test_the_audience_is_configurable_and_a_wrong_one_is_refused_by_the_broker(
     stack, standin, tmp_path
 ):
     result = eksgate_token(
-        stack, tmp_path, "--github-actions", "--oidc-audience", "sts.amazonaws.com",
+        stack,
+        tmp_path,
+        "--github-actions",
+        "--oidc-audience",
+        "sts.amazonaws.com",
         env=github_env(standin),
     )
     assert standin.audiences == ["sts.amazonaws.com"]
@@ -217,9 +238,9 @@ def test_a_token_file_refreshed_by_another_process_is_read_at_each_renewal(stack
     token_file.write_text(stack.mint("ci-agent"))
     renewed = eksgate_token(stack, cache, "--oidc-token-file", str(token_file))
     assert renewed.returncode == 0, renewed.stderr
-    assert json.loads(renewed.stdout)["status"]["token"] != json.loads(first.stdout)["status"][
-        "token"
-    ]
+    assert (
+        json.loads(renewed.stdout)["status"]["token"] != json.loads(first.stdout)["status"]["token"]
+    )
 
 
 def test_gitlab_id_tokens_come_from_the_variable_the_flag_names(stack, tmp_path):
@@ -235,10 +256,25 @@ def test_kubectl_in_a_github_actions_job_needs_no_glue(stack, standin, tmp_path)
     kubeconfig = tmp_path / "kubeconfig"
     env = {**os.environ, **github_env(standin), "XDG_CACHE_HOME": str(tmp_path / "cache")}
     written = subprocess.run(
-        [sys.executable, "-m", "eksgate.cli", "kubeconfig", "--cluster", stack.cluster,
-         "--gateway", stack.gateway_url, "--ca-file", stack.gateway_ca_file,
-         "--github-actions", "--merge", str(kubeconfig)],
-        capture_output=True, text=True, env=env, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "eksgate.cli",
+            "kubeconfig",
+            "--cluster",
+            stack.cluster,
+            "--gateway",
+            stack.gateway_url,
+            "--ca-file",
+            stack.gateway_ca_file,
+            "--github-actions",
+            "--merge",
+            str(kubeconfig),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
     )
     assert written.returncode == 0, written.stderr
     config = kubeconfig.read_text().replace(
@@ -247,9 +283,23 @@ def test_kubectl_in_a_github_actions_job_needs_no_glue(stack, standin, tmp_path)
     kubeconfig.write_text(config)
     ca = Path(stack.gateway_ca_file).read_bytes()
     result = subprocess.run(
-        ["kubectl", "--kubeconfig", str(kubeconfig), "--certificate-authority",
-         stack.gateway_ca_file, "get", "pods", "-n", "shop", "-o", "name"],
-        capture_output=True, text=True, env=env, timeout=120,
+        [
+            "kubectl",
+            "--kubeconfig",
+            str(kubeconfig),
+            "--certificate-authority",
+            stack.gateway_ca_file,
+            "get",
+            "pods",
+            "-n",
+            "shop",
+            "-o",
+            "name",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
     )
     assert ca and result.returncode == 0, result.stderr
     assert "pod/" in result.stdout and len(standin.issued) == 1

@@ -12,9 +12,14 @@ pytestmark = pytest.mark.e2e
 
 
 def test_local_demo_completes_and_stops_everything(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "eksgate.cli", "local", "demo"],
-                            capture_output=True, text=True, timeout=300, cwd=tmp_path,
-                            env={**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")})
+    result = subprocess.run(
+        [sys.executable, "-m", "eksgate.cli", "local", "demo"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+        env={**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")},
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "demo complete" in result.stdout
     assert "FAILED" not in result.stdout and "Traceback" not in result.stderr

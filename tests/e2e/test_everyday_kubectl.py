@@ -13,13 +13,17 @@ from tests.e2e.conftest import KUBECTLS
 
 # The newest kubectl installed, chosen by path (the PATH dispatcher picks by server version).
 KUBECTL = str(KUBECTLS.get("newest") or shutil.which("kubectl") or "")
-pytestmark = [pytest.mark.e2e,
-              pytest.mark.skipif(not KUBECTL, reason="kubectl not installed")]
+pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not KUBECTL, reason="kubectl not installed")]
 
 
 def kubectl(stack, *args, context="demo-ci-agent"):
-    return subprocess.run([KUBECTL, "--context", context, *args], capture_output=True,
-                          text=True, timeout=120, env={**os.environ, "KUBECONFIG": stack.kubeconfig})
+    return subprocess.run(
+        [KUBECTL, "--context", context, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "KUBECONFIG": stack.kubeconfig},
+    )
 
 
 def approval_in(stderr: str) -> str:
@@ -46,10 +50,13 @@ def test_a_rollout_restart_runs_once_its_approval_is_given(stack):
     assert used.returncode != 0  # once means once
 
 
-@pytest.mark.parametrize("args", [
-    ("get", "pods", "-n", "shop", "--watch"),
-    ("logs", "deploy/web", "-n", "shop", "-f", "--tail=3"),
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("get", "pods", "-n", "shop", "--watch"),
+        ("logs", "deploy/web", "-n", "shop", "-f", "--tail=3"),
+    ],
+)
 def test_watches_and_follows_say_when_the_gateway_window_ends(stack, args):
     result = kubectl(stack, *args)
     assert "this stream ends after" in result.stderr, result.stderr
@@ -65,7 +72,8 @@ def test_raw_paths_outside_the_prefix_get_a_status_naming_it(stack):
     result = kubectl(stack, "get", "--raw", "/metrics")
     assert result.returncode != 0
     assert "under /k8s/<cluster>/" in result.stderr and "get --raw /k8s/<cluster>/metrics" in (
-        result.stderr)
+        result.stderr
+    )
     through = kubectl(stack, "get", "--raw", f"/k8s/{stack.cluster}/api/v1/namespaces/shop/pods")
     assert through.returncode == 0, through.stderr
     assert '"kind":"PodList"' in through.stdout.replace(" ", "")

@@ -9,7 +9,6 @@ import sys
 import jwt
 import pytest
 import urllib3
-
 from eksgate_local.kube_emulator.exec_commands import CONFIG_API_KEY, CONFIG_SECRET_KEY
 from eksgate_local.kube_emulator.seed import DB_PASSWORD
 
@@ -18,18 +17,46 @@ pytestmark = pytest.mark.e2e
 
 def web_pod(stack, token) -> str:
     http = urllib3.PoolManager(ca_certs=stack.gateway_ca_file)
-    answer = http.request("GET", f"{stack.gateway_url}/k8s/{stack.cluster}/api/v1/namespaces/shop/pods",
-                          headers={"Authorization": f"Bearer {token}"})
+    answer = http.request(
+        "GET",
+        f"{stack.gateway_url}/k8s/{stack.cluster}/api/v1/namespaces/shop/pods",
+        headers={"Authorization": f"Bearer {token}"},
+    )
     assert answer.status == 200, answer.data
-    return sorted(p["metadata"]["name"] for p in answer.json()["items"] if p["metadata"]["name"].startswith("web-"))[0]
+    return sorted(
+        p["metadata"]["name"]
+        for p in answer.json()["items"]
+        if p["metadata"]["name"].startswith("web-")
+    )[0]
 
 
 def eksgate_exec(stack, tmp_path, *args, stdin=None):
-    env = {**os.environ, "EKSGATE_TEST_OIDC": stack.mint("ci-agent"), "XDG_CACHE_HOME": str(tmp_path)}
+    env = {
+        **os.environ,
+        "EKSGATE_TEST_OIDC": stack.mint("ci-agent"),
+        "XDG_CACHE_HOME": str(tmp_path),
+    }
     return subprocess.run(
-        [sys.executable, "-m", "eksgate.cli", "exec", "--gateway", stack.gateway_url, "--cluster", stack.cluster,
-         "--ca-file", stack.gateway_ca_file, "--oidc-token-env", "EKSGATE_TEST_OIDC", *args],
-        input=stdin, capture_output=True, env=env, timeout=120, check=False,
+        [
+            sys.executable,
+            "-m",
+            "eksgate.cli",
+            "exec",
+            "--gateway",
+            stack.gateway_url,
+            "--cluster",
+            stack.cluster,
+            "--ca-file",
+            stack.gateway_ca_file,
+            "--oidc-token-env",
+            "EKSGATE_TEST_OIDC",
+            *args,
+        ],
+        input=stdin,
+        capture_output=True,
+        env=env,
+        timeout=120,
+        check=False,
     )
 
 
@@ -58,19 +85,42 @@ def test_exec_is_recorded_and_replayed(stack, tmp_path) -> None:
     session_id = jwt.decode(token, options={"verify_signature": False})["sid"]
     pod = web_pod(stack, token)
     http = urllib3.PoolManager(ca_certs=stack.gateway_ca_file)
-    answer = http.request("POST", f"{stack.gateway_url}/v1/exec/{stack.cluster}",
-                          json={"namespace": "shop", "pod": pod, "argv": ["cat", "/etc/app/config.yaml"]},
-                          headers={"Authorization": f"Bearer {token}"})
+    answer = http.request(
+        "POST",
+        f"{stack.gateway_url}/v1/exec/{stack.cluster}",
+        json={"namespace": "shop", "pod": pod, "argv": ["cat", "/etc/app/config.yaml"]},
+        headers={"Authorization": f"Bearer {token}"},
+    )
     assert answer.status == 200, answer.data
     assert answer.json()["exit_code"] == 0
-    bad = http.request("POST", f"{stack.gateway_url}/v1/exec/{stack.cluster}", body=b"{nope",
-                       headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    bad = http.request(
+        "POST",
+        f"{stack.gateway_url}/v1/exec/{stack.cluster}",
+        body=b"{nope",
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
     assert bad.status == 400 and "JSON object" in bad.json()["message"]
     env = {**os.environ, "EKSGATE_AUDITOR_TOKEN": stack.mint("auditor")}
     replay = subprocess.run(
-        [sys.executable, "-m", "eksgate.cli", "sessions", "replay", session_id, "--gateway", stack.gateway_url,
-         "--ca-file", stack.gateway_ca_file, "--oidc-token-env", "EKSGATE_AUDITOR_TOKEN"],
-        capture_output=True, text=True, env=env, timeout=120, check=False,
+        [
+            sys.executable,
+            "-m",
+            "eksgate.cli",
+            "sessions",
+            "replay",
+            session_id,
+            "--gateway",
+            stack.gateway_url,
+            "--ca-file",
+            stack.gateway_ca_file,
+            "--oidc-token-env",
+            "EKSGATE_AUDITOR_TOKEN",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
     )
     assert replay.returncode == 0, replay.stderr
     assert f"kubectl exec -n shop {pod} -- cat /etc/app/config.yaml" in replay.stdout
@@ -82,12 +132,27 @@ def test_exec_is_recorded_and_replayed(stack, tmp_path) -> None:
 def test_kubectl_plugin_reads_the_kubeconfig(stack, tmp_path) -> None:
     pod = web_pod(stack, stack.session_token("ci-agent"))
     plugin_dir = os.path.dirname(sys.executable)  # kubectl-eksgate is installed beside python
-    env = {**os.environ, "KUBECONFIG": stack.kubeconfig, "XDG_CACHE_HOME": str(tmp_path),
-           "PATH": plugin_dir + os.pathsep + os.environ.get("PATH", "")}
-    result = subprocess.run(["kubectl", "eksgate", "exec", "-n", "shop", pod, "--", "ls", "/etc/app"],
-                            capture_output=True, env=env, timeout=120, check=False)
+    env = {
+        **os.environ,
+        "KUBECONFIG": stack.kubeconfig,
+        "XDG_CACHE_HOME": str(tmp_path),
+        "PATH": plugin_dir + os.pathsep + os.environ.get("PATH", ""),
+    }
+    result = subprocess.run(
+        ["kubectl", "eksgate", "exec", "-n", "shop", pod, "--", "ls", "/etc/app"],
+        capture_output=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout == b"config.yaml\nfeatures.txt\n"
-    refused = subprocess.run(["kubectl", "exec", "-n", "shop", pod, "--", "ls"],
-                             capture_output=True, text=True, env=env, timeout=120, check=False)
+    refused = subprocess.run(
+        ["kubectl", "exec", "-n", "shop", pod, "--", "ls"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
     assert refused.returncode != 0 and "eksgate exec" in refused.stderr

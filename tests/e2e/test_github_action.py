@@ -43,10 +43,16 @@ def run_step(step_id: str, inputs: dict, env: dict, tmp_path: Path) -> subproces
         path.write_text("")
     return subprocess.run(
         ["bash", "-c", step(step_id)["run"]],
-        capture_output=True, text=True, timeout=120,
-        env={**env, **step_env, **{k: str(v) for k, v in files.items()},
-             "RUNNER_TEMP": str(tmp_path / "runner-temp"),
-             "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={
+            **env,
+            **step_env,
+            **{k: str(v) for k, v in files.items()},
+            "RUNNER_TEMP": str(tmp_path / "runner-temp"),
+            "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+        },
     )
 
 
@@ -64,8 +70,11 @@ def test_the_action_writes_a_kubeconfig_that_kubectl_uses_with_no_glue(stack, st
         "ACTIONS_ID_TOKEN_REQUEST_URL": standin.request_url,
         "ACTIONS_ID_TOKEN_REQUEST_TOKEN": REQUEST_TOKEN,
     }
-    inputs = {"cluster": stack.cluster, "gateway": stack.gateway_url,
-              "ca-file": stack.gateway_ca_file}
+    inputs = {
+        "cluster": stack.cluster,
+        "gateway": stack.gateway_url,
+        "ca-file": stack.gateway_ca_file,
+    }
     result = run_step("kubeconfig", inputs, env, tmp_path)
     assert result.returncode == 0, result.stderr
     kubeconfig = tmp_path / "runner-temp" / "eksgate" / "kubeconfig"
@@ -76,19 +85,38 @@ def test_the_action_writes_a_kubeconfig_that_kubectl_uses_with_no_glue(stack, st
     assert "--github-actions" in plugin["args"] and REQUEST_TOKEN not in kubeconfig.read_text()
     if shutil.which("kubectl"):
         listing = subprocess.run(
-            ["kubectl", "--certificate-authority", stack.gateway_ca_file, "get", "pods", "-n",
-             "shop", "-o", "name"],
-            capture_output=True, text=True, timeout=120,
-            env={**os.environ, **env, "KUBECONFIG": str(kubeconfig),
-                 "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"},
+            [
+                "kubectl",
+                "--certificate-authority",
+                stack.gateway_ca_file,
+                "get",
+                "pods",
+                "-n",
+                "shop",
+                "-o",
+                "name",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={
+                **os.environ,
+                **env,
+                "KUBECONFIG": str(kubeconfig),
+                "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+            },
         )
         assert listing.returncode == 0, listing.stderr
         assert "pod/" in listing.stdout and len(standin.issued) == 1  # the cached session
 
 
 def test_the_action_without_id_token_permission_says_what_to_add(stack, tmp_path):
-    result = run_step("kubeconfig", {"cluster": stack.cluster, "gateway": stack.gateway_url},
-                      {"HOME": str(tmp_path)}, tmp_path)
+    result = run_step(
+        "kubeconfig",
+        {"cluster": stack.cluster, "gateway": stack.gateway_url},
+        {"HOME": str(tmp_path)},
+        tmp_path,
+    )
     assert result.returncode == 1 and "id-token: write" in result.stdout
 
 
@@ -100,7 +128,11 @@ def test_inputs_never_become_shell_code(stack, standin, tmp_path):
         "ACTIONS_ID_TOKEN_REQUEST_TOKEN": REQUEST_TOKEN,
     }
     marker = tmp_path / "pwned"
-    inputs = {"cluster": f"demo$(touch {marker})", "gateway": stack.gateway_url,
-              "ca-file": stack.gateway_ca_file, "verify": "false"}
+    inputs = {
+        "cluster": f"demo$(touch {marker})",
+        "gateway": stack.gateway_url,
+        "ca-file": stack.gateway_ca_file,
+        "verify": "false",
+    }
     run_step("kubeconfig", inputs, env, tmp_path)
     assert not marker.exists()

@@ -32,8 +32,9 @@ def joined(stack, tmp_path_factory):
     seen = {}  # what the caller saw: Audit-ID header -> HTTP status
 
     def call(method, path, **kwargs):
-        answer = http.request(method, base + path, headers={**headers, **kwargs.pop("h", {})},
-                              **kwargs)
+        answer = http.request(
+            method, base + path, headers={**headers, **kwargs.pop("h", {})}, **kwargs
+        )
         seen[answer.headers["Audit-Id"]] = answer.status
         return answer
 
@@ -44,12 +45,14 @@ def joined(stack, tmp_path_factory):
     call("GET", "/version")
     patch = json.dumps({"spec": {"replicas": 4}}).encode()
     patch_headers = {"Content-Type": "application/merge-patch+json"}
-    waiting = call("PATCH", "/apis/apps/v1/namespaces/shop/deployments/worker", body=patch,
-                   h=patch_headers)
+    waiting = call(
+        "PATCH", "/apis/apps/v1/namespaces/shop/deployments/worker", body=patch, h=patch_headers
+    )
     assert waiting.status == 403
     stack.click(waiting.json()["details"]["name"], "eksgate_approve", "U0BOB")
-    done = call("PATCH", "/apis/apps/v1/namespaces/shop/deployments/worker", body=patch,
-                h=patch_headers)
+    done = call(
+        "PATCH", "/apis/apps/v1/namespaces/shop/deployments/worker", body=patch, h=patch_headers
+    )
     assert done.status == 200, done.data
     # The Python kubernetes client too: its refusal carries the Audit-ID header.
     with pytest.raises(ApiException) as refused:
@@ -57,10 +60,12 @@ def joined(stack, tmp_path_factory):
     seen[refused.value.headers["Audit-Id"]] = refused.value.status
     calls = stack.kube_calls()
     policy = tmp_path_factory.mktemp("policy") / "audit-policy.yaml"
-    policy.write_text("apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n"
-                      "  - level: RequestResponse\n")
-    export = eksgate(stack, "sessions", "export", session_id, "--format", "k8s-audit",
-                     "--policy", str(policy))
+    policy.write_text(
+        "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n  - level: RequestResponse\n"
+    )
+    export = eksgate(
+        stack, "sessions", "export", session_id, "--format", "k8s-audit", "--policy", str(policy)
+    )
     assert export.returncode == 0, export.stderr
     events = [json.loads(line) for line in export.stdout.splitlines()]
     return seen, calls, events
@@ -94,8 +99,12 @@ def test_forwarded_events_match_what_the_cluster_executed(joined):
     _, calls, events = joined
     by_id = {e["auditID"]: e for e in events}
     # The gateway's own dry run and read of the current object share the request's ID.
-    executed = [c for c in calls if not c["dry_run"] and not (
-        c["method"] == "GET" and by_id[c["audit_id"]]["verb"] == "patch")]
+    executed = [
+        c
+        for c in calls
+        if not c["dry_run"]
+        and not (c["method"] == "GET" and by_id[c["audit_id"]]["verb"] == "patch")
+    ]
     for call in executed:
         event = by_id[call["audit_id"]]
         assert event["annotations"]["authorization.k8s.io/decision"] == "allow"
@@ -111,8 +120,10 @@ def test_refusals_are_events_that_never_reached_the_cluster(joined):
     _, calls, events = joined
     reached = {c["audit_id"] for c in calls}
     refused = [e for e in events if e["annotations"]["authorization.k8s.io/decision"] == "forbid"]
-    assert {e["annotations"].get("eksgate.io/rule") for e in refused} >= {"no-namespace-deletes",
-                                                                         "no-rbac"}
+    assert {e["annotations"].get("eksgate.io/rule") for e in refused} >= {
+        "no-namespace-deletes",
+        "no-rbac",
+    }
     denied = [e for e in refused if e["annotations"]["eksgate.io/effect"] == "deny"]
     assert denied and not reached.intersection(e["auditID"] for e in denied)
 
@@ -132,6 +143,7 @@ def test_the_approved_change_names_its_approval_approver_and_diff(joined):
 
 def test_secret_values_stay_masked_at_request_response_level(joined):
     from eksgate_local.kube_emulator.seed import SENSITIVE_VALUES
+
     _, _, events = joined
     text = json.dumps(events)
     for value in SENSITIVE_VALUES:

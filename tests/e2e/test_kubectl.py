@@ -7,9 +7,9 @@ import subprocess
 import textwrap
 
 import pytest
+from eksgate_local.kube_emulator.seed import SENSITIVE_VALUES
 
 from chalicelib.masking import MASK
-from eksgate_local.kube_emulator.seed import SENSITIVE_VALUES
 from tests.kubectl_versions import chosen
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not chosen(), reason="kubectl not installed")]
@@ -22,9 +22,14 @@ def _each_chosen_kubectl(kubectl_binary):
 
 
 def kubectl(stack, *args, context="demo-ci-agent", stdin=None):
-    return subprocess.run([BINARY["path"], "--context", context, *args], input=stdin,
-                          capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "KUBECONFIG": stack.kubeconfig})
+    return subprocess.run(
+        [BINARY["path"], "--context", context, *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "KUBECONFIG": stack.kubeconfig},
+    )
 
 
 def test_get_and_describe(stack):
@@ -40,9 +45,11 @@ def test_secrets_come_back_masked(stack):
     result = kubectl(stack, "get", "secret", "db-credentials", "-n", "shop", "-o", "yaml")
     assert result.returncode == 0, result.stderr
     assert all(value not in result.stdout for value in SENSITIVE_VALUES)
-    decoded = kubectl(stack, "get", "secret", "db-credentials", "-n", "shop",
-                      "-o", "jsonpath={.data.password}")
+    decoded = kubectl(
+        stack, "get", "secret", "db-credentials", "-n", "shop", "-o", "jsonpath={.data.password}"
+    )
     import base64
+
     assert base64.b64decode(decoded.stdout).decode() == MASK
 
 
@@ -84,24 +91,46 @@ DEPLOYMENT = textwrap.dedent("""\
 
 
 def test_apply_twice_then_delete_in_the_sandbox(stack):
-    first = kubectl(stack, "apply", "-f", "-", context="demo-engineer",
-                    stdin=DEPLOYMENT.replace("IMAGE", "nginx:1.26"))
+    first = kubectl(
+        stack,
+        "apply",
+        "-f",
+        "-",
+        context="demo-engineer",
+        stdin=DEPLOYMENT.replace("IMAGE", "nginx:1.26"),
+    )
     assert first.returncode == 0, first.stderr
     assert "deployment.apps/hello created" in first.stdout
-    second = kubectl(stack, "apply", "-f", "-", context="demo-engineer",
-                     stdin=DEPLOYMENT.replace("IMAGE", "nginx:1.27"))
+    second = kubectl(
+        stack,
+        "apply",
+        "-f",
+        "-",
+        context="demo-engineer",
+        stdin=DEPLOYMENT.replace("IMAGE", "nginx:1.27"),
+    )
     assert second.returncode == 0, second.stderr
     assert "configured" in second.stdout
-    image = kubectl(stack, "get", "deploy", "hello", "-n", "default", "-o",
-                    "jsonpath={.spec.template.spec.containers[0].image}", context="demo-engineer")
+    image = kubectl(
+        stack,
+        "get",
+        "deploy",
+        "hello",
+        "-n",
+        "default",
+        "-o",
+        "jsonpath={.spec.template.spec.containers[0].image}",
+        context="demo-engineer",
+    )
     assert image.stdout == "nginx:1.27"
     deleted = kubectl(stack, "delete", "deploy", "hello", "-n", "default", context="demo-engineer")
     assert deleted.returncode == 0 and "deleted" in deleted.stdout
 
 
 def test_apply_that_would_fail_is_refused_by_the_dry_run(stack):
-    manifest = DEPLOYMENT.replace("IMAGE", "nginx:1.28").replace("name: hello\n  namespace: default",
-                                                                 "name: web\n  namespace: shop")
+    manifest = DEPLOYMENT.replace("IMAGE", "nginx:1.28").replace(
+        "name: hello\n  namespace: default", "name: web\n  namespace: shop"
+    )
     result = kubectl(stack, "apply", "-f", "-", stdin=manifest)
     assert result.returncode != 0 and "immutable" in result.stderr
 
@@ -114,9 +143,11 @@ def test_apply_that_needs_approval_says_where_it_waits(stack):
 
 def test_kubectl_waits_for_approval_then_goes_through(stack):
     import re
+
     # A count the deployment does not have yet (this test runs once per kubectl version).
-    current = kubectl(stack, "get", "deployment", "worker", "-n", "shop",
-                      "-o", "jsonpath={.spec.replicas}")
+    current = kubectl(
+        stack, "get", "deployment", "worker", "-n", "shop", "-o", "jsonpath={.spec.replicas}"
+    )
     replicas = f"--replicas={int(current.stdout or 1) + 1}"
     refused = kubectl(stack, "scale", "deployment", "worker", "-n", "shop", replicas)
     assert refused.returncode != 0 and "approval required" in refused.stderr

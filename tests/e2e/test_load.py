@@ -43,22 +43,31 @@ def test_sixteen_agents_leave_one_audit_pair_for_every_request_the_cluster_saw(s
             if identity == "engineer":
                 body = json.dumps({"data": {f"agent{index}": str(round_)}}).encode()
                 answer = http.request(
-                    "PATCH", f"{base}/api/v1/namespaces/default/configmaps/load-{index}",
-                    body=body, headers={**headers,
-                                        "Content-Type": "application/merge-patch+json"})
+                    "PATCH",
+                    f"{base}/api/v1/namespaces/default/configmaps/load-{index}",
+                    body=body,
+                    headers={**headers, "Content-Type": "application/merge-patch+json"},
+                )
                 if answer.status == 404:
-                    manifest = {"apiVersion": "v1", "kind": "ConfigMap",
-                                "metadata": {"name": f"load-{index}", "namespace": "default"}}
+                    manifest = {
+                        "apiVersion": "v1",
+                        "kind": "ConfigMap",
+                        "metadata": {"name": f"load-{index}", "namespace": "default"},
+                    }
                     answer = http.request(
-                        "POST", f"{base}/api/v1/namespaces/default/configmaps",
+                        "POST",
+                        f"{base}/api/v1/namespaces/default/configmaps",
                         body=json.dumps(manifest).encode(),
-                        headers={**headers, "Content-Type": "application/json"})
+                        headers={**headers, "Content-Type": "application/json"},
+                    )
             elif round_ % 3 == 0:
-                answer = http.request("GET", f"{base}/api/v1/namespaces/kube-system/secrets",
-                                      headers=headers)  # refused: never reaches the cluster
+                answer = http.request(
+                    "GET", f"{base}/api/v1/namespaces/kube-system/secrets", headers=headers
+                )  # refused: never reaches the cluster
             else:
-                answer = http.request("GET", f"{base}/api/v1/namespaces/shop/pods?limit=50",
-                                      headers=headers)
+                answer = http.request(
+                    "GET", f"{base}/api/v1/namespaces/shop/pods?limit=50", headers=headers
+                )
             with lock:
                 statuses[answer.status] += 1
 
@@ -68,17 +77,24 @@ def test_sixteen_agents_leave_one_audit_pair_for_every_request_the_cluster_saw(s
         thread.start()
     for thread in threads:
         thread.join()
-    reached = [c for c in stack.kube_calls() if not c.get("dry_run")
-               and c["path"].startswith(("/api/v1/namespaces/shop/pods",
-                                         "/api/v1/namespaces/default/configmaps"))]
+    reached = [
+        c
+        for c in stack.kube_calls()
+        if not c.get("dry_run")
+        and c["path"].startswith(
+            ("/api/v1/namespaces/shop/pods", "/api/v1/namespaces/default/configmaps")
+        )
+    ]
 
     auditor = {"Authorization": f"Bearer {stack.mint('auditor')}"}
     records = []
     for _, token in sessions:
         from jwt import decode
+
         session_id = decode(token, options={"verify_signature": False})["sid"]
-        answer = http.request("GET", f"{stack.gateway_url}/v1/sessions/{session_id}",
-                              headers=auditor)
+        answer = http.request(
+            "GET", f"{stack.gateway_url}/v1/sessions/{session_id}", headers=auditor
+        )
         assert answer.status == 200, answer.data
         body = answer.json()
         assert body["chain"]["ok"], body["chain"]
@@ -90,6 +106,8 @@ def test_sixteen_agents_leave_one_audit_pair_for_every_request_the_cluster_saw(s
     # Every request that reached the cluster was recorded before and after; none was lost.
     assert len(reached) == kinds["request"] == len(answered), (len(reached), kinds)
     assert kinds["refusal"] == statuses[403]
-    print(f"\nload: {AGENTS} agents, {SECONDS:.0f} s, {sum(statuses.values())} requests "
-          f"{dict(statuses)}, {len(reached)} reached the cluster, "
-          f"{kinds['request']} request and {len(answered)} response records, 0 lost")
+    print(
+        f"\nload: {AGENTS} agents, {SECONDS:.0f} s, {sum(statuses.values())} requests "
+        f"{dict(statuses)}, {len(reached)} reached the cluster, "
+        f"{kinds['request']} request and {len(answered)} response records, 0 lost"
+    )

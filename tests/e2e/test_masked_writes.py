@@ -18,8 +18,6 @@ import textwrap
 import uuid
 
 import pytest
-
-from tests.e2e.conftest import KUBECTLS
 import urllib3
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
@@ -27,11 +25,15 @@ from kubernetes.client.exceptions import ApiException
 from chalicelib.approvals.diff import HIDDEN_CHANGE
 from chalicelib.credentials.eks_token import AwsCredentials, make_eks_token
 from chalicelib.masking import MASK
+from tests.e2e.conftest import KUBECTLS
 
 # The newest kubectl installed, chosen by path (the PATH dispatcher picks by server version).
 KUBECTL = str(KUBECTLS.get("newest") or shutil.which("kubectl") or "")
-pytestmark = [pytest.mark.e2e, pytest.mark.adversarial,
-              pytest.mark.skipif(not KUBECTL, reason="kubectl not installed")]
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.adversarial,
+    pytest.mark.skipif(not KUBECTL, reason="kubectl not installed"),
+]
 
 PASSWORD = "hunter2-very-secret"
 
@@ -40,22 +42,32 @@ def kubectl(stack, *args, context="demo-engineer", editor=None):
     env = {**os.environ, "KUBECONFIG": stack.kubeconfig}
     if editor:
         env["KUBE_EDITOR"] = editor
-    return subprocess.run([KUBECTL, "--context", context, *args], capture_output=True,
-                          text=True, timeout=120, env=env)
+    return subprocess.run(
+        [KUBECTL, "--context", context, *args], capture_output=True, text=True, timeout=120, env=env
+    )
 
 
 def live(stack, path: str) -> dict:
     """The object as the cluster holds it, read with a credential of our own, not the gateway."""
     sts = stack.aws("sts")
-    issued = sts.assume_role(RoleArn="arn:aws:iam::123456789012:role/e2e-inspector",
-                             RoleSessionName="e2e-inspector")["Credentials"]
-    token = make_eks_token(AwsCredentials(issued["AccessKeyId"], issued["SecretAccessKey"],
-                                          issued["SessionToken"], issued["Expiration"]),
-                           stack.cluster, "us-east-1")
+    issued = sts.assume_role(
+        RoleArn="arn:aws:iam::123456789012:role/e2e-inspector", RoleSessionName="e2e-inspector"
+    )["Credentials"]
+    token = make_eks_token(
+        AwsCredentials(
+            issued["AccessKeyId"],
+            issued["SecretAccessKey"],
+            issued["SessionToken"],
+            issued["Expiration"],
+        ),
+        stack.cluster,
+        "us-east-1",
+    )
     with tempfile.NamedTemporaryFile("w", suffix=".pem", delete=False) as ca:
         ca.write(stack.kube_ca_pem)
     answer = urllib3.PoolManager(ca_certs=ca.name).request(
-        "GET", stack.kube_url + path, headers={"Authorization": f"Bearer {token.token}"})
+        "GET", stack.kube_url + path, headers={"Authorization": f"Bearer {token.token}"}
+    )
     os.unlink(ca.name)
     assert answer.status == 200, answer.data
     return json.loads(answer.data)
@@ -73,14 +85,18 @@ def apply_manifest(stack, manifest: str, *args):
 @pytest.fixture
 def config_map(stack):
     name = f"app-{uuid.uuid4().hex[:6]}"
-    created = apply_manifest(stack, textwrap.dedent(f"""\
+    created = apply_manifest(
+        stack,
+        textwrap.dedent(f"""\
         apiVersion: v1
         kind: ConfigMap
         metadata: {{name: {name}, namespace: default}}
         data:
           LOG_LEVEL: info
           DATABASE_URL: postgres://shop:{PASSWORD}@db:5432/shop
-        """), "apply")
+        """),
+        "apply",
+    )
     assert created.returncode == 0, created.stderr
     return name
 
@@ -88,13 +104,17 @@ def config_map(stack):
 @pytest.fixture
 def secret(stack):
     name = f"creds-{uuid.uuid4().hex[:6]}"
-    created = apply_manifest(stack, textwrap.dedent(f"""\
+    created = apply_manifest(
+        stack,
+        textwrap.dedent(f"""\
         apiVersion: v1
         kind: Secret
         metadata: {{name: {name}, namespace: default, labels: {{team: shop}}}}
         type: Opaque
         stringData: {{password: {PASSWORD}, username: shop}}
-        """), "apply")
+        """),
+        "apply",
+    )
     assert created.returncode == 0, created.stderr
     return name
 
@@ -117,8 +137,10 @@ def assert_explained_refusal(result, *fields):
 
 def config_map_is_intact(stack, name: str, log_level: str = "info") -> None:
     data = live(stack, f"/api/v1/namespaces/default/configmaps/{name}")["data"]
-    assert data == {"LOG_LEVEL": log_level,
-                    "DATABASE_URL": f"postgres://shop:{PASSWORD}@db:5432/shop"}
+    assert data == {
+        "LOG_LEVEL": log_level,
+        "DATABASE_URL": f"postgres://shop:{PASSWORD}@db:5432/shop",
+    }
 
 
 def secret_is_intact(stack, name: str) -> None:
@@ -129,8 +151,9 @@ def secret_is_intact(stack, name: str) -> None:
 
 @pytest.mark.parametrize("verb", ["replace", "apply"])
 def test_a_saved_config_map_written_back_is_refused(stack, config_map, verb):
-    changed = saved_and_changed(stack, "configmap", config_map, "LOG_LEVEL: info",
-                                "LOG_LEVEL: warn")
+    changed = saved_and_changed(
+        stack, "configmap", config_map, "LOG_LEVEL: info", "LOG_LEVEL: warn"
+    )
     result = apply_manifest(stack, changed, verb)
     assert_explained_refusal(result, "last-applied-configuration")
     if verb == "replace":
@@ -161,47 +184,87 @@ def test_kubectl_edit_of_a_masked_value_is_refused_with_the_way_that_works(stack
 def test_kubectl_edit_save_config_is_refused(stack, secret):
     # --save-config writes the edited (masked) object into the last-applied annotation.
     editor = "sed -i s/team:\\ shop/team:\\ web/"
-    result = kubectl(stack, "edit", "secret", secret, "-n", "default", "--save-config",
-                     editor=editor)
+    result = kubectl(
+        stack, "edit", "secret", secret, "-n", "default", "--save-config", editor=editor
+    )
     assert_explained_refusal(result, "kubectl edit sends back")
     secret_is_intact(stack, secret)
 
 
 def test_kubectl_edit_of_other_fields_patches_only_them(stack, config_map, secret):
     """The path that works: kubectl edit sends a patch of the changed fields only."""
-    edited = kubectl(stack, "edit", "configmap", config_map, "-n", "default",
-                     editor="sed -i s/LOG_LEVEL:\\ info/LOG_LEVEL:\\ debug/")
+    edited = kubectl(
+        stack,
+        "edit",
+        "configmap",
+        config_map,
+        "-n",
+        "default",
+        editor="sed -i s/LOG_LEVEL:\\ info/LOG_LEVEL:\\ debug/",
+    )
     assert edited.returncode == 0, edited.stderr
     config_map_is_intact(stack, config_map, log_level="debug")
-    relabelled = kubectl(stack, "edit", "secret", secret, "-n", "default",
-                         editor="sed -i s/team:\\ shop/team:\\ web/")
+    relabelled = kubectl(
+        stack,
+        "edit",
+        "secret",
+        secret,
+        "-n",
+        "default",
+        editor="sed -i s/team:\\ shop/team:\\ web/",
+    )
     assert relabelled.returncode == 0, relabelled.stderr
     secret_is_intact(stack, secret)
     assert live(stack, f"/api/v1/namespaces/default/secrets/{secret}")["metadata"]["labels"] == {
-        "team": "web"}
+        "team": "web"
+    }
 
 
 def test_a_patch_of_only_the_changed_field_keeps_the_masked_ones(stack, config_map, secret):
-    patched = kubectl(stack, "patch", "configmap", config_map, "-n", "default", "--type",
-                      "merge", "-p", '{"data":{"LOG_LEVEL":"warn"}}')
+    patched = kubectl(
+        stack,
+        "patch",
+        "configmap",
+        config_map,
+        "-n",
+        "default",
+        "--type",
+        "merge",
+        "-p",
+        '{"data":{"LOG_LEVEL":"warn"}}',
+    )
     assert patched.returncode == 0, patched.stderr
     config_map_is_intact(stack, config_map, log_level="warn")
-    added = kubectl(stack, "patch", "secret", secret, "-n", "default", "--type", "merge",
-                    "-p", '{"stringData":{"api-key":"k-123"}}')
+    added = kubectl(
+        stack,
+        "patch",
+        "secret",
+        secret,
+        "-n",
+        "default",
+        "--type",
+        "merge",
+        "-p",
+        '{"stringData":{"api-key":"k-123"}}',
+    )
     assert added.returncode == 0, added.stderr
     secret_is_intact(stack, secret)
 
 
 def test_json_patch_and_client_bodies_carrying_the_mask_never_reach_the_cluster(
-        stack, kube_config, config_map):
+    stack, kube_config, config_map
+):
     api = client.CoreV1Api(kube_config("engineer"))
     masked_b64 = base64.b64encode(MASK.encode()).decode()
     attempts = [
         lambda: api.patch_namespaced_config_map(
-            config_map, "default",
-            [{"op": "replace", "path": "/data/DATABASE_URL", "value": f"x={MASK}"}]),
+            config_map,
+            "default",
+            [{"op": "replace", "path": "/data/DATABASE_URL", "value": f"x={MASK}"}],
+        ),
         lambda: api.patch_namespaced_config_map(
-            config_map, "default", {"binaryData": {"blob": masked_b64}}),
+            config_map, "default", {"binaryData": {"blob": masked_b64}}
+        ),
     ]
     stack.clear_kube_calls()
     for attempt in attempts:
@@ -222,7 +285,8 @@ def test_an_approval_whose_only_change_is_a_masked_value_shows_it(stack, kube_co
     changed = properties.replace(password, "a-new-password-nobody-saw")
     with pytest.raises(ApiException) as err:
         api.patch_namespaced_config_map(
-            "shop-config", "shop", {"data": {"application.properties": changed}})
+            "shop-config", "shop", {"data": {"application.properties": changed}}
+        )
     body = json.loads(err.value.body)
     text = json.dumps(stack.slack_message_for(body["details"]["name"])["blocks"])
     assert HIDDEN_CHANGE.replace(">", "&gt;") in text, text  # Slack's escaping of ">"

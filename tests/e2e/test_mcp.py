@@ -27,9 +27,19 @@ def server_parameters(stack, token_file: Path, cache: Path):
 
     return StdioServerParameters(
         command=sys.executable,
-        args=["-m", "eksgate.cli", "mcp", "--cluster", stack.cluster, "--gateway",
-              stack.gateway_url, "--ca-file", stack.gateway_ca_file, "--oidc-token-file",
-              str(token_file)],
+        args=[
+            "-m",
+            "eksgate.cli",
+            "mcp",
+            "--cluster",
+            stack.cluster,
+            "--gateway",
+            stack.gateway_url,
+            "--ca-file",
+            stack.gateway_ca_file,
+            "--oidc-token-file",
+            str(token_file),
+        ],
         env={"XDG_CACHE_HOME": str(cache), "PATH": os.environ.get("PATH", "")},
     )
 
@@ -50,8 +60,11 @@ def session_id_in(cache: Path) -> str:
 
 def audit_records(stack, session_id: str) -> list[dict]:
     http = urllib3.PoolManager(ca_certs=stack.gateway_ca_file)
-    answer = http.request("GET", f"{stack.gateway_url}/v1/sessions/{session_id}",
-                          headers={"Authorization": f"Bearer {stack.mint('auditor')}"})
+    answer = http.request(
+        "GET",
+        f"{stack.gateway_url}/v1/sessions/{session_id}",
+        headers={"Authorization": f"Bearer {stack.mint('auditor')}"},
+    )
     assert answer.status == 200, answer.data
     document = answer.json()
     assert document["chain"]["ok"]
@@ -73,24 +86,55 @@ def test_an_agent_reads_is_refused_waits_for_approval_and_changes_once(stack, ag
     async def scenario() -> dict:
         async with Client(parameters) as client:
             names = {tool.name for tool in (await client.list_tools()).tools}
-            assert {"list_resources", "get_resource", "delete", "patch", "approval_wait",
-                    "can_i", "whoami", "logs", "apply", "scale", "rollout_restart"} <= names
+            assert {
+                "list_resources",
+                "get_resource",
+                "delete",
+                "patch",
+                "approval_wait",
+                "can_i",
+                "whoami",
+                "logs",
+                "apply",
+                "scale",
+                "rollout_restart",
+            } <= names
             pods = await call(client, "list_resources", resource="pods", namespace="shop")
-            secret = await call(client, "get_resource", resource="secrets", name="db-credentials",
-                                namespace="shop")
+            secret = await call(
+                client, "get_resource", resource="secrets", name="db-credentials", namespace="shop"
+            )
             refused = await call(client, "delete", resource="namespaces", name="shop")
             stack.clear_kube_calls()
-            patch = json.dumps({"spec": {"template": {"metadata": {"annotations": {
-                "example.com/mcp-change": "one"}}}}})
-            pending = await call(client, "patch", resource="deployments.apps", name="web",
-                                 namespace="shop", patch=patch)
+            patch = json.dumps(
+                {
+                    "spec": {
+                        "template": {"metadata": {"annotations": {"example.com/mcp-change": "one"}}}
+                    }
+                }
+            )
+            pending = await call(
+                client,
+                "patch",
+                resource="deployments.apps",
+                name="web",
+                namespace="shop",
+                patch=patch,
+            )
             # Wait while a human decides; the approval is clicked during the wait.
-            waiting = asyncio.create_task(call(
-                client, "approval_wait", approval_id=pending["approval_id"], timeout_seconds=60))
+            waiting = asyncio.create_task(
+                call(
+                    client, "approval_wait", approval_id=pending["approval_id"], timeout_seconds=60
+                )
+            )
             await asyncio.to_thread(stack.click, pending["approval_id"], "eksgate_approve", "U0BOB")
             done = await waiting
-            return {"pods": pods, "secret": secret, "refused": refused, "pending": pending,
-                    "done": done}
+            return {
+                "pods": pods,
+                "secret": secret,
+                "refused": refused,
+                "pending": pending,
+                "done": done,
+            }
 
     seen = asyncio.run(scenario())
     assert seen["pods"]["outcome"] == "ok"
@@ -98,10 +142,12 @@ def test_an_agent_reads_is_refused_waits_for_approval_and_changes_once(stack, ag
 
     data = seen["secret"]["object"]["data"]
     from eksgate_local.kube_emulator.seed import SENSITIVE_VALUES
+
     text = json.dumps(seen["secret"])
     assert data and all(base64.b64decode(v) == b"***MASKED***" for v in data.values())
-    assert not any(v in text or base64.b64encode(v.encode()).decode() in text
-                   for v in SENSITIVE_VALUES)
+    assert not any(
+        v in text or base64.b64encode(v.encode()).decode() in text for v in SENSITIVE_VALUES
+    )
 
     refused = seen["refused"]
     assert refused["outcome"] == "denied" and refused["rule"] == "no-namespace-deletes"
@@ -115,17 +161,30 @@ def test_an_agent_reads_is_refused_waits_for_approval_and_changes_once(stack, ag
 
     done = seen["done"]
     assert done["outcome"] == "ok" and done["approval_id"] == pending["approval_id"]
-    real_patches = [c for c in stack.kube_calls()
-                    if c["verb"] == "patch" and not c["dry_run"] and c.get("name") == "web"]
+    real_patches = [
+        c
+        for c in stack.kube_calls()
+        if c["verb"] == "patch" and not c["dry_run"] and c.get("name") == "web"
+    ]
     assert len(real_patches) == 1  # approved once, sent once
 
     records = audit_records(stack, session_id_in(cache))
     kinds = [r["kind"] for r in records]
-    for kind in ("token_issued", "request", "response", "refusal", "approval_requested",
-                 "approval_decided", "approval_consumed"):
+    for kind in (
+        "token_issued",
+        "request",
+        "response",
+        "refusal",
+        "approval_requested",
+        "approval_decided",
+        "approval_consumed",
+    ):
         assert kind in kinds, kind
-    refusal = next(r for r in records if r["kind"] == "refusal"
-                   and r["decision"]["rule"] == "no-namespace-deletes")
+    refusal = next(
+        r
+        for r in records
+        if r["kind"] == "refusal" and r["decision"]["rule"] == "no-namespace-deletes"
+    )
     assert refusal["decision"]["effect"] == "deny"
 
 
@@ -133,8 +192,10 @@ def deny(stack, approval_id: str, user: str = "U0CAROL") -> None:
     stack.click(approval_id, "eksgate_deny", user)
     view = [v for v in stack.slack_state()["views"] if v["user"] == user][-1]
     answer = urllib3.PoolManager().request(
-        "POST", f"{stack.slack_url}_fake/submit_view",
-        json={"view_id": view["id"], "user_id": user, "values": {"reason": "not today"}})
+        "POST",
+        f"{stack.slack_url}_fake/submit_view",
+        json={"view_id": view["id"], "user_id": user, "values": {"reason": "not today"}},
+    )
     assert answer.status == 200
 
 
@@ -147,8 +208,9 @@ def test_a_denied_change_is_reported_and_never_sent(stack, agent):
         async with Client(parameters) as client:
             pending = await call(client, "scale", name="worker", namespace="shop", replicas=4)
             await asyncio.to_thread(deny, stack, pending["approval_id"])
-            denied = await call(client, "approval_wait", approval_id=pending["approval_id"],
-                                timeout_seconds=30)
+            denied = await call(
+                client, "approval_wait", approval_id=pending["approval_id"], timeout_seconds=30
+            )
             unknown = await call(client, "approval_status", approval_id="not-an-approval")
             return pending, denied, unknown
 
@@ -169,13 +231,21 @@ def test_bad_input_is_a_result_the_agent_can_read(stack, agent):
     async def scenario() -> list[dict]:
         async with Client(parameters) as client:
             return [
-                await call(client, "get_resource", resource="nosuchthings", name="x",
-                           namespace="shop"),
-                await call(client, "get_resource", resource="pods", name="../secrets",
-                           namespace="shop"),
+                await call(
+                    client, "get_resource", resource="nosuchthings", name="x", namespace="shop"
+                ),
+                await call(
+                    client, "get_resource", resource="pods", name="../secrets", namespace="shop"
+                ),
                 await call(client, "apply", manifest="kind: [unclosed"),
-                await call(client, "patch", resource="deployments", name="web", namespace="shop",
-                           patch="{not json"),
+                await call(
+                    client,
+                    "patch",
+                    resource="deployments",
+                    name="web",
+                    namespace="shop",
+                    patch="{not json",
+                ),
                 await call(client, "logs", pod="web", namespace="shop", tail_lines=10**9),
             ]
 
@@ -204,7 +274,8 @@ spec: {replicas: 5}
     stack.clear_kube_calls()
     result = asyncio.run(scenario())
     assert result["outcome"] == "dry_run" and "+  replicas: 5" in result["diff"].replace(
-        "+replicas", "+  replicas")
+        "+replicas", "+  replicas"
+    )
     assert all(c["dry_run"] for c in stack.kube_calls() if c["verb"] in ("patch", "create"))
 
 
@@ -216,11 +287,12 @@ def test_whoami_and_can_i_answer_from_the_policy(stack, agent):
     async def scenario() -> tuple[dict, dict, dict, str]:
         async with Client(parameters) as client:
             description = (await client.list_tools()).tools[0].description
-            return (await call(client, "whoami"),
-                    await call(client, "can_i", verb="delete", resource="namespaces"),
-                    await call(client, "can_i", verb="patch", resource="deployments",
-                               namespace="shop"),
-                    description)
+            return (
+                await call(client, "whoami"),
+                await call(client, "can_i", verb="delete", resource="namespaces"),
+                await call(client, "can_i", verb="patch", resource="deployments", namespace="shop"),
+                description,
+            )
 
     whoami, delete, patch, description = asyncio.run(scenario())
     assert whoami["outcome"] == "ok" and whoami["policy"]["name"] == "ci-agent"

@@ -23,10 +23,24 @@ AGENT = "repo:acme/shop:environment:production"
 
 def eksgate(stack, *args):
     env = {**os.environ, "EKSGATE_AUDITOR_TOKEN": stack.mint("auditor")}
-    return subprocess.run([sys.executable, "-m", "eksgate.cli", *args, "--gateway",
-                           stack.gateway_url, "--ca-file", stack.gateway_ca_file,
-                           "--oidc-token-env", "EKSGATE_AUDITOR_TOKEN"],
-                          capture_output=True, text=True, env=env, timeout=300)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "eksgate.cli",
+            *args,
+            "--gateway",
+            stack.gateway_url,
+            "--ca-file",
+            stack.gateway_ca_file,
+            "--oidc-token-env",
+            "EKSGATE_AUDITOR_TOKEN",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -58,21 +72,31 @@ def allowed_requests(stack):
 
     token = stack.mint("auditor")
     window = read_window(
-        lambda path, params: call_api(stack.gateway_url, "GET", path, token=token,
-                                      ca_file=stack.gateway_ca_file, params=params),
-        [{"identity": AGENT}], since_time("1d"))
+        lambda path, params: call_api(
+            stack.gateway_url,
+            "GET",
+            path,
+            token=token,
+            ca_file=stack.gateway_ca_file,
+            params=params,
+        ),
+        [{"identity": AGENT}],
+        since_time("1d"),
+    )
     return [e for e in evidence(window.records) if e.forwarded]
 
 
-def test_suggest_is_lintable_allows_what_was_used_and_is_narrower(stack, agent_traffic,
-                                                                   tmp_path):
+def test_suggest_is_lintable_allows_what_was_used_and_is_narrower(stack, agent_traffic, tmp_path):
     result = eksgate(stack, "policy", "suggest", "--identity", AGENT, "--since", "1d")
     assert result.returncode == 0, result.stderr
     suggested = tmp_path / "suggested"
     suggested.mkdir()
     (suggested / "ci-agent.yaml").write_text(result.stdout)
-    lint = subprocess.run([sys.executable, "-m", "eksgate.cli", "policy", "lint", str(suggested)],
-                          capture_output=True, text=True)
+    lint = subprocess.run(
+        [sys.executable, "-m", "eksgate.cli", "policy", "lint", str(suggested)],
+        capture_output=True,
+        text=True,
+    )
     assert lint.returncode == 0, lint.stdout + lint.stderr
     assert "used" in result.stdout and "# Refused repeatedly" in result.stdout
 
@@ -102,17 +126,33 @@ def test_suggest_is_lintable_allows_what_was_used_and_is_narrower(stack, agent_t
 
 def probes():
     from chalicelib.kube.request import KubeRequest
-    kinds = [("", "pods", ""), ("", "pods", "log"), ("apps", "deployments", ""),
-             ("apps", "replicasets", ""), ("", "services", ""), ("", "configmaps", ""),
-             ("", "secrets", ""), ("", "events", ""), ("apps", "deployments", "scale"),
-             ("rbac.authorization.k8s.io", "roles", "")]
+
+    kinds = [
+        ("", "pods", ""),
+        ("", "pods", "log"),
+        ("apps", "deployments", ""),
+        ("apps", "replicasets", ""),
+        ("", "services", ""),
+        ("", "configmaps", ""),
+        ("", "secrets", ""),
+        ("", "events", ""),
+        ("apps", "deployments", "scale"),
+        ("rbac.authorization.k8s.io", "roles", ""),
+    ]
     for group, resource, sub in kinds:
         for verb in ("get", "list", "watch", "create", "update", "patch", "delete"):
             for namespace in ("shop", "payments"):
                 name = "web" if verb in ("get", "update", "patch", "delete") or sub else ""
-                yield KubeRequest(verb=verb, path="", api_group=group, api_version="v1",
-                                  resource=resource, subresource=sub, namespace=namespace,
-                                  name=name)
+                yield KubeRequest(
+                    verb=verb,
+                    path="",
+                    api_group=group,
+                    api_version="v1",
+                    resource=resource,
+                    subresource=sub,
+                    namespace=namespace,
+                    name=name,
+                )
 
 
 def test_simulate_reports_a_dropped_rule_and_fails(stack, agent_traffic, tmp_path):
@@ -122,8 +162,9 @@ def test_simulate_reports_a_dropped_rule_and_fails(stack, agent_traffic, tmp_pat
     document = yaml.safe_load(path.read_text())
     document["rules"] = [r for r in document["rules"] if r.get("name") != "read-shop"]
     path.write_text(yaml.safe_dump(document, sort_keys=False))
-    result = eksgate(stack, "policy", "simulate", str(candidate), "--identity", AGENT,
-                     "--since", "1d")
+    result = eksgate(
+        stack, "policy", "simulate", str(candidate), "--identity", AGENT, "--since", "1d"
+    )
     assert result.returncode == 1, result.stdout + result.stderr
     assert "BREAKS: allow -> deny" in result.stdout
     assert "kubectl get pods -n shop" in result.stdout
@@ -139,17 +180,35 @@ def test_simulate_with_an_equivalent_policy_reports_no_change(stack, agent_traff
     document = yaml.safe_load(path.read_text())
     document["rules"] = list(reversed(document["rules"]))  # same decisions, another order
     path.write_text(yaml.safe_dump(document, sort_keys=False))
-    result = eksgate(stack, "policy", "simulate", str(candidate), "--cluster", "demo",
-                     "--since", "1d")
+    result = eksgate(
+        stack, "policy", "simulate", str(candidate), "--cluster", "demo", "--since", "1d"
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no decision would change" in result.stdout
 
 
 def test_only_auditors_may_suggest(stack, agent_traffic):
     env = {**os.environ, "EKSGATE_T": stack.mint("ci-agent")}
-    result = subprocess.run([sys.executable, "-m", "eksgate.cli", "policy", "suggest",
-                             "--identity", AGENT, "--gateway", stack.gateway_url, "--ca-file",
-                             stack.gateway_ca_file, "--oidc-token-env", "EKSGATE_T"],
-                            capture_output=True, text=True, env=env, timeout=120)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "eksgate.cli",
+            "policy",
+            "suggest",
+            "--identity",
+            AGENT,
+            "--gateway",
+            stack.gateway_url,
+            "--ca-file",
+            stack.gateway_ca_file,
+            "--oidc-token-env",
+            "EKSGATE_T",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert result.returncode == 2 and "auditor" in result.stderr and not result.stdout
     assert "Traceback" not in result.stderr

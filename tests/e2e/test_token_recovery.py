@@ -2,7 +2,8 @@
 
 kubectl cannot tell the exec plugin why it runs it again, but it runs it again only after a
 401: the plugin renews when the same kubectl process asks twice, so the command after a
-rejection works (every kubectl installed here, oldest to newest, and the PATH dispatcher). `--force-refresh` and `cache clear` are the manual ways.
+rejection works (every kubectl installed here, oldest to newest, and the PATH dispatcher).
+`--force-refresh` and `cache clear` are the manual ways.
 """
 
 from __future__ import annotations
@@ -35,10 +36,25 @@ def agent_kubeconfig(stack, tmp_path):
     token_file.write_text(stack.mint("ci-agent"))
     kubeconfig = tmp_path / "kubeconfig"
     subprocess.run(
-        [sys.executable, "-m", "eksgate.cli", "kubeconfig", "--cluster", stack.cluster,
-         "--gateway", stack.gateway_url, "--ca-file", stack.gateway_ca_file,
-         "--oidc-token-file", str(token_file), "--merge", str(kubeconfig)],
-        check=True, capture_output=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "eksgate.cli",
+            "kubeconfig",
+            "--cluster",
+            stack.cluster,
+            "--gateway",
+            stack.gateway_url,
+            "--ca-file",
+            stack.gateway_ca_file,
+            "--oidc-token-file",
+            str(token_file),
+            "--merge",
+            str(kubeconfig),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
     )
     eksgate = Path(sys.executable).parent / "eksgate"
     kubeconfig.write_text(kubeconfig.read_text().replace("command: eksgate", f"command: {eksgate}"))
@@ -46,19 +62,34 @@ def agent_kubeconfig(stack, tmp_path):
 
 
 KUBECTL_DIR = Path("/usr/lib/google-cloud-sdk/bin")
-VERSIONED = sorted((p.name for p in KUBECTL_DIR.glob("kubectl.1.*")),
-                   key=lambda n: int(n.rsplit(".", 1)[1])) if KUBECTL_DIR.is_dir() else []
+VERSIONED = (
+    sorted(
+        (p.name for p in KUBECTL_DIR.glob("kubectl.1.*")), key=lambda n: int(n.rsplit(".", 1)[1])
+    )
+    if KUBECTL_DIR.is_dir()
+    else []
+)
 # The kubectl on PATH, and every versioned one installed here (oldest to newest).
 KUBECTLS = (["kubectl"] if shutil.which("kubectl") else []) + [
-    str(KUBECTL_DIR / name) for name in VERSIONED]
+    str(KUBECTL_DIR / name) for name in VERSIONED
+]
 
 
-def kubectl(stack, kubeconfig: Path, cache: Path, *args: str,
-            binary: str = "kubectl") -> subprocess.CompletedProcess:
+def kubectl(
+    stack, kubeconfig: Path, cache: Path, *args: str, binary: str = "kubectl"
+) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [binary, "--kubeconfig", str(kubeconfig), "--certificate-authority",
-         stack.gateway_ca_file, *args],
-        capture_output=True, text=True, timeout=120,
+        [
+            binary,
+            "--kubeconfig",
+            str(kubeconfig),
+            "--certificate-authority",
+            stack.gateway_ca_file,
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
         env={**os.environ, "XDG_CACHE_HOME": str(cache)},
     )
 
@@ -77,18 +108,33 @@ def test_the_command_after_a_rejected_cached_credential_works(
     # kubectl fails once; gcloud's version dispatcher meets the 401 itself, asks again and
     # the command already works.
     assert refused.returncode == 0 or "Signature verification failed" in refused.stderr
-    recovered = kubectl(stack, kubeconfig, cache, "get", "pods", "-n", "shop", "-o", "name",
-                        binary=binary)
+    recovered = kubectl(
+        stack, kubeconfig, cache, "get", "pods", "-n", "shop", "-o", "name", binary=binary
+    )
     assert recovered.returncode == 0, recovered.stderr
     assert "pod/" in recovered.stdout
 
 
 def eksgate_token(stack, token_file: Path, cache: Path, *args: str):
     return subprocess.run(
-        [sys.executable, "-m", "eksgate.cli", "token", "--cluster", stack.cluster, "--gateway",
-         stack.gateway_url, "--ca-file", stack.gateway_ca_file, "--oidc-token-file",
-         str(token_file), *args],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "eksgate.cli",
+            "token",
+            "--cluster",
+            stack.cluster,
+            "--gateway",
+            stack.gateway_url,
+            "--ca-file",
+            stack.gateway_ca_file,
+            "--oidc-token-file",
+            str(token_file),
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
         env={**os.environ, "XDG_CACHE_HOME": str(cache)},
     )
 
@@ -104,8 +150,12 @@ def test_force_refresh_and_cache_clear_replace_a_rejected_credential(stack, tmp_
     fresh = json.loads(forced.stdout)["status"]["token"]
     assert fresh not in (first, spoiled)
     assert json.loads(eksgate_token(stack, token_file, cache).stdout)["status"]["token"] == fresh
-    cleared = subprocess.run([sys.executable, "-m", "eksgate.cli", "cache", "clear"],
-                             capture_output=True, text=True, timeout=60,
-                             env={**os.environ, "XDG_CACHE_HOME": str(cache)})
+    cleared = subprocess.run(
+        [sys.executable, "-m", "eksgate.cli", "cache", "clear"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "XDG_CACHE_HOME": str(cache)},
+    )
     assert cleared.returncode == 0 and "removed 1 cached credential" in cleared.stderr
     assert json.loads(eksgate_token(stack, token_file, cache).stdout)["status"]["token"] != fresh

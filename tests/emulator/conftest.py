@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
-from kubernetes import client
-
 from eksgate_local.kube_emulator import KubeEmulator, StaticTokenAuthenticator
+from kubernetes import client
 
 TOKEN = "emulator-test-token"
 PRINCIPAL = "arn:aws:sts::123456789012:assumed-role/eksgate-test/alice"
@@ -86,7 +86,12 @@ def raw_request(
     if content_type:
         headers["Content-Type"] = content_type
     params = api_client.param_serialize(
-        method, path, query_params=query or [], header_params=headers, body=body, auth_settings=["BearerToken"]
+        method,
+        path,
+        query_params=query or [],
+        header_params=headers,
+        body=body,
+        auth_settings=["BearerToken"],
     )
     resp = api_client.call_api(*params)
     data = resp.read()
@@ -98,8 +103,12 @@ def raw_request(
     return resp.status, dict(resp.getheaders()), parsed
 
 
-def configmap(name: str, data: dict[str, str] | None = None, labels: dict[str, str] | None = None) -> client.V1ConfigMap:
-    return client.V1ConfigMap(metadata=client.V1ObjectMeta(name=name, labels=labels), data=data or {"k": "v"})
+def configmap(
+    name: str, data: dict[str, str] | None = None, labels: dict[str, str] | None = None
+) -> client.V1ConfigMap:
+    return client.V1ConfigMap(
+        metadata=client.V1ObjectMeta(name=name, labels=labels), data=data or {"k": "v"}
+    )
 
 
 def deployment(name: str, image: str = "nginx:1.27", replicas: int = 1) -> client.V1Deployment:

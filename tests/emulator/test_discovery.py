@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from kubernetes import client
-
 from eksgate_local.kube_emulator import KubeEmulator
+from kubernetes import client
 
 from .conftest import raw_request
 
 AGGREGATED = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
 KUBECTL_DISCOVERY_ACCEPT = (
-    f"{AGGREGATED},application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json"
+    f"{AGGREGATED},application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,"
+    "application/json"
 )
 
 
@@ -26,7 +26,12 @@ def test_python_client_discovery(api_client: client.ApiClient, emulator: KubeEmu
     assert apps.preferred_version.group_version == "apps/v1"
 
     code = client.VersionApi(api_client).get_code()
-    assert code.major == "1" and code.minor == "35+" and code.git_version.startswith("v1.35.") and "-eks-" in code.git_version
+    assert (
+        code.major == "1"
+        and code.minor == "35+"
+        and code.git_version.startswith("v1.35.")
+        and "-eks-" in code.git_version
+    )
 
     core_resources = client.CoreV1Api(api_client).get_api_resources()
     pods = next(r for r in core_resources.resources if r.name == "pods")
@@ -35,7 +40,9 @@ def test_python_client_discovery(api_client: client.ApiClient, emulator: KubeEmu
 
     apps_resources = client.AppsV1Api(api_client).get_api_resources()
     assert apps_resources.group_version == "apps/v1"
-    assert {"deployments", "replicasets", "statefulsets"} <= {r.name for r in apps_resources.resources}
+    assert {"deployments", "replicasets", "statefulsets"} <= {
+        r.name for r in apps_resources.resources
+    }
 
 
 def test_group_and_derived_group_versions(api_client: client.ApiClient) -> None:
@@ -52,7 +59,9 @@ def test_aggregated_discovery(api_client: client.ApiClient) -> None:
     assert status == 200
     content_type = headers["Content-Type"].replace(" ", "")
     assert content_type == AGGREGATED
-    assert apis["kind"] == "APIGroupDiscoveryList" and apis["apiVersion"] == "apidiscovery.k8s.io/v2"
+    assert (
+        apis["kind"] == "APIGroupDiscoveryList" and apis["apiVersion"] == "apidiscovery.k8s.io/v2"
+    )
     assert any(item["metadata"]["name"] == "apps" for item in apis["items"])
 
     status, headers, core = raw_request(api_client, "GET", "/api", accept=KUBECTL_DISCOVERY_ACCEPT)
@@ -60,7 +69,11 @@ def test_aggregated_discovery(api_client: client.ApiClient) -> None:
     resources = {r["resource"]: r for r in core["items"][0]["versions"][0]["resources"]}
     assert resources["pods"]["scope"] == "Namespaced"
     assert resources["pods"]["responseKind"] == {"group": "", "version": "v1", "kind": "Pod"}
-    assert {s["subresource"] for s in resources["pods"]["subresources"]} >= {"log", "status", "exec"}
+    assert {s["subresource"] for s in resources["pods"]["subresources"]} >= {
+        "log",
+        "status",
+        "exec",
+    }
     assert resources["namespaces"]["scope"] == "Cluster"
 
     # Without the aggregated media type: legacy documents.
@@ -69,13 +82,24 @@ def test_aggregated_discovery(api_client: client.ApiClient) -> None:
 
 
 def test_unknown_paths_are_404_status(api_client: client.ApiClient) -> None:
-    for path in ("/nope", "/api/v2", "/apis/example.com/v1", "/api/v1/widgets", "/apis/apps/v1/namespaces/shop/pods"):
+    for path in (
+        "/nope",
+        "/api/v2",
+        "/apis/example.com/v1",
+        "/api/v1/widgets",
+        "/apis/apps/v1/namespaces/shop/pods",
+    ):
         status, _, body = raw_request(api_client, "GET", path)
         assert status == 404, path
         assert body == {
-            "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-            "message": "the server could not find the requested resource", "reason": "NotFound",
-            "details": {}, "code": 404,
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": "the server could not find the requested resource",
+            "reason": "NotFound",
+            "details": {},
+            "code": 404,
         }
 
 
@@ -85,7 +109,11 @@ def test_openapi_v3_index(api_client: client.ApiClient) -> None:
     assert url.startswith("/openapi/v3/apis/apps/v1?hash=")
     _, _, doc = raw_request(api_client, "GET", url.split("?")[0])
     patch = doc["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"]["patch"]
-    assert patch["x-kubernetes-group-version-kind"] == {"group": "apps", "version": "v1", "kind": "Deployment"}
+    assert patch["x-kubernetes-group-version-kind"] == {
+        "group": "apps",
+        "version": "v1",
+        "kind": "Deployment",
+    }
     assert "fieldValidation" in {p["name"] for p in patch["parameters"]}
     status, _, _ = raw_request(api_client, "GET", "/openapi/v2")
     assert status == 404

@@ -10,18 +10,20 @@ import urllib.parse
 from pathlib import Path
 
 import pytest
-from websockets.exceptions import InvalidStatus
-from websockets.sync.client import connect
-
 from eksgate_local.kube_emulator import KubeEmulator, write_kubeconfig
 from eksgate_local.kube_emulator.exec_commands import CONFIG_API_KEY
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
 
 from .conftest import TOKEN
 
 
 def pod_named(emulator: KubeEmulator, namespace: str, prefix: str) -> str:
-    return min(p["metadata"]["name"] for p in emulator.store.list(("", "pods"), namespace)
-                  if p["metadata"]["name"].startswith(prefix))
+    return min(
+        p["metadata"]["name"]
+        for p in emulator.store.list(("", "pods"), namespace)
+        if p["metadata"]["name"].startswith(prefix)
+    )
 
 
 def tls_context(emulator: KubeEmulator) -> ssl.SSLContext:
@@ -34,19 +36,35 @@ def tls_context(emulator: KubeEmulator) -> ssl.SSLContext:
     return context
 
 
-def run(emulator, pod, argv, *, protocol="v5.channel.k8s.io", stdin=None, namespace="shop", container=None):
+def run(
+    emulator,
+    pod,
+    argv,
+    *,
+    protocol="v5.channel.k8s.io",
+    stdin=None,
+    namespace="shop",
+    container=None,
+):
     """One exec through a real WebSocket; returns (chosen protocol, {channel: bytes})."""
     query = [("command", a) for a in argv] + [("stdout", "true"), ("stderr", "true")]
     if stdin is not None:
         query.append(("stdin", "true"))
     if container:
         query.append(("container", container))
-    url = (f"wss://{emulator.server_address}/api/v1/namespaces/{namespace}/pods/{pod}/exec?"
-           + urllib.parse.urlencode(query))
+    url = (
+        f"wss://{emulator.server_address}/api/v1/namespaces/{namespace}/pods/{pod}/exec?"
+        + urllib.parse.urlencode(query)
+    )
     context = tls_context(emulator)
     channels: dict[int, bytes] = {}
-    with connect(url, ssl=context, subprotocols=[protocol], additional_headers={"Authorization": f"Bearer {TOKEN}"},
-                 open_timeout=10) as ws:
+    with connect(
+        url,
+        ssl=context,
+        subprotocols=[protocol],
+        additional_headers={"Authorization": f"Bearer {TOKEN}"},
+        open_timeout=10,
+    ) as ws:
         if stdin is not None:
             ws.send(b"\x00" + stdin)
             if protocol.startswith("v5"):
@@ -87,7 +105,9 @@ def test_env_resolves_secret_refs_and_binary_output(emulator: KubeEmulator) -> N
     assert b"DB_PASSWORD=s3cr3t-db-pass\n" in out[1]
     _, out = run(emulator, worker, ["head", "-c", "70000", "/dev/urandom"])
     assert len(out[1]) == 70000
-    assert run(emulator, worker, ["head", "-c", "70000", "/dev/urandom"])[1][1] == out[1]  # deterministic
+    assert (
+        run(emulator, worker, ["head", "-c", "70000", "/dev/urandom"])[1][1] == out[1]
+    )  # deterministic
 
 
 def test_ls_and_sh_exit(emulator: KubeEmulator) -> None:
@@ -137,8 +157,15 @@ def test_sleep_ends_when_client_leaves(emulator: KubeEmulator) -> None:
     web = pod_named(emulator, "shop", "web-")
     url = f"wss://{emulator.server_address}/api/v1/namespaces/shop/pods/{web}/exec?command=sleep&command=3600&stdout=true"
     context = tls_context(emulator)
-    with connect(url, ssl=context, subprotocols=["v5.channel.k8s.io"],
-                 additional_headers={"Authorization": f"Bearer {TOKEN}"}) as ws, pytest.raises(TimeoutError):
+    with (
+        connect(
+            url,
+            ssl=context,
+            subprotocols=["v5.channel.k8s.io"],
+            additional_headers={"Authorization": f"Bearer {TOKEN}"},
+        ) as ws,
+        pytest.raises(TimeoutError),
+    ):
         ws.recv(timeout=0.3)
     # The emulator's stop() (fixture teardown) joins handler threads: a stuck sleep would hang it.
 
@@ -149,8 +176,14 @@ def test_plain_kubectl_exec(emulator: KubeEmulator, tmp_path: Path) -> None:
     web = pod_named(emulator, "shop", "web-")
 
     def kubectl(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
-        return subprocess.run(["kubectl", "--kubeconfig", str(config), *args], input=stdin, capture_output=True,
-                              timeout=60, env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}, check=False)
+        return subprocess.run(
+            ["kubectl", "--kubeconfig", str(config), *args],
+            input=stdin,
+            capture_output=True,
+            timeout=60,
+            env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
+            check=False,
+        )
 
     result = kubectl("exec", "-n", "shop", web, "--", "cat", "/etc/app/config.yaml")
     assert result.returncode == 0 and CONFIG_API_KEY.encode() in result.stdout

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from eksgate_local.kube_emulator import KubeEmulator, parse_eks_token
+from eksgate_local.kube_emulator.in_process import InProcessUpstream
+from eksgate_local.kube_emulator.seed import SENSITIVE_VALUES
 
 from chalicelib.config import DEFAULT_POLICY_DIR, ClusterConfig
 from chalicelib.credentials.eks_token import AwsCredentials
@@ -19,12 +22,12 @@ from chalicelib.gateway.forward import Forwarder
 from chalicelib.gateway.pipeline import Gateway
 from chalicelib.identity import Identity
 from chalicelib.policy import load_policies
-from eksgate_local.kube_emulator import KubeEmulator, parse_eks_token
-from eksgate_local.kube_emulator.in_process import InProcessUpstream
-from eksgate_local.kube_emulator.seed import SENSITIVE_VALUES
 
-AGENT = Identity("repo:acme/shop:environment:production", "https://oidc.eksgate.local",
-                 claims={"repository": "acme/shop", "environment": "production"})
+AGENT = Identity(
+    "repo:acme/shop:environment:production",
+    "https://oidc.eksgate.local",
+    claims={"repository": "acme/shop", "environment": "production"},
+)
 ROLE_KEY = "ASIAINPROCESSROLE"
 
 
@@ -48,8 +51,7 @@ class Clusters:
 
 class Roles:
     def credentials(self, request):
-        return AwsCredentials(ROLE_KEY, "secret", "token",
-                              datetime.now(timezone.utc) + timedelta(hours=1))
+        return AwsCredentials(ROLE_KEY, "secret", "token", datetime.now(UTC) + timedelta(hours=1))
 
 
 class Audit:
@@ -68,17 +70,29 @@ def cluster():
 
 
 def gateway(cluster: KubeEmulator) -> Gateway:
-    return Gateway(SessionTokenCodec(Keys()), load_policies(DEFAULT_POLICY_DIR),
-                   Forwarder(Clusters(), Roles(), InProcessUpstream(cluster)), Audit(), None,
-                   GatewayLimits(1 << 20, 2))
+    return Gateway(
+        SessionTokenCodec(Keys()),
+        load_policies(DEFAULT_POLICY_DIR),
+        Forwarder(Clusters(), Roles(), InProcessUpstream(cluster)),
+        Audit(),
+        None,
+        GatewayLimits(1 << 20, 2),
+    )
 
 
 def incoming(path: str, query=None) -> IncomingRequest:
-    token, _ = SessionTokenCodec(Keys()).issue(AGENT, "demo", "ci-agent", 600,
-                                               {"repository": "acme/shop"})
-    return IncomingRequest("demo", "GET", path, query or {},
-                           {"authorization": f"Bearer {token}", "accept": "application/json"},
-                           None, 29.0)
+    token, _ = SessionTokenCodec(Keys()).issue(
+        AGENT, "demo", "ci-agent", 600, {"repository": "acme/shop"}
+    )
+    return IncomingRequest(
+        "demo",
+        "GET",
+        path,
+        query or {},
+        {"authorization": f"Bearer {token}", "accept": "application/json"},
+        None,
+        29.0,
+    )
 
 
 def test_the_gateway_lists_the_seeded_pods_with_the_role_s_credential(cluster):
@@ -105,8 +119,7 @@ def test_a_missing_object_is_the_emulator_s_own_status(cluster):
 
 
 def test_a_watch_ends_at_its_timeout_and_returns_whole_events(cluster):
-    answer = gateway(cluster).handle(incoming("/api/v1/namespaces/shop/pods",
-                                              {"watch": ["true"]}))
+    answer = gateway(cluster).handle(incoming("/api/v1/namespaces/shop/pods", {"watch": ["true"]}))
     assert answer.status == 200
     events = [json.loads(line) for line in answer.body.strip().splitlines()]
     assert events and all(event["type"] == "ADDED" for event in events)

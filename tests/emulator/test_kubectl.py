@@ -8,7 +8,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from eksgate_local.kube_emulator import KubeEmulator, write_kubeconfig
 
 from tests.kubectl_versions import chosen
@@ -46,16 +45,22 @@ spec:
 
 
 @pytest.fixture(scope="module", params=sorted(chosen()))
-def kubectl(request: pytest.FixtureRequest, emulator: KubeEmulator,
-            tmp_path_factory: pytest.TempPathFactory):
+def kubectl(
+    request: pytest.FixtureRequest, emulator: KubeEmulator, tmp_path_factory: pytest.TempPathFactory
+):
     binary = str(chosen()[request.param])
     home = tmp_path_factory.mktemp("kubectl")
     config = write_kubeconfig(home / "config", emulator.url, emulator.ca_pem, TOKEN)
 
-    def run(*args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def run(
+        *args: str, stdin: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
             [binary, "--kubeconfig", str(config), "--cache-dir", str(home / "cache"), *args],
-            input=stdin, capture_output=True, text=True, timeout=60,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=60,
             env={"HOME": str(home), "PATH": "/usr/bin:/bin"},
         )
         if check and result.returncode != 0:
@@ -81,11 +86,15 @@ def test_get_pods(kubectl, emulator: KubeEmulator) -> None:
 
 
 def test_get_json_and_logs(kubectl) -> None:
-    secret = json.loads(kubectl("get", "secret", "db-credentials", "-n", "shop", "-o", "json").stdout)
+    secret = json.loads(
+        kubectl("get", "secret", "db-credentials", "-n", "shop", "-o", "json").stdout
+    )
     assert secret["kind"] == "Secret" and set(secret["data"]) == {"username", "password"}
     logs = kubectl("logs", "-n", "shop", "deployment/worker", "--tail=3").stdout
     assert len(logs.splitlines()) == 3
-    assert kubectl("auth", "whoami", "-o", "jsonpath={.status.userInfo.username}").stdout == PRINCIPAL
+    assert (
+        kubectl("auth", "whoami", "-o", "jsonpath={.status.userInfo.username}").stdout == PRINCIPAL
+    )
 
 
 def test_apply_twice_then_delete(kubectl, emulator: KubeEmulator, tmp_path: Path) -> None:
@@ -105,12 +114,24 @@ def test_apply_twice_then_delete(kubectl, emulator: KubeEmulator, tmp_path: Path
     images = {c["name"]: c["image"] for c in second["spec"]["template"]["spec"]["containers"]}
     assert images == {"hello": "nginx:1.27", "log-shipper": "fluent/fluent-bit:3.2"}
     assert second["metadata"]["generation"] == first["metadata"]["generation"] + 1
-    assert "successfully rolled out" in kubectl("rollout", "status", "deployment/hello", "-n", "shop", "--timeout=10s").stdout
+    assert (
+        "successfully rolled out"
+        in kubectl("rollout", "status", "deployment/hello", "-n", "shop", "--timeout=10s").stdout
+    )
 
     # Unchanged manifest: kubectl sends no patch at all.
     assert "deployment.apps/hello unchanged" in kubectl("apply", "-f", str(manifest)).stdout
 
-    pods = kubectl("get", "pods", "-n", "shop", "-l", "app=hello", "-o", "jsonpath={.items[*].spec.containers[0].image}").stdout.split()
+    pods = kubectl(
+        "get",
+        "pods",
+        "-n",
+        "shop",
+        "-l",
+        "app=hello",
+        "-o",
+        "jsonpath={.items[*].spec.containers[0].image}",
+    ).stdout.split()
     assert pods == ["nginx:1.27", "nginx:1.27"]
 
     assert 'deployment.apps "hello" deleted' in kubectl("delete", "-f", str(manifest)).stdout
@@ -120,7 +141,17 @@ def test_apply_twice_then_delete(kubectl, emulator: KubeEmulator, tmp_path: Path
 
 
 def test_dry_run_server_and_errors(kubectl) -> None:
-    dry = kubectl("create", "configmap", "dry", "-n", "shop", "--from-literal=a=b", "--dry-run=server", "-o", "json")
+    dry = kubectl(
+        "create",
+        "configmap",
+        "dry",
+        "-n",
+        "shop",
+        "--from-literal=a=b",
+        "--dry-run=server",
+        "-o",
+        "json",
+    )
     assert json.loads(dry.stdout)["data"] == {"a": "b"}
     assert kubectl("get", "configmap", "dry", "-n", "shop", check=False).returncode != 0
     dup = kubectl("create", "namespace", "shop", check=False)
@@ -133,5 +164,9 @@ def test_protobuf_bodies_from_typed_commands(kubectl, emulator: KubeEmulator) ->
     stored = emulator.get_object("", "configmaps", "shop", "proto-cm")
     assert stored is not None and stored["data"] == {"colour": "blue"}
     kubectl("delete", "configmap", "proto-cm", "-n", "shop")
-    assert kubectl("auth", "can-i", "get", "pods", "-n", "shop", check=False).stdout.strip() == "yes"
-    assert kubectl("auth", "whoami", "-o", "jsonpath={.status.userInfo.username}").stdout == PRINCIPAL
+    assert (
+        kubectl("auth", "can-i", "get", "pods", "-n", "shop", check=False).stdout.strip() == "yes"
+    )
+    assert (
+        kubectl("auth", "whoami", "-o", "jsonpath={.status.userInfo.username}").stdout == PRINCIPAL
+    )

@@ -9,7 +9,6 @@ import threading
 import time
 
 import pytest
-
 from eksgate_local.kube_emulator import KubeEmulator, StaticTokenAuthenticator
 
 from .conftest import TOKEN
@@ -24,7 +23,10 @@ def _connect(emu: KubeEmulator) -> http.client.HTTPSConnection:
 
 def test_port_zero_and_url() -> None:
     auth = StaticTokenAuthenticator({TOKEN: "alice"})
-    with KubeEmulator(authenticate=auth, seed=False) as one, KubeEmulator(authenticate=auth, seed=False) as two:
+    with (
+        KubeEmulator(authenticate=auth, seed=False) as one,
+        KubeEmulator(authenticate=auth, seed=False) as two,
+    ):
         assert one.port != two.port and one.port > 0
         assert one.url == f"https://127.0.0.1:{one.port}"
         assert one.ca_pem != two.ca_pem  # every emulator has its own CA
@@ -42,7 +44,9 @@ def test_port_zero_and_url() -> None:
 
 def test_stop_closes_keepalive_connections_and_streams() -> None:
     before = {t.ident for t in threading.enumerate()}
-    emu = KubeEmulator(authenticate=StaticTokenAuthenticator({TOKEN: "alice"}), watch_timeout_cap=30).start()
+    emu = KubeEmulator(
+        authenticate=StaticTokenAuthenticator({TOKEN: "alice"}), watch_timeout_cap=30
+    ).start()
     idle = _connect(emu)
     idle.request("GET", "/version", headers=HEADERS)
     assert idle.getresponse().read()  # connection stays open (HTTP/1.1 keep-alive)

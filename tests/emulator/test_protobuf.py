@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from eksgate_local.kube_emulator.errors import ApiError
 from eksgate_local.kube_emulator.protobuf import MAGIC, decode_object
 
@@ -29,25 +28,40 @@ def envelope(api_version: str, kind: str, raw: bytes) -> bytes:
 
 
 def test_a_configmap_decodes_with_go_s_empty_fields_left_out():
-    meta = (field(1, "cm") + field(2, "") + field(3, "shop") + field(7, 0)
-            + field(8, b"")  # creationTimestamp: an empty Time, written anyway
-            + field(11, field(1, "app") + field(2, "web")))
-    body = envelope("v1", "ConfigMap", field(1, meta) + field(2, field(1, "k") + field(2, "v"))
-                    + field(3, field(1, "bin") + field(2, b"\x00\x01")))
+    meta = (
+        field(1, "cm")
+        + field(2, "")
+        + field(3, "shop")
+        + field(7, 0)
+        + field(8, b"")  # creationTimestamp: an empty Time, written anyway
+        + field(11, field(1, "app") + field(2, "web"))
+    )
+    body = envelope(
+        "v1",
+        "ConfigMap",
+        field(1, meta)
+        + field(2, field(1, "k") + field(2, "v"))
+        + field(3, field(1, "bin") + field(2, b"\x00\x01")),
+    )
     assert decode_object(body) == {
-        "apiVersion": "v1", "kind": "ConfigMap",
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
         "metadata": {"name": "cm", "namespace": "shop", "labels": {"app": "web"}},
-        "data": {"k": "v"}, "binaryData": {"bin": "AAE="},
+        "data": {"k": "v"},
+        "binaryData": {"bin": "AAE="},
     }
 
 
 def test_a_self_subject_access_review_keeps_its_attributes():
     attributes = field(1, "shop") + field(2, "get") + field(5, "pods")
-    body = envelope("authorization.k8s.io/v1", "SelfSubjectAccessReview",
-                    field(1, b"") + field(2, field(1, attributes))
-                    + field(3, field(1, 0) + field(3, "")))  # an all-zero status
+    body = envelope(
+        "authorization.k8s.io/v1",
+        "SelfSubjectAccessReview",
+        field(1, b"") + field(2, field(1, attributes)) + field(3, field(1, 0) + field(3, "")),
+    )  # an all-zero status
     assert decode_object(body)["spec"] == {
-        "resourceAttributes": {"namespace": "shop", "verb": "get", "resource": "pods"}}
+        "resourceAttributes": {"namespace": "shop", "verb": "get", "resource": "pods"}
+    }
 
 
 def test_an_unknown_field_with_a_value_is_refused_not_dropped():

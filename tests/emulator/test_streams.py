@@ -6,13 +6,10 @@ import base64
 import json
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
-from kubernetes import client, watch
-from kubernetes.client import ApiException
-
 from eksgate_local.kube_emulator import KubeEmulator, StaticTokenAuthenticator
 from eksgate_local.kube_emulator.seed import (
     DB_PASSWORD,
@@ -20,6 +17,8 @@ from eksgate_local.kube_emulator.seed import (
     LOG_PASSWORD,
     SENSITIVE_VALUES,
 )
+from kubernetes import client, watch
+from kubernetes.client import ApiException
 
 from .conftest import TABLE_ACCEPT, TOKEN, configmap, make_api_client
 
@@ -27,7 +26,9 @@ from .conftest import TABLE_ACCEPT, TOKEN, configmap, make_api_client
 @pytest.fixture(scope="module")
 def emulator() -> Iterator[KubeEmulator]:
     # Short stream cap: follow/watch tests stay fast.
-    with KubeEmulator(authenticate=StaticTokenAuthenticator({TOKEN: "alice"}), watch_timeout_cap=2.0) as emu:
+    with KubeEmulator(
+        authenticate=StaticTokenAuthenticator({TOKEN: "alice"}), watch_timeout_cap=2.0
+    ) as emu:
         yield emu
 
 
@@ -43,25 +44,42 @@ def test_logs_contain_planted_credentials(core: client.CoreV1Api) -> None:
     assert LOG_PASSWORD in SENSITIVE_VALUES
 
 
-def test_log_tail_timestamps_and_container(core: client.CoreV1Api, emulator: KubeEmulator, namespace: str) -> None:
-    core.create_namespaced_pod(namespace, client.V1Pod(
-        metadata=client.V1ObjectMeta(name="two"),
-        spec=client.V1PodSpec(containers=[
-            client.V1Container(name="app", image="example/app:1.0"),
-            client.V1Container(name="proxy", image="envoy:1.31"),
-        ]),
-    ))
+def test_log_tail_timestamps_and_container(
+    core: client.CoreV1Api, emulator: KubeEmulator, namespace: str
+) -> None:
+    core.create_namespaced_pod(
+        namespace,
+        client.V1Pod(
+            metadata=client.V1ObjectMeta(name="two"),
+            spec=client.V1PodSpec(
+                containers=[
+                    client.V1Container(name="app", image="example/app:1.0"),
+                    client.V1Container(name="proxy", image="envoy:1.31"),
+                ]
+            ),
+        ),
+    )
     emulator.set_pod_log(namespace, "two", ["one", "two", "three"], container="app")
     assert core.read_namespaced_pod_log("two", namespace, container="app") == "one\ntwo\nthree\n"
-    assert core.read_namespaced_pod_log("two", namespace, container="app", tail_lines=2) == "two\nthree\n"
+    assert (
+        core.read_namespaced_pod_log("two", namespace, container="app", tail_lines=2)
+        == "two\nthree\n"
+    )
     assert core.read_namespaced_pod_log("two", namespace, container="app", tail_lines=0) == ""
-    stamped = core.read_namespaced_pod_log("two", namespace, container="app", timestamps=True, tail_lines=1)
+    stamped = core.read_namespaced_pod_log(
+        "two", namespace, container="app", timestamps=True, tail_lines=1
+    )
     assert stamped.endswith("Z three\n") and stamped[:4].isdigit()
-    assert core.read_namespaced_pod_log("two", namespace, container="proxy")  # derived from the image
+    assert core.read_namespaced_pod_log(
+        "two", namespace, container="proxy"
+    )  # derived from the image
     with pytest.raises(ApiException) as err:
         core.read_namespaced_pod_log("two", namespace)
     assert err.value.status == 400
-    assert "a container name must be specified for pod two, choose one of: [app proxy]" in json.loads(err.value.body)["message"]
+    assert (
+        "a container name must be specified for pod two, choose one of: [app proxy]"
+        in json.loads(err.value.body)["message"]
+    )
     with pytest.raises(ApiException) as err:
         core.read_namespaced_pod_log("two", namespace, container="nope")
     assert err.value.status == 400
@@ -73,7 +91,9 @@ def test_log_tail_timestamps_and_container(core: client.CoreV1Api, emulator: Kub
 def test_log_follow_is_bounded(core: client.CoreV1Api) -> None:
     pod = _pod(core, "shop", "web")
     started = time.monotonic()
-    resp = core.read_namespaced_pod_log(pod, "shop", follow=True, tail_lines=1, _preload_content=False)
+    resp = core.read_namespaced_pod_log(
+        pod, "shop", follow=True, tail_lines=1, _preload_content=False
+    )
     lines = [line for line in resp.stream(decode_content=False)]
     elapsed = time.monotonic() - started
     text = b"".join(lines).decode()
@@ -118,8 +138,11 @@ def test_watch_from_resource_version_and_selectors(core: client.CoreV1Api, names
     events = [
         (e["type"], e["object"].metadata.name)
         for e in watch.Watch().stream(
-            core.list_namespaced_config_map, namespace, label_selector="w=yes",
-            resource_version=listed.metadata.resource_version, timeout_seconds=1,
+            core.list_namespaced_config_map,
+            namespace,
+            label_selector="w=yes",
+            resource_version=listed.metadata.resource_version,
+            timeout_seconds=1,
         )
     ]
     # Replayed from history; leaving the selection is reported as DELETED, as kube does.
@@ -129,7 +152,9 @@ def test_watch_from_resource_version_and_selectors(core: client.CoreV1Api, names
 def test_watch_timeout_is_capped(api_client: client.ApiClient, namespace: str) -> None:
     core = client.CoreV1Api(api_client)
     started = time.monotonic()
-    resp = core.list_namespaced_config_map(namespace, watch=True, timeout_seconds=60, _preload_content=False)
+    resp = core.list_namespaced_config_map(
+        namespace, watch=True, timeout_seconds=60, _preload_content=False
+    )
     assert resp.getheader("Transfer-Encoding") == "chunked"
     lines = [json.loads(line) for line in b"".join(resp.stream()).decode().splitlines()]
     assert [e["type"] for e in lines] == ["ADDED"]
@@ -138,9 +163,11 @@ def test_watch_timeout_is_capped(api_client: client.ApiClient, namespace: str) -
 
 def test_legacy_watch_prefix_and_bookmarks(api_client: client.ApiClient, namespace: str) -> None:
     params = api_client.param_serialize(
-        "GET", f"/api/v1/watch/namespaces/{namespace}/configmaps/kube-root-ca.crt",
+        "GET",
+        f"/api/v1/watch/namespaces/{namespace}/configmaps/kube-root-ca.crt",
         query_params=[("timeoutSeconds", 1), ("allowWatchBookmarks", "true")],
-        header_params={"Accept": "application/json"}, auth_settings=["BearerToken"],
+        header_params={"Accept": "application/json"},
+        auth_settings=["BearerToken"],
     )
     resp = api_client.call_api(*params)
     events = [json.loads(line) for line in resp.read().decode().splitlines()]
@@ -151,8 +178,11 @@ def test_legacy_watch_prefix_and_bookmarks(api_client: client.ApiClient, namespa
 
 def test_watch_as_table(api_client: client.ApiClient, namespace: str) -> None:
     params = api_client.param_serialize(
-        "GET", "/api/v1/namespaces/shop/pods", query_params=[("watch", "true"), ("timeoutSeconds", 1)],
-        header_params={"Accept": TABLE_ACCEPT}, auth_settings=["BearerToken"],
+        "GET",
+        "/api/v1/namespaces/shop/pods",
+        query_params=[("watch", "true"), ("timeoutSeconds", 1)],
+        header_params={"Accept": TABLE_ACCEPT},
+        auth_settings=["BearerToken"],
     )
     resp = api_client.call_api(*params)
     events = [json.loads(line) for line in resp.read().decode().splitlines()]
@@ -170,7 +200,14 @@ def test_watch_too_old_resource_version(tmp_path: Path) -> None:
         with make_api_client(small, ca) as api:
             v1 = client.CoreV1Api(api)
             with pytest.raises(ApiException) as err:
-                list(watch.Watch().stream(v1.list_namespaced_config_map, "shop", resource_version="2", timeout_seconds=1))
+                list(
+                    watch.Watch().stream(
+                        v1.list_namespaced_config_map,
+                        "shop",
+                        resource_version="2",
+                        timeout_seconds=1,
+                    )
+                )
             assert err.value.status == 410
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-
-from chalicelib.gateway.clusters import ClusterEndpoint
-from chalicelib.config import ClusterConfig
 from eksgate_local.kube_emulator import KubeEmulator, StaticTokenAuthenticator
+
+from chalicelib.config import ClusterConfig
+from chalicelib.gateway.clusters import ClusterEndpoint
 
 TOKEN = "k8s-aws-v1.exec-test-token"
 PRINCIPAL = "arn:aws:sts::123456789012:assumed-role/eksgate-exec/alice"
@@ -27,6 +27,8 @@ def cluster(emulator: KubeEmulator) -> ClusterEndpoint:
 
 
 def pod_named(emulator: KubeEmulator, namespace: str, prefix: str) -> str:
-    return min(p["metadata"]["name"]
+    return min(
+        p["metadata"]["name"]
         for p in emulator.store.list(("", "pods"), namespace)
-        if p["metadata"]["name"].startswith(prefix))
+        if p["metadata"]["name"].startswith(prefix)
+    )

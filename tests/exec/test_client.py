@@ -6,13 +6,13 @@ from __future__ import annotations
 import time
 
 import pytest
+from eksgate_local.kube_emulator import KubeEmulator
+from eksgate_local.kube_emulator.exec_commands import CONFIG_API_KEY, pseudo_random_bytes
 
-from chalicelib.gateway.clusters import ClusterEndpoint
 from chalicelib.errors import BadGateway, BadRequest, NotFound
 from chalicelib.exec import client as exec_client
 from chalicelib.exec.client import ExecRefused, ExecTarget, WebSocketExecClient
-from eksgate_local.kube_emulator import KubeEmulator
-from eksgate_local.kube_emulator.exec_commands import CONFIG_API_KEY, pseudo_random_bytes
+from chalicelib.gateway.clusters import ClusterEndpoint
 
 from .conftest import TOKEN, pod_named
 

@@ -8,23 +8,23 @@ import textwrap
 from typing import Any
 
 import pytest
+from eksgate_local.kube_emulator.exec_commands import CONFIG_API_KEY, CONFIG_SECRET_KEY
+from eksgate_local.kube_emulator.seed import DB_PASSWORD
 
+from chalicelib.credentials.session_token import GatewaySession
 from chalicelib.errors import BadRequest, Forbidden, PayloadTooLarge
 from chalicelib.exec.approval import exec_approval_subject, exec_command_line
 from chalicelib.exec.client import WebSocketExecClient
 from chalicelib.exec.request import ExecInput, parse_exec_body
 from chalicelib.exec.service import ExecPorts, mask_output, run_exec
-from chalicelib.identity import Identity
+from chalicelib.identity import Caller, Identity
 from chalicelib.masking import MaskingSettings
 from chalicelib.policy import load_policy_text
-from chalicelib.identity import Caller
-from chalicelib.credentials.session_token import GatewaySession
-from eksgate_local.kube_emulator.exec_commands import CONFIG_API_KEY, CONFIG_SECRET_KEY
-from eksgate_local.kube_emulator.seed import DB_PASSWORD
 
 from .conftest import TOKEN, pod_named
 
-POLICY = load_policy_text(textwrap.dedent("""\
+POLICY = load_policy_text(
+    textwrap.dedent("""\
     name: agents
     subjects: [{issuer: https://issuer.test}]
     clusters: [local]
@@ -44,10 +44,16 @@ POLICY = load_policy_text(textwrap.dedent("""\
         namespaces: [shop]
         commands: [["migrate", "**"]]
         approvers: [U012AB3CD]
-    """), "agents.yaml")[0]
+    """),
+    "agents.yaml",
+)[0]
 SESSION = GatewaySession(
-    session_id="sess-1", cluster="local", policy="agents",
-    identity=Identity(subject="agent-7", issuer="https://issuer.test"), issued_at=0, expires_at=2**31,
+    session_id="sess-1",
+    cluster="local",
+    policy="agents",
+    identity=Identity(subject="agent-7", issuer="https://issuer.test"),
+    issued_at=0,
+    expires_at=2**31,
 )
 
 
@@ -68,13 +74,18 @@ def exec_with(cluster, emulator):
         def run(target, data, deadline):
             return WebSocketExecClient().run(cluster, TOKEN, target, data, deadline)
 
-        request = ExecInput("shop", pod_named(emulator, "shop", pod), container, tuple(argv), stdin, timeout)
+        request = ExecInput(
+            "shop", pod_named(emulator, "shop", pod), container, tuple(argv), stdin, timeout
+        )
         ports = ExecPorts(audit=audit, run=run, await_approval=await_approval)
         try:
-            return run_exec(SESSION, POLICY, request, ports, Caller("10.0.0.1", "test")), audit.events
+            return run_exec(
+                SESSION, POLICY, request, ports, Caller("10.0.0.1", "test")
+            ), audit.events
         except Exception as error:
             error.events = audit.events  # type: ignore[attr-defined]
             raise
+
     return go
 
 
@@ -146,7 +157,11 @@ def test_cluster_refusal_is_recorded(exec_with, emulator) -> None:
 def test_masking_binary_keeps_other_bytes() -> None:
     data = b"\xff\x00key=AKIAIOSFODNN7EXAMPLE\xfe"
     masked = mask_output(data, MaskingSettings())
-    assert b"AKIAIOSFODNN7EXAMPLE" not in masked and masked.startswith(b"\xff\x00") and masked.endswith(b"\xfe")
+    assert (
+        b"AKIAIOSFODNN7EXAMPLE" not in masked
+        and masked.startswith(b"\xff\x00")
+        and masked.endswith(b"\xfe")
+    )
 
 
 @pytest.mark.parametrize(
@@ -158,7 +173,11 @@ def test_masking_binary_keeps_other_bytes() -> None:
         (b'{"namespace":"Shop!","pod":"web","argv":["ls"]}', BadRequest, "namespace"),
         (b'{"namespace":"shop","pod":"web","argv":["ls"],"stdin":"***"}', BadRequest, "base64"),
         (b'{"namespace":"shop","pod":"web","argv":["ls"],"timeout":60}', BadRequest, "at most 25s"),
-        (b'{"namespace":"shop","pod":"web","argv":["ls"],"tty":true}', BadRequest, "unknown fields"),
+        (
+            b'{"namespace":"shop","pod":"web","argv":["ls"],"tty":true}',
+            BadRequest,
+            "unknown fields",
+        ),
         (b'{"namespace":"shop","pod":"web","argv":["a\\u0000b"]}', BadRequest, "NUL"),
         (b'{"namespace":"shop","pod":"web","argv":[""]}', BadRequest, "argv[0]"),
     ],
@@ -171,7 +190,9 @@ def test_bad_bodies(body: bytes, error, message: str) -> None:
 def test_stdin_over_the_limit() -> None:
     big = base64.b64encode(b"x" * (1024 * 1024 + 1)).decode()
     with pytest.raises(PayloadTooLarge):
-        parse_exec_body(json.dumps({"namespace": "shop", "pod": "web", "argv": ["cat"], "stdin": big}).encode())
+        parse_exec_body(
+            json.dumps({"namespace": "shop", "pod": "web", "argv": ["cat"], "stdin": big}).encode()
+        )
 
 
 def test_approval_subject_binds_everything() -> None:
@@ -194,4 +215,7 @@ def test_approval_subject_binds_everything() -> None:
 
 def test_command_line_is_escaped() -> None:
     request = ExecInput("shop", "web-1", None, ("sh", "-c", "echo $(id); rm -rf /"), b"", 20)
-    assert exec_command_line(request) == "kubectl exec -n shop web-1 -i -- sh -c 'echo $(id); rm -rf /'"
+    assert (
+        exec_command_line(request)
+        == "kubectl exec -n shop web-1 -i -- sh -c 'echo $(id); rm -rf /'"
+    )

@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 
 from chalicelib.approvals.model import Approval
-from chalicelib.services import build_services
 from chalicelib.routes.slack import expire_approvals
+from chalicelib.services import build_services
 
 
 def test_overdue_approvals_expire_and_the_session_records_it(settings, aws):

@@ -12,9 +12,8 @@ from pathlib import Path
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
-
 from eksgate_local.stage import PROJECT_DIR
+from moto.server import ThreadedMotoServer
 
 PROXY_METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 REGION = "us-east-1"

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from eksgate_local.stage import PROJECT_DIR
 
 from eksgate.iam_policy import (
     LIBRARY_CALLS,
@@ -19,7 +20,6 @@ from eksgate.iam_policy import (
     granted_actions,
     policy_document,
 )
-from eksgate_local.stage import PROJECT_DIR
 
 # AssumeRole with SourceIdentity and Tags needs these two as well.
 IMPLIED = {("sts", "AssumeRole"): {("sts", "SetSourceIdentity"), ("sts", "TagSession")}}

@@ -12,11 +12,11 @@ from urllib.parse import parse_qs, urlsplit
 import jwt
 import pytest
 import urllib3
+from eksgate_local.gateway_server import LocalApiGateway
 
 import app as app_module
 from chalicelib.credentials.eks_token import decode_eks_token
 from chalicelib.services import build_services
-from eksgate_local.gateway_server import LocalApiGateway
 
 
 @pytest.fixture()

@@ -9,10 +9,10 @@ import subprocess
 import sys
 
 import pytest
+from eksgate_local.gateway_server import LocalApiGateway
 
 import app as app_module
 from chalicelib.services import build_services
-from eksgate_local.gateway_server import LocalApiGateway
 
 
 @pytest.fixture()

@@ -23,13 +23,22 @@ def _build_wheel(tmp_path: Path) -> Path:
     source.mkdir()
     shutil.copy(ROOT / "pyproject.toml", source)
     for folder in ("chalicelib", "eksgate", "devtools"):
-        shutil.copytree(ROOT / folder, source / folder,
-                        ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        shutil.copytree(
+            ROOT / folder,
+            source / folder,
+            ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"),
+        )
     dist = tmp_path / "dist"
-    script = ("import sys; from setuptools import build_meta; "
-              "print(build_meta.build_wheel(sys.argv[1]))")
-    done = subprocess.run([sys.executable, "-c", script, str(dist)], cwd=source,
-                          capture_output=True, text=True, timeout=300)
+    script = (
+        "import sys; from setuptools import build_meta; print(build_meta.build_wheel(sys.argv[1]))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(dist)],
+        cwd=source,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     return dist / done.stdout.strip().splitlines()[-1]
 
@@ -75,8 +84,9 @@ def test_operator_commands_load_without_the_development_package():
         "import eksgate.token_cmd, eksgate.sessions_cmd, eksgate.access_entries.cmd\n"
         "sys.exit(eksgate.cli.main(['policy', 'lint']))\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=120, cwd=ROOT)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT
+    )
     assert done.returncode == 0, done.stderr
     assert "policies OK" in done.stdout
 

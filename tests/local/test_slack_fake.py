@@ -19,16 +19,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
-from slack_sdk.signature import SignatureVerifier
-from slack_sdk.webhook import WebhookClient
-
 from eksgate_local.slack_fake import SlackFake, SlackFakeError
 from eksgate_local.slack_fake_http import parse_request_args
 from eksgate_local.slack_fake_interactions import DeliveryError, decode_payload, sign
 from eksgate_local.slack_fake_render import mrkdwn_to_text, render_message, render_view
 from eksgate_local.slack_fake_workspace import FakeChannel, FakeUser, default_workspace
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.signature import SignatureVerifier
+from slack_sdk.webhook import WebhookClient
 
 SECRET = "test-signing-secret"
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import socket
 
 import pytest
-
 from eksgate_local import stack as stack_module
 from eksgate_local.stack import ComponentError, LocalStack, check_dependencies, responds
 

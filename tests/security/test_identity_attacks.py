@@ -31,12 +31,16 @@ RSA = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 OTHER_RSA = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 EC = ec.generate_private_key(ec.SECP256R1())
 PUBLIC_PEM = RSA.public_key().public_bytes(
-    serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+)
 
 
 def jwk(key, kid: str) -> dict:
-    algorithm = jwt.algorithms.RSAAlgorithm if isinstance(key, rsa.RSAPrivateKey) else (
-        jwt.algorithms.ECAlgorithm)
+    algorithm = (
+        jwt.algorithms.RSAAlgorithm
+        if isinstance(key, rsa.RSAPrivateKey)
+        else (jwt.algorithms.ECAlgorithm)
+    )
     value = json.loads(algorithm.to_jwk(key.public_key()))
     value.update({"kid": kid, "use": "sig"})
     return value
@@ -47,14 +51,25 @@ JWKS = {"keys": [jwk(RSA, "rsa-1"), jwk(EC, "ec-1")]}
 
 def verifier() -> IdentityVerifier:
     issuers = (IssuerConfig(ISSUER, (AUDIENCE,), f"{ISSUER}/jwks"),)
-    return IdentityVerifier(issuers, JwksCache(lambda url: JWKS, min_refresh_seconds=0),
-                            leeway_seconds=30, max_token_bytes=16 * 1024)
+    return IdentityVerifier(
+        issuers,
+        JwksCache(lambda url: JWKS, min_refresh_seconds=0),
+        leeway_seconds=30,
+        max_token_bytes=16 * 1024,
+    )
 
 
 def claims(**overrides) -> dict:
     now = int(time.time())
-    values = {"iss": ISSUER, "aud": AUDIENCE, "sub": "user-alice", "iat": now,
-              "exp": now + 300, "email": "alice@example.com", "email_verified": True}
+    values = {
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "sub": "user-alice",
+        "iat": now,
+        "exp": now + 300,
+        "email": "alice@example.com",
+        "email_verified": True,
+    }
     values.update(overrides)
     return {k: v for k, v in values.items() if v is not None}
 
@@ -66,6 +81,7 @@ def signed(payload: dict, key=RSA, alg: str = "RS256", kid: str = "rsa-1", **hea
 def unsigned(payload: dict, header: dict) -> str:
     def part(value: dict) -> str:
         return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
     return f"{part(header)}.{part(payload)}."
 
 
@@ -93,18 +109,21 @@ ATTACKS = {
     "no expiry": lambda: signed(claims(exp=None)),
     "no subject": lambda: signed(claims(sub=None)),
     "empty subject": lambda: signed(claims(sub="")),
-    "payload swapped after signing": lambda: _swap_payload(signed(claims()),
-                                                           claims(sub="user-admin")),
+    "payload swapped after signing": lambda: _swap_payload(
+        signed(claims()), claims(sub="user-admin")
+    ),
     "signature stripped": lambda: signed(claims()).rsplit(".", 1)[0] + ".",
-    "signature of another token": lambda: _graft(signed(claims(sub="user-admin"), key=OTHER_RSA),
-                                                 signed(claims())),
+    "signature of another token": lambda: _graft(
+        signed(claims(sub="user-admin"), key=OTHER_RSA), signed(claims())
+    ),
     "oversized token": lambda: signed(claims(pad="x" * 20000)),
     "not a JWT": lambda: "definitely-not-a-jwt",
     "empty": lambda: "",
     "two dots only": lambda: "..",
     "header not JSON": lambda: "bm90LWpzb24." + signed(claims()).split(".", 1)[1],
-    "jku header pointing elsewhere": lambda: signed(claims(), key=OTHER_RSA,
-                                                    jku="https://evil.test/jwks"),
+    "jku header pointing elsewhere": lambda: signed(
+        claims(), key=OTHER_RSA, jku="https://evil.test/jwks"
+    ),
     "embedded jwk header": lambda: signed(claims(), key=OTHER_RSA, jwk=jwk(OTHER_RSA, "x")),
     "x5u header": lambda: signed(claims(), key=OTHER_RSA, x5u="https://evil.test/cert"),
 }
@@ -117,6 +136,7 @@ def _hs256_with_public_key() -> str:
 
     def part(value) -> str:
         return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
     signing_input = f"{part(header)}.{part(claims())}"
     mac = hmac.new(PUBLIC_PEM, signing_input.encode(), hashlib.sha256).digest()
     return signing_input + "." + base64.urlsafe_b64encode(mac).decode().rstrip("=")
@@ -147,6 +167,7 @@ def test_an_unverified_email_is_never_the_identitys_email():
 
 # --- gateway session tokens -------------------------------------------------------------
 
+
 class Keys:
     current_key = SigningKey("k1", b"k" * 32)
     old_key = SigningKey("k0", b"o" * 32)
@@ -175,18 +196,29 @@ SESSION_ATTACKS = {
     "signed with a guessed key": lambda: session_token(key=b"g" * 32),
     "kid of a retired key, signed with the current": lambda: session_token(header={"kid": "k0"}),
     "unknown kid": lambda: session_token(header={"kid": "k9"}),
-    "policy swapped": lambda: _swap_payload(session_token(), {
-        **jwt.decode(session_token(), options={"verify_signature": False}), "pol": "admin"}),
-    "cluster swapped": lambda: _swap_payload(session_token(), {
-        **jwt.decode(session_token(), options={"verify_signature": False}),
-        "aud": "eksgate:cluster:prod-eu"}),
+    "policy swapped": lambda: _swap_payload(
+        session_token(),
+        {**jwt.decode(session_token(), options={"verify_signature": False}), "pol": "admin"},
+    ),
+    "cluster swapped": lambda: _swap_payload(
+        session_token(),
+        {
+            **jwt.decode(session_token(), options={"verify_signature": False}),
+            "aud": "eksgate:cluster:prod-eu",
+        },
+    ),
     "expired": lambda: session_token(payload={"exp": int(time.time()) - 60}),
-    "alg none": lambda: unsigned(jwt.decode(session_token(), options={"verify_signature": False}),
-                                 {"alg": "none", "kid": "k1"}),
+    "alg none": lambda: unsigned(
+        jwt.decode(session_token(), options={"verify_signature": False}),
+        {"alg": "none", "kid": "k1"},
+    ),
     "an OIDC token instead": lambda: signed(claims()),
     "HS512 instead of HS256": lambda: jwt.encode(
         jwt.decode(session_token(), options={"verify_signature": False}),
-        Keys.current_key.secret, algorithm="HS512", headers={"kid": "k1"}),
+        Keys.current_key.secret,
+        algorithm="HS512",
+        headers={"kid": "k1"},
+    ),
     "other issuer": lambda: session_token(payload={"iss": "someone-else"}),
 }
 

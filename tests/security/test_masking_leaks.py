@@ -32,66 +32,118 @@ PEM = f"-----BEGIN RSA PRIVATE KEY-----\n{PLANTED['pem_body']}\n-----END RSA PRI
 
 def secret() -> dict:
     data = {"password": PLANTED["password"], "token": PLANTED["github"]}
-    applied = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db"},
-               "stringData": data}
-    return {"apiVersion": "v1", "kind": "Secret",
-            "metadata": {"name": "db", "namespace": "shop",
-                         "annotations": {LAST_APPLIED_ANNOTATION: json.dumps(applied)}},
-            "type": "Opaque",
-            "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}}
+    applied = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db"}, "stringData": data}
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": "db",
+            "namespace": "shop",
+            "annotations": {LAST_APPLIED_ANNOTATION: json.dumps(applied)},
+        },
+        "type": "Opaque",
+        "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()},
+    }
 
 
 def config_map() -> dict:
-    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "app", "namespace": "shop"},
-            "data": {"DATABASE_URL": f"postgres://shop:{PLANTED['password']}@db/shop",
-                     "config.yaml": f"aws_secret_access_key: {PLANTED['aws_secret']}\n",
-                     "AWS_ACCESS_KEY_ID": PLANTED["aws_key"], "key.pem": PEM,
-                     "notify": f"slack={PLANTED['slack']}"}}
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "app", "namespace": "shop"},
+        "data": {
+            "DATABASE_URL": f"postgres://shop:{PLANTED['password']}@db/shop",
+            "config.yaml": f"aws_secret_access_key: {PLANTED['aws_secret']}\n",
+            "AWS_ACCESS_KEY_ID": PLANTED["aws_key"],
+            "key.pem": PEM,
+            "notify": f"slack={PLANTED['slack']}",
+        },
+    }
 
 
 def pod() -> dict:
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {
-                "name": "web-0", "namespace": "shop",
-                "annotations": {"ci/token": PLANTED["jwt"]}},
-            "spec": {"containers": [{"name": "web", "image": "nginx", "env": [
-                {"name": "DB_PASSWORD", "value": PLANTED["password"]},
-                {"name": "GITHUB_TOKEN", "value": PLANTED["github"]},
-                {"name": "AUTH", "value": f"Bearer {PLANTED['jwt']}"}]}]}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": "web-0",
+            "namespace": "shop",
+            "annotations": {"ci/token": PLANTED["jwt"]},
+        },
+        "spec": {
+            "containers": [
+                {
+                    "name": "web",
+                    "image": "nginx",
+                    "env": [
+                        {"name": "DB_PASSWORD", "value": PLANTED["password"]},
+                        {"name": "GITHUB_TOKEN", "value": PLANTED["github"]},
+                        {"name": "AUTH", "value": f"Bearer {PLANTED['jwt']}"},
+                    ],
+                }
+            ]
+        },
+    }
 
 
-OBJECTS = {"secret": (secret, "secrets"), "configmap": (config_map, "configmaps"),
-           "pod": (pod, "pods")}
+OBJECTS = {
+    "secret": (secret, "secrets"),
+    "configmap": (config_map, "configmaps"),
+    "pod": (pod, "pods"),
+}
 
 
 def as_list(obj: dict) -> dict:
-    return {"apiVersion": "v1", "kind": f"{obj['kind']}List", "metadata": {},
-            "items": [{k: v for k, v in obj.items() if k not in ("apiVersion", "kind")}]}
+    return {
+        "apiVersion": "v1",
+        "kind": f"{obj['kind']}List",
+        "metadata": {},
+        "items": [{k: v for k, v in obj.items() if k not in ("apiVersion", "kind")}],
+    }
 
 
 def as_table(obj: dict) -> dict:
-    return {"apiVersion": "meta.k8s.io/v1", "kind": "Table", "metadata": {},
-            "columnDefinitions": [{"name": "Name", "type": "string"}],
-            "rows": [{"cells": [obj["metadata"]["name"]], "object": obj}]}
+    return {
+        "apiVersion": "meta.k8s.io/v1",
+        "kind": "Table",
+        "metadata": {},
+        "columnDefinitions": [{"name": "Name", "type": "string"}],
+        "rows": [{"cells": [obj["metadata"]["name"]], "object": obj}],
+    }
 
 
 def as_metadata(obj: dict) -> dict:
-    return {"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata",
-            "metadata": obj["metadata"]}
+    return {
+        "apiVersion": "meta.k8s.io/v1",
+        "kind": "PartialObjectMetadata",
+        "metadata": obj["metadata"],
+    }
 
 
 def as_watch(obj: dict) -> bytes:
-    return b"".join(json.dumps({"type": kind, "object": obj}).encode() + b"\n"
-                    for kind in ("ADDED", "MODIFIED", "DELETED"))
+    return b"".join(
+        json.dumps({"type": kind, "object": obj}).encode() + b"\n"
+        for kind in ("ADDED", "MODIFIED", "DELETED")
+    )
 
 
 SHAPES = {
     "object": (lambda o: json.dumps(o).encode(), lambda r: f"/api/v1/namespaces/shop/{r}/x", {}),
-    "list": (lambda o: json.dumps(as_list(o)).encode(), lambda r: f"/api/v1/namespaces/shop/{r}",
-             {}),
-    "table": (lambda o: json.dumps(as_table(o)).encode(),
-              lambda r: f"/api/v1/namespaces/shop/{r}", {}),
-    "metadata": (lambda o: json.dumps(as_metadata(o)).encode(),
-                 lambda r: f"/api/v1/namespaces/shop/{r}/x", {}),
+    "list": (
+        lambda o: json.dumps(as_list(o)).encode(),
+        lambda r: f"/api/v1/namespaces/shop/{r}",
+        {},
+    ),
+    "table": (
+        lambda o: json.dumps(as_table(o)).encode(),
+        lambda r: f"/api/v1/namespaces/shop/{r}",
+        {},
+    ),
+    "metadata": (
+        lambda o: json.dumps(as_metadata(o)).encode(),
+        lambda r: f"/api/v1/namespaces/shop/{r}/x",
+        {},
+    ),
     "watch": (as_watch, lambda r: f"/api/v1/namespaces/shop/{r}", {"watch": ["true"]}),
 }
 
@@ -109,8 +161,9 @@ def leaked(text: str) -> list[str]:
 def test_no_planted_value_comes_back_in_any_shape(kind, shape):
     make, resource = OBJECTS[kind]
     encode, path, query = SHAPES[shape]
-    upstream = FakeUpstream(UpstreamResponse(200, {"content-type": "application/json"},
-                                             encode(make())))
+    upstream = FakeUpstream(
+        UpstreamResponse(200, {"content-type": "application/json"}, encode(make()))
+    )
     gw, _ = gateway(upstream)
     answer = gw.handle(incoming(path(resource), query=query))
     assert answer.status == 200
@@ -131,8 +184,11 @@ LOG_LINES = [
 @pytest.mark.parametrize("line", LOG_LINES)
 @pytest.mark.parametrize("query", [{}, {"timestamps": ["true"]}, {"tailLines": ["50"]}])
 def test_no_planted_value_comes_back_in_logs(line, query):
-    upstream = FakeUpstream(UpstreamResponse(200, {"content-type": "text/plain"},
-                                             f"2026-11-29T00:00:00Z {line}\n".encode()))
+    upstream = FakeUpstream(
+        UpstreamResponse(
+            200, {"content-type": "text/plain"}, f"2026-11-29T00:00:00Z {line}\n".encode()
+        )
+    )
     gw, _ = gateway(upstream)
     answer = gw.handle(incoming("/api/v1/namespaces/shop/pods/web-0/log", query=query))
     assert leaked(answer.body) == [], answer.body

@@ -89,6 +89,7 @@ FORWARDED_AS_DECIDED = [
 @pytest.mark.parametrize("query", FORWARDED_AS_DECIDED)
 def test_allowed_queries_are_forwarded_exactly_as_decided(query):
     from chalicelib.kube.request import canonical_query, parse_query
+
     upstream = FakeUpstream()
     gw, _ = gateway(upstream)
     gw.handle(incoming(SHOP_PODS, query=query))

@@ -6,13 +6,13 @@ import json
 
 import pytest
 
-from chalicelib.permissions.access_review import access_review, review_request, rules_review
 from chalicelib.config import DEFAULT_POLICY_DIR
+from chalicelib.credentials.session_token import GatewaySession
 from chalicelib.errors import BadRequest
 from chalicelib.identity import Identity
-from chalicelib.policy import load_policy_text
-from chalicelib.credentials.session_token import GatewaySession
+from chalicelib.permissions.access_review import access_review, review_request, rules_review
 from chalicelib.permissions.whoami import whoami, whoami_text
+from chalicelib.policy import load_policy_text
 
 CI_AGENT = load_policy_text((DEFAULT_POLICY_DIR / "ci-agent.yaml").read_text())[0]
 
@@ -242,8 +242,8 @@ def test_whoami_text_reads_as_the_policy_does():
 
 from pathlib import Path  # noqa: E402
 
-from chalicelib.permissions.access_review import answer_self_review, is_self_review  # noqa: E402
 from chalicelib.kube.request import resolve  # noqa: E402
+from chalicelib.permissions.access_review import answer_self_review, is_self_review  # noqa: E402
 from chalicelib.permissions.review_body import parse_review  # noqa: E402
 
 CAPTURED = {

@@ -40,13 +40,22 @@ def status_for(tmp_path, path: str) -> dict:
     (tmp_path / "writer.yaml").write_text(POLICY)
     codec = SessionTokenCodec(Keys())
     token, _ = codec.issue(ALICE, "prod-eu", "writer", 600, {"sub": "user-alice"})
-    approval = sample_approval(request={"method": "PATCH", "path": path, "query": "",
-                                        "verb": "patch", "resource": "configmaps"},
-                               diff="--- current\n+++ proposed\n-  mapRoles: secret-ish")
-    services = SimpleNamespace(sessions=codec, policies=load_policies(tmp_path),
-                               approvals=SimpleNamespace(get=lambda _: approval))
-    return approval_status(services, {"authorization": f"Bearer {token}"},
-                           approval.approval_id)
+    approval = sample_approval(
+        request={
+            "method": "PATCH",
+            "path": path,
+            "query": "",
+            "verb": "patch",
+            "resource": "configmaps",
+        },
+        diff="--- current\n+++ proposed\n-  mapRoles: secret-ish",
+    )
+    services = SimpleNamespace(
+        sessions=codec,
+        policies=load_policies(tmp_path),
+        approvals=SimpleNamespace(get=lambda _: approval),
+    )
+    return approval_status(services, {"authorization": f"Bearer {token}"}, approval.approval_id)
 
 
 def test_the_diff_of_an_object_the_requester_cannot_read_is_hidden(tmp_path):

@@ -18,9 +18,13 @@ def through_the_route(gw, request):
 
 
 def test_the_cluster_gets_the_requests_own_audit_id_and_the_caller_gets_it_back():
-    upstream = FakeUpstream(UpstreamResponse(
-        200, {"content-type": "application/json", "audit-id": "cluster-made-another"},
-        b'{"kind":"PodList","items":[]}'))
+    upstream = FakeUpstream(
+        UpstreamResponse(
+            200,
+            {"content-type": "application/json", "audit-id": "cluster-made-another"},
+            b'{"kind":"PodList","items":[]}',
+        )
+    )
     gw, _ = gateway(upstream)
     request = incoming("/api/v1/namespaces/shop/pods")
     answer = through_the_route(gw, request)
@@ -33,8 +37,9 @@ def test_the_cluster_gets_the_requests_own_audit_id_and_the_caller_gets_it_back(
 def test_a_callers_audit_id_is_never_forwarded_so_no_one_can_borrow_another_requests_id():
     upstream = FakeUpstream()
     gw, _ = gateway(upstream)
-    request = incoming("/api/v1/namespaces/shop/pods",
-                       headers={"audit-id": "someone-elses-approved-request"})
+    request = incoming(
+        "/api/v1/namespaces/shop/pods", headers={"audit-id": "someone-elses-approved-request"}
+    )
     answer = through_the_route(gw, request)
     [sent] = upstream.sent
     assert sent.headers["audit-id"] == request.audit_id != "someone-elses-approved-request"
@@ -59,6 +64,9 @@ def test_records_and_answers_carry_the_same_audit_id_refusals_included():
     answer = through_the_route(gw, refused)
     assert answer.status == 403 and answer.headers["audit-id"] == refused.audit_id
     ids = [(e["kind"], e["request"]["audit_id"]) for e in store.events]
-    assert ids == [("request", allowed.audit_id), ("response", allowed.audit_id),
-                   ("refusal", refused.audit_id)]
+    assert ids == [
+        ("request", allowed.audit_id),
+        ("response", allowed.audit_id),
+        ("refusal", refused.audit_id),
+    ]
     assert isinstance(GatewayAudit(store), GatewayAudit)

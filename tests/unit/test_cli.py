@@ -15,8 +15,13 @@ from eksgate.token_cmd import kubeconfig_entry, merge_kubeconfig
 
 
 def run(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "eksgate.cli", *args], capture_output=True,
-                          text=True, env={**os.environ, **(env or {})}, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "eksgate.cli", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=60,
+    )
 
 
 def test_policy_lint_passes_on_the_shipped_policies(capsys):
@@ -25,8 +30,11 @@ def test_policy_lint_passes_on_the_shipped_policies(capsys):
 
 
 def test_policy_lint_on_a_broken_policy_prints_file_line_and_field(tmp_path, capsys):
-    broken = (DEFAULT_POLICY_DIR / "ci-agent.yaml").read_text().replace(
-        "verbs: [get, list, watch]", "verbs: [get, lst, watch]")
+    broken = (
+        (DEFAULT_POLICY_DIR / "ci-agent.yaml")
+        .read_text()
+        .replace("verbs: [get, list, watch]", "verbs: [get, lst, watch]")
+    )
     (tmp_path / "broken.yaml").write_text(broken)
     line = broken.splitlines().index(next(x for x in broken.splitlines() if "lst" in x)) + 1
     assert main(["policy", "lint", str(tmp_path)]) == 1
@@ -57,19 +65,47 @@ def test_policy_test_runs_the_shipped_cases(capsys):
 def test_policy_test_reports_a_failing_case(tmp_path, capsys):
     (tmp_path / "ci-agent.yaml").write_text((DEFAULT_POLICY_DIR / "ci-agent.yaml").read_text())
     (tmp_path / "tests").mkdir()
-    (tmp_path / "tests" / "cases.yaml").write_text(yaml.safe_dump({"cases": [{
-        "name": "agent deletes pods", "cluster": "demo", "expect": "allow",
-        "identity": {"iss": "https://oidc.eksgate.local", "sub": "a",
-                     "repository": "acme/shop", "environment": "production"},
-        "request": {"verb": "delete", "resource": "pods", "namespace": "shop", "name": "p"}}]}))
+    (tmp_path / "tests" / "cases.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "cases": [
+                    {
+                        "name": "agent deletes pods",
+                        "cluster": "demo",
+                        "expect": "allow",
+                        "identity": {
+                            "iss": "https://oidc.eksgate.local",
+                            "sub": "a",
+                            "repository": "acme/shop",
+                            "environment": "production",
+                        },
+                        "request": {
+                            "verb": "delete",
+                            "resource": "pods",
+                            "namespace": "shop",
+                            "name": "p",
+                        },
+                    }
+                ]
+            }
+        )
+    )
     assert main(["policy", "test", str(tmp_path)]) == 1
     assert "FAIL  agent deletes pods  (expected allow, got deny" in capsys.readouterr().out
 
 
 def test_can_i_names_the_deciding_rule(tmp_path, capsys):
     subject = tmp_path / "agent.yaml"
-    subject.write_text(yaml.safe_dump({"iss": "https://oidc.eksgate.local", "sub": "x",
-                                       "repository": "acme/shop", "environment": "production"}))
+    subject.write_text(
+        yaml.safe_dump(
+            {
+                "iss": "https://oidc.eksgate.local",
+                "sub": "x",
+                "repository": "acme/shop",
+                "environment": "production",
+            }
+        )
+    )
     assert main(["can-i", "--subject", str(subject), "delete", "namespace/shop", "-n", "shop"]) == 1
     out = capsys.readouterr().out
     assert out.startswith("deny") and "rule:   no-namespace-deletes" in out
@@ -77,8 +113,22 @@ def test_can_i_names_the_deciding_rule(tmp_path, capsys):
     assert main(["can-i", "--subject", str(subject), "patch", "deploy/web", "-n", "shop"]) == 1
     out = capsys.readouterr().out
     assert out.startswith("approve") and "change-deployments" in out
-    assert main(["can-i", "--subject", str(subject), "get", "pods", "-n", "shop",
-                 "--subresource", "log"]) == 0
+    assert (
+        main(
+            [
+                "can-i",
+                "--subject",
+                str(subject),
+                "get",
+                "pods",
+                "-n",
+                "shop",
+                "--subresource",
+                "log",
+            ]
+        )
+        == 0
+    )
     assert capsys.readouterr().out.startswith("allow")
 
 
@@ -97,14 +147,19 @@ def test_kubeconfig_entry_uses_the_exec_plugin():
 
 
 def test_kubeconfig_merge_keeps_other_entries(tmp_path):
-    existing = {"apiVersion": "v1", "kind": "Config",
-                "clusters": [{"name": "other", "cluster": {"server": "https://x"}}],
-                "users": [{"name": "other", "user": {}}],
-                "contexts": [{"name": "other", "context": {"cluster": "other", "user": "other"}}]}
+    existing = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "other", "cluster": {"server": "https://x"}}],
+        "users": [{"name": "other", "user": {}}],
+        "contexts": [{"name": "other", "context": {"cluster": "other", "user": "other"}}],
+    }
     target = tmp_path / "config"
     target.write_text(yaml.safe_dump(existing))
-    assert main(["kubeconfig", "--cluster", "prod", "--gateway", "https://gw", "--merge",
-                 str(target)]) == 0
+    assert (
+        main(["kubeconfig", "--cluster", "prod", "--gateway", "https://gw", "--merge", str(target)])
+        == 0
+    )
     merged = yaml.safe_load(target.read_text())
     assert {c["name"] for c in merged["clusters"]} == {"other", "eksgate-prod"}
     assert merged["current-context"] == "eksgate-prod"
@@ -114,13 +169,25 @@ def test_kubeconfig_merge_keeps_other_entries(tmp_path):
 
 
 def test_token_without_an_oidc_token_says_what_to_do(tmp_path):
-    result = run("token", "--cluster", "demo", "--gateway", "http://127.0.0.1:9",
-                 env={"EKSGATE_OIDC_TOKEN": "", "XDG_CACHE_HOME": str(tmp_path)})
+    result = run(
+        "token",
+        "--cluster",
+        "demo",
+        "--gateway",
+        "http://127.0.0.1:9",
+        env={"EKSGATE_OIDC_TOKEN": "", "XDG_CACHE_HOME": str(tmp_path)},
+    )
     assert result.returncode == 1 and "set $EKSGATE_OIDC_TOKEN" in result.stderr
 
 
 def test_token_with_an_unreachable_gateway_is_a_clear_error(tmp_path):
-    result = run("token", "--cluster", "demo", "--gateway", "http://127.0.0.1:9",
-                 env={"EKSGATE_OIDC_TOKEN": "x.y.z", "XDG_CACHE_HOME": str(tmp_path)})
+    result = run(
+        "token",
+        "--cluster",
+        "demo",
+        "--gateway",
+        "http://127.0.0.1:9",
+        env={"EKSGATE_OIDC_TOKEN": "x.y.z", "XDG_CACHE_HOME": str(tmp_path)},
+    )
     assert result.returncode == 1 and "cannot reach the eksgate gateway" in result.stderr
     assert "Traceback" not in result.stderr

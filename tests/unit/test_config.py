@@ -9,13 +9,16 @@ from chalicelib.config import SETTINGS_TABLE, ConfigError, load_settings
 BASE = {"EKSGATE_SIGNING_SECRET_ID": "eksgate/signing"}
 
 
-@pytest.mark.parametrize("name, value, expects", [
-    ("EKSGATE_MAX_SESSION_SECONDS", "15m", "whole number of seconds"),
-    ("EKSGATE_WATCH_TIMEOUT_SECONDS", "-3", "whole number of seconds"),
-    ("EKSGATE_MAX_REQUEST_BODY_BYTES", "64KiB", "whole number of bytes"),
-    ("EKSGATE_APPROVAL_WAIT_SECONDS", "nan", "number of seconds"),
-    ("EKSGATE_AUDIT_RETENTION_DAYS", "", "whole number of days"),
-])
+@pytest.mark.parametrize(
+    "name, value, expects",
+    [
+        ("EKSGATE_MAX_SESSION_SECONDS", "15m", "whole number of seconds"),
+        ("EKSGATE_WATCH_TIMEOUT_SECONDS", "-3", "whole number of seconds"),
+        ("EKSGATE_MAX_REQUEST_BODY_BYTES", "64KiB", "whole number of bytes"),
+        ("EKSGATE_APPROVAL_WAIT_SECONDS", "nan", "number of seconds"),
+        ("EKSGATE_AUDIT_RETENTION_DAYS", "", "whole number of days"),
+    ],
+)
 def test_a_bad_value_names_the_setting_and_what_it_expects(name, value, expects):
     with pytest.raises(ConfigError) as error:
         load_settings({**BASE, name: value})
@@ -24,10 +27,15 @@ def test_a_bad_value_names_the_setting_and_what_it_expects(name, value, expects)
 
 
 def test_caps_are_product_limits():
-    settings = load_settings({**BASE, "EKSGATE_MAX_SESSION_SECONDS": "3600",
-                              "EKSGATE_WATCH_TIMEOUT_SECONDS": "60",
-                              "EKSGATE_APPROVAL_WAIT_SECONDS": "40",
-                              "EKSGATE_AUDITOR_GROUPS": " auditors, ,security "})
+    settings = load_settings(
+        {
+            **BASE,
+            "EKSGATE_MAX_SESSION_SECONDS": "3600",
+            "EKSGATE_WATCH_TIMEOUT_SECONDS": "60",
+            "EKSGATE_APPROVAL_WAIT_SECONDS": "40",
+            "EKSGATE_AUDITOR_GROUPS": " auditors, ,security ",
+        }
+    )
     assert settings.max_session_seconds == 900 and settings.watch_timeout_seconds == 24
     assert settings.approval_wait_seconds == 15.0
     assert settings.auditor_groups == ("auditors", "security")

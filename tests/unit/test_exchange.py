@@ -8,11 +8,11 @@ import chalicelib.gateway.exchange as exchange_module
 import chalicelib.kube.request as kube_request
 from chalicelib.audit.recorder import GatewayAudit
 from chalicelib.config import DEFAULT_POLICY_DIR
+from chalicelib.credentials.session_token import SessionTokenCodec
 from chalicelib.errors import Forbidden
 from chalicelib.gateway.exchange import GatewayLimits
 from chalicelib.gateway.forward import Forwarder
 from chalicelib.gateway.pipeline import Gateway
-from chalicelib.credentials.session_token import SessionTokenCodec
 from chalicelib.policy import load_policies
 from tests.unit.test_proxy import Clusters, FakeUpstream, Keys, Roles, incoming
 
@@ -27,9 +27,14 @@ class MemoryStore:
 
 
 def gateway(upstream, store):
-    return Gateway(SessionTokenCodec(Keys()), load_policies(DEFAULT_POLICY_DIR),
-                   Forwarder(Clusters(), Roles(), upstream), GatewayAudit(store), None,
-                   GatewayLimits(1024, 7))
+    return Gateway(
+        SessionTokenCodec(Keys()),
+        load_policies(DEFAULT_POLICY_DIR),
+        Forwarder(Clusters(), Roles(), upstream),
+        GatewayAudit(store),
+        None,
+        GatewayLimits(1024, 7),
+    )
 
 
 @pytest.fixture
@@ -46,11 +51,18 @@ def parse_calls(monkeypatch):
     return calls
 
 
-@pytest.mark.parametrize("path, query, method", [
-    ("/api/v1/namespaces/shop/pods", {"limit": ["5"], "labelSelector": ["app=web"]}, "GET"),
-    ("/api/v1/namespaces/shop/pods", {"watch": ["1"], "timeoutSeconds": ["300"]}, "GET"),
-    ("/api/v1/namespaces/shop/pods/web-1/log", {"follow": ["true"], "tailLines": ["10"]}, "GET"),
-])
+@pytest.mark.parametrize(
+    "path, query, method",
+    [
+        ("/api/v1/namespaces/shop/pods", {"limit": ["5"], "labelSelector": ["app=web"]}, "GET"),
+        ("/api/v1/namespaces/shop/pods", {"watch": ["1"], "timeoutSeconds": ["300"]}, "GET"),
+        (
+            "/api/v1/namespaces/shop/pods/web-1/log",
+            {"follow": ["true"], "tailLines": ["10"]},
+            "GET",
+        ),
+    ],
+)
 def test_the_query_is_parsed_once_per_request(parse_calls, path, query, method):
     gateway(FakeUpstream(), MemoryStore()).handle(incoming(path, method=method, query=query))
     assert len(parse_calls) == 1
@@ -59,15 +71,19 @@ def test_the_query_is_parsed_once_per_request(parse_calls, path, query, method):
 def test_a_refused_request_parses_its_query_once_too(parse_calls):
     with pytest.raises(Forbidden):
         gateway(FakeUpstream(), MemoryStore()).handle(
-            incoming("/api/v1/namespaces/kube-system/pods", query={"limit": ["1"]}))
+            incoming("/api/v1/namespaces/kube-system/pods", query={"limit": ["1"]})
+        )
     assert len(parse_calls) == 1
 
 
-@pytest.mark.parametrize("query", [
-    {"watch": ["true"], "timeoutSeconds": ["300"], "resourceVersion": ["10"]},
-    {"watch": ["true"]},
-    {"labelSelector": ["app in (web,worker)"], "limit": ["500"]},
-])
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"watch": ["true"], "timeoutSeconds": ["300"], "resourceVersion": ["10"]},
+        {"watch": ["true"]},
+        {"labelSelector": ["app in (web,worker)"], "limit": ["500"]},
+    ],
+)
 def test_the_recorded_query_is_the_forwarded_query(query):
     upstream, store = FakeUpstream(), MemoryStore()
     gateway(upstream, store).handle(incoming("/api/v1/namespaces/shop/pods", query=query))

@@ -16,7 +16,7 @@ from chalicelib.approvals.model import Approval
 from chalicelib.audit.store import AuditUnavailable
 from chalicelib.config import DEFAULT_POLICY_DIR
 from chalicelib.credentials.session_token import SessionTokenCodec
-from chalicelib.errors import (AnswerWithheld, BadGateway, GatewayTimeout, ServiceUnavailable)
+from chalicelib.errors import AnswerWithheld, BadGateway, GatewayTimeout, ServiceUnavailable
 from chalicelib.gateway.exchange import GatewayLimits
 from chalicelib.gateway.forward import Forwarder
 from chalicelib.gateway.pipeline import Gateway
@@ -28,8 +28,12 @@ from tests.unit.test_proxy import Clusters, FakeUpstream, Keys, RecordingAudit, 
 
 pytestmark = pytest.mark.adversarial
 
-ALICE = Identity("user-alice", "https://oidc.eksgate.local", email="alice@example.com",
-                 claims={"groups": ["engineering"]})
+ALICE = Identity(
+    "user-alice",
+    "https://oidc.eksgate.local",
+    email="alice@example.com",
+    claims={"groups": ["engineering"]},
+)
 SANDBOX = "/api/v1/namespaces/default/configmaps/app"
 CHANGE = "/apis/apps/v1/namespaces/shop/deployments/web"
 
@@ -50,25 +54,38 @@ class FakeGate:
 
 class FailingRoles(Roles):
     def credentials(self, request):
-        raise ServiceUnavailable("eksgate could not take on the policy's role, so nothing was "
-                                 "sent; the gateway's log says why")
+        raise ServiceUnavailable(
+            "eksgate could not take on the policy's role, so nothing was "
+            "sent; the gateway's log says why"
+        )
 
 
 def engineer_token() -> str:
-    token, _ = SessionTokenCodec(Keys()).issue(ALICE, "demo", "engineers", 600,
-                                               {"groups": "engineering"})
+    token, _ = SessionTokenCodec(Keys()).issue(
+        ALICE, "demo", "engineers", 600, {"groups": "engineering"}
+    )
     return token
 
 
 def gateway(upstream, audit=None, approvals=None, roles=None) -> Gateway:
-    return Gateway(SessionTokenCodec(Keys()), load_policies(DEFAULT_POLICY_DIR),
-                   Forwarder(Clusters(), roles or Roles(), upstream), audit or RecordingAudit(),
-                   approvals, GatewayLimits(4096, 20))
+    return Gateway(
+        SessionTokenCodec(Keys()),
+        load_policies(DEFAULT_POLICY_DIR),
+        Forwarder(Clusters(), roles or Roles(), upstream),
+        audit or RecordingAudit(),
+        approvals,
+        GatewayLimits(4096, 20),
+    )
 
 
 def patch(path: str = SANDBOX):
-    return incoming(path, method="PATCH", token=engineer_token(), body=b'{"data":{"a":"b"}}',
-                    headers={"content-type": "application/merge-patch+json"})
+    return incoming(
+        path,
+        method="PATCH",
+        token=engineer_token(),
+        body=b'{"data":{"a":"b"}}',
+        headers={"content-type": "application/merge-patch+json"},
+    )
 
 
 def test_a_write_whose_answer_cannot_be_recorded_is_reported_as_carried_out():
@@ -89,8 +106,10 @@ def test_a_write_cut_by_the_deadline_says_it_may_have_run():
 
 
 def test_a_refused_connection_is_a_502_that_sent_nothing():
-    refused = BadGateway("cannot connect to cluster 'demo': the connection was refused or "
-                         "failed; nothing was sent", nothing_sent=True)
+    refused = BadGateway(
+        "cannot connect to cluster 'demo': the connection was refused or failed; nothing was sent",
+        nothing_sent=True,
+    )
     with pytest.raises(BadGateway) as error:
         gateway(FakeUpstream(error=refused)).handle(patch())
     assert error.value.status == 502 and "may have" not in error.value.message
@@ -99,10 +118,15 @@ def test_a_refused_connection_is_a_502_that_sent_nothing():
 @pytest.mark.parametrize("fault", ["audit", "sts", "connection"])
 def test_a_once_approval_is_given_back_when_its_request_never_left(fault):
     gate = FakeGate()
-    upstream = FakeUpstream(error=BadGateway("refused", nothing_sent=True)
-                            if fault == "connection" else None)
-    gw = gateway(upstream, audit=RecordingAudit(fail_on="request" if fault == "audit" else None),
-                 approvals=gate, roles=FailingRoles() if fault == "sts" else None)
+    upstream = FakeUpstream(
+        error=BadGateway("refused", nothing_sent=True) if fault == "connection" else None
+    )
+    gw = gateway(
+        upstream,
+        audit=RecordingAudit(fail_on="request" if fault == "audit" else None),
+        approvals=gate,
+        roles=FailingRoles() if fault == "sts" else None,
+    )
     with pytest.raises((AuditUnavailable, ServiceUnavailable, BadGateway)):
         gw.handle(patch(CHANGE))
     assert gate.given_back == [gate.approval]
@@ -111,8 +135,9 @@ def test_a_once_approval_is_given_back_when_its_request_never_left(fault):
 
 def test_a_once_approval_is_kept_used_when_its_request_may_have_run():
     gate = FakeGate()
-    gw = gateway(FakeUpstream(error=GatewayTimeout("the cluster did not answer in time")),
-                 approvals=gate)
+    gw = gateway(
+        FakeUpstream(error=GatewayTimeout("the cluster did not answer in time")), approvals=gate
+    )
     with pytest.raises(GatewayTimeout):
         gw.handle(patch(CHANGE))
     assert gate.given_back == []
@@ -156,6 +181,7 @@ def test_unavailable_approvals_name_no_table():
 
     from chalicelib.approvals.errors import ApprovalsUnavailable
     from chalicelib.approvals.store import DynamoApprovalStore
+
     with mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1")
         store = DynamoApprovalStore(client, "prod-eksgate-approvals-table")
@@ -171,13 +197,18 @@ def test_an_unassumable_role_names_no_arn():
     class BrokenSts:
         def assume_role(self, **kwargs):
             from botocore.exceptions import ClientError
-            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "arn:aws:iam::1:x"}},
-                              "AssumeRole")
+
+            raise ClientError(
+                {"Error": {"Code": "AccessDenied", "Message": "arn:aws:iam::1:x"}}, "AssumeRole"
+            )
 
     cache = RoleCredentialCache(BrokenSts())
     with pytest.raises(ServiceUnavailable) as error:
-        cache.credentials(role_session_for(ALICE, "arn:aws:iam::123456789012:role/secret-role",
-                                           "engineers", "demo"))
+        cache.credentials(
+            role_session_for(
+                ALICE, "arn:aws:iam::123456789012:role/secret-role", "engineers", "demo"
+            )
+        )
     assert "arn:aws" not in error.value.message and "AccessDenied" not in error.value.message
 
 
@@ -187,6 +218,7 @@ def test_a_real_refused_connection_is_a_502_that_sent_nothing():
     from chalicelib.config import ClusterConfig
     from chalicelib.gateway.clusters import ClusterEndpoint
     from chalicelib.gateway.upstream import HttpsUpstream
+
     with socket.socket() as probe:  # a loopback port nothing listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]

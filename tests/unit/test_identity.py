@@ -49,8 +49,9 @@ def shared_jwks_server():
 
 @pytest.fixture()
 def jwks_server(shared_jwks_server, rsa_key, ec_key):
-    shared_jwks_server.document = {"keys": [public_jwk(rsa_key, "rsa-1"),
-                                            public_jwk(ec_key, "ec-1")]}
+    shared_jwks_server.document = {
+        "keys": [public_jwk(rsa_key, "rsa-1"), public_jwk(ec_key, "ec-1")]
+    }
     shared_jwks_server.fetches = 0
     return shared_jwks_server
 
@@ -63,16 +64,25 @@ def clock():
 @pytest.fixture()
 def verifier(jwks_server, clock):
     issuers = (IssuerConfig(ISSUER, (AUDIENCE,), jwks_server.url, groups_claim="groups"),)
-    cache = JwksCache(http_jwks_fetcher(urllib3.PoolManager()), min_refresh_seconds=60,
-                      clock=lambda: clock["now"])
+    cache = JwksCache(
+        http_jwks_fetcher(urllib3.PoolManager()), min_refresh_seconds=60, clock=lambda: clock["now"]
+    )
     return IdentityVerifier(issuers, cache, leeway_seconds=30, clock=lambda: clock["now"])
 
 
 def claims(**overrides):
     now = int(time.time())
-    base = {"iss": ISSUER, "aud": AUDIENCE, "sub": "repo:acme/shop:ref:refs/heads/main",
-            "iat": now, "nbf": now, "exp": now + 300, "email": "agent@example.com",
-            "groups": ["ci", "shop"], "repository": "acme/shop"}
+    base = {
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "sub": "repo:acme/shop:ref:refs/heads/main",
+        "iat": now,
+        "nbf": now,
+        "exp": now + 300,
+        "email": "agent@example.com",
+        "groups": ["ci", "shop"],
+        "repository": "acme/shop",
+    }
     base.update(overrides)
     return {k: v for k, v in base.items() if v is not None}
 
@@ -117,8 +127,7 @@ def test_garbled_token_is_refused(verifier, garbage):
 
 def test_expired_token_is_refused(verifier, rsa_key):
     now = int(time.time())
-    expect_refusal(verifier, sign(rsa_key, iat=now - 900, nbf=now - 900, exp=now - 120),
-                   "expired")
+    expect_refusal(verifier, sign(rsa_key, iat=now - 900, nbf=now - 900, exp=now - 120), "expired")
 
 
 def test_small_clock_skew_is_tolerated(verifier, rsa_key):
@@ -153,10 +162,12 @@ def test_alg_none_is_refused(verifier):
 
 def test_hs256_signed_with_the_public_key_is_refused(verifier, rsa_key):
     public_pem = rsa_key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     # PyJWT refuses to HMAC with a PEM key, which is the point; forge the token by hand.
     import hashlib
     import hmac
+
     header = base64.urlsafe_b64encode(b'{"alg":"HS256","kid":"rsa-1"}').rstrip(b"=")
     body = base64.urlsafe_b64encode(json.dumps(claims()).encode()).rstrip(b"=")
     mac = hmac.new(public_pem, header + b"." + body, hashlib.sha256).digest()
@@ -177,8 +188,9 @@ def test_missing_required_claim_is_refused(verifier, rsa_key):
     expect_refusal(verifier, sign(rsa_key, exp=None), "'exp'")
 
 
-def test_unknown_kid_refetches_jwks_once_then_is_rate_limited(verifier, rsa_key, jwks_server,
-                                                               clock):
+def test_unknown_kid_refetches_jwks_once_then_is_rate_limited(
+    verifier, rsa_key, jwks_server, clock
+):
     verifier.verify(sign(rsa_key))
     assert jwks_server.fetches == 1
     rotated = rsa.generate_private_key(public_exponent=65537, key_size=2048)

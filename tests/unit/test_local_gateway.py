@@ -6,13 +6,21 @@ import base64
 
 from eksgate_local.gateway_server import _Route, build_event
 
-ROUTES = [_Route(p) for p in ["/v1/token", "/k8s/{cluster}", "/k8s/{cluster}/{proxy+}",
-                             "/v1/approvals/{id}"]]
+ROUTES = [
+    _Route(p)
+    for p in ["/v1/token", "/k8s/{cluster}", "/k8s/{cluster}/{proxy+}", "/v1/approvals/{id}"]
+]
 
 
 def event(method, path, body=b""):
-    return build_event(ROUTES, method, path, [("Accept", "application/json"),
-                                              ("User-Agent", "kubectl/v1.31")], body, "127.0.0.1")
+    return build_event(
+        ROUTES,
+        method,
+        path,
+        [("Accept", "application/json"), ("User-Agent", "kubectl/v1.31")],
+        body,
+        "127.0.0.1",
+    )
 
 
 def test_greedy_route_captures_the_whole_rest_of_the_path():

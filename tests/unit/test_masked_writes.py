@@ -30,19 +30,35 @@ def body(document) -> bytes:
 
 
 def test_a_config_map_read_back_names_every_masked_field():
-    read = mask_document({
-        "kind": "ConfigMap", "apiVersion": "v1",
-        "metadata": {"name": "app", "annotations": {LAST_APPLIED_ANNOTATION: json.dumps({
-            "kind": "ConfigMap", "data": {"DATABASE_URL": "postgres://u:hunter2@db/x"}})}},
-        "data": {"DATABASE_URL": "postgres://u:hunter2@db/x", "LOG_LEVEL": "info"},
-    })
+    read = mask_document(
+        {
+            "kind": "ConfigMap",
+            "apiVersion": "v1",
+            "metadata": {
+                "name": "app",
+                "annotations": {
+                    LAST_APPLIED_ANNOTATION: json.dumps(
+                        {"kind": "ConfigMap", "data": {"DATABASE_URL": "postgres://u:hunter2@db/x"}}
+                    )
+                },
+            },
+            "data": {"DATABASE_URL": "postgres://u:hunter2@db/x", "LOG_LEVEL": "info"},
+        }
+    )
     assert masked_fields(body(read), JSON) == [
-        f"metadata.annotations[{LAST_APPLIED_ANNOTATION}]", "data.DATABASE_URL"]
+        f"metadata.annotations[{LAST_APPLIED_ANNOTATION}]",
+        "data.DATABASE_URL",
+    ]
 
 
 def test_a_secret_read_back_is_found_by_its_base64_marker():
-    read = mask_document({"kind": "Secret", "metadata": {"name": "s"},
-                          "data": {"password": base64.b64encode(b"pw").decode()}})
+    read = mask_document(
+        {
+            "kind": "Secret",
+            "metadata": {"name": "s"},
+            "data": {"password": base64.b64encode(b"pw").decode()},
+        }
+    )
     assert read["data"]["password"] == MASKED_DATA_VALUE
     assert masked_fields(body(read), JSON) == ["data.password"]
 
@@ -54,10 +70,23 @@ def test_yaml_bodies(media):
 
 
 def test_env_values_are_named_by_position():
-    patch = {"spec": {"template": {"spec": {"containers": [
-        {"name": "web", "env": [{"name": "A", "value": "1"}, {"name": "PW", "value": MASK}]}]}}}}
+    patch = {
+        "spec": {
+            "template": {
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "web",
+                            "env": [{"name": "A", "value": "1"}, {"name": "PW", "value": MASK}],
+                        }
+                    ]
+                }
+            }
+        }
+    }
     assert masked_fields(body(patch), "application/strategic-merge-patch+json") == [
-        "spec.template.spec.containers[0].env[1].value"]
+        "spec.template.spec.containers[0].env[1].value"
+    ]
 
 
 def test_json_patch_writing_ops_are_checked_and_test_ops_are_not():
@@ -80,31 +109,45 @@ def test_json_unicode_escapes_do_not_hide_the_marker():
     assert masked_fields(escaped, JSON) == ["data.pw"]
 
 
-@pytest.mark.parametrize("raw", [
-    b"k8s\x00\n\x0c\n\x02v1\x12\x06Secret" + MASK.encode() + b"\x00",  # protobuf-like
-    b"{not json " + MASKED_DATA_VALUE.encode(),
-    b"\xff\xfe" + MASK.encode(),
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"k8s\x00\n\x0c\n\x02v1\x12\x06Secret" + MASK.encode() + b"\x00",  # protobuf-like
+        b"{not json " + MASKED_DATA_VALUE.encode(),
+        b"\xff\xfe" + MASK.encode(),
+    ],
+)
 def test_bodies_that_cannot_be_parsed_are_searched_as_bytes(raw):
     assert masked_fields(raw, "application/vnd.kubernetes.protobuf") == [WHOLE_BODY]
 
 
-@pytest.mark.parametrize("document", [
-    {"data": {"LOG_LEVEL": "warn"}},
-    {"data": {"note": "masking uses asterisks"}, "binaryData": {"b": "aGVsbG8gd29ybGQgaGVsbG8="}},
-    [{"op": "replace", "path": "/spec/replicas", "value": 3}],
-])
+@pytest.mark.parametrize(
+    "document",
+    [
+        {"data": {"LOG_LEVEL": "warn"}},
+        {
+            "data": {"note": "masking uses asterisks"},
+            "binaryData": {"b": "aGVsbG8gd29ybGQgaGVsbG8="},
+        },
+        [{"op": "replace", "path": "/spec/replicas", "value": 3}],
+    ],
+)
 def test_clean_bodies_pass(document):
     assert masked_fields(body(document), JSON) == []
     assert masked_fields(None, JSON) == [] and masked_fields(b"", JSON) == []
 
 
-@given(st.recursive(
-    st.text(max_size=20) | st.integers() | st.booleans() | st.none(),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(min_size=1, max_size=8), children, max_size=4),
-    max_leaves=20,
-), st.sampled_from([MASK, MASKED_DATA_VALUE, f"x={MASK}"]))
+@given(
+    st.recursive(
+        st.text(max_size=20) | st.integers() | st.booleans() | st.none(),
+        lambda children: (
+            st.lists(children, max_size=4)
+            | st.dictionaries(st.text(min_size=1, max_size=8), children, max_size=4)
+        ),
+        max_leaves=20,
+    ),
+    st.sampled_from([MASK, MASKED_DATA_VALUE, f"x={MASK}"]),
+)
 def test_the_marker_planted_anywhere_is_found(document, marker):
     planted = {"spec": document, "planted": [document, {"value": marker}]}
     assert masked_fields(body(planted), JSON), planted
@@ -120,8 +163,11 @@ def test_the_refusal_names_fields_and_the_way_that_works():
 
 # --- the approver's diff ----------------------------------------------------------------------
 
-CURRENT = {"kind": "ConfigMap", "metadata": {"name": "c", "resourceVersion": "1"},
-           "data": {"url": "postgres://u:old-password@db/x", "level": "info"}}
+CURRENT = {
+    "kind": "ConfigMap",
+    "metadata": {"name": "c", "resourceVersion": "1"},
+    "data": {"url": "postgres://u:old-password@db/x", "level": "info"},
+}
 
 
 def test_a_change_only_masking_hides_is_shown_as_changed():
@@ -142,8 +188,14 @@ def test_secret_data_changes_are_marked_per_key():
 
 
 def test_no_op_writes_are_recognised_and_server_fields_ignored():
-    echoed = {**CURRENT, "metadata": {**CURRENT["metadata"], "resourceVersion": "2",
-                                       "managedFields": [{"manager": "kubectl"}]}}
+    echoed = {
+        **CURRENT,
+        "metadata": {
+            **CURRENT["metadata"],
+            "resourceVersion": "2",
+            "managedFields": [{"manager": "kubectl"}],
+        },
+    }
     assert not changes_anything(CURRENT, echoed)
     assert changes_anything(CURRENT, {**CURRENT, "data": {"level": "info"}})
     assert changes_anything(CURRENT, {**CURRENT, "metadata": {"name": "c", "labels": {"a": "b"}}})

@@ -17,26 +17,45 @@ def status(message: str, **details: str) -> dict:
 
 
 def test_a_pending_approval_is_an_approval_required_result_with_how_to_wait():
-    result = mcp_results.refusal(403, status("approval required: request abc is waiting",
-                                             approval_id="abc", status="pending", kind="approval"))
+    result = mcp_results.refusal(
+        403,
+        status(
+            "approval required: request abc is waiting",
+            approval_id="abc",
+            status="pending",
+            kind="approval",
+        ),
+    )
     assert result["outcome"] == "approval_required" and result["approval_id"] == "abc"
     assert "approval_wait" in result["how_to_wait"]
-    enriched = mcp_results.with_approval(result, {"approvers": ["slack-group:oncall"],
-                                                  "expires_at": "2026-01-01T00:00:00Z",
-                                                  "rule": "change", "policy": "ci"})
+    enriched = mcp_results.with_approval(
+        result,
+        {
+            "approvers": ["slack-group:oncall"],
+            "expires_at": "2026-01-01T00:00:00Z",
+            "rule": "change",
+            "policy": "ci",
+        },
+    )
     assert enriched["approvers"] == ["slack-group:oncall"] and enriched["rule"] == "change"
 
 
 def test_a_policy_denial_carries_policy_rule_and_reason():
-    result = mcp_results.refusal(403, status("eksgate: rule no-x denies it: because",
-                                             policy="ci", rule="no-x"))
-    assert result == {"outcome": "denied", "policy": "ci", "rule": "no-x",
-                      "reason": "eksgate: rule no-x denies it: because"}
+    result = mcp_results.refusal(
+        403, status("eksgate: rule no-x denies it: because", policy="ci", rule="no-x")
+    )
+    assert result == {
+        "outcome": "denied",
+        "policy": "ci",
+        "rule": "no-x",
+        "reason": "eksgate: rule no-x denies it: because",
+    }
 
 
 def test_a_human_denial_is_not_mistaken_for_a_pending_approval():
-    result = mcp_results.refusal(403, status("approval denied: by bob", approval_id="abc",
-                                             status="denied"))
+    result = mcp_results.refusal(
+        403, status("approval denied: by bob", approval_id="abc", status="denied")
+    )
     assert result["outcome"] == "approval_denied"
 
 
@@ -44,7 +63,7 @@ def test_a_human_denial_is_not_mistaken_for_a_pending_approval():
     ("code", "body", "outcome"),
     [
         (403, status("forbidden by the cluster's RBAC"), "forbidden"),
-        (404, {"kind": "Status", "message": "pods \"x\" not found"}, "not_found"),
+        (404, {"kind": "Status", "message": 'pods "x" not found'}, "not_found"),
         (401, None, "unauthenticated"),
         (502, "not json at all", "error"),
         # Causes that do not name a rule or approval grant nothing: a forged field is ignored.
@@ -57,8 +76,11 @@ def test_other_refusals_keep_their_message_and_status(code, body, outcome):
 
 
 def test_describe_summarises_without_secret_values():
-    secret = {"kind": "Secret", "metadata": {"name": "db", "namespace": "shop"},
-              "data": {"password": "KioqTUFTS0VEKioq"}}
+    secret = {
+        "kind": "Secret",
+        "metadata": {"name": "db", "namespace": "shop"},
+        "data": {"password": "KioqTUFTS0VEKioq"},
+    }
     summary = mcp_results.describe(secret)
     assert summary["keys"] == ["password"] and "KioqTUFTS0VEKioq" not in str(summary)
 
@@ -66,7 +88,8 @@ def test_describe_summarises_without_secret_values():
 def test_paths_are_built_only_from_kubernetes_names():
     deployments = ApiResource("apps", "v1", "deployments", "Deployment", True)
     assert deployments.path("shop", "web", "scale") == (
-        "/apis/apps/v1/namespaces/shop/deployments/web/scale")
+        "/apis/apps/v1/namespaces/shop/deployments/web/scale"
+    )
     namespaces = ApiResource("", "v1", "namespaces", "Namespace", False)
     assert namespaces.path("ignored", "shop") == "/api/v1/namespaces/shop"
     for bad in ("..", ".", "a/b", "a%2fb", "x?y=1", "pods#frag", "é"):

@@ -65,23 +65,51 @@ def test_valid_policy_loads():
     assert policy.rules[1].approval.mode == "once"
 
 
-@pytest.mark.parametrize("change, expected", [
-    (("    verbs: [get, list, watch]", "    verbs: [get, lsit, watch]"),
-     "policies/team.yaml:10: rules[0].verbs[1]: unknown verb 'lsit'"),
-    (("    namespaces: [shop]\n  - name: change", "    namespaces: [shop]\n    colour: red\n  - name: change"),
-     "policies/team.yaml:13: rules[0].colour: unknown field"),
-    (("clusters: [prod-*]", "clusters: prod"),
-     "policies/team.yaml:5: clusters: 'prod' is not of type 'array'"),
-    (("role: arn:aws:iam::123456789012:role/team", "role: team"),
-     "policies/team.yaml:6: role: 'team' is not an IAM role ARN"),
-    (("name: team", "name: Team_1"), "policies/team.yaml:1: name: 'Team_1' must be lowercase"),
-    (("    approvers: [U012AB3CD]", "    approvers: [U012AB3CD]\n    approval: {ttl: 15 minutes}"),
-     "policies/team.yaml:20: rules[1].approval.ttl: '15 minutes' is not a duration"),
-    (("    effect: approve", "    effect: maybe"), "policies/team.yaml:14: rules[1].effect: 'maybe' is not one of"),
-    (("    approvers: [U012AB3CD]\n", ""), "policies/team.yaml:13: rules[1].approvers: an approve rule needs approvers"),
-    (("rules:", "max_session: 2h\nrules:"), "policies/team.yaml:7: max_session: must be at most 15m"),
-    (("subjects:", "subject:"), "policies/team.yaml:2: subject: unknown field"),
-])
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        (
+            ("    verbs: [get, list, watch]", "    verbs: [get, lsit, watch]"),
+            "policies/team.yaml:10: rules[0].verbs[1]: unknown verb 'lsit'",
+        ),
+        (
+            (
+                "    namespaces: [shop]\n  - name: change",
+                "    namespaces: [shop]\n    colour: red\n  - name: change",
+            ),
+            "policies/team.yaml:13: rules[0].colour: unknown field",
+        ),
+        (
+            ("clusters: [prod-*]", "clusters: prod"),
+            "policies/team.yaml:5: clusters: 'prod' is not of type 'array'",
+        ),
+        (
+            ("role: arn:aws:iam::123456789012:role/team", "role: team"),
+            "policies/team.yaml:6: role: 'team' is not an IAM role ARN",
+        ),
+        (("name: team", "name: Team_1"), "policies/team.yaml:1: name: 'Team_1' must be lowercase"),
+        (
+            (
+                "    approvers: [U012AB3CD]",
+                "    approvers: [U012AB3CD]\n    approval: {ttl: 15 minutes}",
+            ),
+            "policies/team.yaml:20: rules[1].approval.ttl: '15 minutes' is not a duration",
+        ),
+        (
+            ("    effect: approve", "    effect: maybe"),
+            "policies/team.yaml:14: rules[1].effect: 'maybe' is not one of",
+        ),
+        (
+            ("    approvers: [U012AB3CD]\n", ""),
+            "policies/team.yaml:13: rules[1].approvers: an approve rule needs approvers",
+        ),
+        (
+            ("rules:", "max_session: 2h\nrules:"),
+            "policies/team.yaml:7: max_session: must be at most 15m",
+        ),
+        (("subjects:", "subject:"), "policies/team.yaml:2: subject: unknown field"),
+    ],
+)
 def test_errors_name_file_line_and_field(change, expected):
     old, new = change
     assert old in VALID
@@ -120,70 +148,111 @@ def test_durations():
 
 # ---- decisions ------------------------------------------------------------------------------
 
-AGENT = Identity("repo:acme/shop", "https://issuer.test",
-                 claims={"repository": "acme/shop", "environment": "production"})
+AGENT = Identity(
+    "repo:acme/shop",
+    "https://issuer.test",
+    claims={"repository": "acme/shop", "environment": "production"},
+)
 
 
 def req(verb, resource, namespace="", name="", group="", sub="", path=""):
     if path:
         return KubeRequest(verb=verb, path=path, is_resource_request=False)
-    return KubeRequest(verb=verb, path="/x", api_group=group, resource=resource,
-                       namespace=namespace, name=name, subresource=sub)
+    return KubeRequest(
+        verb=verb,
+        path="/x",
+        api_group=group,
+        resource=resource,
+        namespace=namespace,
+        name=name,
+        subresource=sub,
+    )
 
 
 POLICIES = load_policy_text(VALID, "team.yaml")
 
 
-@pytest.mark.parametrize("request_, effect, rule", [
-    (req("list", "pods", "shop"), "allow", "read"),
-    (req("get", "pods", "shop", "web-1", sub="log"), "allow", "read"),
-    (req("get", "pods", "shop", "web-1", sub="exec"), "deny", "(no rule matched)"),
-    (req("list", "pods", "payments"), "deny", "(no rule matched)"),
-    (req("patch", "deployments", "shop", "web", group="apps"), "approve", "change"),
-    (req("patch", "deployments", "shop", "web", group="extensions"), "deny", "(no rule matched)"),
-    (req("get", "deployments", "payments", "api", group="apps"), "allow", "read-all-deployments"),
-    (req("get", "secrets", "shop", "root-ca"), "deny", "never-secrets-by-name"),
-    (req("list", "secrets", "shop"), "deny", "(no rule matched)"),
-    (req("delete", "namespaces", "shop", "shop"), "deny", "no-namespace-deletes"),
-    (req("get", "", path="/metrics/cadvisor"), "allow", "health"),
-    (req("get", "", path="/logs"), "deny", "(no rule matched)"),
-])
+@pytest.mark.parametrize(
+    "request_, effect, rule",
+    [
+        (req("list", "pods", "shop"), "allow", "read"),
+        (req("get", "pods", "shop", "web-1", sub="log"), "allow", "read"),
+        (req("get", "pods", "shop", "web-1", sub="exec"), "deny", "(no rule matched)"),
+        (req("list", "pods", "payments"), "deny", "(no rule matched)"),
+        (req("patch", "deployments", "shop", "web", group="apps"), "approve", "change"),
+        (
+            req("patch", "deployments", "shop", "web", group="extensions"),
+            "deny",
+            "(no rule matched)",
+        ),
+        (
+            req("get", "deployments", "payments", "api", group="apps"),
+            "allow",
+            "read-all-deployments",
+        ),
+        (req("get", "secrets", "shop", "root-ca"), "deny", "never-secrets-by-name"),
+        (req("list", "secrets", "shop"), "deny", "(no rule matched)"),
+        (req("delete", "namespaces", "shop", "shop"), "deny", "no-namespace-deletes"),
+        (req("get", "", path="/metrics/cadvisor"), "allow", "health"),
+        (req("get", "", path="/logs"), "deny", "(no rule matched)"),
+    ],
+)
 def test_decision_table(request_, effect, rule):
     decision = decide(AGENT, "prod-eu", request_, POLICIES)
     assert (decision.effect, decision.rule_label) == (effect, rule), decision.reason
 
 
 def test_deny_beats_approve_beats_allow():
-    text = VALID.replace("""  - name: read-all-deployments
-    effect: allow""", """  - name: read-all-deployments
-    effect: deny""")
+    text = VALID.replace(
+        """  - name: read-all-deployments
+    effect: allow""",
+        """  - name: read-all-deployments
+    effect: deny""",
+    )
     [policy] = load_policy_text(text)
-    decision = decide(AGENT, "prod-eu", req("get", "deployments", "shop", "web", group="apps"),
-                      [policy])
+    decision = decide(
+        AGENT, "prod-eu", req("get", "deployments", "shop", "web", group="apps"), [policy]
+    )
     assert decision.effect == "deny" and decision.rule_label == "read-all-deployments"
     text = VALID.replace("verbs: [patch, update]", "verbs: [patch, update, get]")
     [policy] = load_policy_text(text)
-    decision = decide(AGENT, "prod-eu", req("get", "deployments", "shop", "web", group="apps"),
-                      [policy])
+    decision = decide(
+        AGENT, "prod-eu", req("get", "deployments", "shop", "web", group="apps"), [policy]
+    )
     assert decision.effect == "approve"
 
 
-@pytest.mark.parametrize("identity, cluster", [
-    (Identity("x", "https://issuer.test", claims={"repository": "evil/shop",
-                                                   "environment": "production"}), "prod-eu"),
-    (Identity("x", "https://issuer.test", claims={"repository": "acme/shop",
-                                                   "environment": "dev"}), "prod-eu"),
-    (Identity("x", "https://other.test", claims=AGENT.claims), "prod-eu"),
-    (AGENT, "staging"),
-])
+@pytest.mark.parametrize(
+    "identity, cluster",
+    [
+        (
+            Identity(
+                "x",
+                "https://issuer.test",
+                claims={"repository": "evil/shop", "environment": "production"},
+            ),
+            "prod-eu",
+        ),
+        (
+            Identity(
+                "x", "https://issuer.test", claims={"repository": "acme/shop", "environment": "dev"}
+            ),
+            "prod-eu",
+        ),
+        (Identity("x", "https://other.test", claims=AGENT.claims), "prod-eu"),
+        (AGENT, "staging"),
+    ],
+)
 def test_no_matching_policy_is_deny(identity, cluster):
     decision = decide(identity, cluster, req("list", "pods", "shop"), POLICIES)
     assert decision.effect == "deny" and "no policy grants" in decision.reason
 
 
 def test_list_valued_claims_match_any_element():
-    text = VALID.replace("claims: {repository: acme/*, environment: [production, staging]}",
-                         "claims: {groups: platform}")
+    text = VALID.replace(
+        "claims: {repository: acme/*, environment: [production, staging]}",
+        "claims: {groups: platform}",
+    )
     [policy] = load_policy_text(text)
     member = Identity("u", "https://issuer.test", claims={"groups": ["dev", "platform"]})
     assert decide(member, "prod-eu", req("list", "pods", "shop"), [policy]).effect == "allow"
@@ -198,6 +267,7 @@ def test_overlapping_policies_are_refused_not_guessed():
 
 # ---- lint -----------------------------------------------------------------------------------
 
+
 def test_lint_finds_shadowed_rules():
     old = """  - name: read-all-deployments
     effect: allow
@@ -205,7 +275,10 @@ def test_lint_finds_shadowed_rules():
     resources: [deployments]
 """
     assert old in VALID
-    text = VALID.replace(old, old + """  - name: read-shop-deployment
+    text = VALID.replace(
+        old,
+        old
+        + """  - name: read-shop-deployment
     effect: allow
     verbs: [get]
     resources: [deployments]
@@ -215,7 +288,8 @@ def test_lint_finds_shadowed_rules():
     verbs: [delete]
     resources: [namespaces]
     approvers: [U1]
-""")
+""",
+    )
     [policy] = load_policy_text(text)
     shadowed = {(r.label, by.label) for r, by in shadowed_rules(policy)}
     assert ("read-shop-deployment", "read") in shadowed  # the earlier twin decides first
@@ -232,12 +306,14 @@ def test_lint_warns_about_subjects_no_one_can_match():
 def test_shipped_policies_load_and_lint_clean():
     from chalicelib.config import DEFAULT_POLICY_DIR
     from eksgate.policy_cmd import _trusted_issuers
+
     policies = load_policies(DEFAULT_POLICY_DIR)
     assert [str(w) for w in lint_warnings(policies, _trusted_issuers(DEFAULT_POLICY_DIR))] == []
 
 
 def test_masking_defaults_to_every_pattern_and_can_be_narrowed():
     from chalicelib.masking import PATTERN_NAMES
+
     [policy] = load_policy_text(VALID)
     assert set(policy.masking.patterns) == PATTERN_NAMES
     [narrow] = load_policy_text(VALID + "masking: {patterns: [jwt]}\n")
@@ -247,16 +323,19 @@ def test_masking_defaults_to_every_pattern_and_can_be_narrowed():
 
 # ---- compiled policies: the index and rule tables answer as the plain definitions do --------
 
+
 def _random_policies(rng, count):
     from chalicelib.policy.model import Policy, Rule, Subject
+
     issuers = ["https://a.test", "https://b.test", "https://*.test"]
     values = ["acme/shop", "acme/*", "acme/sh?p", "evil/shop", "true", "7", "[ae]cme/x", "*"]
     policies = []
     for i in range(count):
         subjects = []
         for _ in range(rng.randint(1, 2)):
-            names = rng.sample(["repository", "environment", "groups", "admin", "level"],
-                               rng.randint(0, 2))
+            names = rng.sample(
+                ["repository", "environment", "groups", "admin", "level"], rng.randint(0, 2)
+            )
             claims = {n: tuple(rng.sample(values, rng.randint(1, 2))) for n in names}
             subjects.append(Subject(rng.choice(issuers), claims))
         clusters = tuple(rng.sample(["prod-*", "staging", "dev", "p?od-eu"], rng.randint(1, 2)))
@@ -267,8 +346,10 @@ def _random_policies(rng, count):
 def _random_identity(rng):
     texts = ["acme/shop", "acme/ship", "evil/shop", "ecme/x", "", "acme/"]
     claim_values = texts + [True, False, 7, None, ["dev", "acme/shop"], ["x"], {"a": 1}]
-    claims = {n: rng.choice(claim_values)
-              for n in rng.sample(["repository", "environment", "groups", "admin", "level"], 3)}
+    claims = {
+        n: rng.choice(claim_values)
+        for n in rng.sample(["repository", "environment", "groups", "admin", "level"], 3)
+    }
     issuer = rng.choice(["https://a.test", "https://b.test", "https://c.test", "https://a.tes"])
     return Identity("s", issuer, claims=claims)
 
@@ -277,6 +358,7 @@ def test_index_finds_exactly_the_policies_that_apply():
     import random
 
     from chalicelib.policy import PolicyIndex
+
     rng = random.Random(12)
     for _ in range(30):
         policies = _random_policies(rng, rng.randint(1, 25))
@@ -294,6 +376,7 @@ def test_rule_tables_pick_the_rule_precedence_picks():
 
     from chalicelib.policy.engine import evaluate
     from chalicelib.policy.model import Policy, Rule
+
     rng = random.Random(7)
     verbs = ["get", "list", "delete", "patch", "*"]
     resources = ["pods", "pods/log", "pods/*", "*/status", "deployments", "*", "secrets"]
@@ -301,30 +384,46 @@ def test_rule_tables_pick_the_rule_precedence_picks():
         rules = []
         for i in range(rng.randint(1, 12)):
             non_resource = rng.random() < 0.15
-            rules.append(Rule(
-                index=i, effect=rng.choice(["allow", "approve", "deny"]),
-                verbs=tuple(rng.sample(verbs, rng.randint(1, 2))),
-                api_groups=tuple(rng.sample(["*", "", "apps"], rng.randint(1, 2))),
-                resources=() if non_resource else tuple(rng.sample(resources, rng.randint(1, 2))),
-                namespaces=tuple(rng.sample(["shop", "s*", "kube-?ystem"], rng.randint(0, 2))),
-                resource_names=tuple(rng.sample(["web", "db"], rng.randint(0, 1))),
-                non_resource_urls=("/healthz", "/metrics*") if non_resource else (),
-            ))
+            rules.append(
+                Rule(
+                    index=i,
+                    effect=rng.choice(["allow", "approve", "deny"]),
+                    verbs=tuple(rng.sample(verbs, rng.randint(1, 2))),
+                    api_groups=tuple(rng.sample(["*", "", "apps"], rng.randint(1, 2))),
+                    resources=()
+                    if non_resource
+                    else tuple(rng.sample(resources, rng.randint(1, 2))),
+                    namespaces=tuple(rng.sample(["shop", "s*", "kube-?ystem"], rng.randint(0, 2))),
+                    resource_names=tuple(rng.sample(["web", "db"], rng.randint(0, 1))),
+                    non_resource_urls=("/healthz", "/metrics*") if non_resource else (),
+                )
+            )
         policy = Policy("p", (), ("*",), "arn", tuple(rules))
         for _ in range(80):
             if rng.random() < 0.1:
-                request = KubeRequest(rng.choice(["get", "post"]),
-                                      rng.choice(["/healthz", "/metrics/x", "/version"]),
-                                      is_resource_request=False)
+                request = KubeRequest(
+                    rng.choice(["get", "post"]),
+                    rng.choice(["/healthz", "/metrics/x", "/version"]),
+                    is_resource_request=False,
+                )
             else:
-                request = req(rng.choice(verbs[:4]), rng.choice(["pods", "deployments", "secrets"]),
-                              rng.choice(["shop", "stage", "kube-system", ""]),
-                              rng.choice(["web", "db", ""]),
-                              sub=rng.choice(["", "log", "status"]),
-                              group=rng.choice(["", "apps"]))
+                request = req(
+                    rng.choice(verbs[:4]),
+                    rng.choice(["pods", "deployments", "secrets"]),
+                    rng.choice(["shop", "stage", "kube-system", ""]),
+                    rng.choice(["web", "db", ""]),
+                    sub=rng.choice(["", "log", "status"]),
+                    group=rng.choice(["", "apps"]),
+                )
             matched = [r for r in rules if r.matches(request)]
-            expected = min(matched, key=lambda r: ({"deny": 0, "approve": 1, "allow": 2}[r.effect],
-                                                   r.index)) if matched else None
+            expected = (
+                min(
+                    matched,
+                    key=lambda r: ({"deny": 0, "approve": 1, "allow": 2}[r.effect], r.index),
+                )
+                if matched
+                else None
+            )
             for _ in range(2):  # computed, then remembered
                 decision = evaluate(policy, request)
                 assert decision.rule is expected
@@ -334,6 +433,7 @@ def test_rule_tables_pick_the_rule_precedence_picks():
 def test_loaded_policies_refuse_overlap_through_their_index(tmp_path):
     from chalicelib.errors import Forbidden
     from chalicelib.policy import select_policy
+
     (tmp_path / "a.yaml").write_text(VALID)
     (tmp_path / "b.yaml").write_text(VALID.replace("name: team", "name: team-two"))
     policies = load_policies(tmp_path)
@@ -348,48 +448,66 @@ def test_loaded_policies_refuse_overlap_through_their_index(tmp_path):
 def test_memo_tables_stay_bounded():
     from chalicelib.policy import PolicyIndex
     from chalicelib.policy.compiled import MEMO_LIMIT
+
     [policy] = load_policy_text(VALID)
     index = PolicyIndex([policy])
     for i in range(MEMO_LIMIT + 10):
-        stranger = Identity("x", "https://issuer.test", claims={"repository": f"acme/{i}",
-                                                                  "environment": "production"})
+        stranger = Identity(
+            "x",
+            "https://issuer.test",
+            claims={"repository": f"acme/{i}", "environment": "production"},
+        )
         assert index.matching(stranger, "prod-eu") == (policy,)
         decide(AGENT, "prod-eu", req("get", "pods", "shop", f"pod-{i}"), [policy])
     assert len(index._memo) <= MEMO_LIMIT
     assert len(policy.rule_table.decisions) <= MEMO_LIMIT
 
 
-@pytest.mark.parametrize("change", [
-    ("clusters: [prod-*]", "clusters: []"),
-    ("clusters: [prod-*]", "clusters: [1]"),
-    ("clusters: [prod-*]", "clusters: ['']"),
-    ("name: team", "name: 'team_'"),
-    ("name: team", "name: true"),
-    ("    effect: allow", "    effect: 1"),
-    ("    verbs: [get, list, watch]", "    verbs: [get, true]"),
-    ("    verbs: [get, list, watch]", "    verbs: []"),
-    ("claims: {repository: acme/*, environment: [production, staging]}",
-     "claims: {repository: {a: b}}"),
-    ("claims: {repository: acme/*, environment: [production, staging]}",
-     "claims: {repository: 1.5}"),
-    ("claims: {repository: acme/*, environment: [production, staging]}", "claims: {r: []}"),
-    ("claims: {repository: acme/*, environment: [production, staging]}", "claims: {r: 7}"),
-    ("    approvers: [U012AB3CD]", "    approvers: [U012AB3CD]\n    approval: {min_approvers: 9}"),
-    ("    approvers: [U012AB3CD]", "    approvers: [U012AB3CD]\n    approval: {min_approvers: 2.0}"),
-    ("    approvers: [U012AB3CD]", "    approvers: [U012AB3CD]\n    approval: {direct: 1}"),
-    ("role: arn:aws:iam::123456789012:role/team", "role: arn:aws:iam::1234:role/team"),
-    ("name: team", "name: team\nextra: 1"),
-    ("name: team", "name: team\ndirect: 'yes'"),
-    ("name: team", "name: team\nmax_session: 2020-01-01"),
-    ("name: team", "name: team\nmasking: {secret_data: never}"),
-    ("", ""),
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        ("clusters: [prod-*]", "clusters: []"),
+        ("clusters: [prod-*]", "clusters: [1]"),
+        ("clusters: [prod-*]", "clusters: ['']"),
+        ("name: team", "name: 'team_'"),
+        ("name: team", "name: true"),
+        ("    effect: allow", "    effect: 1"),
+        ("    verbs: [get, list, watch]", "    verbs: [get, true]"),
+        ("    verbs: [get, list, watch]", "    verbs: []"),
+        (
+            "claims: {repository: acme/*, environment: [production, staging]}",
+            "claims: {repository: {a: b}}",
+        ),
+        (
+            "claims: {repository: acme/*, environment: [production, staging]}",
+            "claims: {repository: 1.5}",
+        ),
+        ("claims: {repository: acme/*, environment: [production, staging]}", "claims: {r: []}"),
+        ("claims: {repository: acme/*, environment: [production, staging]}", "claims: {r: 7}"),
+        (
+            "    approvers: [U012AB3CD]",
+            "    approvers: [U012AB3CD]\n    approval: {min_approvers: 9}",
+        ),
+        (
+            "    approvers: [U012AB3CD]",
+            "    approvers: [U012AB3CD]\n    approval: {min_approvers: 2.0}",
+        ),
+        ("    approvers: [U012AB3CD]", "    approvers: [U012AB3CD]\n    approval: {direct: 1}"),
+        ("role: arn:aws:iam::123456789012:role/team", "role: arn:aws:iam::1234:role/team"),
+        ("name: team", "name: team\nextra: 1"),
+        ("name: team", "name: team\ndirect: 'yes'"),
+        ("name: team", "name: team\nmax_session: 2020-01-01"),
+        ("name: team", "name: team\nmasking: {secret_data: never}"),
+        ("", ""),
+    ],
+)
 def test_fast_schema_check_agrees_with_jsonschema(change):
     import jsonschema
     import yaml
 
     from chalicelib.policy.conformance import compile_schema
     from chalicelib.policy.schema import POLICY_SCHEMA
+
     document = yaml.safe_load(VALID.replace(*change) if change[0] else VALID)
     fast = compile_schema(POLICY_SCHEMA)(document)
     assert fast == jsonschema.Draft202012Validator(POLICY_SCHEMA).is_valid(document)

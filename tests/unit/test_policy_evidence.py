@@ -16,9 +16,13 @@ from eksgate.policy_simulate import render, simulate
 from eksgate.policy_suggest import refused_repeatedly
 from eksgate.rule_grouping import Observed, covers, smallest_rules, stable_names
 
-IDENTITY = {"subject": "repo:acme/shop:environment:production",
-            "issuer": "https://oidc.eksgate.local", "email": None, "groups": [],
-            "matched_claims": {"repository": "acme/shop", "environment": "production"}}
+IDENTITY = {
+    "subject": "repo:acme/shop:environment:production",
+    "issuer": "https://oidc.eksgate.local",
+    "email": None,
+    "groups": [],
+    "matched_claims": {"repository": "acme/shop", "environment": "production"},
+}
 
 POLICY = """
 name: ci-agent
@@ -52,9 +56,13 @@ def allow(method: str, path: str, query: str = "") -> Observed:
 
 
 def test_requests_on_one_object_group_by_verb_and_keep_stable_names():
-    rules = smallest_rules([allow("GET", "/api/v1/namespaces/shop/secrets/db"),
-                            allow("PUT", "/api/v1/namespaces/shop/secrets/db"),
-                            allow("GET", "/api/v1/namespaces/shop/secrets/db")])
+    rules = smallest_rules(
+        [
+            allow("GET", "/api/v1/namespaces/shop/secrets/db"),
+            allow("PUT", "/api/v1/namespaces/shop/secrets/db"),
+            allow("GET", "/api/v1/namespaces/shop/secrets/db"),
+        ]
+    )
     assert len(rules) == 1
     rule = rules[0]
     assert rule.verbs == {"get", "update"} and rule.names == {"db"}
@@ -74,57 +82,96 @@ def test_generated_names_are_not_pinned():
 def test_merges_never_allow_a_combination_that_was_not_seen():
     # pods read in shop, secrets read in payments: one rule [pods, secrets] x [shop, payments]
     # would also allow secrets in shop, so they must stay two rules.
-    rules = smallest_rules([allow("GET", "/api/v1/namespaces/shop/pods"),
-                            allow("GET", "/api/v1/namespaces/payments/secrets")])
+    rules = smallest_rules(
+        [
+            allow("GET", "/api/v1/namespaces/shop/pods"),
+            allow("GET", "/api/v1/namespaces/payments/secrets"),
+        ]
+    )
     assert len(rules) == 2
     # The same verb and resource in two namespaces is exactly one rule.
-    rules = smallest_rules([allow("GET", "/api/v1/namespaces/shop/pods"),
-                            allow("GET", "/api/v1/namespaces/web/pods")])
+    rules = smallest_rules(
+        [allow("GET", "/api/v1/namespaces/shop/pods"), allow("GET", "/api/v1/namespaces/web/pods")]
+    )
     assert len(rules) == 1 and rules[0].namespaces == {"shop", "web"}
 
 
 def test_a_list_across_namespaces_covers_the_namespaced_lists():
-    rules = smallest_rules([allow("GET", "/api/v1/pods"),
-                            allow("GET", "/api/v1/namespaces/shop/pods")])
+    rules = smallest_rules(
+        [allow("GET", "/api/v1/pods"), allow("GET", "/api/v1/namespaces/shop/pods")]
+    )
     assert len(rules) == 1 and rules[0].namespaces is None and rules[0].count == 2
 
 
 def test_approvals_stay_approvals_and_keep_their_origin():
     patch = resolve("PATCH", "/apis/apps/v1/namespaces/shop/deployments/web")
-    rules = smallest_rules([Observed(patch, "approve", "change-deployments"),
-                            allow("GET", "/apis/apps/v1/namespaces/shop/deployments/web")])
+    rules = smallest_rules(
+        [
+            Observed(patch, "approve", "change-deployments"),
+            allow("GET", "/apis/apps/v1/namespaces/shop/deployments/web"),
+        ]
+    )
     effects = {(r.effect, r.origin) for r in rules}
     assert effects == {("approve", "change-deployments"), ("allow", "")}
     assert not any(covers(a, b) for a in rules for b in rules if a is not b)
 
 
 def test_every_observed_request_is_matched_by_some_rule():
-    observed = [allow("GET", p) for p in ("/api/v1/namespaces/shop/pods",
-                                          "/api/v1/namespaces/shop/pods/web/log",
-                                          "/apis/apps/v1/namespaces/shop/deployments",
-                                          "/api/v1/nodes", "/healthz/etcd")]
+    observed = [
+        allow("GET", p)
+        for p in (
+            "/api/v1/namespaces/shop/pods",
+            "/api/v1/namespaces/shop/pods/web/log",
+            "/apis/apps/v1/namespaces/shop/deployments",
+            "/api/v1/nodes",
+            "/healthz/etcd",
+        )
+    ]
     observed.append(allow("GET", "/api/v1/namespaces/shop/pods", "watch=true"))
     rules = smallest_rules(observed)
     for item in observed:
         r = item.request
-        assert any(r.verb in rule.verbs and (
-            r.path in rule.urls if not r.is_resource_request else
-            r.resource_with_subresource in rule.resources and r.api_group in rule.api_groups
-            and (rule.namespaces is None or r.namespace in rule.namespaces))
-            for rule in rules), r
+        assert any(
+            r.verb in rule.verbs
+            and (
+                r.path in rule.urls
+                if not r.is_resource_request
+                else r.resource_with_subresource in rule.resources
+                and r.api_group in rule.api_groups
+                and (rule.namespaces is None or r.namespace in rule.namespaces)
+            )
+            for rule in rules
+        ), r
 
 
 def record(seq: int, kind: str, method: str, path: str, effect: str, rule: str, query: str = ""):
     request = resolve(method, path, query)
     fields = new_event(
-        kind, session_id="s1", subject=IDENTITY["subject"], cluster="demo", identity=IDENTITY,
-        request={"method": method, "path": path, "query": query, "verb": request.verb,
-                 "api_group": request.api_group, "api_version": request.api_version,
-                 "resource": request.resource, "subresource": request.subresource,
-                 "namespace": request.namespace, "name": request.name},
-        decision={"effect": effect, "policy": "ci-agent", "rule": rule, "reason": ""})
-    return {**fields, "seq": seq, "time": f"2026-11-22T13:40:{seq:02d}.000Z",
-            "expires_at": 1_900_000_000}
+        kind,
+        session_id="s1",
+        subject=IDENTITY["subject"],
+        cluster="demo",
+        identity=IDENTITY,
+        request={
+            "method": method,
+            "path": path,
+            "query": query,
+            "verb": request.verb,
+            "api_group": request.api_group,
+            "api_version": request.api_version,
+            "resource": request.resource,
+            "subresource": request.subresource,
+            "namespace": request.namespace,
+            "name": request.name,
+        },
+        decision={"effect": effect, "policy": "ci-agent", "rule": rule, "reason": ""},
+    )
+    return {
+        **fields,
+        "seq": seq,
+        "time": f"2026-11-22T13:40:{seq:02d}.000Z",
+        "expires_at": 1_900_000_000,
+    }
 
 
 def chain(*fields):
@@ -139,12 +186,19 @@ def chain(*fields):
 def trail():
     return chain(
         record(0, "request", "GET", "/api/v1/namespaces/shop/pods", "allow", "read-shop"),
-        record(1, "request", "GET", "/api/v1/namespaces/shop/pods", "allow", "read-shop",
-               "watch=true"),
+        record(
+            1, "request", "GET", "/api/v1/namespaces/shop/pods", "allow", "read-shop", "watch=true"
+        ),
         record(2, "refusal", "DELETE", "/api/v1/namespaces/shop", "deny", "no-namespace-deletes"),
         record(3, "refusal", "DELETE", "/api/v1/namespaces/shop", "deny", "no-namespace-deletes"),
-        record(4, "request", "PATCH", "/apis/apps/v1/namespaces/shop/deployments/web",
-               "approve", "change-deployments"),
+        record(
+            4,
+            "request",
+            "PATCH",
+            "/apis/apps/v1/namespaces/shop/deployments/web",
+            "approve",
+            "change-deployments",
+        ),
     )
 
 
@@ -166,19 +220,24 @@ def test_dropping_a_used_rule_is_a_breaking_change_with_examples():
     narrower = POLICY.replace("verbs: [get, list, watch]", "verbs: [get]")
     result = simulate(evidence(trail()), tuple(load_policy_text(narrower)))
     assert [(c.old, c.new) for c in result.changes] == [("allow", "deny"), ("allow", "deny")]
-    assert {c.command for c in result.changes} == {"kubectl get pods -n shop",
-                                                   "kubectl get pods -n shop --watch"}
+    assert {c.command for c in result.changes} == {
+        "kubectl get pods -n shop",
+        "kubectl get pods -n shop --watch",
+    }
     text = "\n".join(render(result, "since", 1))
     assert "BREAKS: allow -> deny" in text and "session s1" in text
 
 
 def test_widening_is_reported_but_does_not_break():
-    wider = POLICY.replace("effect: deny\n    verbs: [delete]", "effect: allow\n    verbs: [delete]")
+    wider = POLICY.replace(
+        "effect: deny\n    verbs: [delete]", "effect: allow\n    verbs: [delete]"
+    )
     result = simulate(evidence(trail()), tuple(load_policy_text(wider)))
     assert [(c.old, c.new) for c in result.changes] == [("deny", "allow"), ("deny", "allow")]
     assert result.breaking == []
     assert "changes: deny -> allow  x2  kubectl delete namespace shop" in "\n".join(
-        render(result, "since", 1))
+        render(result, "since", 1)
+    )
 
 
 def test_a_policy_no_longer_matching_the_caller_denies_everything():
@@ -190,7 +249,8 @@ def test_a_policy_no_longer_matching_the_caller_denies_everything():
 
 def test_repeated_refusals_are_counted():
     assert refused_repeatedly(evidence(trail())) == [
-        (2, "delete namespaces/shop", "no-namespace-deletes")]
+        (2, "delete namespaces/shop", "no-namespace-deletes")
+    ]
 
 
 def test_a_session_whose_chain_is_broken_is_not_used():
@@ -208,9 +268,13 @@ def test_a_session_whose_chain_is_broken_is_not_used():
 
 
 def test_the_window_reads_every_page_of_sessions():
-    pages = {None: [{"session_id": f"a{i}", "last_time": f"t{500 - i:04d}"} for i in range(500)],
-             "t0001": [{"session_id": "a499", "last_time": "t0001"},
-                       {"session_id": "b", "last_time": "t0000"}]}
+    pages = {
+        None: [{"session_id": f"a{i}", "last_time": f"t{500 - i:04d}"} for i in range(500)],
+        "t0001": [
+            {"session_id": "a499", "last_time": "t0001"},
+            {"session_id": "b", "last_time": "t0000"},
+        ],
+    }
     asked = []
 
     def get(path, params):
@@ -220,6 +284,7 @@ def test_the_window_reads_every_page_of_sessions():
         return {"records": []}
 
     from eksgate.audit_window import session_ids
+
     ids = session_ids(get, {"cluster": "demo"}, "2026-01-01T00:00:00.000Z")
     assert len(ids) == 501 and asked == [None, "t0001"]
 
@@ -233,6 +298,7 @@ def test_since_takes_policy_durations_only():
 def test_suggestion_file_is_not_read_outside_the_policy(tmp_path: Path):
     # The suggestion copies the current policy's document from its own file, by name.
     from eksgate.policy_suggest import raw_policy
+
     path = tmp_path / "p.yaml"
     path.write_text(POLICY)
     policy = load_policy_text(POLICY, str(path))[0]
@@ -241,6 +307,7 @@ def test_suggestion_file_is_not_read_outside_the_policy(tmp_path: Path):
 
 def suggestion_text(tmp_path: Path, records, policy_text: str = POLICY) -> str:
     from eksgate.policy_suggest import suggest
+
     path = tmp_path / "ci-agent.yaml"
     path.write_text(policy_text)
     policies = tuple(load_policy_text(policy_text, str(path)))
@@ -264,7 +331,8 @@ def test_a_literal_wildcard_in_a_request_never_becomes_a_wildcard_rule(tmp_path:
     wide = POLICY.replace("    namespaces: [shop]\n  - name: change", "  - name: change")
     records = chain(
         record(0, "request", "GET", "/api/v1/namespaces/*/pods", "allow", "read-shop"),
-        record(1, "request", "GET", "/api/v1/namespaces/shop/pods", "allow", "read-shop"))
+        record(1, "request", "GET", "/api/v1/namespaces/shop/pods", "allow", "read-shop"),
+    )
     text = suggestion_text(tmp_path, records, wide)
     new = tuple(load_policy_text(text))
     other = resolve("GET", "/api/v1/namespaces/payments/pods")
@@ -273,13 +341,16 @@ def test_a_literal_wildcard_in_a_request_never_becomes_a_wildcard_rule(tmp_path:
 
 
 def test_names_in_comments_cannot_inject_policy_text(tmp_path: Path):
-    evil = POLICY.replace("name: no-namespace-deletes",
-                          'name: "x\\nrules: [{effect: allow, verbs: [\'*\'], resources: [\'*\']}]"')
+    evil = POLICY.replace(
+        "name: no-namespace-deletes",
+        "name: \"x\\nrules: [{effect: allow, verbs: ['*'], resources: ['*']}]\"",
+    )
     rule = "x\nrules: [{effect: allow, verbs: ['*'], resources: ['*']}]"
     records = chain(
         record(0, "refusal", "DELETE", "/api/v1/namespaces/shop", "deny", rule),
         record(1, "refusal", "DELETE", "/api/v1/namespaces/shop", "deny", rule),
-        record(2, "request", "GET", "/api/v1/namespaces/shop/pods", "allow", "read-shop"))
+        record(2, "request", "GET", "/api/v1/namespaces/shop/pods", "allow", "read-shop"),
+    )
     text = suggestion_text(tmp_path, records, evil)
     assert not any(line.startswith("rules: [") for line in text.splitlines())
     new = tuple(load_policy_text(text))
@@ -288,6 +359,7 @@ def test_names_in_comments_cannot_inject_policy_text(tmp_path: Path):
 
 def test_terminal_escapes_in_a_subject_are_shown_not_sent():
     from eksgate.policy_simulate import Change, Simulation
+
     change = Change("evil\x1b[2J", "allow", "deny", "a", "b", "kubectl get pods", "s1", "t", "r")
     text = "\n".join(render(Simulation(1, [change]), "since", 1))
     assert "\x1b" not in text and "evil\\x1b[2J" in text
@@ -295,10 +367,25 @@ def test_terminal_escapes_in_a_subject_are_shown_not_sent():
 
 def test_bad_input_is_a_clear_error_not_a_trace(capsys):
     from eksgate.cli import main
-    assert main(["policy", "simulate", "policies", "--since", "yesterday",
-                 "--gateway", "https://127.0.0.1:9"]) == 2
+
+    assert (
+        main(
+            [
+                "policy",
+                "simulate",
+                "policies",
+                "--since",
+                "yesterday",
+                "--gateway",
+                "https://127.0.0.1:9",
+            ]
+        )
+        == 2
+    )
     assert "--since: 'yesterday' is not a duration" in capsys.readouterr().err
     assert main(["policy", "simulate", "/nonexistent", "--gateway", "https://127.0.0.1:9"]) == 2
     assert "do not load" in capsys.readouterr().err
-    assert main(["policy", "suggest", "--policy", "nobody", "--gateway", "https://127.0.0.1:9"]) == 2
+    assert (
+        main(["policy", "suggest", "--policy", "nobody", "--gateway", "https://127.0.0.1:9"]) == 2
+    )
     assert "policy 'nobody' is not in" in capsys.readouterr().err

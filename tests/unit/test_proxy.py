@@ -4,27 +4,39 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from chalicelib.gateway.clusters import ClusterEndpoint
 from chalicelib.config import ClusterConfig
 from chalicelib.credentials.eks_token import AwsCredentials
-from chalicelib.errors import (BadGateway, BadRequest, Forbidden, GatewayTimeout, NotAcceptable, NotFound,
-                               PayloadTooLarge, Unauthorized, UnsupportedMediaType)
-from chalicelib.identity import Identity
-from chalicelib.policy import load_policies
-from chalicelib.routes.responses import status_response
+from chalicelib.credentials.session_token import SessionTokenCodec
+from chalicelib.credentials.signing_keys import SigningKey
+from chalicelib.errors import (
+    BadGateway,
+    BadRequest,
+    Forbidden,
+    GatewayTimeout,
+    NotAcceptable,
+    NotFound,
+    PayloadTooLarge,
+    Unauthorized,
+    UnsupportedMediaType,
+)
+from chalicelib.gateway.clusters import ClusterEndpoint
 from chalicelib.gateway.exchange import GatewayLimits, IncomingRequest, negotiate_accept
 from chalicelib.gateway.forward import Forwarder
 from chalicelib.gateway.pipeline import Gateway
-from chalicelib.credentials.session_token import SessionTokenCodec
-from chalicelib.credentials.signing_keys import SigningKey
 from chalicelib.gateway.upstream import UpstreamResponse
+from chalicelib.identity import Identity
+from chalicelib.policy import load_policies
+from chalicelib.routes.responses import status_response
 
-AGENT = Identity("repo:acme/shop:environment:production", "https://oidc.eksgate.local",
-                 claims={"repository": "acme/shop", "environment": "production"})
+AGENT = Identity(
+    "repo:acme/shop:environment:production",
+    "https://oidc.eksgate.local",
+    claims={"repository": "acme/shop", "environment": "production"},
+)
 
 
 class Keys:
@@ -48,8 +60,7 @@ class Clusters:
 class Roles:
     def credentials(self, request):
         self.request = request
-        return AwsCredentials("ASIAFAKE", "secret", "token",
-                              datetime.now(timezone.utc) + timedelta(hours=1))
+        return AwsCredentials("ASIAFAKE", "secret", "token", datetime.now(UTC) + timedelta(hours=1))
 
 
 class RecordingAudit:
@@ -63,15 +74,18 @@ class RecordingAudit:
         def record(*args, **kwargs):
             if kind == self.fail_on:
                 from chalicelib.audit.store import AuditUnavailable
+
                 raise AuditUnavailable("test")
             self.events.append(kind)
+
         return record
 
 
 class FakeUpstream:
     def __init__(self, response=None, error=None):
-        self.response = response or UpstreamResponse(200, {"content-type": "application/json"},
-                                                     b'{"kind": "PodList", "items": []}')
+        self.response = response or UpstreamResponse(
+            200, {"content-type": "application/json"}, b'{"kind": "PodList", "items": []}'
+        )
         self.error = error
         self.sent = []
 
@@ -84,30 +98,57 @@ class FakeUpstream:
 
 def gateway(upstream, watch_timeout=20, audit=None):
     from chalicelib.config import DEFAULT_POLICY_DIR
+
     roles = Roles()
-    return Gateway(SessionTokenCodec(Keys()), load_policies(DEFAULT_POLICY_DIR),
-                   Forwarder(Clusters(), roles, upstream), audit or RecordingAudit(), None,
-                   GatewayLimits(1024, watch_timeout)), roles
+    return Gateway(
+        SessionTokenCodec(Keys()),
+        load_policies(DEFAULT_POLICY_DIR),
+        Forwarder(Clusters(), roles, upstream),
+        audit or RecordingAudit(),
+        None,
+        GatewayLimits(1024, watch_timeout),
+    ), roles
 
 
 def incoming(path, method="GET", query=None, headers=None, body=None, token=None, cluster="demo"):
     if token is None:
-        token, _ = SessionTokenCodec(Keys()).issue(AGENT, "demo", "ci-agent", 600,
-                                                   {"repository": "acme/shop"})
-    return IncomingRequest(cluster, method, path, query or {},
-                           {"authorization": f"Bearer {token}", **(headers or {})}, body, 29.0)
+        token, _ = SessionTokenCodec(Keys()).issue(
+            AGENT, "demo", "ci-agent", 600, {"repository": "acme/shop"}
+        )
+    return IncomingRequest(
+        cluster,
+        method,
+        path,
+        query or {},
+        {"authorization": f"Bearer {token}", **(headers or {})},
+        body,
+        29.0,
+    )
 
 
 def test_forwarded_request_carries_only_the_eks_token_and_safe_headers():
     upstream = FakeUpstream()
     gw, roles = gateway(upstream)
-    gw.handle(incoming("/api/v1/namespaces/shop/pods", headers={
-        "cookie": "a=b", "user-agent": "kubectl/1.31", "x-forwarded-for": "1.2.3.4",
-        "accept": "application/vnd.kubernetes.protobuf,application/json"}))
+    gw.handle(
+        incoming(
+            "/api/v1/namespaces/shop/pods",
+            headers={
+                "cookie": "a=b",
+                "user-agent": "kubectl/1.31",
+                "x-forwarded-for": "1.2.3.4",
+                "accept": "application/vnd.kubernetes.protobuf,application/json",
+            },
+        )
+    )
     [sent] = upstream.sent
     assert sent.headers["authorization"].startswith("Bearer k8s-aws-v1.")
-    assert set(sent.headers) == {"authorization", "accept", "accept-encoding", "user-agent",
-                                 "audit-id"}
+    assert set(sent.headers) == {
+        "authorization",
+        "accept",
+        "accept-encoding",
+        "user-agent",
+        "audit-id",
+    }
     assert sent.headers["accept"] == "application/json"
     assert roles.request.role_arn.endswith("role/eksgate-ci-agent")
     assert roles.request.source_identity == "repo-acme-shop-environment-production"
@@ -116,17 +157,25 @@ def test_forwarded_request_carries_only_the_eks_token_and_safe_headers():
 def test_decided_path_and_canonical_query_are_what_is_forwarded():
     upstream = FakeUpstream()
     gw, _ = gateway(upstream)
-    gw.handle(incoming("/api/v1/namespaces/shop/pods",
-                       query={"labelSelector": ["app=web"], "limit": ["5"]}))
-    assert upstream.sent[0].path_and_query == \
-        "/api/v1/namespaces/shop/pods?labelSelector=app%3Dweb&limit=5"
+    gw.handle(
+        incoming(
+            "/api/v1/namespaces/shop/pods", query={"labelSelector": ["app=web"], "limit": ["5"]}
+        )
+    )
+    assert (
+        upstream.sent[0].path_and_query
+        == "/api/v1/namespaces/shop/pods?labelSelector=app%3Dweb&limit=5"
+    )
 
 
 def test_watch_timeout_is_capped_and_streamed():
     upstream = FakeUpstream(UpstreamResponse(200, {"content-type": "application/json"}, b""))
     gw, _ = gateway(upstream, watch_timeout=7)
-    gw.handle(incoming("/api/v1/namespaces/shop/pods", query={"watch": ["true"],
-                                                              "timeoutSeconds": ["600"]}))
+    gw.handle(
+        incoming(
+            "/api/v1/namespaces/shop/pods", query={"watch": ["true"], "timeoutSeconds": ["600"]}
+        )
+    )
     sent = upstream.sent[0]
     assert "timeoutSeconds=7" in sent.path_and_query and sent.stream
     gw.handle(incoming("/api/v1/namespaces/shop/pods", query={"watch": ["1"]}))
@@ -134,11 +183,16 @@ def test_watch_timeout_is_capped_and_streamed():
 
 
 def test_a_stream_cut_at_the_deadline_never_returns_half_an_event():
-    secret = {"kind": "Secret", "apiVersion": "v1", "metadata": {"name": "s"},
-              "data": {"k": base64.b64encode(b"topsecret").decode()}}
+    secret = {
+        "kind": "Secret",
+        "apiVersion": "v1",
+        "metadata": {"name": "s"},
+        "data": {"k": base64.b64encode(b"topsecret").decode()},
+    }
     stream = (json.dumps({"type": "ADDED", "object": secret}) + "\n").encode() + b'{"type": "ADD'
-    upstream = FakeUpstream(UpstreamResponse(200, {"content-type": "application/json"}, stream,
-                                             cut_at_deadline=True))
+    upstream = FakeUpstream(
+        UpstreamResponse(200, {"content-type": "application/json"}, stream, cut_at_deadline=True)
+    )
     gw, _ = gateway(upstream)
     result = gw.handle(incoming("/api/v1/namespaces/shop/secrets", query={"watch": ["true"]}))
     lines = result.body.strip().split("\n")
@@ -165,12 +219,18 @@ def test_upstream_failures_propagate_as_502_and_504(error):
 
 
 def test_malformed_or_unexpected_upstream_answers_are_withheld():
-    gw, _ = gateway(FakeUpstream(UpstreamResponse(200, {"content-type": "application/json"},
-                                                  b"{broken")))
+    gw, _ = gateway(
+        FakeUpstream(UpstreamResponse(200, {"content-type": "application/json"}, b"{broken"))
+    )
     with pytest.raises(BadGateway, match="malformed"):
         gw.handle(incoming("/api/v1/namespaces/shop/pods"))
-    gw, _ = gateway(FakeUpstream(UpstreamResponse(
-        200, {"content-type": "application/vnd.kubernetes.protobuf"}, b"\x00k8s")))
+    gw, _ = gateway(
+        FakeUpstream(
+            UpstreamResponse(
+                200, {"content-type": "application/vnd.kubernetes.protobuf"}, b"\x00k8s"
+            )
+        )
+    )
     with pytest.raises(BadGateway, match="cannot inspect"):
         gw.handle(incoming("/api/v1/namespaces/shop/pods"))
 
@@ -181,18 +241,34 @@ def test_refusals_happen_before_anything_is_forwarded():
     cases = [
         (incoming("/api/v1/namespaces/shop/pods", token="nope"), Unauthorized),
         (incoming("/api/v1/namespaces/shop/pods", cluster="prod-eu"), Unauthorized),
-        (incoming("/api/v1/namespaces/shop/pods", headers={"impersonate-user": "admin"}), Forbidden),
+        (
+            incoming("/api/v1/namespaces/shop/pods", headers={"impersonate-user": "admin"}),
+            Forbidden,
+        ),
         (incoming("/api/v1/namespaces/shop/pods/../secrets"), BadRequest),
         (incoming("/api/v1/namespaces/shop/pods", method="OPTIONS"), BadRequest),
         (incoming("/api/v1/namespaces/shop/pods/web/exec"), Forbidden),
         (incoming("/api/v1/namespaces/shop/pods", headers={"upgrade": "websocket"}), Forbidden),
-        (incoming("/api/v1/namespaces/shop/configmaps", method="POST", body=b"x" * 2048),
-         PayloadTooLarge),
-        (incoming("/api/v1/namespaces/shop/configmaps", method="POST", body=b"\x00",
-                  headers={"content-type": "application/x-www-form-urlencoded"}),
-         UnsupportedMediaType),
-        (incoming("/api/v1/namespaces/shop/pods",
-                  headers={"accept": "application/vnd.kubernetes.protobuf"}), NotAcceptable),
+        (
+            incoming("/api/v1/namespaces/shop/configmaps", method="POST", body=b"x" * 2048),
+            PayloadTooLarge,
+        ),
+        (
+            incoming(
+                "/api/v1/namespaces/shop/configmaps",
+                method="POST",
+                body=b"\x00",
+                headers={"content-type": "application/x-www-form-urlencoded"},
+            ),
+            UnsupportedMediaType,
+        ),
+        (
+            incoming(
+                "/api/v1/namespaces/shop/pods",
+                headers={"accept": "application/vnd.kubernetes.protobuf"},
+            ),
+            NotAcceptable,
+        ),
         (incoming("/api/v1/namespaces/kube-system/secrets"), Forbidden),
     ]
     for request, error in cases:
@@ -201,14 +277,21 @@ def test_refusals_happen_before_anything_is_forwarded():
     assert upstream.sent == []
 
 
-@pytest.mark.parametrize("accept, expected", [
-    ("", "application/json"),
-    ("*/*", "*/*,application/json"),
-    ("application/json;as=Table;v=v1;g=meta.k8s.io,application/json",
-     "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"),
-    ("application/vnd.kubernetes.protobuf;as=Table;v=v1;g=meta.k8s.io,application/json",
-     "application/json"),
-])
+@pytest.mark.parametrize(
+    "accept, expected",
+    [
+        ("", "application/json"),
+        ("*/*", "*/*,application/json"),
+        (
+            "application/json;as=Table;v=v1;g=meta.k8s.io,application/json",
+            "application/json;as=Table;v=v1;g=meta.k8s.io,application/json",
+        ),
+        (
+            "application/vnd.kubernetes.protobuf;as=Table;v=v1;g=meta.k8s.io,application/json",
+            "application/json",
+        ),
+    ],
+)
 def test_accept_keeps_json_alternatives_only(accept, expected):
     assert negotiate_accept(accept) == expected
 
@@ -230,6 +313,7 @@ def test_refusals_are_recorded():
 
 def test_a_failed_audit_write_blocks_the_request():
     from chalicelib.audit.store import AuditUnavailable
+
     upstream = FakeUpstream()
     gw, _ = gateway(upstream, audit=RecordingAudit(fail_on="request"))
     with pytest.raises(AuditUnavailable) as err:
@@ -239,6 +323,7 @@ def test_a_failed_audit_write_blocks_the_request():
 
 def test_an_answer_that_cannot_be_recorded_is_withheld():
     from chalicelib.errors import AnswerWithheld
+
     gw, _ = gateway(FakeUpstream(), audit=RecordingAudit(fail_on="response"))
     with pytest.raises(AnswerWithheld) as withheld:
         gw.handle(incoming("/api/v1/namespaces/shop/pods"))
@@ -252,20 +337,30 @@ def test_approval_without_approvals_configured_is_refused():
     upstream = FakeUpstream()
     gw, _ = gateway(upstream)
     with pytest.raises(Forbidden, match="approvals are not configured"):
-        gw.handle(incoming("/apis/apps/v1/namespaces/shop/deployments/web", method="PATCH",
-                           body=b"{}", headers={"content-type": "application/merge-patch+json"}))
+        gw.handle(
+            incoming(
+                "/apis/apps/v1/namespaces/shop/deployments/web",
+                method="PATCH",
+                body=b"{}",
+                headers={"content-type": "application/merge-patch+json"},
+            )
+        )
     assert upstream.sent == []
 
 
-@pytest.mark.parametrize("body, resource", [
-    (b'[{"op":"replace","path":"/data/password","value":"aHVudGVyMg=="}]', "configmaps"),
-    (b"apiVersion: v1\nkind: Secret\nstringData: {password: hunter2}\n", "secrets"),
-    (b'{"kind": "Secret", "stringData": {"password": "hunter2"}}', "secrets"),
-    (b"password: hunter2\n", "configmaps"),
-])
+@pytest.mark.parametrize(
+    "body, resource",
+    [
+        (b'[{"op":"replace","path":"/data/password","value":"aHVudGVyMg=="}]', "configmaps"),
+        (b"apiVersion: v1\nkind: Secret\nstringData: {password: hunter2}\n", "secrets"),
+        (b'{"kind": "Secret", "stringData": {"password": "hunter2"}}', "secrets"),
+        (b"password: hunter2\n", "configmaps"),
+    ],
+)
 def test_request_bodies_that_may_hold_credentials_are_recorded_by_size_only(body, resource):
-    from chalicelib.masking import DEFAULT_SETTINGS
     from chalicelib.audit.recorder import masked_body_summary
+    from chalicelib.masking import DEFAULT_SETTINGS
+
     summary = masked_body_summary(body, DEFAULT_SETTINGS, resource)
     text = json.dumps(summary)
     assert summary["size"] == len(body) and "hunter2" not in text and "aHVudGVyMg" not in text
@@ -273,30 +368,44 @@ def test_request_bodies_that_may_hold_credentials_are_recorded_by_size_only(body
 
 
 def test_json_object_bodies_are_recorded_masked():
-    from chalicelib.masking import DEFAULT_SETTINGS
     from chalicelib.audit.recorder import masked_body_summary
+    from chalicelib.masking import DEFAULT_SETTINGS
+
     body = b'{"kind": "ConfigMap", "data": {"dsn": "postgres://u:hunter2@db/x", "a": "b"}}'
     summary = masked_body_summary(body, DEFAULT_SETTINGS, "configmaps")
     assert "hunter2" not in summary["inline"] and '"a":"b"' in summary["inline"]
 
 
-@pytest.mark.parametrize("method, content_type, payload", [
-    ("PUT", "application/json", {"kind": "ConfigMap", "data": {"url": "u:***MASKED***@db"}}),
-    ("POST", "application/json", {"kind": "Secret", "data": {"pw": "KioqTUFTS0VEKioq"}}),
-    ("PATCH", "application/merge-patch+json", {"data": {"pw": "***MASKED***"}}),
-    ("PATCH", "application/json-patch+json",
-     [{"op": "add", "path": "/data/pw", "value": "***MASKED***"}]),
-])
+@pytest.mark.parametrize(
+    "method, content_type, payload",
+    [
+        ("PUT", "application/json", {"kind": "ConfigMap", "data": {"url": "u:***MASKED***@db"}}),
+        ("POST", "application/json", {"kind": "Secret", "data": {"pw": "KioqTUFTS0VEKioq"}}),
+        ("PATCH", "application/merge-patch+json", {"data": {"pw": "***MASKED***"}}),
+        (
+            "PATCH",
+            "application/json-patch+json",
+            [{"op": "add", "path": "/data/pw", "value": "***MASKED***"}],
+        ),
+    ],
+)
 def test_writes_carrying_the_mask_are_refused_recorded_and_never_forwarded(
-        method, content_type, payload):
+    method, content_type, payload
+):
     # The ci-agent may not write at all: the mask is refused first, whoever asks, and the
     # refusal is recorded like any other.
     upstream, audit = FakeUpstream(), RecordingAudit()
     gw, _ = gateway(upstream, audit=audit)
     path = "/api/v1/namespaces/shop/configmaps" + ("" if method == "POST" else "/app")
     with pytest.raises(BadRequest) as refused:
-        gw.handle(incoming(path, method=method, headers={"content-type": content_type},
-                           body=json.dumps(payload).encode()))
+        gw.handle(
+            incoming(
+                path,
+                method=method,
+                headers={"content-type": content_type},
+                body=json.dumps(payload).encode(),
+            )
+        )
     assert "eksgate refused this write" in refused.value.message
     assert "kubectl patch configmaps/" in refused.value.message
     body = json.loads(status_response(refused.value).body)
@@ -321,20 +430,34 @@ def test_protobuf_bodies_are_decided_by_the_url_and_checked_for_the_mask():
     gw, _ = gateway(upstream, audit=audit)
     body = b"k8s\x00\n\x0f\n\x02v1\x12\tConfigMap\x12\x05hello"
     with pytest.raises(Forbidden):  # the ci-agent may not create ConfigMaps: no 415 first
-        gw.handle(incoming("/api/v1/namespaces/shop/configmaps", method="POST", body=body,
-                           headers={"content-type": "application/vnd.kubernetes.protobuf"}))
+        gw.handle(
+            incoming(
+                "/api/v1/namespaces/shop/configmaps",
+                method="POST",
+                body=body,
+                headers={"content-type": "application/vnd.kubernetes.protobuf"},
+            )
+        )
     with pytest.raises(BadRequest, match="mask"):
-        gw.handle(incoming("/api/v1/namespaces/shop/configmaps", method="POST",
-                           body=body + b"***MASKED***",
-                           headers={"content-type": "application/vnd.kubernetes.protobuf"}))
+        gw.handle(
+            incoming(
+                "/api/v1/namespaces/shop/configmaps",
+                method="POST",
+                body=body + b"***MASKED***",
+                headers={"content-type": "application/vnd.kubernetes.protobuf"},
+            )
+        )
     assert upstream.sent == []
 
 
 def test_an_exec_refusal_says_what_the_callers_policy_offers():
     gw, _ = gateway(FakeUpstream())
     with pytest.raises(Forbidden) as refused:
-        gw.handle(incoming("/api/v1/namespaces/shop/pods/web-0/exec", method="POST",
-                           query={"command": ["ls"]}))
+        gw.handle(
+            incoming(
+                "/api/v1/namespaces/shop/pods/web-0/exec", method="POST", query={"command": ["ls"]}
+            )
+        )
     # The ci-agent's policy has no rule for exec at all: no advice to seek a grant it lacks.
     assert "offers no direct grant for it either" in refused.value.message
     assert "no rule of policy 'ci-agent'" in refused.value.message

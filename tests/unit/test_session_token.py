@@ -7,16 +7,17 @@ import os
 
 import jwt
 import pytest
+from eksgate_local.aws import rotate_signing_key
 
-from chalicelib.errors import ServiceUnavailable, Unauthorized
-from chalicelib.identity import Identity
 from chalicelib.credentials.role_credentials import sts_safe_name
 from chalicelib.credentials.session_token import SessionTokenCodec
 from chalicelib.credentials.signing_keys import SecretsManagerKeyStore
-from eksgate_local.aws import rotate_signing_key
+from chalicelib.errors import ServiceUnavailable, Unauthorized
+from chalicelib.identity import Identity
 
-IDENTITY = Identity("user:alice", "https://issuer.test", "alice@example.com", ("eng",),
-                    {"groups": ["eng"]})
+IDENTITY = Identity(
+    "user:alice", "https://issuer.test", "alice@example.com", ("eng",), {"groups": ["eng"]}
+)
 
 
 @pytest.fixture()
@@ -27,8 +28,10 @@ def clock():
 @pytest.fixture()
 def keys(signing_secret, clock):
     from tests.conftest import SECRET_ID
-    return SecretsManagerKeyStore(signing_secret, SECRET_ID, min_refresh_seconds=0,
-                                  clock=lambda: clock["t"])
+
+    return SecretsManagerKeyStore(
+        signing_secret, SECRET_ID, min_refresh_seconds=0, clock=lambda: clock["t"]
+    )
 
 
 def test_round_trip_binds_identity_policy_cluster(keys):
@@ -60,8 +63,12 @@ def test_bad_signature_is_refused(keys):
     codec = SessionTokenCodec(keys)
     token, _ = codec.issue(IDENTITY, "demo", "engineers", 600, {})
     kid = jwt.get_unverified_header(token)["kid"]
-    forged = jwt.encode(jwt.decode(token, options={"verify_signature": False}), b"k" * 32,
-                        algorithm="HS256", headers={"kid": kid})
+    forged = jwt.encode(
+        jwt.decode(token, options={"verify_signature": False}),
+        b"k" * 32,
+        algorithm="HS256",
+        headers={"kid": kid},
+    )
     with pytest.raises(Unauthorized, match="Signature"):
         codec.verify(forged, "demo")
 
@@ -85,6 +92,7 @@ def test_an_oidc_token_is_not_a_session_token(keys, oidc_issuer):
 
 def test_rotation_keeps_live_sessions_and_signs_with_the_new_key(keys, signing_secret, clock):
     from tests.conftest import SECRET_ID
+
     codec = SessionTokenCodec(keys)
     old_token, _ = codec.issue(IDENTITY, "demo", "engineers", 600, {})
     old_kid = jwt.get_unverified_header(old_token)["kid"]
@@ -101,6 +109,7 @@ def test_rotation_keeps_live_sessions_and_signs_with_the_new_key(keys, signing_s
 
 def test_a_rotated_key_is_found_before_the_cache_expires(keys, signing_secret):
     from tests.conftest import SECRET_ID
+
     keys.current()
     new_kid = rotate_signing_key(signing_secret, SECRET_ID)
     assert keys.by_kid(new_kid) is not None
@@ -113,11 +122,19 @@ def test_short_key_fails_closed(aws):
         SecretsManagerKeyStore(client, "short").current()
 
 
-@pytest.mark.parametrize("text", [
-    "alice@example.com", "repo:acme/shop:ref:refs/heads/main", "x", "é" * 10, "a" * 200,
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "alice@example.com",
+        "repo:acme/shop:ref:refs/heads/main",
+        "x",
+        "é" * 10,
+        "a" * 200,
+    ],
+)
 def test_sts_names_are_valid_and_bounded(text):
     import re
+
     name = sts_safe_name(text)
     assert 2 <= len(name) <= 64 and re.fullmatch(r"[\w+=,.@-]+", name)
 
@@ -128,6 +145,7 @@ def test_long_sts_names_stay_distinct():
 
 def test_the_claimed_email_travels_in_the_session(keys):
     from dataclasses import replace
+
     codec = SessionTokenCodec(keys)
     unverified = replace(IDENTITY, email=None, claimed_email="alice@example.com")
     token, _ = codec.issue(unverified, "demo", "engineers", 600, {})

@@ -9,7 +9,7 @@ import os
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -126,13 +126,13 @@ def store(cache_home: Path, token: str, key_token: str, expires: datetime) -> Pa
 
 def test_warm_cache_answers_without_importing_the_heavy_libraries(cache_home):
     oidc = jwt_like({"iss": "https://i", "sub": "agent"})
-    store(cache_home, "cached-session", oidc, datetime.now(timezone.utc) + timedelta(minutes=10))
+    store(cache_home, "cached-session", oidc, datetime.now(UTC) + timedelta(minutes=10))
     probe = (
-        "import sys; from eksgate.cli import main; code = main(%r); "
+        "import sys; from eksgate.cli import main; code = main({!r}); "
         "heavy = [m for m in ('jwt', 'urllib3', 'yaml', 'jsonschema', 'boto3', 'cryptography', "
         "'argparse', 'chalicelib', '_hashlib', 'typing', 'datetime') if m in sys.modules]; "
         "print('HEAVY', heavy, file=sys.stderr); sys.exit(code)"
-    ) % (["token", "--cluster", "demo", "--gateway", "https://g"],)
+    ).format(["token", "--cluster", "demo", "--gateway", "https://g"])
     result = subprocess.run(
         [sys.executable, "-c", probe],
         capture_output=True,
@@ -151,7 +151,7 @@ def test_warm_cache_answers_without_importing_the_heavy_libraries(cache_home):
 
 def test_expiring_or_loosened_cache_entries_are_not_served(cache_home):
     oidc = jwt_like({"iss": "https://i", "sub": "agent"})
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     path = store(cache_home, "old", oidc, now + timedelta(seconds=30))
     assert token_fast.cached_credential_text(str(path), now.timestamp()) is None
     path = store(cache_home, "fresh", oidc, now + timedelta(minutes=10))
@@ -163,12 +163,12 @@ def test_expiring_or_loosened_cache_entries_are_not_served(cache_home):
 def test_a_kubectl_asking_again_gets_a_renewed_credential(cache_home, monkeypatch):
     """kubectl runs the plugin once per command; asking again means a 401: renew."""
     oidc = jwt_like({"iss": "https://i", "sub": "agent"})
-    path = store(cache_home, "rejected", oidc, datetime.now(timezone.utc) + timedelta(minutes=10))
+    path = store(cache_home, "rejected", oidc, datetime.now(UTC) + timedelta(minutes=10))
     issued = []
 
     def broker(gateway, token, cluster, mode, api_version, ca_file=None):
         issued.append(token)
-        return credential(f"new-{len(issued)}", datetime.now(timezone.utc) + timedelta(minutes=10))
+        return credential(f"new-{len(issued)}", datetime.now(UTC) + timedelta(minutes=10))
 
     monkeypatch.setattr(token_cmd, "request_credential", broker)
     source, target = token_cmd.OidcSource(token=oidc), token_cmd.Target("https://g", "demo")
@@ -188,11 +188,11 @@ def test_a_kubectl_asking_again_gets_a_renewed_credential(cache_home, monkeypatc
 
 def test_force_refresh_replaces_a_valid_cache_entry(cache_home, monkeypatch):
     oidc = jwt_like({"iss": "https://i", "sub": "agent"})
-    path = store(cache_home, "cached", oidc, datetime.now(timezone.utc) + timedelta(minutes=10))
+    path = store(cache_home, "cached", oidc, datetime.now(UTC) + timedelta(minutes=10))
     monkeypatch.setattr(
         token_cmd,
         "request_credential",
-        lambda *a, **k: credential("fresh", datetime.now(timezone.utc) + timedelta(minutes=10)),
+        lambda *a, **k: credential("fresh", datetime.now(UTC) + timedelta(minutes=10)),
     )
     source, target = token_cmd.OidcSource(token=oidc), token_cmd.Target("https://g", "demo")
     assert token_cmd.credential_for(source, target)["status"]["token"] == "cached"
@@ -203,7 +203,7 @@ def test_force_refresh_replaces_a_valid_cache_entry(cache_home, monkeypatch):
 
 def test_cache_clear_removes_every_credential(cache_home):
     oidc = jwt_like({"iss": "https://i", "sub": "agent"})
-    path = store(cache_home, "x", oidc, datetime.now(timezone.utc) + timedelta(minutes=10))
+    path = store(cache_home, "x", oidc, datetime.now(UTC) + timedelta(minutes=10))
     token_fast.note_served(str(path), "kubectl-1")
     result = run_cli("cache", "clear", env={"XDG_CACHE_HOME": str(cache_home.parents[1])})
     assert result.returncode == 0 and "removed 1 cached credential" in result.stderr
@@ -236,7 +236,7 @@ def test_version_prints_the_package_version():
 
 def test_a_closed_pipe_is_no_traceback(cache_home):
     oidc = jwt_like({"iss": "https://i", "sub": "agent"})
-    store(cache_home, "t" * 200_000, oidc, datetime.now(timezone.utc) + timedelta(minutes=10))
+    store(cache_home, "t" * 200_000, oidc, datetime.now(UTC) + timedelta(minutes=10))
     read_end, write_end = os.pipe()
     os.close(read_end)  # the reader is gone before we write, as after `head -c1`
     try:
@@ -259,7 +259,7 @@ def test_a_closed_pipe_is_no_traceback(cache_home):
 
 def test_head_reading_one_byte_gets_no_traceback(cache_home):
     oidc = jwt_like({"iss": "https://i", "sub": "agent"})
-    store(cache_home, "t" * 200_000, oidc, datetime.now(timezone.utc) + timedelta(minutes=10))
+    store(cache_home, "t" * 200_000, oidc, datetime.now(UTC) + timedelta(minutes=10))
     result = subprocess.run(
         f"{sys.executable} -m eksgate.cli token --cluster demo --gateway https://g | head -c1",
         shell=True,
@@ -285,7 +285,7 @@ def test_a_github_actions_job_with_a_warm_cache_asks_the_runner_nothing(cache_ho
         env["ACTIONS_ID_TOKEN_REQUEST_URL"], env["ACTIONS_ID_TOKEN_REQUEST_TOKEN"], "eksgate"
     )
     key = token_fast.cache_key(identity, "demo", "https://g", "gateway", token_fast.V1BETA1)
-    expires = datetime.now(timezone.utc) + timedelta(minutes=10)
+    expires = datetime.now(UTC) + timedelta(minutes=10)
     token_cmd.store_cached(cache_home / f"{key}.json", credential("job-session", expires))
     args = ("token", "--cluster", "demo", "--gateway", "https://g", "--github-actions")
     result = run_cli(*args, env=env)

@@ -22,8 +22,8 @@ from .auth import (
     moto_secret_lookup,
     parse_eks_token,
 )
-from .kubeconfig import kubeconfig_dict, write_kubeconfig
 from .emulator import KubeEmulator
+from .kubeconfig import kubeconfig_dict, write_kubeconfig
 from .records import CallRecord
 
 __all__ = [

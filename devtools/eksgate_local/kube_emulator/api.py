@@ -16,9 +16,10 @@ import copy
 import json
 import secrets
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from .controllers import Controllers
 from .discovery import Discovery, ResourceInfo
@@ -48,7 +49,9 @@ from .store import ObjectStore, object_key
 Object = dict[str, Any]
 
 OIDC_ISSUER = "https://oidc.eks.eu-west-1.amazonaws.com/id/EXAMPLED539D4633E53DE1B716D3041E"
-_MODIFIED = "the object has been modified; please apply your changes to the latest version and try again"
+_MODIFIED = (
+    "the object has been modified; please apply your changes to the latest version and try again"
+)
 _SCALABLE = frozenset({("apps", "deployments"), ("apps", "replicasets"), ("apps", "statefulsets")})
 
 
@@ -155,7 +158,8 @@ class Api:
             items = self.store.list(info.group_resource, namespace)
             resource_version = self.store.resource_version
         items = [
-            o for o in items
+            o
+            for o in items
             if options.label_selector.matches((o.get("metadata") or {}).get("labels"))
             and options.field_selector.matches(o)
         ]
@@ -167,7 +171,9 @@ class Api:
             items = [o for o in items if object_key(o) > start]
         if options.limit is not None and len(items) > options.limit:
             page = items[: options.limit]
-            metadata["continue"] = _encode_continue(int(metadata["resourceVersion"]), object_key(page[-1]))
+            metadata["continue"] = _encode_continue(
+                int(metadata["resourceVersion"]), object_key(page[-1])
+            )
             if options.label_selector.empty and not options.field_selector.requirements:
                 metadata["remainingItemCount"] = len(items) - options.limit
             items = page
@@ -215,7 +221,9 @@ class Api:
             for _ in range(5):
                 obj = normalize(info, prepare_new(info, body, namespace))
                 validate(info, obj)
-                exists = self.store.get(info.group_resource, namespace or "", obj["metadata"]["name"])
+                exists = self.store.get(
+                    info.group_resource, namespace or "", obj["metadata"]["name"]
+                )
                 if exists is None:
                     break
                 if not body["metadata"].get("generateName") or body["metadata"].get("name"):
@@ -247,7 +255,9 @@ class Api:
         body = check_body(info, body, namespace, name)
         with self.store.lock:
             old = self._existing(info, namespace, name)
-            return self._write_update(info, namespace, old, body, dry_run=dry_run, status_only=subresource == "status")
+            return self._write_update(
+                info, namespace, old, body, dry_run=dry_run, status_only=subresource == "status"
+            )
 
     def patch(
         self,
@@ -268,7 +278,9 @@ class Api:
             old = self._existing(info, namespace, name)
             patched = apply_patch(content_type, self.as_version(info, copy.deepcopy(old)), patch)
             self._check_patched_identity(info, old, patched)
-            return self._write_update(info, namespace, old, patched, dry_run=dry_run, status_only=subresource == "status")
+            return self._write_update(
+                info, namespace, old, patched, dry_run=dry_run, status_only=subresource == "status"
+            )
 
     @staticmethod
     def _parse_patch(content_type: str, raw: bytes) -> Any:
@@ -289,10 +301,21 @@ class Api:
         if not isinstance(meta, dict):
             raise bad_request("the patch removed metadata")
         for field in ("name", "namespace", "uid"):
-            if field in old["metadata"] and meta.get(field, old["metadata"][field]) != old["metadata"][field]:
+            if (
+                field in old["metadata"]
+                and meta.get(field, old["metadata"][field]) != old["metadata"][field]
+            ):
                 raise invalid(
-                    info.kind, info.group, old["metadata"]["name"],
-                    [(f"metadata.{field}", "FieldValueInvalid", f"Invalid value: {meta.get(field)!r}: field is immutable")],
+                    info.kind,
+                    info.group,
+                    old["metadata"]["name"],
+                    [
+                        (
+                            f"metadata.{field}",
+                            "FieldValueInvalid",
+                            f"Invalid value: {meta.get(field)!r}: field is immutable",
+                        )
+                    ],
                 )
         if patched.get("kind") not in (None, info.kind):
             raise bad_request(f"the patch changed kind to {patched.get('kind')!r}")
@@ -320,7 +343,9 @@ class Api:
         want_uid = (body.get("metadata") or {}).get("uid")
         if want_uid and want_uid != old["metadata"].get("uid"):
             raise conflict(
-                info.group, info.name, name,
+                info.group,
+                info.name,
+                name,
                 f"Precondition failed: UID in precondition: {want_uid}, UID in object meta: {old['metadata'].get('uid')}",
             )
         new = prepare_update(info, old, body, status_only=status_only)
@@ -347,7 +372,9 @@ class Api:
             "kind": "Scale",
             "apiVersion": "autoscaling/v1",
             "metadata": {
-                k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp") if k in meta
+                k: meta[k]
+                for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
+                if k in meta
             },
             "spec": {"replicas": int((obj.get("spec") or {}).get("replicas", 1))},
             "status": {
@@ -386,13 +413,26 @@ class Api:
                 wanted = apply_patch(content_type, current, self._parse_patch(content_type, raw))
             replicas = (wanted.get("spec") or {}).get("replicas")
             if not isinstance(replicas, int) or replicas < 0:
-                raise invalid("Scale", "autoscaling", name, [("spec.replicas", "FieldValueInvalid", f"Invalid value: {replicas!r}: must be greater than or equal to 0")])
+                raise invalid(
+                    "Scale",
+                    "autoscaling",
+                    name,
+                    [
+                        (
+                            "spec.replicas",
+                            "FieldValueInvalid",
+                            f"Invalid value: {replicas!r}: must be greater than or equal to 0",
+                        )
+                    ],
+                )
             want_rv = (wanted.get("metadata") or {}).get("resourceVersion")
             if want_rv and want_rv != old["metadata"]["resourceVersion"]:
                 raise conflict(info.group, info.name, name, _MODIFIED)
             body = copy.deepcopy(old)
             body["spec"]["replicas"] = replicas
-            updated = self._write_update(info, namespace, old, body, dry_run=dry_run, status_only=False)
+            updated = self._write_update(
+                info, namespace, old, body, dry_run=dry_run, status_only=False
+            )
             return self._scale_of(updated)
 
     # ----- delete -------------------------------------------------------------------------
@@ -423,12 +463,19 @@ class Api:
             pre = options.get("preconditions") or {}
             if pre.get("uid") and pre["uid"] != obj["metadata"].get("uid"):
                 raise conflict(
-                    info.group, info.name, name,
+                    info.group,
+                    info.name,
+                    name,
                     f"Precondition failed: UID in precondition: {pre['uid']}, UID in object meta: {obj['metadata'].get('uid')}",
                 )
-            if pre.get("resourceVersion") and pre["resourceVersion"] != obj["metadata"]["resourceVersion"]:
+            if (
+                pre.get("resourceVersion")
+                and pre["resourceVersion"] != obj["metadata"]["resourceVersion"]
+            ):
                 raise conflict(
-                    info.group, info.name, name,
+                    info.group,
+                    info.name,
+                    name,
                     f"Precondition failed: ResourceVersion in precondition: {pre['resourceVersion']}, "
                     f"ResourceVersion in object meta: {obj['metadata']['resourceVersion']}",
                 )
@@ -446,7 +493,7 @@ class Api:
                 grace = (obj.get("spec") or {}).get("terminationGracePeriodSeconds", 30)
             marked = copy.deepcopy(obj)
             marked["metadata"]["deletionTimestamp"] = (
-                datetime.now(timezone.utc) + timedelta(seconds=int(grace))
+                datetime.now(UTC) + timedelta(seconds=int(grace))
             ).strftime("%Y-%m-%dT%H:%M:%SZ")
             marked["metadata"]["deletionGracePeriodSeconds"] = int(grace)
             return self.as_version(info, marked)
@@ -455,7 +502,11 @@ class Api:
             marked["metadata"]["deletionTimestamp"] = now_rfc3339()
             marked.setdefault("status", {})["phase"] = "Terminating"
             return self.as_version(info, marked)
-        details: Object = {"name": obj["metadata"]["name"], "kind": info.name, "uid": obj["metadata"].get("uid")}
+        details: Object = {
+            "name": obj["metadata"]["name"],
+            "kind": info.name,
+            "uid": obj["metadata"].get("uid"),
+        }
         if info.group:
             details["group"] = info.group
         return success_status(details)
@@ -473,7 +524,11 @@ class Api:
         check_kind_supported(info, "deletecollection")
         propagation = self._propagation(options)
         with self.store.lock:
-            selected = self.list(info, namespace, ListOptions(list_options.label_selector, list_options.field_selector))
+            selected = self.list(
+                info,
+                namespace,
+                ListOptions(list_options.label_selector, list_options.field_selector),
+            )
             if not dry_run:
                 for obj in selected["items"]:
                     self.controllers.delete_cascade(info, obj, propagation=propagation)
@@ -482,9 +537,7 @@ class Api:
 
     # ----- create-only subresources and reviews -------------------------------------------
 
-    def token_request(
-        self, namespace: str, name: str, body: Any, *, dry_run: bool
-    ) -> Object:
+    def token_request(self, namespace: str, name: str, body: Any, *, dry_run: bool) -> Object:
         """``serviceaccounts/{name}/token``: an ``authentication.k8s.io/v1`` TokenRequest."""
         with self.store.lock:
             sa = self.store.get(("", "serviceaccounts"), namespace, name)
@@ -498,14 +551,24 @@ class Api:
         expiration = spec.get("expirationSeconds") or 3600
         if not isinstance(expiration, int) or expiration < 600:
             raise invalid(
-                "TokenRequest", "authentication.k8s.io", name,
-                [("spec.expirationSeconds", "FieldValueInvalid", "Invalid value: may not specify a duration less than 10 minutes")],
+                "TokenRequest",
+                "authentication.k8s.io",
+                name,
+                [
+                    (
+                        "spec.expirationSeconds",
+                        "FieldValueInvalid",
+                        "Invalid value: may not specify a duration less than 10 minutes",
+                    )
+                ],
             )
         expiration = min(expiration, 48 * 3600)
         audiences = spec.get("audiences") or ["https://kubernetes.default.svc"]
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         expires = now + timedelta(seconds=expiration)
-        token = _fake_service_account_jwt(namespace, name, sa["metadata"].get("uid", ""), audiences, now, expires)
+        token = _fake_service_account_jwt(
+            namespace, name, sa["metadata"].get("uid", ""), audiences, now, expires
+        )
         return {
             "kind": "TokenRequest",
             "apiVersion": "authentication.k8s.io/v1",
@@ -530,7 +593,9 @@ class Api:
         self.delete(pod_info, namespace, name, options, dry_run=dry_run)
         return success_status()
 
-    def _review(self, info: ResourceInfo, namespace: str | None, body: Any, principal: str | None) -> Object | None:
+    def _review(
+        self, info: ResourceInfo, namespace: str | None, body: Any, principal: str | None
+    ) -> Object | None:
         key = info.group_resource
         if key[0] not in ("authentication.k8s.io", "authorization.k8s.io"):
             return None
@@ -550,8 +615,13 @@ class Api:
             token = (body.get("spec") or {}).get("token") or ""
             who = self._token_reviewer(token) if (self._token_reviewer and token) else None
             result["status"] = (
-                {"authenticated": True, "user": _user_info(who), "audiences": (body.get("spec") or {}).get("audiences") or []}
-                if who else {"authenticated": False, "error": "invalid bearer token"}
+                {
+                    "authenticated": True,
+                    "user": _user_info(who),
+                    "audiences": (body.get("spec") or {}).get("audiences") or [],
+                }
+                if who
+                else {"authenticated": False, "error": "invalid bearer token"}
             )
         elif key == ("authorization.k8s.io", "selfsubjectrulesreviews"):
             result["status"] = {
@@ -561,7 +631,10 @@ class Api:
             }
         else:
             # The emulator has no authorizer: every authenticated caller may do everything.
-            result["status"] = {"allowed": True, "reason": "the eksgate Kubernetes emulator performs no authorization"}
+            result["status"] = {
+                "allowed": True,
+                "reason": "the eksgate Kubernetes emulator performs no authorization",
+            }
         return result
 
 

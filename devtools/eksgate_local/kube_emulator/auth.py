@@ -39,9 +39,10 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import xml.etree.ElementTree as ET
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from chalicelib.credentials.eks_token import CLUSTER_ID_HEADER, TOKEN_PREFIX, decode_eks_token
 
@@ -129,10 +130,10 @@ class PresignedCallerIdentity:
 
 def parse_eks_token(token: str, *, now: datetime | None = None) -> PresignedCallerIdentity:
     """Decode ``token`` and check its structure as aws-iam-authenticator does (stricter)."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     if not token.startswith(TOKEN_PREFIX):
         raise EksTokenError("token does not start with k8s-aws-v1.")
-    body = token[len(TOKEN_PREFIX):]
+    body = token[len(TOKEN_PREFIX) :]
     if not body or not _BASE64URL.match(body):
         raise EksTokenError("token body is not unpadded base64url")
     try:
@@ -190,7 +191,7 @@ def parse_eks_token(token: str, *, now: datetime | None = None) -> PresignedCall
     if not 0 < expires <= MAX_PRESIGN_EXPIRES:
         raise EksTokenError(f"X-Amz-Expires must be between 1 and {MAX_PRESIGN_EXPIRES}")
     try:
-        signed_at = datetime.strptime(params["X-Amz-Date"], _AMZ_DATE_FORMAT).replace(tzinfo=timezone.utc)
+        signed_at = datetime.strptime(params["X-Amz-Date"], _AMZ_DATE_FORMAT).replace(tzinfo=UTC)
     except ValueError as exc:
         raise EksTokenError("X-Amz-Date is malformed") from exc
     if abs(now - signed_at) > TOKEN_MAX_AGE:
@@ -222,7 +223,9 @@ def _sigv4_quote(value: str) -> str:
     return urllib.parse.quote(value, safe="-_.~")
 
 
-def presigned_signature(presigned: PresignedCallerIdentity, secret_access_key: str, cluster_name: str) -> str:
+def presigned_signature(
+    presigned: PresignedCallerIdentity, secret_access_key: str, cluster_name: str
+) -> str:
     """The SigV4 query signature the URL must carry if it was signed for ``cluster_name``."""
     params = presigned.params
     canonical_query = "&".join(
@@ -275,7 +278,9 @@ def moto_secret_lookup(endpoint_url: str, *, timeout: float = 5.0) -> Callable[[
 
 def _find_secret(node: Any, access_key_id: str) -> str | None:
     if isinstance(node, dict):
-        if node.get("access_key_id") == access_key_id and isinstance(node.get("secret_access_key"), str):
+        if node.get("access_key_id") == access_key_id and isinstance(
+            node.get("secret_access_key"), str
+        ):
             return node["secret_access_key"]
         children = node.values()
     elif isinstance(node, list):
@@ -341,14 +346,16 @@ class EksTokenAuthenticator:
 
     def _remember(self, key: str, principal: str, signed_at: datetime) -> None:
         # Never cache past the token's own validity.
-        remaining = (signed_at + TOKEN_MAX_AGE - datetime.now(timezone.utc)).total_seconds()
+        remaining = (signed_at + TOKEN_MAX_AGE - datetime.now(UTC)).total_seconds()
         ttl = min(self._cache_ttl, remaining)
         if ttl <= 0:
             return
         now = time.monotonic()
         with self._lock:
             if len(self._cache) >= 1024:
-                for stale in [k for k, (_, exp) in self._cache.items() if exp <= now] or list(self._cache)[:256]:
+                for stale in [k for k, (_, exp) in self._cache.items() if exp <= now] or list(
+                    self._cache
+                )[:256]:
                     self._cache.pop(stale, None)
             self._cache[key] = (principal, now + ttl)
 

@@ -34,7 +34,9 @@ def template_hash(template: Object) -> str:
 
 
 def _owned_by(obj: Object, uid: str) -> bool:
-    return any(ref.get("uid") == uid for ref in (obj.get("metadata") or {}).get("ownerReferences") or [])
+    return any(
+        ref.get("uid") == uid for ref in (obj.get("metadata") or {}).get("ownerReferences") or []
+    )
 
 
 def _owner_ref(owner: Object, *, api_version: str, kind: str) -> Object:
@@ -49,19 +51,22 @@ def _owner_ref(owner: Object, *, api_version: str, kind: str) -> Object:
 
 
 # Deployment annotations the deployment controller does not copy to its ReplicaSets.
-_NOT_COPIED = frozenset({
-    "kubectl.kubernetes.io/last-applied-configuration",
-    REVISION_ANNOTATION,
-    "deployment.kubernetes.io/revision-history",
-    "deployment.kubernetes.io/desired-replicas",
-    "deployment.kubernetes.io/max-replicas",
-})
+_NOT_COPIED = frozenset(
+    {
+        "kubectl.kubernetes.io/last-applied-configuration",
+        REVISION_ANNOTATION,
+        "deployment.kubernetes.io/revision-history",
+        "deployment.kubernetes.io/desired-replicas",
+        "deployment.kubernetes.io/max-replicas",
+    }
+)
 
 
 def _copied_annotations(dep: Object) -> Object:
     # kubectl rollout history reads kubernetes.io/change-cause from the ReplicaSets.
     return {
-        k: v for k, v in ((dep.get("metadata") or {}).get("annotations") or {}).items()
+        k: v
+        for k, v in ((dep.get("metadata") or {}).get("annotations") or {}).items()
         if k not in _NOT_COPIED
     }
 
@@ -105,7 +110,10 @@ class Controllers:
                 "observedGeneration": obj["metadata"].get("generation", 1),
             }
             if replicas == 0:
-                obj["status"] = {"replicas": 0, "observedGeneration": obj["metadata"].get("generation", 1)}
+                obj["status"] = {
+                    "replicas": 0,
+                    "observedGeneration": obj["metadata"].get("generation", 1),
+                }
         elif key == ("apps", "statefulsets"):
             replicas = int((obj.get("spec") or {}).get("replicas", 1))
             revision = f"{obj['metadata']['name']}-{template_hash((obj.get('spec') or {}).get('template') or {})}"
@@ -144,7 +152,11 @@ class Controllers:
         if not spec.get("nodeName"):
             spec["nodeName"] = nodes[digest[0] % len(nodes)] if nodes else DEFAULT_NODE
         node = spec["nodeName"]
-        host_ip = node.split(".", 1)[0].removeprefix("ip-").replace("-", ".") if node.startswith("ip-") else "10.0.1.23"
+        host_ip = (
+            node.split(".", 1)[0].removeprefix("ip-").replace("-", ".")
+            if node.startswith("ip-")
+            else "10.0.1.23"
+        )
         pod_ip = f"10.0.{1 + digest[1] % 3}.{10 + digest[2] % 240}"
         started = now_rfc3339()
         containers = spec.get("containers") or []
@@ -152,7 +164,13 @@ class Controllers:
             "phase": "Running",
             "conditions": [
                 {"type": t, "status": "True", "lastProbeTime": None, "lastTransitionTime": started}
-                for t in ("PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady", "PodScheduled")
+                for t in (
+                    "PodReadyToStartContainers",
+                    "Initialized",
+                    "Ready",
+                    "ContainersReady",
+                    "PodScheduled",
+                )
             ],
             "hostIP": host_ip,
             "hostIPs": [{"ip": host_ip}],
@@ -183,15 +201,25 @@ class Controllers:
         replicas = int(spec.get("replicas", 1))
         current_hash = template_hash(spec.get("template") or {})
         owned = [
-            rs for rs in self._store.list(("apps", "replicasets"), meta.get("namespace"))
+            rs
+            for rs in self._store.list(("apps", "replicasets"), meta.get("namespace"))
             if _owned_by(rs, meta["uid"])
         ]
-        revisions = [int((rs["metadata"].get("annotations") or {}).get(REVISION_ANNOTATION, "0")) for rs in owned]
+        revisions = [
+            int((rs["metadata"].get("annotations") or {}).get(REVISION_ANNOTATION, "0"))
+            for rs in owned
+        ]
         current = next(
-            (rs for rs in owned if (rs["metadata"].get("labels") or {}).get(POD_TEMPLATE_HASH) == current_hash),
+            (
+                rs
+                for rs in owned
+                if (rs["metadata"].get("labels") or {}).get(POD_TEMPLATE_HASH) == current_hash
+            ),
             None,
         )
-        if current is not None and int((current["metadata"].get("annotations") or {}).get(REVISION_ANNOTATION, "0")) == max(revisions, default=0):
+        if current is not None and int(
+            (current["metadata"].get("annotations") or {}).get(REVISION_ANNOTATION, "0")
+        ) == max(revisions, default=0):
             revision = max(revisions, default=1)
         else:
             revision = max(revisions, default=0) + 1
@@ -202,28 +230,40 @@ class Controllers:
         conditions = []
         for ctype, reason, message in (
             ("Available", "MinimumReplicasAvailable", "Deployment has minimum availability."),
-            ("Progressing", "NewReplicaSetAvailable", f'ReplicaSet "{rs_name}" has successfully progressed.'),
+            (
+                "Progressing",
+                "NewReplicaSetAvailable",
+                f'ReplicaSet "{rs_name}" has successfully progressed.',
+            ),
         ):
             old = previous.get(ctype) or {}
-            if old.get("status") == "True" and old.get("reason") == reason and old.get("message") == message:
+            if (
+                old.get("status") == "True"
+                and old.get("reason") == reason
+                and old.get("message") == message
+            ):
                 # Unchanged condition: keep it verbatim so no-op writes stay no-ops.
                 conditions.append(old)
                 continue
-            conditions.append({
-                "type": ctype,
-                "status": "True",
-                "lastUpdateTime": now,
-                "lastTransitionTime": old.get("lastTransitionTime", now),
-                "reason": reason,
-                "message": message,
-            })
-        dep["status"] = _nonzero({
-            "observedGeneration": meta.get("generation", 1),
-            "replicas": replicas,
-            "updatedReplicas": replicas,
-            "readyReplicas": replicas,
-            "availableReplicas": replicas,
-        })
+            conditions.append(
+                {
+                    "type": ctype,
+                    "status": "True",
+                    "lastUpdateTime": now,
+                    "lastTransitionTime": old.get("lastTransitionTime", now),
+                    "reason": reason,
+                    "message": message,
+                }
+            )
+        dep["status"] = _nonzero(
+            {
+                "observedGeneration": meta.get("generation", 1),
+                "replicas": replicas,
+                "updatedReplicas": replicas,
+                "readyReplicas": replicas,
+                "availableReplicas": replicas,
+            }
+        )
         dep["status"]["conditions"] = conditions
 
     def _job_status(self, job: Object) -> None:
@@ -245,10 +285,20 @@ class Controllers:
             "terminating": 0,
             "uncountedTerminatedPods": {},
             "conditions": [
-                {"type": t, "status": "True", "lastProbeTime": done, "lastTransitionTime": done,
-                 "reason": r, "message": m}
+                {
+                    "type": t,
+                    "status": "True",
+                    "lastProbeTime": done,
+                    "lastTransitionTime": done,
+                    "reason": r,
+                    "message": m,
+                }
                 for t, r, m in (
-                    ("SuccessCriteriaMet", "CompletionsReached", "Reached expected number of succeeded pods"),
+                    (
+                        "SuccessCriteriaMet",
+                        "CompletionsReached",
+                        "Reached expected number of succeeded pods",
+                    ),
                     ("Complete", "CompletionsReached", "Reached expected number of succeeded pods"),
                 )
             ],
@@ -271,15 +321,23 @@ class Controllers:
     def _populate_namespace(self, ns: str) -> None:
         # The service-account and root-CA publisher controllers seed every namespace.
         if self._store.get(("", "serviceaccounts"), ns, "default") is None:
-            self._save_new(self._info("", "v1", "serviceaccounts"), {"metadata": {"name": "default", "namespace": ns}})
-        if self._root_ca_pem and self._store.get(("", "configmaps"), ns, "kube-root-ca.crt") is None:
+            self._save_new(
+                self._info("", "v1", "serviceaccounts"),
+                {"metadata": {"name": "default", "namespace": ns}},
+            )
+        if (
+            self._root_ca_pem
+            and self._store.get(("", "configmaps"), ns, "kube-root-ca.crt") is None
+        ):
             self._save_new(
                 self._info("", "v1", "configmaps"),
                 {
                     "metadata": {
                         "name": "kube-root-ca.crt",
                         "namespace": ns,
-                        "annotations": {"kubernetes.io/description": "Contains a CA bundle that can be used to verify the kube-apiserver when using internal endpoints such as the internal service IP or kubernetes.default.svc. No other usage is guaranteed across distributions of Kubernetes clusters."},
+                        "annotations": {
+                            "kubernetes.io/description": "Contains a CA bundle that can be used to verify the kube-apiserver when using internal endpoints such as the internal service IP or kubernetes.default.svc. No other usage is guaranteed across distributions of Kubernetes clusters."
+                        },
                     },
                     "data": {"ca.crt": self._root_ca_pem},
                 },
@@ -307,11 +365,16 @@ class Controllers:
         revision = (meta.get("annotations") or {}).get(REVISION_ANNOTATION, "1")
         replicas = int(spec.get("replicas", 1))
         owned = [
-            rs for rs in self._store.list(("apps", "replicasets"), meta.get("namespace"))
+            rs
+            for rs in self._store.list(("apps", "replicasets"), meta.get("namespace"))
             if _owned_by(rs, meta["uid"])
         ]
         current = next(
-            (rs for rs in owned if (rs["metadata"].get("labels") or {}).get(POD_TEMPLATE_HASH) == current_hash),
+            (
+                rs
+                for rs in owned
+                if (rs["metadata"].get("labels") or {}).get(POD_TEMPLATE_HASH) == current_hash
+            ),
             None,
         )
         copied = _copied_annotations(dep)
@@ -321,25 +384,36 @@ class Controllers:
             template.setdefault("metadata", {})["labels"] = labels
             selector = copy.deepcopy(spec.get("selector") or {})
             selector.setdefault("matchLabels", {})[POD_TEMPLATE_HASH] = current_hash
-            self._save_new(rs_info, {
-                "metadata": {
-                    "name": f"{meta['name']}-{current_hash}",
-                    "namespace": meta.get("namespace"),
-                    "labels": labels,
-                    "annotations": {
-                        **copied,
-                        REVISION_ANNOTATION: revision,
-                        "deployment.kubernetes.io/desired-replicas": str(replicas),
-                        "deployment.kubernetes.io/max-replicas": str(replicas + max(1, replicas // 4)),
+            self._save_new(
+                rs_info,
+                {
+                    "metadata": {
+                        "name": f"{meta['name']}-{current_hash}",
+                        "namespace": meta.get("namespace"),
+                        "labels": labels,
+                        "annotations": {
+                            **copied,
+                            REVISION_ANNOTATION: revision,
+                            "deployment.kubernetes.io/desired-replicas": str(replicas),
+                            "deployment.kubernetes.io/max-replicas": str(
+                                replicas + max(1, replicas // 4)
+                            ),
+                        },
+                        "ownerReferences": [
+                            _owner_ref(dep, api_version="apps/v1", kind="Deployment")
+                        ],
                     },
-                    "ownerReferences": [_owner_ref(dep, api_version="apps/v1", kind="Deployment")],
+                    "spec": {"replicas": replicas, "selector": selector, "template": template},
                 },
-                "spec": {"replicas": replicas, "selector": selector, "template": template},
-            })
+            )
         else:
             annotations = current["metadata"].setdefault("annotations", {})
             wanted = {
-                **{k: v for k, v in annotations.items() if k.startswith("deployment.kubernetes.io/")},
+                **{
+                    k: v
+                    for k, v in annotations.items()
+                    if k.startswith("deployment.kubernetes.io/")
+                },
                 **copied,
                 REVISION_ANNOTATION: revision,
                 "deployment.kubernetes.io/desired-replicas": str(replicas),
@@ -350,7 +424,10 @@ class Controllers:
                 self._save(rs_info, current)
         retired = []
         for rs in owned:
-            if rs is current or (rs["metadata"].get("labels") or {}).get(POD_TEMPLATE_HASH) == current_hash:
+            if (
+                rs is current
+                or (rs["metadata"].get("labels") or {}).get(POD_TEMPLATE_HASH) == current_hash
+            ):
                 continue
             if rs["spec"].get("replicas", 0) != 0:
                 rs["spec"]["replicas"] = 0
@@ -358,7 +435,11 @@ class Controllers:
             retired.append(rs)
         # Keep at most revisionHistoryLimit old ReplicaSets, dropping the oldest revisions.
         limit = int(spec.get("revisionHistoryLimit", 10))
-        retired.sort(key=lambda rs: int((rs["metadata"].get("annotations") or {}).get(REVISION_ANNOTATION, "0")))
+        retired.sort(
+            key=lambda rs: int(
+                (rs["metadata"].get("annotations") or {}).get(REVISION_ANNOTATION, "0")
+            )
+        )
         for rs in retired[: max(len(retired) - limit, 0)]:
             self.delete_cascade(rs_info, rs, propagation="Background")
 
@@ -368,7 +449,8 @@ class Controllers:
         spec = owner.get("spec") or {}
         desired = int(spec.get("replicas", 1))
         pods = [
-            p for p in self._store.list(("", "pods"), meta.get("namespace"))
+            p
+            for p in self._store.list(("", "pods"), meta.get("namespace"))
             if _owned_by(p, meta["uid"])
         ]
         if ordinal:
@@ -406,7 +488,9 @@ class Controllers:
         # Scale down: remove the newest (or highest ordinal) pods first.
         while len(pods) > desired:
             victim = pods.pop()
-            self._store.remove(("", "pods"), victim["metadata"].get("namespace", ""), victim["metadata"]["name"])
+            self._store.remove(
+                ("", "pods"), victim["metadata"].get("namespace", ""), victim["metadata"]["name"]
+            )
 
     # ----- deletion ---------------------------------------------------------------------
 
@@ -446,7 +530,9 @@ class Controllers:
             for ref in obj["metadata"].get("ownerReferences") or []:
                 if ref.get("kind") in ("ReplicaSet", "StatefulSet") and ref.get("controller"):
                     resource = "replicasets" if ref["kind"] == "ReplicaSet" else "statefulsets"
-                    owner = self._store.get(("apps", resource), obj["metadata"].get("namespace", ""), ref["name"])
+                    owner = self._store.get(
+                        ("apps", resource), obj["metadata"].get("namespace", ""), ref["name"]
+                    )
                     if owner is not None and owner["metadata"].get("uid") == ref.get("uid"):
                         self.after_write(self._info("apps", "v1", resource), owner)
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import copy
 import json
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from typing import Any
 
@@ -68,7 +68,7 @@ def _fixture_dir() -> Any:
     return resources.files("eksgate").joinpath("fixtures", "kubernetes", "discovery")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load(name: str) -> Any:
     return json.loads(_fixture_dir().joinpath(name).read_text(encoding="utf-8"))
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .api import Api
 from .controllers import Controllers
@@ -62,8 +63,12 @@ class KubeEmulator:
         self.discovery = Discovery()
         self.store = ObjectStore(history_size=event_history)
         self.logs = LogBook()
-        self.controllers = Controllers(self.store, self.discovery, root_ca_pem=self.tls.ca_pem.decode())
-        self.api = Api(self.discovery, self.store, self.controllers, token_reviewer=self._review_token)
+        self.controllers = Controllers(
+            self.store, self.discovery, root_ca_pem=self.tls.ca_pem.decode()
+        )
+        self.api = Api(
+            self.discovery, self.store, self.controllers, token_reviewer=self._review_token
+        )
         self.openapi = OpenApiV3(self.discovery)
         self.call_log = CallLog()
         # The exec subprotocols served; tests narrow this to act as an older (v4-only) server.
@@ -77,15 +82,20 @@ class KubeEmulator:
 
     # ----- lifecycle ---------------------------------------------------------------------
 
-    def start(self) -> "KubeEmulator":
+    def start(self) -> KubeEmulator:
         """Bind and serve in a background thread; returns self."""
         if self._server is not None:
             raise RuntimeError("emulator already started")
         if self.stopping.is_set():
             raise RuntimeError("a stopped emulator cannot be restarted; create a new one")
-        self._server = EmulatorServer((self.host, self._requested_port), self, server_ssl_context(self.tls))
+        self._server = EmulatorServer(
+            (self.host, self._requested_port), self, server_ssl_context(self.tls)
+        )
         self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, name="kube-emulator", daemon=True
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            name="kube-emulator",
+            daemon=True,
         )
         self._thread.start()
         return self
@@ -103,7 +113,7 @@ class KubeEmulator:
         self._server.close_connections()
         self._server.server_close()  # joins the handler threads
 
-    def __enter__(self) -> "KubeEmulator":
+    def __enter__(self) -> KubeEmulator:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:
@@ -147,7 +157,9 @@ class KubeEmulator:
 
     # ----- helpers for tests and the local stack ----------------------------------------
 
-    def set_pod_log(self, namespace: str, pod: str, lines: list[str], container: str | None = None) -> None:
+    def set_pod_log(
+        self, namespace: str, pod: str, lines: list[str], container: str | None = None
+    ) -> None:
         """Plant the log lines returned for ``pod`` (first container unless ``container``)."""
         if container is None:
             obj = self.store.get(("", "pods"), namespace, pod)
@@ -156,7 +168,9 @@ class KubeEmulator:
             container = obj["spec"]["containers"][0]["name"]
         self.logs.set_lines(namespace, pod, container, lines)
 
-    def get_object(self, group: str, resource: str, namespace: str | None, name: str) -> Object | None:
+    def get_object(
+        self, group: str, resource: str, namespace: str | None, name: str
+    ) -> Object | None:
         """Read an object straight from the store (no HTTP, no call record)."""
         return self.store.get((group, resource), namespace or "", name)
 

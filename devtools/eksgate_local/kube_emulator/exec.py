@@ -97,9 +97,15 @@ def check_running(pod: Object, container: str) -> None:
         raise bad_request(f"pod {name} does not have a host assigned")
     phase = (pod.get("status") or {}).get("phase")
     if phase in ("Succeeded", "Failed"):
-        raise bad_request(f"cannot exec into a container in a completed pod; current phase is {phase}")
+        raise bad_request(
+            f"cannot exec into a container in a completed pod; current phase is {phase}"
+        )
     if phase != "Running":
-        raise ApiError(500, "InternalError", f'Internal error occurred: unable to upgrade connection: container not found ("{container}")')
+        raise ApiError(
+            500,
+            "InternalError",
+            f'Internal error occurred: unable to upgrade connection: container not found ("{container}")',
+        )
 
 
 def accept_key(key: str) -> str:
@@ -224,7 +230,7 @@ class ExecSession:
 
     def send_channel(self, channel: int, data: bytes) -> None:
         for start in range(0, len(data), _FRAME_BYTES):
-            self.send(_OP_BINARY, bytes([channel]) + data[start:start + _FRAME_BYTES])
+            self.send(_OP_BINARY, bytes([channel]) + data[start : start + _FRAME_BYTES])
 
     def _read_loop(self) -> None:
         try:
@@ -260,19 +266,31 @@ class ExecSession:
             return None
 
     def run(self, pod: Object, container: str, emulator: KubeEmulator) -> None:
-        reader = threading.Thread(target=self._read_loop, name="kube-emulator-exec-reader", daemon=True)
+        reader = threading.Thread(
+            target=self._read_loop, name="kube-emulator-exec-reader", daemon=True
+        )
         reader.start()
-        stopping_watch = threading.Thread(target=self._stop_with, args=(emulator.stopping,), daemon=True)
+        stopping_watch = threading.Thread(
+            target=self._stop_with, args=(emulator.stopping,), daemon=True
+        )
         stopping_watch.start()
         tty = self.options["tty"]
         io = ExecIO(
             read_stdin=self.read_stdin,
             write_stdout=lambda d: self.options["stdout"] and self.send_channel(STDOUT, d),
-            write_stderr=lambda d: self.send_channel(STDOUT if tty else STDERR, d) if (self.options["stderr"] or tty) else None,
+            write_stderr=lambda d: (
+                self.send_channel(STDOUT if tty else STDERR, d)
+                if (self.options["stderr"] or tty)
+                else None
+            ),
             stopped=self.stopped,
         )
-        env = container_env(pod, container, secret_reader(lambda ns, n: emulator.get_object("", "secrets", ns, n)))
-        code = PretendContainer(pod, container_files(pod, container), env, io).run(list(self.options["command"]))
+        env = container_env(
+            pod, container, secret_reader(lambda ns, n: emulator.get_object("", "secrets", ns, n))
+        )
+        code = PretendContainer(pod, container_files(pod, container), env, io).run(
+            list(self.options["command"])
+        )
         self.send_channel(ERROR, json.dumps(exit_status(code, self.options["command"])).encode())
         self.send(_OP_CLOSE, struct.pack("!H", 1000))
         reader.join(timeout=2.0)  # the client answers our close
@@ -304,16 +322,22 @@ def exit_status(code: int, command: list[str]) -> Object:
     }
 
 
-def serve_exec(handler: Any, emulator: KubeEmulator, pod: Object, query: dict[str, list[str]]) -> None:
+def serve_exec(
+    handler: Any, emulator: KubeEmulator, pod: Object, query: dict[str, list[str]]
+) -> None:
     """Validate, upgrade and run one exec request on ``handler``'s connection (the server hook)."""
     options = exec_options(query)
     options["container"] = choose_container(pod, options["container"] or None)
     check_running(pod, options["container"])
     if not wants_websocket(handler.headers):
         raise bad_request("Upgrade request required")
-    if handler.headers.get("Sec-WebSocket-Version") != "13" or not handler.headers.get("Sec-WebSocket-Key"):
+    if handler.headers.get("Sec-WebSocket-Version") != "13" or not handler.headers.get(
+        "Sec-WebSocket-Key"
+    ):
         raise bad_request("unable to upgrade connection: missing or bad Sec-WebSocket-Version/Key")
-    protocol = choose_protocol(handler.headers.get("Sec-WebSocket-Protocol"), emulator.exec_protocols)
+    protocol = choose_protocol(
+        handler.headers.get("Sec-WebSocket-Protocol"), emulator.exec_protocols
+    )
     handler._record(101)
     handler.send_response(101, "Switching Protocols")
     handler.send_header("Upgrade", "websocket")

@@ -75,7 +75,9 @@ def container_files(pod: Object, container: str) -> dict[str, bytes]:
     return files
 
 
-def container_env(pod: Object, container: str, read_secret: Callable[[str, str, str], str | None]) -> list[str]:
+def container_env(
+    pod: Object, container: str, read_secret: Callable[[str, str, str], str | None]
+) -> list[str]:
     """``NAME=value`` lines as the kubelet would set them (Secret references resolved)."""
     meta = pod.get("metadata") or {}
     spec_env: list[Object] = []
@@ -90,13 +92,17 @@ def container_env(pod: Object, container: str, read_secret: Callable[[str, str, 
         value = var.get("value")
         ref = (var.get("valueFrom") or {}).get("secretKeyRef") or {}
         if value is None and ref:
-            value = read_secret(meta.get("namespace", ""), str(ref.get("name", "")), str(ref.get("key", "")))
+            value = read_secret(
+                meta.get("namespace", ""), str(ref.get("name", "")), str(ref.get("key", ""))
+            )
         lines.append(f"{var.get('name', '')}={value or ''}")
     lines += ["KUBERNETES_SERVICE_HOST=172.20.0.1", "KUBERNETES_SERVICE_PORT=443", "HOME=/root"]
     return lines
 
 
-def secret_reader(get_secret: Callable[[str, str], Object | None]) -> Callable[[str, str, str], str | None]:
+def secret_reader(
+    get_secret: Callable[[str, str], Object | None],
+) -> Callable[[str, str, str], str | None]:
     """Turn a Secret lookup into the ``read_secret`` that :func:`container_env` needs."""
 
     def read(namespace: str, name: str, key: str) -> str | None:
@@ -135,7 +141,9 @@ class PretendContainer:
             self.io.write_stderr(b"exec: no command given\n")
             return 126
         name, args = argv[0].rsplit("/", 1)[-1], argv[1:]
-        handler = getattr(self, f"_cmd_{name.replace('-', '_')}", None) if name.isidentifier() else None
+        handler = (
+            getattr(self, f"_cmd_{name.replace('-', '_')}", None) if name.isidentifier() else None
+        )
         if handler is None:
             self.io.write_stderr(
                 f'OCI runtime exec failed: exec failed: unable to start container process: exec: "{argv[0]}": '
@@ -206,10 +214,14 @@ class PretendContainer:
                 self.io.write_stdout(f"{path}\n".encode())
             elif self._is_dir(path):
                 prefix = path.rstrip("/") + "/"
-                entries = sorted({f[len(prefix):].split("/", 1)[0] for f in self.files if f.startswith(prefix)})
+                entries = sorted(
+                    {f[len(prefix) :].split("/", 1)[0] for f in self.files if f.startswith(prefix)}
+                )
                 self.io.write_stdout("".join(f"{e}\n" for e in entries).encode())
             else:
-                self.io.write_stderr(f"ls: cannot access '{path}': No such file or directory\n".encode())
+                self.io.write_stderr(
+                    f"ls: cannot access '{path}': No such file or directory\n".encode()
+                )
                 status = 2
         return status
 
@@ -280,12 +292,21 @@ class PretendContainer:
         return 0
 
     def _cmd_head(self, args: list[str]) -> int:
-        if len(args) != 3 or args[0] != "-c" or not args[1].isdigit() or args[2] not in ("/dev/urandom", "/dev/zero"):
-            self.io.write_stderr(b"head: the emulator only supports 'head -c N /dev/urandom|/dev/zero'\n")
+        if (
+            len(args) != 3
+            or args[0] != "-c"
+            or not args[1].isdigit()
+            or args[2] not in ("/dev/urandom", "/dev/zero")
+        ):
+            self.io.write_stderr(
+                b"head: the emulator only supports 'head -c N /dev/urandom|/dev/zero'\n"
+            )
             return 1
         count = min(int(args[1]), MAX_GENERATED_BYTES)
         if args[2] == "/dev/zero":
-            pieces: Iterator[bytes] = (b"\0" * min(32768, count - i) for i in range(0, count, 32768))
+            pieces: Iterator[bytes] = (
+                b"\0" * min(32768, count - i) for i in range(0, count, 32768)
+            )
         else:
             pieces = pseudo_random_bytes((self.pod.get("metadata") or {}).get("name", ""), count)
         for piece in pieces:

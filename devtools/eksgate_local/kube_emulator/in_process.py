@@ -36,7 +36,11 @@ class _Output(io.BytesIO):
         self.cut = False
 
     def write(self, data: Any) -> int:
-        if self._request.stream and self._request.deadline and time.monotonic() >= self._request.deadline:
+        if (
+            self._request.stream
+            and self._request.deadline
+            and time.monotonic() >= self._request.deadline
+        ):
             self.cut = True
             raise BrokenPipeError("deadline reached")  # the handler ends the stream quietly
         return super().write(data)
@@ -70,11 +74,20 @@ class _Recorded:
 
 def _http_request(cluster_host: str, request: UpstreamRequest) -> bytes:
     body = request.body or b""
-    headers = {k.lower(): v for k, v in request.headers.items()
-               if k.lower() not in ("host", "content-length", "connection", "transfer-encoding")}
-    lines = [f"{request.method} {request.path_and_query} HTTP/1.1", f"Host: {cluster_host}",
-             *(f"{name}: {value}" for name, value in headers.items()),
-             f"Content-Length: {len(body)}", "Connection: close", "", ""]
+    headers = {
+        k.lower(): v
+        for k, v in request.headers.items()
+        if k.lower() not in ("host", "content-length", "connection", "transfer-encoding")
+    }
+    lines = [
+        f"{request.method} {request.path_and_query} HTTP/1.1",
+        f"Host: {cluster_host}",
+        *(f"{name}: {value}" for name, value in headers.items()),
+        f"Content-Length: {len(body)}",
+        "Connection: close",
+        "",
+        "",
+    ]
     return "\r\n".join(lines).encode("latin-1") + body
 
 
@@ -84,9 +97,15 @@ class InProcessUpstream:
     def __init__(self, emulator: KubeEmulator) -> None:
         self.emulator = emulator
 
-    def send(self, cluster: ClusterEndpoint, request: UpstreamRequest, max_bytes: int) -> UpstreamResponse:
+    def send(
+        self, cluster: ClusterEndpoint, request: UpstreamRequest, max_bytes: int
+    ) -> UpstreamResponse:
         output = _Output(request)
-        _InMemoryHandler((_http_request(cluster.name, request), output), ("in-process", 0), _Server(self.emulator))
+        _InMemoryHandler(
+            (_http_request(cluster.name, request), output),
+            ("in-process", 0),
+            _Server(self.emulator),
+        )
         written = output.getvalue()
         if not written:
             raise BadGateway(f"cluster {cluster.name!r} (in-process emulator) sent no answer")

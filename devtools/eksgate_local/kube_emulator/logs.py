@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import threading
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .errors import bad_request
@@ -48,7 +48,7 @@ def default_lines(image: str, start: datetime, count: int = 6) -> list[str]:
             "/docker-entrypoint.sh: /docker-entrypoint.d/ is not empty, will attempt to perform configuration",
             "/docker-entrypoint.sh: Launching /docker-entrypoint.d/10-listen-on-ipv6-by-default.sh",
             "/docker-entrypoint.sh: Configuration complete; ready for start up",
-            f"{stamp} [notice] 1#1: using the \"epoll\" event method",
+            f'{stamp} [notice] 1#1: using the "epoll" event method',
             f"{stamp} [notice] 1#1: nginx/1.27.3",
             f"{stamp} [notice] 1#1: start worker processes",
         ][:count]
@@ -64,7 +64,7 @@ def follow_line(image: str, when: datetime, seq: int) -> str:
     """A fresh line for ``follow=true`` streams."""
     if _image_family(image) == "nginx":
         return (
-            f'10.0.2.{30 + seq % 50} - - [{when.strftime("%d/%b/%Y:%H:%M:%S +0000")}] '
+            f"10.0.2.{30 + seq % 50} - - [{when.strftime('%d/%b/%Y:%H:%M:%S +0000')}] "
             f'"GET /healthz HTTP/1.1" 200 2 "-" "kube-probe/1.35"'
         )
     return f"{when.strftime('%Y-%m-%dT%H:%M:%SZ')} INFO  heartbeat seq={seq} status=ok"
@@ -110,8 +110,10 @@ class LogBook:
         key = (meta.get("namespace", ""), meta.get("name", ""), container)
         with self._lock:
             canned = self._lines.get(key)
-        start = parse_rfc3339(((pod.get("status") or {}).get("startTime")) or meta.get("creationTimestamp"))
-        start = start or datetime.now(timezone.utc)
+        start = parse_rfc3339(
+            ((pod.get("status") or {}).get("startTime")) or meta.get("creationTimestamp")
+        )
+        start = start or datetime.now(UTC)
         if canned is None:
             canned = default_lines(container_image(pod, container), start)
         lines = []
@@ -132,7 +134,10 @@ def container_image(pod: Object, container: str) -> str:
 def _all_containers(pod: Object) -> list[Object]:
     spec = pod.get("spec") or {}
     return [
-        c for c in (spec.get("containers") or []) + (spec.get("initContainers") or []) + (spec.get("ephemeralContainers") or [])
+        c
+        for c in (spec.get("containers") or [])
+        + (spec.get("initContainers") or [])
+        + (spec.get("ephemeralContainers") or [])
         if isinstance(c, dict)
     ]
 
@@ -144,7 +149,11 @@ def choose_container(pod: Object, requested: str | None) -> str:
     the server, so it is not consulted here.)
     """
     name = (pod.get("metadata") or {}).get("name", "")
-    containers = [c.get("name", "") for c in (pod.get("spec") or {}).get("containers") or [] if isinstance(c, dict)]
+    containers = [
+        c.get("name", "")
+        for c in (pod.get("spec") or {}).get("containers") or []
+        if isinstance(c, dict)
+    ]
     every = [c.get("name", "") for c in _all_containers(pod)]
     if requested:
         if requested not in every:

@@ -79,4 +79,8 @@ def negotiate_discovery_format(accept: str | None) -> OutputFormat:
             and params.get("v") == "v2"
         ):
             return OutputFormat("aggregated")
-    raise ApiError(406, "NotAcceptable", "only the following media types are accepted: application/json, " + AGGREGATED_CONTENT_TYPE)
+    raise ApiError(
+        406,
+        "NotAcceptable",
+        "only the following media types are accepted: application/json, " + AGGREGATED_CONTENT_TYPE,
+    )

@@ -14,7 +14,7 @@ import hashlib
 import re
 import secrets
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from .discovery import ResourceInfo
@@ -25,19 +25,28 @@ Object = dict[str, Any]
 # kube's utilrand alphabet: no vowels (avoids words) and no confusable characters.
 _NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_DNS1123_SUBDOMAIN = re.compile(
+    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+)
 _DNS1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 _CONFIG_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
 
 # Groups whose objects carry metadata.generation (their strategies bump it on spec changes).
 _GENERATION_GROUPS = frozenset({"apps", "batch", "policy", "autoscaling", "networking.k8s.io"})
 # Kinds with a pod template that kube validates (selector vs labels, containers).
-_WORKLOADS = frozenset({("apps", "deployments"), ("apps", "replicasets"), ("apps", "statefulsets"), ("apps", "daemonsets")})
+_WORKLOADS = frozenset(
+    {
+        ("apps", "deployments"),
+        ("apps", "replicasets"),
+        ("apps", "statefulsets"),
+        ("apps", "daemonsets"),
+    }
+)
 
 
 def now_rfc3339() -> str:
     """The current time in the second-precision RFC 3339 form kube uses in metadata."""
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def parse_rfc3339(value: str | None) -> datetime | None:
@@ -67,7 +76,13 @@ def stable_hash(value: Any, length: int = 10) -> str:
 
 
 def _is_zero(value: Any) -> bool:
-    return value is None or value is False or value == 0 and not isinstance(value, bool) or value in ("", {}, [], ())
+    return (
+        value is None
+        or value is False
+        or value == 0
+        and not isinstance(value, bool)
+        or value in ("", {}, [], ())
+    )
 
 
 def _canonical(value: Any) -> Any:
@@ -108,8 +123,8 @@ def check_body(info: ResourceInfo, body: Any, namespace: str | None, name: str |
     kind = body.get("kind")
     if kind and kind != info.kind:
         raise bad_request(
-            f"{kind} in version \"{info.version}\" cannot be handled as a {info.kind}: "
-            f"no kind \"{kind}\" is registered for the resource {info.name}"
+            f'{kind} in version "{info.version}" cannot be handled as a {info.kind}: '
+            f'no kind "{kind}" is registered for the resource {info.name}'
         )
     api_version = body.get("apiVersion")
     if api_version and api_version != info.api_version:
@@ -231,7 +246,10 @@ def normalize(info: ResourceInfo, obj: Object) -> Object:
             spec.setdefault("progressDeadlineSeconds", 600)
             spec.setdefault(
                 "strategy",
-                {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}},
+                {
+                    "type": "RollingUpdate",
+                    "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"},
+                },
             )
         template_spec = (spec.get("template") or {}).get("spec")
         if isinstance(template_spec, dict):
@@ -245,22 +263,26 @@ def _normalize_secret(obj: Object) -> None:
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise bad_request("Secret in version \"v1\" cannot be handled as a Secret: data must be a map")
+        raise bad_request(
+            'Secret in version "v1" cannot be handled as a Secret: data must be a map'
+        )
     for key, value in data.items():
         if not isinstance(value, str):
             raise bad_request(
-                f"Secret in version \"v1\" cannot be handled as a Secret: data[{key}] must be a base64 string"
+                f'Secret in version "v1" cannot be handled as a Secret: data[{key}] must be a base64 string'
             )
         try:
             base64.b64decode(value, validate=True)
         except (binascii.Error, ValueError) as exc:
             raise bad_request(
-                f"Secret in version \"v1\" cannot be handled as a Secret: illegal base64 data: {exc}"
+                f'Secret in version "v1" cannot be handled as a Secret: illegal base64 data: {exc}'
             ) from exc
     # As kube: stringData is write-only; its entries win over data and it is never stored.
     string_data = obj.pop("stringData", None) or {}
     if not isinstance(string_data, dict):
-        raise bad_request("Secret in version \"v1\" cannot be handled as a Secret: stringData must be a map")
+        raise bad_request(
+            'Secret in version "v1" cannot be handled as a Secret: stringData must be a map'
+        )
     for key, value in string_data.items():
         data[key] = base64.b64encode(str(value).encode()).decode()
     if data:
@@ -317,7 +339,13 @@ def validate(info: ResourceInfo, obj: Object, old: Object | None = None) -> None
     meta = obj.get("metadata") or {}
     name = meta.get("name") or ""
     if not name:
-        causes.append(("metadata.name", "FieldValueRequired", "Required value: name or generateName is required"))
+        causes.append(
+            (
+                "metadata.name",
+                "FieldValueRequired",
+                "Required value: name or generateName is required",
+            )
+        )
     else:
         causes.extend(_name_causes(info, name))
     for field in ("labels", "annotations"):
@@ -325,16 +353,25 @@ def validate(info: ResourceInfo, obj: Object, old: Object | None = None) -> None
         if value is not None and (
             not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values())
         ):
-            causes.append((f"metadata.{field}", "FieldValueInvalid", "Invalid value: must be a map of strings"))
+            causes.append(
+                (
+                    f"metadata.{field}",
+                    "FieldValueInvalid",
+                    "Invalid value: must be a map of strings",
+                )
+            )
     key = info.group_resource
     if key in (("", "configmaps"), ("", "secrets")):
         for field in ("data", "binaryData", "stringData"):
-            for data_key in (obj.get(field) or {}):
+            for data_key in obj.get(field) or {}:
                 if not _CONFIG_KEY.match(data_key) or len(data_key) > 253:
                     causes.append(
-                        (f"{field}[{data_key}]", "FieldValueInvalid",
-                         f"Invalid value: \"{data_key}\": a valid config key must consist of "
-                         "alphanumeric characters, '-', '_' or '.'")
+                        (
+                            f"{field}[{data_key}]",
+                            "FieldValueInvalid",
+                            f'Invalid value: "{data_key}": a valid config key must consist of '
+                            "alphanumeric characters, '-', '_' or '.'",
+                        )
                     )
     if key == ("", "pods"):
         causes.extend(_pod_spec_causes(obj.get("spec") or {}, "spec"))
@@ -348,30 +385,45 @@ def _name_causes(info: ResourceInfo, name: str) -> list[tuple[str, str, str]]:
     if info.group == "rbac.authorization.k8s.io":
         # RBAC names are path segments ("system:controller:foo" is valid).
         if name in (".", "..") or "/" in name or "%" in name:
-            return [("metadata.name", "FieldValueInvalid", f'Invalid value: "{name}": may not contain \'/\' or \'%\'')]
+            return [
+                (
+                    "metadata.name",
+                    "FieldValueInvalid",
+                    f"Invalid value: \"{name}\": may not contain '/' or '%'",
+                )
+            ]
         return []
     if info.group_resource == ("", "services"):
         if len(name) > 63 or not _DNS1035_LABEL.match(name):
-            return [(
-                "metadata.name", "FieldValueInvalid",
-                f'Invalid value: "{name}": a DNS-1035 label must consist of lower case alphanumeric '
-                "characters or '-', start with an alphabetic character, and end with an alphanumeric character",
-            )]
+            return [
+                (
+                    "metadata.name",
+                    "FieldValueInvalid",
+                    f'Invalid value: "{name}": a DNS-1035 label must consist of lower case alphanumeric '
+                    "characters or '-', start with an alphabetic character, and end with an alphanumeric character",
+                )
+            ]
         return []
     if info.group_resource == ("", "namespaces"):
         if len(name) > 63 or not _DNS1123_LABEL.match(name):
-            return [(
-                "metadata.name", "FieldValueInvalid",
-                f'Invalid value: "{name}": a lowercase RFC 1123 label must consist of lower case '
-                "alphanumeric characters or '-', and must start and end with an alphanumeric character",
-            )]
+            return [
+                (
+                    "metadata.name",
+                    "FieldValueInvalid",
+                    f'Invalid value: "{name}": a lowercase RFC 1123 label must consist of lower case '
+                    "alphanumeric characters or '-', and must start and end with an alphanumeric character",
+                )
+            ]
         return []
     if len(name) > 253 or not _DNS1123_SUBDOMAIN.match(name):
-        return [(
-            "metadata.name", "FieldValueInvalid",
-            f'Invalid value: "{name}": a lowercase RFC 1123 subdomain must consist of lower case '
-            "alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character",
-        )]
+        return [
+            (
+                "metadata.name",
+                "FieldValueInvalid",
+                f'Invalid value: "{name}": a lowercase RFC 1123 subdomain must consist of lower case '
+                "alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character",
+            )
+        ]
     return []
 
 
@@ -383,13 +435,21 @@ def _pod_spec_causes(spec: Object, path: str) -> list[tuple[str, str, str]]:
     seen: set[str] = set()
     for i, container in enumerate(containers):
         if not isinstance(container, dict):
-            causes.append((f"{path}.containers[{i}]", "FieldValueInvalid", "Invalid value: must be an object"))
+            causes.append(
+                (f"{path}.containers[{i}]", "FieldValueInvalid", "Invalid value: must be an object")
+            )
             continue
         cname = container.get("name")
         if not cname:
             causes.append((f"{path}.containers[{i}].name", "FieldValueRequired", "Required value"))
         elif cname in seen:
-            causes.append((f"{path}.containers[{i}].name", "FieldValueDuplicate", f'Duplicate value: "{cname}"'))
+            causes.append(
+                (
+                    f"{path}.containers[{i}].name",
+                    "FieldValueDuplicate",
+                    f'Duplicate value: "{cname}"',
+                )
+            )
         else:
             seen.add(cname)
         if not container.get("image"):
@@ -416,27 +476,46 @@ def selector_matches_labels(selector: Object, labels: dict[str, str]) -> bool:
     return True
 
 
-def _workload_causes(info: ResourceInfo, obj: Object, old: Object | None) -> list[tuple[str, str, str]]:
+def _workload_causes(
+    info: ResourceInfo, obj: Object, old: Object | None
+) -> list[tuple[str, str, str]]:
     spec = obj.get("spec") or {}
     template = spec.get("template") or {}
     causes = _pod_spec_causes(template.get("spec") or {}, "spec.template.spec")
     if info.group_resource == ("batch", "jobs"):
         return causes
     selector = spec.get("selector")
-    if not isinstance(selector, dict) or not (selector.get("matchLabels") or selector.get("matchExpressions")):
+    if not isinstance(selector, dict) or not (
+        selector.get("matchLabels") or selector.get("matchExpressions")
+    ):
         causes.append(("spec.selector", "FieldValueRequired", "Required value"))
         return causes
     labels = (template.get("metadata") or {}).get("labels") or {}
     if not selector_matches_labels(selector, labels):
-        causes.append((
-            "spec.template.metadata.labels", "FieldValueInvalid",
-            f"Invalid value: {labels!r}: `selector` does not match template `labels`",
-        ))
+        causes.append(
+            (
+                "spec.template.metadata.labels",
+                "FieldValueInvalid",
+                f"Invalid value: {labels!r}: `selector` does not match template `labels`",
+            )
+        )
     if old is not None and (old.get("spec") or {}).get("selector") != selector:
-        causes.append(("spec.selector", "FieldValueInvalid", f"Invalid value: {selector!r}: field is immutable"))
+        causes.append(
+            (
+                "spec.selector",
+                "FieldValueInvalid",
+                f"Invalid value: {selector!r}: field is immutable",
+            )
+        )
     replicas = spec.get("replicas")
     if replicas is not None and (not isinstance(replicas, int) or replicas < 0):
-        causes.append(("spec.replicas", "FieldValueInvalid", f"Invalid value: {replicas!r}: must be greater than or equal to 0"))
+        causes.append(
+            (
+                "spec.replicas",
+                "FieldValueInvalid",
+                f"Invalid value: {replicas!r}: must be greater than or equal to 0",
+            )
+        )
     return causes
 
 

@@ -21,8 +21,17 @@ Object = dict[str, Any]
 
 _WRITE_PARAMS = ("dryRun", "fieldManager", "fieldValidation", "pretty")
 _LIST_PARAMS = (
-    "allowWatchBookmarks", "continue", "fieldSelector", "labelSelector", "limit",
-    "resourceVersion", "resourceVersionMatch", "sendInitialEvents", "timeoutSeconds", "watch", "pretty",
+    "allowWatchBookmarks",
+    "continue",
+    "fieldSelector",
+    "labelSelector",
+    "limit",
+    "resourceVersion",
+    "resourceVersionMatch",
+    "sendInitialEvents",
+    "timeoutSeconds",
+    "watch",
+    "pretty",
 )
 
 
@@ -32,8 +41,7 @@ def _gv_path(group: str, version: str) -> str:
 
 def _params(names: tuple[str, ...]) -> list[Object]:
     return [
-        {"name": n, "in": "query", "schema": {"type": "string", "uniqueItems": True}}
-        for n in names
+        {"name": n, "in": "query", "schema": {"type": "string", "uniqueItems": True}} for n in names
     ]
 
 
@@ -43,7 +51,11 @@ def _operation(info: ResourceInfo, action: str, params: tuple[str, ...]) -> Obje
         "parameters": _params(params),
         "responses": {"200": {"description": "OK"}, "401": {"description": "Unauthorized"}},
         "x-kubernetes-action": action,
-        "x-kubernetes-group-version-kind": {"group": info.group, "version": info.version, "kind": info.kind},
+        "x-kubernetes-group-version-kind": {
+            "group": info.group,
+            "version": info.version,
+            "kind": info.kind,
+        },
     }
 
 
@@ -57,7 +69,11 @@ def _paths(discovery: Discovery, group: str, version: str) -> Object:
         if info is None:
             continue
         base = "/" + _gv_path(group, version)
-        scope = f"{base}/namespaces/{{namespace}}/{info.name}" if info.namespaced else f"{base}/{info.name}"
+        scope = (
+            f"{base}/namespaces/{{namespace}}/{info.name}"
+            if info.namespaced
+            else f"{base}/{info.name}"
+        )
         collection: Object = {}
         if "list" in info.verbs:
             collection["get"] = _operation(info, "list", _LIST_PARAMS)
@@ -75,7 +91,9 @@ def _paths(discovery: Discovery, group: str, version: str) -> Object:
         if "patch" in info.verbs:
             item["patch"] = _operation(info, "patch", _WRITE_PARAMS + ("force",))
         if "delete" in info.verbs:
-            item["delete"] = _operation(info, "delete", ("dryRun", "gracePeriodSeconds", "propagationPolicy", "pretty"))
+            item["delete"] = _operation(
+                info, "delete", ("dryRun", "gracePeriodSeconds", "propagationPolicy", "pretty")
+            )
         if item:
             paths[f"{scope}/{{name}}"] = item
     return paths
@@ -115,7 +133,11 @@ class OpenApiV3:
         """``/openapi/v3``: the per group-version document index with content hashes."""
         paths: Object = {}
         for group, version in _group_versions(self._discovery):
-            digest = hashlib.sha512(self._document_json(group, version).encode()).hexdigest()[:128].upper()
+            digest = (
+                hashlib.sha512(self._document_json(group, version).encode())
+                .hexdigest()[:128]
+                .upper()
+            )
             path = _gv_path(group, version)
             paths[path] = {"serverRelativeURL": f"/openapi/v3/{path}?hash={digest}"}
         return {"paths": paths}

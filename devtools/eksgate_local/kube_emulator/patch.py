@@ -123,7 +123,9 @@ def _remove(doc: Any, path: str) -> tuple[Any, Any]:
     last = parts[-1]
     if isinstance(parent, dict):
         if last not in parent:
-            raise _unprocessable(f"jsonpatch: remove operation does not apply: doc is missing path: {path!r}")
+            raise _unprocessable(
+                f"jsonpatch: remove operation does not apply: doc is missing path: {path!r}"
+            )
         return doc, parent.pop(last)
     if isinstance(parent, list):
         return doc, parent.pop(_index(parent, last, path, allow_end=False))
@@ -260,7 +262,11 @@ def _smp_list(field: str, original: list[Any] | None, patch: list[Any]) -> list[
     original = copy.deepcopy(original) if original is not None else []
     # A list-level "$patch: replace" element replaces the whole list.
     if any(isinstance(i, dict) and i.get("$patch") == "replace" and len(i) == 1 for i in patch):
-        return [copy.deepcopy(i) for i in patch if not (isinstance(i, dict) and i.get("$patch") == "replace")]
+        return [
+            copy.deepcopy(i)
+            for i in patch
+            if not (isinstance(i, dict) and i.get("$patch") == "replace")
+        ]
 
     if field in _MERGED_PRIMITIVE_LISTS and all(not isinstance(i, (dict, list)) for i in patch):
         merged = list(original)
@@ -279,7 +285,11 @@ def _smp_list(field: str, original: list[Any] | None, patch: list[Any]) -> list[
         if key not in item:
             raise bad_request(f"map: {item!r} does not contain declared merge key: {key}")
         idx = next(
-            (i for i, cur in enumerate(result) if isinstance(cur, dict) and cur.get(key) == item[key]),
+            (
+                i
+                for i, cur in enumerate(result)
+                if isinstance(cur, dict) and cur.get(key) == item[key]
+            ),
             None,
         )
         if item.get("$patch") == "delete":
@@ -305,16 +315,20 @@ def _apply_order(field: str, items: list[Any], order: list[Any]) -> list[Any]:
         return items
     if all(not isinstance(o, dict) for o in order):
         ranked = {value: i for i, value in enumerate(order)}
-        return sorted(items, key=lambda v: ranked.get(v, len(ranked))) if all(
-            not isinstance(i, (dict, list)) for i in items
-        ) else items
+        return (
+            sorted(items, key=lambda v: ranked.get(v, len(ranked)))
+            if all(not isinstance(i, (dict, list)) for i in items)
+            else items
+        )
     key = _merge_key(field, order + items)
     if key is None:
         return items
     ranked = {o.get(key): i for i, o in enumerate(order) if isinstance(o, dict)}
     return sorted(
         items,
-        key=lambda item: ranked.get(item.get(key), len(ranked)) if isinstance(item, dict) else len(ranked),
+        key=lambda item: (
+            ranked.get(item.get(key), len(ranked)) if isinstance(item, dict) else len(ranked)
+        ),
     )
 
 

@@ -12,7 +12,7 @@ value is refused (415) rather than silently dropped.
 from __future__ import annotations
 
 import base64
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from .errors import ApiError
@@ -23,26 +23,44 @@ MAGIC = b"k8s\x00"
 # field number -> (JSON name, kind, repeated); kind is a wire kind or a nested schema
 Schema = dict[int, tuple[str, Any, bool]]
 STRING, BYTES, INT, BOOL, TIME, STRING_MAP, BYTES_MAP = (
-    "string", "bytes", "int", "bool", "time", "string_map", "bytes_map",
+    "string",
+    "bytes",
+    "int",
+    "bool",
+    "time",
+    "string_map",
+    "bytes_map",
 )
 
 OWNER_REFERENCE: Schema = {
-    1: ("kind", STRING, False), 3: ("name", STRING, False), 4: ("uid", STRING, False),
-    5: ("apiVersion", STRING, False), 6: ("controller", BOOL, False),
+    1: ("kind", STRING, False),
+    3: ("name", STRING, False),
+    4: ("uid", STRING, False),
+    5: ("apiVersion", STRING, False),
+    6: ("controller", BOOL, False),
     7: ("blockOwnerDeletion", BOOL, False),
 }
 OBJECT_META: Schema = {
-    1: ("name", STRING, False), 2: ("generateName", STRING, False),
-    3: ("namespace", STRING, False), 4: ("selfLink", STRING, False), 5: ("uid", STRING, False),
-    6: ("resourceVersion", STRING, False), 7: ("generation", INT, False),
-    8: ("creationTimestamp", TIME, False), 9: ("deletionTimestamp", TIME, False),
-    10: ("deletionGracePeriodSeconds", INT, False), 11: ("labels", STRING_MAP, False),
-    12: ("annotations", STRING_MAP, False), 13: ("ownerReferences", OWNER_REFERENCE, True),
+    1: ("name", STRING, False),
+    2: ("generateName", STRING, False),
+    3: ("namespace", STRING, False),
+    4: ("selfLink", STRING, False),
+    5: ("uid", STRING, False),
+    6: ("resourceVersion", STRING, False),
+    7: ("generation", INT, False),
+    8: ("creationTimestamp", TIME, False),
+    9: ("deletionTimestamp", TIME, False),
+    10: ("deletionGracePeriodSeconds", INT, False),
+    11: ("labels", STRING_MAP, False),
+    12: ("annotations", STRING_MAP, False),
+    13: ("ownerReferences", OWNER_REFERENCE, True),
     14: ("finalizers", STRING, True),
 }
 CONFIG_MAP: Schema = {
-    1: ("metadata", OBJECT_META, False), 2: ("data", STRING_MAP, False),
-    3: ("binaryData", BYTES_MAP, False), 4: ("immutable", BOOL, False),
+    1: ("metadata", OBJECT_META, False),
+    2: ("data", STRING_MAP, False),
+    3: ("binaryData", BYTES_MAP, False),
+    4: ("immutable", BOOL, False),
 }
 NAMESPACE: Schema = {
     1: ("metadata", OBJECT_META, False),
@@ -50,17 +68,28 @@ NAMESPACE: Schema = {
     3: ("status", {1: ("phase", STRING, False)}, False),
 }
 RESOURCE_ATTRIBUTES: Schema = {
-    1: ("namespace", STRING, False), 2: ("verb", STRING, False), 3: ("group", STRING, False),
-    4: ("version", STRING, False), 5: ("resource", STRING, False),
-    6: ("subresource", STRING, False), 7: ("name", STRING, False),
+    1: ("namespace", STRING, False),
+    2: ("verb", STRING, False),
+    3: ("group", STRING, False),
+    4: ("version", STRING, False),
+    5: ("resource", STRING, False),
+    6: ("subresource", STRING, False),
+    7: ("name", STRING, False),
 }
 SELF_SUBJECT_ACCESS_REVIEW: Schema = {
     1: ("metadata", OBJECT_META, False),
-    2: ("spec", {
-        1: ("resourceAttributes", RESOURCE_ATTRIBUTES, False),
-        2: ("nonResourceAttributes", {1: ("path", STRING, False), 2: ("verb", STRING, False)},
-            False),
-    }, False),
+    2: (
+        "spec",
+        {
+            1: ("resourceAttributes", RESOURCE_ATTRIBUTES, False),
+            2: (
+                "nonResourceAttributes",
+                {1: ("path", STRING, False), 2: ("verb", STRING, False)},
+                False,
+            ),
+        },
+        False,
+    ),
     3: ("status", {}, False),
 }
 SELF_SUBJECT_REVIEW: Schema = {1: ("metadata", OBJECT_META, False), 2: ("status", {}, False)}
@@ -103,10 +132,10 @@ def fields(data: bytes) -> list[tuple[int, int, Any]]:
             size, at = _varint(data, at)
             if at + size > len(data):
                 raise ApiError(400, "BadRequest", "protobuf body: truncated field")
-            value, at = data[at:at + size], at + size
+            value, at = data[at : at + size], at + size
         elif wire in (1, 5):
             width = 8 if wire == 1 else 4
-            value, at = int.from_bytes(data[at:at + width], "little"), at + width
+            value, at = int.from_bytes(data[at : at + width], "little"), at + width
         else:
             raise ApiError(400, "BadRequest", f"protobuf body: unsupported wire type {wire}")
         found.append((number, wire, value))
@@ -138,7 +167,7 @@ def _scalar(kind: str, value: Any) -> Any:
         parts = {n: v for n, _, v in fields(value)}
         if not parts.get(1):
             return None
-        moment = datetime.fromtimestamp(parts[1], timezone.utc)
+        moment = datetime.fromtimestamp(parts[1], UTC)
         return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
     raise AssertionError(kind)
 
@@ -177,7 +206,7 @@ def decode_object(body: bytes) -> dict[str, Any]:
     """A protobuf request body (envelope included) as a JSON object with apiVersion and kind."""
     if not body.startswith(MAGIC):
         raise ApiError(400, "BadRequest", "protobuf body: missing the k8s envelope")
-    envelope = {n: v for n, _, v in fields(body[len(MAGIC):])}
+    envelope = {n: v for n, _, v in fields(body[len(MAGIC) :])}
     type_meta = {n: bytes(v).decode("utf-8") for n, _, v in fields(envelope.get(1, b""))}
     api_version, kind = type_meta.get(1, ""), type_meta.get(2, "")
     if envelope.get(3):

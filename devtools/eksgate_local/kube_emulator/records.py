@@ -28,7 +28,6 @@ class CallRecord:
     timestamp: float = field(default_factory=time.time)
 
 
-
 class CallLog:
     """A thread-safe, append-only list of :class:`CallRecord`."""
 

@@ -45,7 +45,10 @@ EXAMPLE_AWS_SECRET_ACCESS_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 SEEDED_SECRET_VALUES: dict[tuple[str, str], dict[str, str]] = {
     ("shop", "db-credentials"): {"username": DB_USERNAME, "password": DB_PASSWORD},
     ("shop", "shop-api-token"): {"token": SHOP_API_TOKEN},
-    ("payments", "stripe-key"): {"api-key": STRIPE_API_KEY, "webhook-secret": STRIPE_WEBHOOK_SECRET},
+    ("payments", "stripe-key"): {
+        "api-key": STRIPE_API_KEY,
+        "webhook-secret": STRIPE_WEBHOOK_SECRET,
+    },
 }
 # Every credential-looking string planted anywhere (secrets, config maps, annotations, logs);
 # none of these should ever reach a person through the gateway unmasked.
@@ -88,20 +91,52 @@ def _node(name: str, zone: str, ip: str) -> Object:
             },
             "annotations": {"node.alpha.kubernetes.io/ttl": "0"},
         },
-        "spec": {"providerID": f"aws:///{zone}/i-0{hashlib.sha256(name.encode()).hexdigest()[:16]}"},
+        "spec": {
+            "providerID": f"aws:///{zone}/i-0{hashlib.sha256(name.encode()).hexdigest()[:16]}"
+        },
         "status": {
             "addresses": [
                 {"type": "InternalIP", "address": ip},
                 {"type": "InternalDNS", "address": name},
                 {"type": "Hostname", "address": name},
             ],
-            "capacity": {"cpu": "2", "memory": "7934440Ki", "pods": "29", "ephemeral-storage": "83873772Ki"},
-            "allocatable": {"cpu": "1930m", "memory": "7244264Ki", "pods": "29", "ephemeral-storage": "76224326324"},
+            "capacity": {
+                "cpu": "2",
+                "memory": "7934440Ki",
+                "pods": "29",
+                "ephemeral-storage": "83873772Ki",
+            },
+            "allocatable": {
+                "cpu": "1930m",
+                "memory": "7244264Ki",
+                "pods": "29",
+                "ephemeral-storage": "76224326324",
+            },
             "conditions": [
-                {"type": "MemoryPressure", "status": "False", "reason": "KubeletHasSufficientMemory", "message": "kubelet has sufficient memory available"},
-                {"type": "DiskPressure", "status": "False", "reason": "KubeletHasNoDiskPressure", "message": "kubelet has no disk pressure"},
-                {"type": "PIDPressure", "status": "False", "reason": "KubeletHasSufficientPID", "message": "kubelet has sufficient PID available"},
-                {"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "kubelet is posting ready status"},
+                {
+                    "type": "MemoryPressure",
+                    "status": "False",
+                    "reason": "KubeletHasSufficientMemory",
+                    "message": "kubelet has sufficient memory available",
+                },
+                {
+                    "type": "DiskPressure",
+                    "status": "False",
+                    "reason": "KubeletHasNoDiskPressure",
+                    "message": "kubelet has no disk pressure",
+                },
+                {
+                    "type": "PIDPressure",
+                    "status": "False",
+                    "reason": "KubeletHasSufficientPID",
+                    "message": "kubelet has sufficient PID available",
+                },
+                {
+                    "type": "Ready",
+                    "status": "True",
+                    "reason": "KubeletReady",
+                    "message": "kubelet is posting ready status",
+                },
             ],
             "nodeInfo": {
                 "architecture": "amd64",
@@ -116,9 +151,22 @@ def _node(name: str, zone: str, ip: str) -> Object:
     }
 
 
-def _deployment(ns: str, name: str, image: str, replicas: int, *, labels: Object, port: int,
-                env: list[Object] | None = None, annotations: Object | None = None) -> Object:
-    container: Object = {"name": name, "image": image, "ports": [{"containerPort": port, "protocol": "TCP"}]}
+def _deployment(
+    ns: str,
+    name: str,
+    image: str,
+    replicas: int,
+    *,
+    labels: Object,
+    port: int,
+    env: list[Object] | None = None,
+    annotations: Object | None = None,
+) -> Object:
+    container: Object = {
+        "name": name,
+        "image": image,
+        "ports": [{"containerPort": port, "protocol": "TCP"}],
+    }
     if env:
         container["env"] = env
     meta: Object = {"name": name, "namespace": ns, "labels": dict(labels)}
@@ -137,7 +185,9 @@ def _deployment(ns: str, name: str, image: str, replicas: int, *, labels: Object
     }
 
 
-def _service(ns: str, name: str, app: str, port: int, target: int, *, cluster_ip: str | None = None) -> Object:
+def _service(
+    ns: str, name: str, app: str, port: int, target: int, *, cluster_ip: str | None = None
+) -> Object:
     spec: Object = {
         "selector": {"app": app},
         "ports": [{"name": "http", "port": port, "targetPort": target, "protocol": "TCP"}],
@@ -177,19 +227,31 @@ def seed_objects() -> list[tuple[str, str, Object]]:
     kubernetes_svc["spec"]["ports"][0]["name"] = "https"
     del kubernetes_svc["spec"]["selector"]
     add("", "Service", kubernetes_svc)
-    add("", "ConfigMap", {
-        "metadata": {"name": "aws-auth", "namespace": "kube-system"},
-        "data": {
-            "mapRoles": (
-                "- groups:\n  - system:bootstrappers\n  - system:nodes\n"
-                "  rolearn: arn:aws:iam::123456789012:role/eksgate-demo-node\n"
-                "  username: system:node:{{EC2PrivateDNSName}}\n"
-            ),
+    add(
+        "",
+        "ConfigMap",
+        {
+            "metadata": {"name": "aws-auth", "namespace": "kube-system"},
+            "data": {
+                "mapRoles": (
+                    "- groups:\n  - system:bootstrappers\n  - system:nodes\n"
+                    "  rolearn: arn:aws:iam::123456789012:role/eksgate-demo-node\n"
+                    "  username: system:node:{{EC2PrivateDNSName}}\n"
+                ),
+            },
         },
-    })
-    coredns = _deployment("kube-system", "coredns", COREDNS_IMAGE, 2,
-                          labels={"app": "coredns", "k8s-app": "kube-dns", "eks.amazonaws.com/component": "coredns"}, port=53)
-    coredns["spec"]["selector"] = {"matchLabels": {"k8s-app": "kube-dns", "eks.amazonaws.com/component": "coredns"}}
+    )
+    coredns = _deployment(
+        "kube-system",
+        "coredns",
+        COREDNS_IMAGE,
+        2,
+        labels={"app": "coredns", "k8s-app": "kube-dns", "eks.amazonaws.com/component": "coredns"},
+        port=53,
+    )
+    coredns["spec"]["selector"] = {
+        "matchLabels": {"k8s-app": "kube-dns", "eks.amazonaws.com/component": "coredns"}
+    }
     add("apps", "Deployment", coredns)
     dns = _service("kube-system", "kube-dns", "coredns", 53, 53, cluster_ip="10.100.0.10")
     dns["spec"]["selector"] = {"k8s-app": "kube-dns"}
@@ -200,102 +262,249 @@ def seed_objects() -> list[tuple[str, str, Object]]:
     add("", "Service", dns)
 
     # --- shop ---------------------------------------------------------------------------
-    add("apps", "Deployment", _deployment(
-        "shop", "web", WEB_IMAGE, 2, labels={"app": "web", "tier": "frontend"}, port=80,
-        annotations={"kubernetes.io/change-cause": "release 2024.12.1"},
-    ))
-    add("apps", "Deployment", _deployment(
-        "shop", "worker", WORKER_IMAGE, 1, labels={"app": "worker", "tier": "backend"}, port=8080,
-        env=[
-            {"name": "QUEUE_URL", "value": "https://sqs.eu-west-1.amazonaws.com/123456789012/shop-orders"},
-            {"name": "DB_USER", "valueFrom": {"secretKeyRef": {"name": "db-credentials", "key": "username"}}},
-            {"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "db-credentials", "key": "password"}}},
-        ],
-    ))
+    add(
+        "apps",
+        "Deployment",
+        _deployment(
+            "shop",
+            "web",
+            WEB_IMAGE,
+            2,
+            labels={"app": "web", "tier": "frontend"},
+            port=80,
+            annotations={"kubernetes.io/change-cause": "release 2024.12.1"},
+        ),
+    )
+    add(
+        "apps",
+        "Deployment",
+        _deployment(
+            "shop",
+            "worker",
+            WORKER_IMAGE,
+            1,
+            labels={"app": "worker", "tier": "backend"},
+            port=8080,
+            env=[
+                {
+                    "name": "QUEUE_URL",
+                    "value": "https://sqs.eu-west-1.amazonaws.com/123456789012/shop-orders",
+                },
+                {
+                    "name": "DB_USER",
+                    "valueFrom": {"secretKeyRef": {"name": "db-credentials", "key": "username"}},
+                },
+                {
+                    "name": "DB_PASSWORD",
+                    "valueFrom": {"secretKeyRef": {"name": "db-credentials", "key": "password"}},
+                },
+            ],
+        ),
+    )
     add("", "Service", _service("shop", "web", "web", 80, 80))
-    add("", "ConfigMap", {
-        "metadata": {"name": "shop-config", "namespace": "shop", "labels": {"app": "shop"}},
-        "data": {
-            "application.properties": (
-                f"DATABASE_URL={DATABASE_URL}\n"
-                "CACHE_TTL_SECONDS=300\n"
-            ),
-            "LOG_LEVEL": "info",
-        },
-    })
-    add("", "Secret", {
-        "metadata": {"name": "db-credentials", "namespace": "shop", "labels": {"app": "shop"}},
-        "type": "Opaque",
-        "data": {k: b64(v) for k, v in SEEDED_SECRET_VALUES[("shop", "db-credentials")].items()},
-    })
-    token_data = SEEDED_SECRET_VALUES[("shop", "shop-api-token")]
-    add("", "Secret", {
-        "metadata": {
-            "name": "shop-api-token",
-            "namespace": "shop",
-            "annotations": {
-                "kubectl.kubernetes.io/last-applied-configuration": _last_applied_secret("shop", "shop-api-token", token_data),
+    add(
+        "",
+        "ConfigMap",
+        {
+            "metadata": {"name": "shop-config", "namespace": "shop", "labels": {"app": "shop"}},
+            "data": {
+                "application.properties": (f"DATABASE_URL={DATABASE_URL}\nCACHE_TTL_SECONDS=300\n"),
+                "LOG_LEVEL": "info",
             },
         },
-        "type": "Opaque",
-        "data": {k: b64(v) for k, v in token_data.items()},
-    })
-    add("", "ServiceAccount", {"metadata": {"name": "deployer", "namespace": "shop", "labels": {"app.kubernetes.io/managed-by": "eksgate"}}})
-    add("rbac.authorization.k8s.io", "Role", {
-        "metadata": {"name": "deployer", "namespace": "shop"},
-        "rules": [
-            {"apiGroups": ["apps"], "resources": ["deployments", "replicasets"], "verbs": ["get", "list", "watch", "update", "patch"]},
-            {"apiGroups": [""], "resources": ["pods", "pods/log"], "verbs": ["get", "list", "watch"]},
-        ],
-    })
-    add("rbac.authorization.k8s.io", "RoleBinding", {
-        "metadata": {"name": "deployer", "namespace": "shop"},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "deployer"},
-        "subjects": [{"kind": "ServiceAccount", "name": "deployer", "namespace": "shop"}],
-    })
-    add("batch", "Job", {
-        "metadata": {"name": "db-migrate-1842", "namespace": "shop", "labels": {"app": "shop", "job": "db-migrate"}},
-        "spec": {
-            "completions": 1,
-            "template": {
-                "metadata": {"labels": {"job": "db-migrate"}},
-                "spec": {
-                    "restartPolicy": "Never",
-                    "containers": [{"name": "migrate", "image": WORKER_IMAGE, "args": ["migrate", "--to", "latest"]}],
+    )
+    add(
+        "",
+        "Secret",
+        {
+            "metadata": {"name": "db-credentials", "namespace": "shop", "labels": {"app": "shop"}},
+            "type": "Opaque",
+            "data": {
+                k: b64(v) for k, v in SEEDED_SECRET_VALUES[("shop", "db-credentials")].items()
+            },
+        },
+    )
+    token_data = SEEDED_SECRET_VALUES[("shop", "shop-api-token")]
+    add(
+        "",
+        "Secret",
+        {
+            "metadata": {
+                "name": "shop-api-token",
+                "namespace": "shop",
+                "annotations": {
+                    "kubectl.kubernetes.io/last-applied-configuration": _last_applied_secret(
+                        "shop", "shop-api-token", token_data
+                    ),
+                },
+            },
+            "type": "Opaque",
+            "data": {k: b64(v) for k, v in token_data.items()},
+        },
+    )
+    add(
+        "",
+        "ServiceAccount",
+        {
+            "metadata": {
+                "name": "deployer",
+                "namespace": "shop",
+                "labels": {"app.kubernetes.io/managed-by": "eksgate"},
+            }
+        },
+    )
+    add(
+        "rbac.authorization.k8s.io",
+        "Role",
+        {
+            "metadata": {"name": "deployer", "namespace": "shop"},
+            "rules": [
+                {
+                    "apiGroups": ["apps"],
+                    "resources": ["deployments", "replicasets"],
+                    "verbs": ["get", "list", "watch", "update", "patch"],
+                },
+                {
+                    "apiGroups": [""],
+                    "resources": ["pods", "pods/log"],
+                    "verbs": ["get", "list", "watch"],
+                },
+            ],
+        },
+    )
+    add(
+        "rbac.authorization.k8s.io",
+        "RoleBinding",
+        {
+            "metadata": {"name": "deployer", "namespace": "shop"},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "Role",
+                "name": "deployer",
+            },
+            "subjects": [{"kind": "ServiceAccount", "name": "deployer", "namespace": "shop"}],
+        },
+    )
+    add(
+        "batch",
+        "Job",
+        {
+            "metadata": {
+                "name": "db-migrate-1842",
+                "namespace": "shop",
+                "labels": {"app": "shop", "job": "db-migrate"},
+            },
+            "spec": {
+                "completions": 1,
+                "template": {
+                    "metadata": {"labels": {"job": "db-migrate"}},
+                    "spec": {
+                        "restartPolicy": "Never",
+                        "containers": [
+                            {
+                                "name": "migrate",
+                                "image": WORKER_IMAGE,
+                                "args": ["migrate", "--to", "latest"],
+                            }
+                        ],
+                    },
                 },
             },
         },
-    })
+    )
 
     # --- payments -------------------------------------------------------------------------
-    add("apps", "Deployment", _deployment(
-        "payments", "api", PAYMENTS_IMAGE, 2, labels={"app": "api", "team": "payments"}, port=8443,
-        env=[{"name": "STRIPE_API_KEY", "valueFrom": {"secretKeyRef": {"name": "stripe-key", "key": "api-key"}}}],
-    ))
+    add(
+        "apps",
+        "Deployment",
+        _deployment(
+            "payments",
+            "api",
+            PAYMENTS_IMAGE,
+            2,
+            labels={"app": "api", "team": "payments"},
+            port=8443,
+            env=[
+                {
+                    "name": "STRIPE_API_KEY",
+                    "valueFrom": {"secretKeyRef": {"name": "stripe-key", "key": "api-key"}},
+                }
+            ],
+        ),
+    )
     add("", "Service", _service("payments", "api", "api", 443, 8443))
-    add("", "Secret", {
-        "metadata": {"name": "stripe-key", "namespace": "payments", "labels": {"app": "api"}},
-        "type": "Opaque",
-        "stringData": dict(SEEDED_SECRET_VALUES[("payments", "stripe-key")]),
-    })
+    add(
+        "",
+        "Secret",
+        {
+            "metadata": {"name": "stripe-key", "namespace": "payments", "labels": {"app": "api"}},
+            "type": "Opaque",
+            "stringData": dict(SEEDED_SECRET_VALUES[("payments", "stripe-key")]),
+        },
+    )
 
     # --- cluster-wide RBAC --------------------------------------------------------------------
-    add("rbac.authorization.k8s.io", "ClusterRole", {
-        "metadata": {"name": "eksgate:readonly", "labels": {"app.kubernetes.io/managed-by": "eksgate"}},
-        "rules": [{"apiGroups": ["", "apps", "batch"], "resources": ["*"], "verbs": ["get", "list", "watch"]}],
-    })
-    add("rbac.authorization.k8s.io", "ClusterRole", {
-        "metadata": {"name": "eksgate:deployer", "labels": {"app.kubernetes.io/managed-by": "eksgate"}},
-        "rules": [
-            {"apiGroups": ["apps"], "resources": ["deployments", "deployments/scale"], "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]},
-            {"apiGroups": [""], "resources": ["pods", "pods/log", "services", "configmaps"], "verbs": ["get", "list", "watch"]},
-        ],
-    })
-    add("rbac.authorization.k8s.io", "ClusterRoleBinding", {
-        "metadata": {"name": "eksgate:readonly", "labels": {"app.kubernetes.io/managed-by": "eksgate"}},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "eksgate:readonly"},
-        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "eksgate:readonly"}],
-    })
+    add(
+        "rbac.authorization.k8s.io",
+        "ClusterRole",
+        {
+            "metadata": {
+                "name": "eksgate:readonly",
+                "labels": {"app.kubernetes.io/managed-by": "eksgate"},
+            },
+            "rules": [
+                {
+                    "apiGroups": ["", "apps", "batch"],
+                    "resources": ["*"],
+                    "verbs": ["get", "list", "watch"],
+                }
+            ],
+        },
+    )
+    add(
+        "rbac.authorization.k8s.io",
+        "ClusterRole",
+        {
+            "metadata": {
+                "name": "eksgate:deployer",
+                "labels": {"app.kubernetes.io/managed-by": "eksgate"},
+            },
+            "rules": [
+                {
+                    "apiGroups": ["apps"],
+                    "resources": ["deployments", "deployments/scale"],
+                    "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"],
+                },
+                {
+                    "apiGroups": [""],
+                    "resources": ["pods", "pods/log", "services", "configmaps"],
+                    "verbs": ["get", "list", "watch"],
+                },
+            ],
+        },
+    )
+    add(
+        "rbac.authorization.k8s.io",
+        "ClusterRoleBinding",
+        {
+            "metadata": {
+                "name": "eksgate:readonly",
+                "labels": {"app.kubernetes.io/managed-by": "eksgate"},
+            },
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": "eksgate:readonly",
+            },
+            "subjects": [
+                {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": "Group",
+                    "name": "eksgate:readonly",
+                }
+            ],
+        },
+    )
     return objs
 
 
@@ -332,7 +541,15 @@ def _pod_logs(namespace: str, app: str, pod_index: int) -> list[str]:
 
 
 _TIMESTAMP_KEYS = frozenset(
-    {"creationTimestamp", "startTime", "startedAt", "lastTransitionTime", "lastUpdateTime", "completionTime", "lastProbeTime"}
+    {
+        "creationTimestamp",
+        "startTime",
+        "startedAt",
+        "lastTransitionTime",
+        "lastUpdateTime",
+        "completionTime",
+        "lastProbeTime",
+    }
 )
 
 
@@ -354,8 +571,12 @@ def _shift(node: Any, delta: timedelta) -> Any:
     if isinstance(node, dict):
         out = {}
         for key, value in node.items():
-            when = parse_rfc3339(value) if key in _TIMESTAMP_KEYS and isinstance(value, str) else None
-            out[key] = (when - delta).strftime("%Y-%m-%dT%H:%M:%SZ") if when else _shift(value, delta)
+            when = (
+                parse_rfc3339(value) if key in _TIMESTAMP_KEYS and isinstance(value, str) else None
+            )
+            out[key] = (
+                (when - delta).strftime("%Y-%m-%dT%H:%M:%SZ") if when else _shift(value, delta)
+            )
         return out
     if isinstance(node, list):
         return [_shift(v, delta) for v in node]
@@ -369,7 +590,9 @@ def _backdate(api: Api) -> None:
         if group_resource == ("batch", "jobs"):
             start = parse_rfc3339(aged["status"]["startTime"])
             if start is not None:
-                aged["status"]["completionTime"] = (start + timedelta(seconds=47)).strftime("%Y-%m-%dT%H:%M:%SZ")
+                aged["status"]["completionTime"] = (start + timedelta(seconds=47)).strftime(
+                    "%Y-%m-%dT%H:%M:%SZ"
+                )
         api.store.put(group_resource, aged)
 
 
@@ -380,7 +603,10 @@ def seed_cluster(api: Api, logs: LogBook) -> None:
         if info is None:  # the shipped discovery documents list every seeded kind
             raise RuntimeError(f"discovery lacks {group}/{kind}")
         namespace = obj["metadata"].get("namespace") if info.namespaced else None
-        if kind == "Namespace" and api.store.get(("", "namespaces"), "", obj["metadata"]["name"]) is not None:
+        if (
+            kind == "Namespace"
+            and api.store.get(("", "namespaces"), "", obj["metadata"]["name"]) is not None
+        ):
             continue
         api.create(info, namespace, obj, dry_run=False, principal="system:admin")
     pods = api.discovery.resource("", "v1", "pods")
@@ -388,7 +614,8 @@ def seed_cluster(api: Api, logs: LogBook) -> None:
     for namespace in ("shop", "payments"):
         for app in ("web", "worker", "api"):
             selected = [
-                p for p in api.store.list(("", "pods"), namespace)
+                p
+                for p in api.store.list(("", "pods"), namespace)
                 if (p["metadata"].get("labels") or {}).get("app") == app
             ]
             for index, pod in enumerate(selected):

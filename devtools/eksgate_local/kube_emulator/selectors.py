@@ -9,8 +9,9 @@ and the numeric ``k>n`` / ``k<n``; requirements are ANDed with commas. Field sel
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from .errors import bad_request
 
@@ -125,7 +126,9 @@ def parse_label_selector(text: str | None) -> LabelSelector:
     for raw in _split_top_level(text):
         part = raw.strip()
         if not part:
-            raise bad_request(f"unable to parse requirement: found '', expected: identifier in {text!r}")
+            raise bad_request(
+                f"unable to parse requirement: found '', expected: identifier in {text!r}"
+            )
         match = _SET_RE.match(part)
         if match:
             values = tuple(
@@ -135,7 +138,9 @@ def parse_label_selector(text: str | None) -> LabelSelector:
                 raise bad_request(
                     "unable to parse requirement: for 'in', 'notin' operators, values set can't be empty"
                 )
-            requirements.append(Requirement(_check_key(match.group("key")), match.group("op"), values))
+            requirements.append(
+                Requirement(_check_key(match.group("key")), match.group("op"), values)
+            )
             continue
         if part.startswith("!"):
             requirements.append(Requirement(_check_key(part[1:].strip()), "!exists"))
@@ -156,7 +161,9 @@ def parse_label_selector(text: str | None) -> LabelSelector:
                 break
         else:
             if re.search(r"\s", part):
-                raise bad_request(f"unable to parse requirement: found '{part}', expected: in, notin, =, ==, !=, gt, lt")
+                raise bad_request(
+                    f"unable to parse requirement: found '{part}', expected: in, notin, =, ==, !=, gt, lt"
+                )
             requirements.append(Requirement(_check_key(part), "exists"))
     return LabelSelector(requirements)
 
@@ -197,7 +204,9 @@ _RESOURCE_FIELDS: dict[tuple[str, str], dict[str, Callable[[Object], str]]] = {
         "spec.restartPolicy": _path("spec", "restartPolicy"),
         "spec.schedulerName": _path("spec", "schedulerName"),
         "spec.serviceAccountName": _path("spec", "serviceAccountName"),
-        "spec.hostNetwork": lambda o: "true" if (o.get("spec") or {}).get("hostNetwork") else "false",
+        "spec.hostNetwork": lambda o: (
+            "true" if (o.get("spec") or {}).get("hostNetwork") else "false"
+        ),
         "status.phase": _path("status", "phase"),
         "status.podIP": _path("status", "podIP"),
         "status.podIPs": _pod_ips,
@@ -205,7 +214,11 @@ _RESOURCE_FIELDS: dict[tuple[str, str], dict[str, Callable[[Object], str]]] = {
     },
     ("", "secrets"): {"type": _path("type")},
     ("", "namespaces"): {"status.phase": _path("status", "phase")},
-    ("", "nodes"): {"spec.unschedulable": lambda o: "true" if (o.get("spec") or {}).get("unschedulable") else "false"},
+    ("", "nodes"): {
+        "spec.unschedulable": lambda o: (
+            "true" if (o.get("spec") or {}).get("unschedulable") else "false"
+        )
+    },
     ("", "events"): {
         "involvedObject.kind": _path("involvedObject", "kind"),
         "involvedObject.namespace": _path("involvedObject", "namespace"),
@@ -221,8 +234,12 @@ _RESOURCE_FIELDS: dict[tuple[str, str], dict[str, Callable[[Object], str]]] = {
     },
     ("", "replicationcontrollers"): {"status.replicas": _path("status", "replicas")},
     ("apps", "replicasets"): {"status.replicas": _path("status", "replicas")},
-    ("batch", "jobs"): {"status.successful": lambda o: str((o.get("status") or {}).get("succeeded", 0))},
-    ("certificates.k8s.io", "certificatesigningrequests"): {"spec.signerName": _path("spec", "signerName")},
+    ("batch", "jobs"): {
+        "status.successful": lambda o: str((o.get("status") or {}).get("succeeded", 0))
+    },
+    ("certificates.k8s.io", "certificatesigningrequests"): {
+        "spec.signerName": _path("spec", "signerName")
+    },
 }
 
 
@@ -274,7 +291,7 @@ def parse_field_selector(text: str | None, group: str, resource: str) -> FieldSe
     requirements: list[FieldRequirement] = []
     for raw in text.split(","):
         part = raw.strip()
-        for token, negate in (("!=", True), ("==", False), ("=", False)):
+        for token, negate in (("!=", True), ("==", False), ("=", False)):  # noqa: B007
             if token in part:
                 name, _, value = part.partition(token)
                 name = name.strip()

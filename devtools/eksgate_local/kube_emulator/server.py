@@ -27,12 +27,12 @@ from . import protobuf
 from .api import is_dry_run, parse_list_options, strip_type_meta
 from .auth import bearer_token
 from .discovery import AGGREGATED_CONTENT_TYPE, VERSION_INFO, ResourceInfo
-from .exec import serve_exec
 from .errors import ApiError, bad_request, failure_status, method_not_allowed
+from .exec import serve_exec
 from .negotiation import OutputFormat, negotiate_discovery_format, negotiate_resource_format
 from .records import CallRecord
-from .tables import partial_object_metadata, to_table
 from .streams import StreamingMixin, query_flag, query_one
+from .tables import partial_object_metadata, to_table
 
 if TYPE_CHECKING:  # the emulator imports this module; annotations only
     from .emulator import KubeEmulator
@@ -43,7 +43,13 @@ Object = dict[str, Any]
 
 MAX_BODY_BYTES = 3 * 1024 * 1024  # kube-apiserver's request size limit
 _HEALTH_PATHS = frozenset({"/healthz", "/livez", "/readyz"})
-_STREAM_ERRORS = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, ssl.SSLError, socket.timeout)
+_STREAM_ERRORS = (
+    BrokenPipeError,
+    ConnectionResetError,
+    ConnectionAbortedError,
+    ssl.SSLError,
+    socket.timeout,
+)
 
 
 @dataclass
@@ -61,8 +67,6 @@ def _not_found_path() -> ApiError:
     return ApiError(404, "NotFound", "the server could not find the requested resource")
 
 
-
-
 class EmulatorServer(ThreadingHTTPServer):
     """Threading HTTPS server that tracks connections so stop() can close them."""
 
@@ -70,7 +74,9 @@ class EmulatorServer(ThreadingHTTPServer):
     block_on_close = True
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], emulator: KubeEmulator, context: ssl.SSLContext) -> None:
+    def __init__(
+        self, address: tuple[str, int], emulator: KubeEmulator, context: ssl.SSLContext
+    ) -> None:
         self.emulator = emulator
         self.ssl_context = context
         self._connections: set[socket.socket] = set()
@@ -149,9 +155,17 @@ class _Handler(StreamingMixin, BaseHTTPRequestHandler):
         # expect a Status.
         if code == 501:  # "unsupported method": kube-apiserver says 405
             code = 405
-        reasons = {400: "BadRequest", 404: "NotFound", 405: "MethodNotAllowed", 413: "RequestEntityTooLarge",
-                   414: "RequestURITooLong", 431: "RequestHeaderFieldsTooLarge"}
-        body = json.dumps(failure_status(code, reasons.get(code, "BadRequest"), message or "bad request")).encode()
+        reasons = {
+            400: "BadRequest",
+            404: "NotFound",
+            405: "MethodNotAllowed",
+            413: "RequestEntityTooLarge",
+            414: "RequestURITooLong",
+            431: "RequestHeaderFieldsTooLarge",
+        }
+        body = json.dumps(
+            failure_status(code, reasons.get(code, "BadRequest"), message or "bad request")
+        ).encode()
         self.close_connection = True
         try:
             self.send_response(code)
@@ -335,7 +349,9 @@ class _Handler(StreamingMixin, BaseHTTPRequestHandler):
         except Exception:  # answer like kube-apiserver rather than dropping the connection
             log.exception("emulator failed on %s %s", method, self.path)
             if not self._recorded:
-                self._send_error(ApiError(500, "InternalError", "Internal error occurred: see emulator log"))
+                self._send_error(
+                    ApiError(500, "InternalError", "Internal error occurred: see emulator log")
+                )
             else:
                 self.close_connection = True
 
@@ -343,9 +359,24 @@ class _Handler(StreamingMixin, BaseHTTPRequestHandler):
         segments = [urllib.parse.unquote(s) for s in self._path.strip("/").split("/") if s != ""]
         discovery = self.emulator.discovery
         if method != "GET" and (not segments or segments[0] not in ("api", "apis")):
-            raise method_not_allowed("the server does not allow this method on the requested resource")
+            raise method_not_allowed(
+                "the server does not allow this method on the requested resource"
+            )
         if not segments:
-            self._send_json(200, {"paths": ["/api", "/api/v1", "/apis", "/healthz", "/livez", "/readyz", "/version"]})
+            self._send_json(
+                200,
+                {
+                    "paths": [
+                        "/api",
+                        "/api/v1",
+                        "/apis",
+                        "/healthz",
+                        "/livez",
+                        "/readyz",
+                        "/version",
+                    ]
+                },
+            )
             return
         if segments == ["version"]:
             self._send_json(200, VERSION_INFO)
@@ -409,7 +440,9 @@ class _Handler(StreamingMixin, BaseHTTPRequestHandler):
 
     def _need_get(self, method: str) -> None:
         if method != "GET":
-            raise method_not_allowed("the server does not allow this method on the requested resource")
+            raise method_not_allowed(
+                "the server does not allow this method on the requested resource"
+            )
 
     def _resolve(self, group: str, version: str, rest: list[str]) -> _Route:
         discovery = self.emulator.discovery
@@ -419,7 +452,11 @@ class _Handler(StreamingMixin, BaseHTTPRequestHandler):
             if not rest:
                 raise _not_found_path()
         namespace: str | None = None
-        if rest[0] == "namespaces" and len(rest) >= 3 and not (group == "" and len(rest) == 3 and rest[2] in ("status", "finalize")):
+        if (
+            rest[0] == "namespaces"
+            and len(rest) >= 3
+            and not (group == "" and len(rest) == 3 and rest[2] in ("status", "finalize"))
+        ):
             namespace, rest = rest[1], rest[2:]
         if len(rest) > 3:
             raise _not_found_path()
@@ -465,33 +502,53 @@ class _Handler(StreamingMixin, BaseHTTPRequestHandler):
             else:
                 self._verb = "get"
                 obj = api.get(info, ns, name)
-                self._send_formatted(info, fmt, [obj], {"resourceVersion": obj["metadata"].get("resourceVersion", "")}, is_list=False)
+                self._send_formatted(
+                    info,
+                    fmt,
+                    [obj],
+                    {"resourceVersion": obj["metadata"].get("resourceVersion", "")},
+                    is_list=False,
+                )
             return
         if method == "POST":
             self._verb = "create"
             if name is not None:
-                raise method_not_allowed("the server does not allow this method on the requested resource")
-            code, obj = api.create(info, ns, self._decode_object(raw), dry_run=self._dry_run, principal=self._principal)
+                raise method_not_allowed(
+                    "the server does not allow this method on the requested resource"
+                )
+            code, obj = api.create(
+                info, ns, self._decode_object(raw), dry_run=self._dry_run, principal=self._principal
+            )
             self._send_json(code, obj)
             return
         if method == "PUT":
             self._verb = "update"
             if name is None:
-                raise method_not_allowed("the server does not allow this method on the requested resource")
-            self._send_json(200, api.update(info, ns, name, self._decode_object(raw), dry_run=self._dry_run))
+                raise method_not_allowed(
+                    "the server does not allow this method on the requested resource"
+                )
+            self._send_json(
+                200, api.update(info, ns, name, self._decode_object(raw), dry_run=self._dry_run)
+            )
             return
         if method == "PATCH":
             self._verb = "patch"
             if name is None:
-                raise method_not_allowed("the server does not allow this method on the requested resource")
-            self._send_json(200, api.patch(info, ns, name, self._content_type(), raw, dry_run=self._dry_run))
+                raise method_not_allowed(
+                    "the server does not allow this method on the requested resource"
+                )
+            self._send_json(
+                200, api.patch(info, ns, name, self._content_type(), raw, dry_run=self._dry_run)
+            )
             return
         if method == "DELETE":
             options = self._delete_options(raw)
             if name is None:
                 self._verb = "deletecollection"
                 list_options = parse_list_options(info, query)
-                result = api.delete_collection(info, ns, list_options, options, dry_run=self._dry_run)
+                result = api.delete_collection(
+                    info, ns, list_options, options, dry_run=self._dry_run
+                )
                 result["items"] = [strip_type_meta(o) for o in result["items"]]
                 self._send_json(200, result)
             else:
@@ -508,7 +565,9 @@ class _Handler(StreamingMixin, BaseHTTPRequestHandler):
             options["propagationPolicy"] = query_one(self._query, "propagationPolicy")
         if query_one(self._query, "gracePeriodSeconds"):
             try:
-                options["gracePeriodSeconds"] = int(query_one(self._query, "gracePeriodSeconds") or "0")
+                options["gracePeriodSeconds"] = int(
+                    query_one(self._query, "gracePeriodSeconds") or "0"
+                )
             except ValueError as exc:
                 raise bad_request("gracePeriodSeconds must be an integer") from exc
         if options.get("dryRun"):
@@ -516,33 +575,56 @@ class _Handler(StreamingMixin, BaseHTTPRequestHandler):
         return options
 
     def _send_formatted(
-        self, info: ResourceInfo, fmt: OutputFormat, objects: list[Object], list_meta: Object, *, is_list: bool
+        self,
+        info: ResourceInfo,
+        fmt: OutputFormat,
+        objects: list[Object],
+        list_meta: Object,
+        *,
+        is_list: bool,
     ) -> None:
         if fmt.kind == "table":
             include = query_one(self._query, "includeObject") or "Metadata"
             if include not in ("None", "Metadata", "Object"):
-                raise bad_request(f'includeObject: Unsupported value: "{include}": supported values: "None", "Metadata", "Object"')
-            self._send_json(200, to_table(info.group_resource, objects, version=fmt.version, include_object=include, list_metadata=list_meta))
+                raise bad_request(
+                    f'includeObject: Unsupported value: "{include}": supported values: "None", "Metadata", "Object"'
+                )
+            self._send_json(
+                200,
+                to_table(
+                    info.group_resource,
+                    objects,
+                    version=fmt.version,
+                    include_object=include,
+                    list_metadata=list_meta,
+                ),
+            )
             return
         if fmt.kind == "metadata":
             items = [partial_object_metadata(o, fmt.version) for o in objects]
             if is_list:
-                self._send_json(200, {
-                    "kind": "PartialObjectMetadataList",
-                    "apiVersion": f"meta.k8s.io/{fmt.version}",
-                    "metadata": list_meta,
-                    "items": items,
-                })
+                self._send_json(
+                    200,
+                    {
+                        "kind": "PartialObjectMetadataList",
+                        "apiVersion": f"meta.k8s.io/{fmt.version}",
+                        "metadata": list_meta,
+                        "items": items,
+                    },
+                )
             else:
                 self._send_json(200, items[0])
             return
         if is_list:
-            self._send_json(200, {
-                "kind": f"{info.kind}List",
-                "apiVersion": info.api_version,
-                "metadata": list_meta,
-                "items": [strip_type_meta(o) for o in objects],
-            })
+            self._send_json(
+                200,
+                {
+                    "kind": f"{info.kind}List",
+                    "apiVersion": info.api_version,
+                    "metadata": list_meta,
+                    "items": [strip_type_meta(o) for o in objects],
+                },
+            )
         else:
             self._send_json(200, objects[0])
 
@@ -556,35 +638,82 @@ class _Handler(StreamingMixin, BaseHTTPRequestHandler):
                 self._send_json(200, api.get(info, ns, name))
             elif method == "PUT":
                 self._verb = "update"
-                self._send_json(200, api.update(info, ns, name, self._decode_object(raw), dry_run=self._dry_run, subresource="status"))
+                self._send_json(
+                    200,
+                    api.update(
+                        info,
+                        ns,
+                        name,
+                        self._decode_object(raw),
+                        dry_run=self._dry_run,
+                        subresource="status",
+                    ),
+                )
             elif method == "PATCH":
                 self._verb = "patch"
-                self._send_json(200, api.patch(info, ns, name, self._content_type(), raw, dry_run=self._dry_run, subresource="status"))
+                self._send_json(
+                    200,
+                    api.patch(
+                        info,
+                        ns,
+                        name,
+                        self._content_type(),
+                        raw,
+                        dry_run=self._dry_run,
+                        subresource="status",
+                    ),
+                )
             else:
-                raise method_not_allowed("the server does not allow this method on the requested resource")
+                raise method_not_allowed(
+                    "the server does not allow this method on the requested resource"
+                )
             return
         if sub == "scale":
             if method not in ("GET", "PUT", "PATCH"):
-                raise method_not_allowed("the server does not allow this method on the requested resource")
+                raise method_not_allowed(
+                    "the server does not allow this method on the requested resource"
+                )
             self._verb = {"GET": "get", "PUT": "update", "PATCH": "patch"}[method]
-            self._send_json(200, api.scale(method, info, ns, name, content_type=self._content_type(), raw=raw, dry_run=self._dry_run))
+            self._send_json(
+                200,
+                api.scale(
+                    method,
+                    info,
+                    ns,
+                    name,
+                    content_type=self._content_type(),
+                    raw=raw,
+                    dry_run=self._dry_run,
+                ),
+            )
             return
         if key == ("", "pods") and sub == "log":
             if method != "GET":
-                raise method_not_allowed("the server does not allow this method on the requested resource")
+                raise method_not_allowed(
+                    "the server does not allow this method on the requested resource"
+                )
             self._serve_log(ns or "", name)
             return
         if key == ("", "serviceaccounts") and sub == "token":
             if method != "POST":
-                raise method_not_allowed("the server does not allow this method on the requested resource")
+                raise method_not_allowed(
+                    "the server does not allow this method on the requested resource"
+                )
             self._verb = "create"
-            self._send_json(201, api.token_request(ns or "", name, self._decode_object(raw), dry_run=self._dry_run))
+            self._send_json(
+                201,
+                api.token_request(ns or "", name, self._decode_object(raw), dry_run=self._dry_run),
+            )
             return
         if key == ("", "pods") and sub == "eviction":
             if method != "POST":
-                raise method_not_allowed("the server does not allow this method on the requested resource")
+                raise method_not_allowed(
+                    "the server does not allow this method on the requested resource"
+                )
             self._verb = "create"
-            self._send_json(201, api.evict(ns or "", name, self._decode_object(raw), dry_run=self._dry_run))
+            self._send_json(
+                201, api.evict(ns or "", name, self._decode_object(raw), dry_run=self._dry_run)
+            )
             return
         if key == ("", "pods") and sub == "exec" and method in ("GET", "POST"):
             self._verb = "create" if method == "POST" else "get"

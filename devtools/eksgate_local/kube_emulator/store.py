@@ -13,8 +13,9 @@ import copy
 import queue
 import threading
 from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any
 
 Object = dict[str, Any]
 GroupResource = tuple[str, str]
@@ -40,7 +41,7 @@ class Watcher:
     def __init__(self, group_resource: GroupResource, namespace: str | None) -> None:
         self.group_resource = group_resource
         self.namespace = namespace
-        self.events: "queue.Queue[Any]" = queue.Queue()
+        self.events: queue.Queue[Any] = queue.Queue()
 
     def wants(self, event: StoreEvent) -> bool:
         """Whether this watcher's scope covers ``event``."""
@@ -120,7 +121,13 @@ class ObjectStore:
             old = bucket.get(key)
             bucket[key] = stored
             self._publish(
-                StoreEvent("MODIFIED" if old is not None else "ADDED", group_resource, copy.deepcopy(stored), old, rv)
+                StoreEvent(
+                    "MODIFIED" if old is not None else "ADDED",
+                    group_resource,
+                    copy.deepcopy(stored),
+                    old,
+                    rv,
+                )
             )
             return copy.deepcopy(stored)
 
@@ -165,12 +172,16 @@ class ObjectStore:
                 return [], watcher
             if since is None:
                 initial = [
-                    StoreEvent("ADDED", group_resource, obj, None, int(obj["metadata"]["resourceVersion"]))
+                    StoreEvent(
+                        "ADDED", group_resource, obj, None, int(obj["metadata"]["resourceVersion"])
+                    )
                     for obj in self.list(group_resource, namespace)
                     if initial_filter is None or initial_filter(obj)
                 ]
             else:
-                initial = [e for e in self._history if e.resource_version > since and watcher.wants(e)]
+                initial = [
+                    e for e in self._history if e.resource_version > since and watcher.wants(e)
+                ]
             self._watchers.add(watcher)
             return initial, watcher
 

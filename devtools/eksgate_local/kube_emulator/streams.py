@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import queue
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from .api import Api, ListOptions, parse_list_options
@@ -84,7 +84,9 @@ class StreamingMixin:
         query = self._query
         container = choose_container(pod, query_one(query, "container"))
         if query_flag(query, "previous"):
-            raise bad_request(f'previous terminated container "{container}" in pod "{name}" not found')
+            raise bad_request(
+                f'previous terminated container "{container}" in pod "{name}" not found'
+            )
         lines = emulator.logs.lines_for(pod, container)
         tail = _int_param(query, "tailLines")
         limit_bytes = _int_param(query, "limitBytes")
@@ -92,7 +94,7 @@ class StreamingMixin:
         since_time = query_one(query, "sinceTime")
         since: datetime | None = None
         if since_seconds is not None:
-            since = datetime.now(timezone.utc) - timedelta(seconds=since_seconds)
+            since = datetime.now(UTC) - timedelta(seconds=since_seconds)
         elif since_time:
             try:
                 since = datetime.fromisoformat(since_time.replace("Z", "+00:00"))
@@ -103,7 +105,7 @@ class StreamingMixin:
         if since is not None:
             lines = [line for line in lines if line.timestamp >= since]
         if tail is not None:
-            lines = lines[len(lines) - tail:] if tail else []
+            lines = lines[len(lines) - tail :] if tail else []
         timestamps = query_flag(query, "timestamps")
         text = "".join(line.render(timestamps) for line in lines).encode()
         if limit_bytes is not None:
@@ -120,8 +122,12 @@ class StreamingMixin:
         while not emulator.stopping.wait(min(1.0, max(deadline - time.monotonic(), 0))):
             if time.monotonic() >= deadline or (limit_bytes is not None and sent >= limit_bytes):
                 break
-            now = datetime.now(timezone.utc)
-            data = LogLine(now, follow_line(image, now, emulator.logs.next_seq())).render(timestamps).encode()
+            now = datetime.now(UTC)
+            data = (
+                LogLine(now, follow_line(image, now, emulator.logs.next_seq()))
+                .render(timestamps)
+                .encode()
+            )
             if limit_bytes is not None:
                 data = data[: max(limit_bytes - sent, 0)]
             sent += len(data)
@@ -133,7 +139,9 @@ class StreamingMixin:
     def _serve_watch(self, info: ResourceInfo, ns: str | None, name: str | None) -> None:
         emulator = self.emulator
         if "watch" not in info.verbs:
-            raise method_not_allowed("the server does not allow this method on the requested resource")
+            raise method_not_allowed(
+                "the server does not allow this method on the requested resource"
+            )
         query = self._query
         fmt = negotiate_resource_format(self.headers.get("Accept"))
         options = parse_list_options(info, query)
@@ -141,15 +149,20 @@ class StreamingMixin:
         if name is not None:
             # Legacy /watch/…/{name} == fieldSelector=metadata.name={name}
             field_selector = parse_field_selector(
-                ",".join(filter(None, [f"metadata.name={name}", query_one(query, "fieldSelector")])),
-                info.group, info.name,
+                ",".join(
+                    filter(None, [f"metadata.name={name}", query_one(query, "fieldSelector")])
+                ),
+                info.group,
+                info.name,
             )
         options = ListOptions(options.label_selector, field_selector)
 
         def matches(obj: Object | None) -> bool:
-            return obj is not None and options.label_selector.matches(
-                (obj.get("metadata") or {}).get("labels")
-            ) and options.field_selector.matches(obj)
+            return (
+                obj is not None
+                and options.label_selector.matches((obj.get("metadata") or {}).get("labels"))
+                and options.field_selector.matches(obj)
+            )
 
         rv_param = query_one(query, "resourceVersion")
         since: int | None = None
@@ -162,7 +175,8 @@ class StreamingMixin:
         if send_initial:
             if query_one(query, "resourceVersionMatch") != "NotOlderThan":
                 raise ApiError(
-                    422, "Invalid",
+                    422,
+                    "Invalid",
                     "resourceVersionMatch: Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
                 )
             since = None
@@ -178,7 +192,9 @@ class StreamingMixin:
             oldest = store.oldest_replayable()
             expired = since is not None and since < oldest
             if not expired:
-                initial, watcher = store.subscribe(info.group_resource, ns, since, initial_filter=matches)
+                initial, watcher = store.subscribe(
+                    info.group_resource, ns, since, initial_filter=matches
+                )
         if expired:
             # kube answers 200 and reports the expiry as the stream's only event.
             self._start_stream("application/json")
@@ -191,20 +207,40 @@ class StreamingMixin:
         def emit(event_type: str, obj: Object) -> None:
             obj = Api.as_version(info, obj)
             if fmt.kind == "table":
-                payload = to_table(info.group_resource, [obj], version=fmt.version, include_object=include,
-                                   include_columns=first[0])
+                payload = to_table(
+                    info.group_resource,
+                    [obj],
+                    version=fmt.version,
+                    include_object=include,
+                    include_columns=first[0],
+                )
                 first[0] = False
             elif fmt.kind == "metadata":
                 payload = partial_object_metadata(obj, fmt.version)
             else:
                 payload = obj
-            self._chunk(json.dumps({"type": event_type, "object": payload}, separators=(",", ":")).encode() + b"\n")
+            self._chunk(
+                json.dumps({"type": event_type, "object": payload}, separators=(",", ":")).encode()
+                + b"\n"
+            )
 
         def bookmark(annotations: dict[str, str] | None = None) -> None:
             meta: Object = {"resourceVersion": str(store.resource_version)}
             if annotations:
                 meta["annotations"] = annotations
-            self._chunk(json.dumps({"type": "BOOKMARK", "object": {"kind": info.kind, "apiVersion": info.api_version, "metadata": meta}}).encode() + b"\n")
+            self._chunk(
+                json.dumps(
+                    {
+                        "type": "BOOKMARK",
+                        "object": {
+                            "kind": info.kind,
+                            "apiVersion": info.api_version,
+                            "metadata": meta,
+                        },
+                    }
+                ).encode()
+                + b"\n"
+            )
 
         try:
             self._start_stream("application/json")

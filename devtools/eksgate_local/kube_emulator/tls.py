@@ -12,7 +12,7 @@ import os
 import ssl
 import tempfile
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import trustme
 
@@ -35,7 +35,7 @@ def generate_tls_material(
     valid_for: timedelta = timedelta(days=2),
 ) -> TlsMaterial:
     """Create a throwaway CA (trustme) and a server certificate whose SANs cover ``hosts``."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     # P-256 keys keep each start fast; trustme backdates not_before for slightly skewed clocks.
     ca = trustme.CA(organization_name="eksgate local", key_type=trustme.KeyType.ECDSA)
     leaf = ca.issue_cert(

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 from .store import StoreEvent
 
@@ -32,5 +33,7 @@ def translate_events(
             yield "ADDED", event.obj
         elif was_in:
             gone = dict(event.old or event.obj)
-            gone["metadata"] = dict(gone.get("metadata") or {}, resourceVersion=str(event.resource_version))
+            gone["metadata"] = dict(
+                gone.get("metadata") or {}, resourceVersion=str(event.resource_version)
+            )
             yield "DELETED", gone
