@@ -51,6 +51,17 @@ def rule_covers(outer: Rule, inner: Rule) -> bool:
         and all(any(_resource_covers(o, i) for o in outer.resources) for i in inner.resources)
         and _covers(outer.namespaces, inner.namespaces, empty_means_all=True)
         and _covers(outer.resource_names, inner.resource_names, empty_means_all=True)
+        and _commands_cover(outer, inner)
+    )
+
+
+def _commands_cover(outer: Rule, inner: Rule) -> bool:
+    """A pods/exec rule naming commands covers only those (compared as written, so a lint
+    warning is never claimed for commands it cannot prove are covered)."""
+    if not outer.commands:
+        return True
+    return bool(inner.commands) and set(map(tuple, inner.commands)) <= set(
+        map(tuple, outer.commands)
     )
 
 

@@ -13,15 +13,21 @@ from typing import Any
 
 import boto3
 
+from chalicelib.approvals.fingerprint import ApprovalSubject
+from chalicelib.approvals.gate import approval_refusal
+from chalicelib.approvals.model import ApprovalAsk
 from chalicelib.credentials.eks_token import make_eks_token
 from chalicelib.credentials.role_credentials import role_session_for
+from chalicelib.credentials.session_token import GatewaySession
 from chalicelib.errors import Unauthorized
 from chalicelib.exec.client import ExecResult, ExecTarget, WebSocketExecClient
-from chalicelib.exec.request import parse_exec_body
-from chalicelib.exec.service import ExecPorts, run_exec
+from chalicelib.exec.request import ExecInput, parse_exec_body
+from chalicelib.exec.service import ExecPorts, exec_kube_request, run_exec
 from chalicelib.gateway.clusters import ClusterDirectory
 from chalicelib.identity import Caller
 from chalicelib.identity.bearer import bearer_token
+from chalicelib.kube.request import canonical_query
+from chalicelib.policy import Decision, Policy
 
 _CLIENT = WebSocketExecClient()
 _DIRECTORIES: dict[int, ClusterDirectory] = {}
@@ -60,4 +66,49 @@ def exec_route(
         eks = make_eks_token(credentials, config.eks_cluster_name, config.region)
         return _CLIENT.run(endpoint, eks.token, target, stdin, deadline)
 
-    return run_exec(session, policy, request, ExecPorts(audit=services.audit, run=run), caller)
+    def await_approval(decision: Decision, subject: dict[str, Any]) -> str:
+        return exec_approval(services, session, policy, request, decision, subject)
+
+    ports = ExecPorts(audit=services.audit, run=run, await_approval=await_approval)
+    return run_exec(session, policy, request, ports, caller)
+
+
+def exec_approval(
+    services: Any,
+    session: GatewaySession,
+    policy: Policy,
+    request: ExecInput,
+    decision: Decision,
+    subject: dict[str, Any],
+) -> str:
+    """The id of the approved ``mode: once`` approval of exactly this exec (pod, container,
+    argv, stdin hash), used up; or the pending/denied refusal, as the proxy gives."""
+    rule = decision.rule
+    assert rule is not None and rule.approval is not None
+    kube = exec_kube_request(request)
+    # The command is shown (escaped) where approvers see the query; the exec's own
+    # fingerprint stands for its body, so the approval binds exactly what will run.
+    shown = canonical_query({"container": [request.container or ""], "command": request.argv})
+    ask = ApprovalAsk(
+        session.identity,
+        session.cluster,
+        policy.name,
+        rule,
+        kube,
+        ApprovalSubject("POST", "", kube.path, shown, subject["fingerprint"], "exec"),
+        session.session_id,
+        policy.workload,
+    )
+    approvals = services.approvals
+    channel = rule.approval.channel or services.settings.slack_channel or "#eksgate-approvals"
+    usable = approvals.find_usable(ask)
+    if usable is not None:
+        return str(usable.approval_id)
+    approval = approvals.request(ask, "")
+    if approval.status != "denied":
+        approval = approvals.wait(approval.approval_id, services.settings.approval_wait_seconds)
+        if approval.status == "approved":
+            redeemed = approvals.redeem(approval)
+            if redeemed is not None:
+                return str(redeemed.approval_id)
+    raise approval_refusal(approval, channel)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -156,3 +157,27 @@ def test_kubectl_plugin_reads_the_kubeconfig(stack, tmp_path) -> None:
         check=False,
     )
     assert refused.returncode != 0 and "eksgate exec" in refused.stderr
+
+
+def test_an_approved_command_runs_exactly_once_with_exactly_that_argv(stack, tmp_path) -> None:
+    import re
+
+    pod = web_pod(stack, stack.session_token("ci-agent"))
+    argv = ["sh", "-c", "echo migrated"]
+    first = eksgate_exec(stack, tmp_path, "-n", "shop", pod, "--", *argv)
+    assert first.returncode == 1 and b"approval required" in first.stderr, first.stderr
+    approval_id = re.search(rb"request ([0-9a-f]{20})", first.stderr).group(1).decode()
+    message = json.dumps(stack.slack_message_for(approval_id)["blocks"])
+    assert "echo+migrated" in message or "echo migrated" in message  # the command, shown
+    # Another command under the same rule is not covered by this approval.
+    stack.click(approval_id, "eksgate_approve", "U0BOB")
+    other = eksgate_exec(stack, tmp_path, "-n", "shop", pod, "--", "sh", "-c", "echo other")
+    assert other.returncode == 1 and b"approval required" in other.stderr
+    stack.clear_kube_calls()
+    ran = eksgate_exec(stack, tmp_path, "-n", "shop", pod, "--", *argv)
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout == b"migrated\n"
+    execs = [c for c in stack.kube_calls() if c.get("subresource") == "exec"]
+    assert len(execs) == 1
+    again = eksgate_exec(stack, tmp_path, "-n", "shop", pod, "--", *argv)
+    assert again.returncode == 1 and b"approval required" in again.stderr  # once is once

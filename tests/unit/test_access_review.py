@@ -215,7 +215,7 @@ def test_whoami_summarises_identity_session_and_rules_by_effect():
     assert answer["policy"]["name"] == "ci-agent" and answer["cluster"] == "demo"
     rules = answer["rules"]
     assert [r["rule"] for r in rules["allowed"]] == ["read-shop", "read-app-config"]
-    assert [r["rule"] for r in rules["needs_approval"]] == ["change-deployments"]
+    assert [r["rule"] for r in rules["needs_approval"]] == ["change-deployments", "run-scripts"]
     assert [r["rule"] for r in rules["denied"]] == ["no-namespace-deletes", "no-rbac"]
     approval = rules["needs_approval"][0]["approval"]
     assert approval["mode"] == "once" and approval["approvers"] == ["slack-group:platform-oncall"]
