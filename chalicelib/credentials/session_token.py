@@ -7,8 +7,10 @@ so a token for one cluster is refused on another even before the claim is compar
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,10 +43,17 @@ def _audience(cluster: str) -> str:
     return f"eksgate:cluster:{cluster}"
 
 
+# Verified tokens a warm Lambda remembers: kubectl sends one token for many requests, and
+# verifying a JWT is half of the gateway's own time on a get.
+VERIFIED_CACHE_SIZE = 4096
+
+
 class SessionTokenCodec:
     def __init__(self, keys: SigningKeyStore, clock: Callable[[], float] = time.time) -> None:
         self._keys = keys
         self._clock = clock
+        self._verified: OrderedDict[str, tuple[GatewaySession, str]] = OrderedDict()
+        self._lock = threading.Lock()
 
     def issue(
         self,
@@ -86,7 +95,31 @@ class SessionTokenCodec:
         return token, session
 
     def verify(self, token: str, cluster: str) -> GatewaySession:
-        """The session in ``token`` if it is valid for ``cluster``; Unauthorized otherwise."""
+        """The session in ``token`` if it is valid for ``cluster``; Unauthorized otherwise.
+
+        A token verified before is taken from memory while it is unexpired, for its own
+        cluster, and its key is still accepted; anything else is verified in full (which also
+        gives the precise refusal).
+        """
+        with self._lock:
+            remembered = self._verified.get(token)
+        if remembered is not None:
+            session, kid = remembered
+            if (
+                session.cluster == cluster
+                and self._clock() < session.expires_at + 5
+                and self._keys.by_kid(kid) is not None
+            ):
+                return session
+        session = self._verify(token, cluster)
+        kid = str(jwt.get_unverified_header(token)["kid"])
+        with self._lock:
+            self._verified[token] = (session, kid)
+            while len(self._verified) > VERIFIED_CACHE_SIZE:
+                self._verified.popitem(last=False)
+        return session
+
+    def _verify(self, token: str, cluster: str) -> GatewaySession:
         if not token:
             raise Unauthorized("missing gateway session token; run `eksgate token` (see README)")
         if len(token) > MAX_TOKEN_BYTES:

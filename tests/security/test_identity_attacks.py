@@ -234,3 +234,33 @@ def test_the_genuine_session_token_opens_its_session_on_its_cluster_only():
     assert SessionTokenCodec(Keys()).verify(token, "demo").identity.subject == "user-alice"
     with pytest.raises(Unauthorized):
         SessionTokenCodec(Keys()).verify(token, "prod-eu")
+
+
+def test_a_remembered_session_token_is_still_refused_once_expired_retired_or_elsewhere():
+    clock = {"now": time.time()}
+    keys = Keys()
+    codec = SessionTokenCodec(keys, clock=lambda: clock["now"])
+    token, _ = codec.issue(ALICE, "demo", "engineers", 60, {})
+    assert codec.verify(token, "demo").identity.subject == "user-alice"  # now remembered
+    with pytest.raises(Unauthorized):
+        codec.verify(token, "prod-eu")
+    retired = SessionTokenCodec(
+        type("Retired", (), {"by_kid": lambda self, kid: None, "current": keys.current})()
+    )
+    with pytest.raises(Unauthorized):
+        retired.verify(token, "demo")
+    keys_gone = type("Gone", (Keys,), {"by_kid": lambda self, kid: None})()
+    codec._keys = keys_gone  # the key retired while the token is remembered
+    with pytest.raises(Unauthorized):
+        codec.verify(token, "demo")
+    codec._keys = keys
+    # Past its expiry (by the codec's clock) memory no longer answers: the full check does,
+    # here a stand-in that refuses, since PyJWT reads the wall clock.
+    clock["now"] += 3600
+
+    def full_check(token, cluster):
+        raise Unauthorized("session token has expired")
+
+    codec._verify = full_check
+    with pytest.raises(Unauthorized):
+        codec.verify(token, "demo")
