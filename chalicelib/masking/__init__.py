@@ -35,6 +35,7 @@ from chalicelib.masking.documents import (
 )
 from chalicelib.masking.jsoncodec import dumps, loads
 from chalicelib.masking.kinds import kind_for_resource
+from chalicelib.masking.lists import mask_list_answer
 from chalicelib.masking.scanner import MASK, scanner_for
 from chalicelib.masking.settings import DEFAULT_SETTINGS, MaskingSettings
 from chalicelib.masking.vocabulary import PATTERN_NAMES
@@ -99,7 +100,8 @@ def mask_json(
 ) -> bytes:
     """Mask a JSON response body and return it re-encoded (compact, UTF-8).
 
-    The fast path for the gateway: it decodes once and looks for credentials in the raw bytes.
+    The fast path for the gateway: it looks for credentials in the raw bytes, and masks a
+    list one item at a time (``lists``), so a large answer is never decoded whole.
     Raises ``ValueError`` when the body is not JSON (or is nested too deeply to mask).
     """
     with _no_cycle_collection():
@@ -109,6 +111,9 @@ def mask_json(
 def _mask_json(body: bytes, settings: MaskingSettings, resource_kind: str) -> bytes:
     # Everything decoded here is freed before this returns, while the cycle collector is
     # paused, so it never walks the decoded document when it resumes.
+    streamed = mask_list_answer(body, settings, resource_kind)
+    if streamed is not None:
+        return streamed
     doc = loads(body)
     try:
         ctx = make_context(settings, body, doc, resource_kind)

@@ -223,24 +223,49 @@ def _mask_watch_event(obj: dict[str, Any], ctx: _Context, implied_kind: str) -> 
 
 
 def _mask_list(obj: dict[str, Any], kind: str, ctx: _Context, implied_kind: str) -> dict[str, Any]:
-    """``SecretList`` items are Secrets even without their own kind; ``List`` items use theirs;
-    the items of a list the request resolved to a kind (``PartialObjectMetadataList`` of
-    ``secrets``) are of that kind."""
+    item_kind = list_item_kind(kind, implied_kind)
+    items = obj["items"]
+    out = mask_list_fields({k: v for k, v in obj.items() if k != "items"}, ctx)
+    if items is None:
+        out["items"] = None
+    elif isinstance(items, list):
+        out["items"] = [mask_list_item(item, ctx, item_kind) for item in items]
+    else:
+        # Not a list of objects: we cannot tell what it holds, so it does not leave.
+        out["items"] = MASK
+    return out
+
+
+def is_list_answer(fields: dict[str, Any]) -> bool:
+    """Whether a top-level answer with these fields (besides ``items``) is masked as a list
+    of objects: ``*List`` or kind-less, and not a watch event, a Status or a Table."""
+    raw_kind = fields.get("kind")
+    kind = raw_kind if isinstance(raw_kind, str) else ""
+    if kind.endswith("List"):
+        return True
+    return not kind and not _is_watch_event(fields, kind)
+
+
+def list_item_kind(kind: str, implied_kind: str) -> str:
+    """The kind a list's items are masked as. ``SecretList`` items are Secrets even without
+    their own kind; ``List`` items use theirs; the items of a list the request resolved to a
+    kind (``PartialObjectMetadataList`` of ``secrets``) are of that kind."""
     item_kind = kind[: -len("List")] if kind.endswith("List") and kind != "List" else ""
     if item_kind == "PartialObjectMetadata":
         item_kind = ""
     if implied_kind and not _is_secret_kind(item_kind):
         item_kind = implied_kind
-    items = obj["items"]
-    out = _walk_dict({k: v for k, v in obj.items() if k != "items"}, ctx, owner_kind="")
-    if items is None:
-        out["items"] = None
-    elif isinstance(items, list):
-        out["items"] = [_mask_object(item, ctx, implied_kind=item_kind) for item in items]
-    else:
-        # Not a list of objects: we cannot tell what it holds, so it does not leave.
-        out["items"] = MASK
-    return out
+    return item_kind
+
+
+def mask_list_fields(fields: dict[str, Any], ctx: _Context) -> dict[str, Any]:
+    """A list's own fields (kind, metadata), ``items`` left out."""
+    return _walk_dict(fields, ctx, owner_kind="")
+
+
+def mask_list_item(item: Any, ctx: _Context, item_kind: str) -> Any:
+    """One item of a list whose items are of ``item_kind`` (``list_item_kind``)."""
+    return _mask_object(item, ctx, implied_kind=item_kind)
 
 
 def _mask_token_request(obj: dict[str, Any], ctx: _Context) -> dict[str, Any]:

@@ -35,6 +35,8 @@ _TIMESTAMP = r"(?:[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]{8,}+(?:Z|[+-][0-9:]{5})[ \t
 _PEM_BODY_LINE = re.compile(rf"{_TIMESTAMP}[A-Za-z0-9+/=]++[ \t]*+\r?", re.ASCII)
 # A line that can only be the start of a key cut off by a log window: long, pure base64.
 _PEM_LEADING_LINE = re.compile(rf"{_TIMESTAMP}[A-Za-z0-9+/]{{40,}}+=*+[ \t]*+\r?", re.ASCII)
+# What a text opening with a leading key line starts with (checked before splitting lines).
+_PEM_LEADING_START = re.compile(rf"{_TIMESTAMP}[A-Za-z0-9+/]{{40}}", re.ASCII)
 _PEM_END = re.compile(r"-----END [A-Z0-9 ]{0,64}PRIVATE KEY(?: BLOCK)?-----")
 _YAML_BLOCK_LINE = re.compile(rb":[ \t]*+[|>][-+0-9]{0,2}+[ \t]*+(?:#[^\n]*+)?\r?\n?$")
 _INDENT = re.compile(rb"[ \t]*+")
@@ -54,6 +56,10 @@ class Scanner:
             [(tools, re.compile(rule, re.ASCII)) for tools, rule in TOOL_FLAG_RULES]
             if "password-assignment" in families
             else []
+        )
+        # Any tool a flag rule is for, in one search (most texts name none).
+        self._any_tool = re.compile(
+            "|".join(re.escape(tool) for tools, _ in TOOL_FLAG_RULES for tool in tools)
         )
         self._pem = "private-key" in families
         triggers = sorted({t for f in families for t in TRIGGERS[f]})
@@ -86,27 +92,30 @@ class Scanner:
         return self._mask_in_windows(text, at_start)
 
     def _mask_window(self, text: str, at_start: bool) -> str:
-        out = self._mask_rules(text)
-        if self._tool_flags:
-            lowered = out.lower()
-            for tools, flag in self._tool_flags:
-                if any(tool in lowered for tool in tools):
+        plain_lower = text.lower()
+        # A few non-ASCII letters lower to two characters; the rules need index for index.
+        same_length = len(plain_lower) == len(text)
+        out = self._mask_rules(text, plain_lower if same_length else text.translate(_ASCII_LOWER))
+        # Every tool flag rule starts with a dash and needs its tool named.
+        if self._tool_flags and "-" in out:
+            tool_text = plain_lower if out is text else out.lower()
+            for tools, flag in self._tool_flags if self._any_tool.search(tool_text) else ():
+                if any(tool in tool_text for tool in tools):
                     out = flag.sub(_mask_secret_groups, out)
-        if self._pem:
+        # A key fragment ends with an END line or (at the start) opens with a long base64 run.
+        if self._pem and ("-----END" in out or (at_start and _PEM_LEADING_START.match(out))):
             out = _mask_pem_fragments(out, at_start)
         return out
 
-    def _mask_rules(self, text: str) -> str:
+    def _mask_rules(self, text: str, lowered: str) -> str:
         """Apply the rules as one leftmost-first alternation would, trying the anchored rules
-        only where a trigger starts (the rest of the text cannot start one of their matches)."""
+        only where a trigger starts (the rest of the text cannot start one of their matches).
+        ``lowered`` is ``text`` in lower case, index for index."""
         leading: list[re.Match[str]] = []
-        if self._leading is not None and any(c in text for c in _LEADING_MARKS):
+        if self._leading is not None and _LEADING_MARK.search(text) is not None:
             leading = list(self._leading.finditer(text))
         hits: list[int] = []
         if self._anchored is not None:
-            lowered = text.lower()
-            if len(lowered) != len(text):  # a few non-ASCII letters lower to two characters
-                lowered = text.translate(_ASCII_LOWER)
             try:
                 found_hits = self._str_automaton.find_matches_as_indexes(lowered, overlapping=True)
             except UnicodeEncodeError:
@@ -123,6 +132,14 @@ class Scanner:
         matches: list[re.Match[str]] = []
         match_at = self._anchored.match if self._anchored is not None else None
         cursor = 0
+        if not leading and match_at is not None:  # the usual case, without the merge below
+            for position in hits:
+                if position >= cursor:
+                    found = match_at(text, position)
+                    if found is not None:
+                        matches.append(found)
+                        cursor = found.end()
+            return _masked_matches(text, matches)
         next_leading = 0
         for position in [*hits, len(text) + 1]:
             while next_leading < len(leading) and leading[next_leading].start() <= position:
@@ -137,16 +154,7 @@ class Scanner:
             if found is not None:
                 matches.append(found)
                 cursor = found.end()
-        if not matches:
-            return text
-        pieces: list[str] = []
-        cursor = 0
-        for found in matches:
-            pieces.append(text[cursor : found.start()])
-            pieces.append(_mask_secret_groups(found))
-            cursor = found.end()
-        pieces.append(text[cursor:])
-        return "".join(pieces)
+        return _masked_matches(text, matches)
 
     def _mask_in_windows(self, text: str, at_start: bool) -> str:
         raw = text.encode("utf-8", "surrogatepass")
@@ -312,8 +320,8 @@ def _compile(rules: list[str]) -> re.Pattern[str] | None:
     return re.compile("|".join(f"(?:{r})" for r in rules), re.ASCII) if rules else None
 
 
-# Characters a leading rule's match starts with (or needs): a YAML block indicator, "<", "--".
-_LEADING_MARKS = ("|", ">", "<", "--")
+# What a leading rule's match starts with (or needs): a YAML block indicator, "<", "--".
+_LEADING_MARK = re.compile(r"[|<>]|--")
 _ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 
 
@@ -350,6 +358,20 @@ def _escaped(raw: bytes, quote: int) -> bool:
         backslashes += 1
         position -= 1
     return backslashes % 2 == 1
+
+
+def _masked_matches(text: str, matches: list[re.Match[str]]) -> str:
+    """``text`` with the secret groups of these (ordered, disjoint) matches masked."""
+    if not matches:
+        return text
+    pieces: list[str] = []
+    cursor = 0
+    for found in matches:
+        pieces.append(text[cursor : found.start()])
+        pieces.append(_mask_secret_groups(found))
+        cursor = found.end()
+    pieces.append(text[cursor:])
+    return "".join(pieces)
 
 
 def _mask_secret_groups(match: re.Match[str]) -> str:
