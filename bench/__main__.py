@@ -63,9 +63,10 @@ def main(argv: list[str] | None = None) -> int:
         rows.extend(found)
     if extra:
         print("\n" + "\n".join(extra))
-    failed = [r.name for r in rows if not r.passed]
+    judged = [r for r in rows if r.judged]
+    failed = [r.name for r in judged if not r.passed]
     print(
-        f"\n{len(rows) - len(failed)} of {len(rows)} rows meet their targets "
+        f"\n{len(judged) - len(failed)} of {len(judged)} rows meet their targets "
         f"({time.monotonic() - started:.0f} s)"
     )
     return 1 if failed else 0

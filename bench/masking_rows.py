@@ -61,16 +61,25 @@ def _logs_pair(text: str):
 
 def _row(name: str, pair_fns, target: float, rounds: int, size: int) -> Row:
     masked, floor = pair_fns
-    pair = interleave(masked, floor, rounds)
+    # CPU time: masking is pure single-threaded computation, and these cores are shared.
+    pair = interleave(masked, floor, rounds, cpu=True)
     ratio = pair.ratio()
     return Row(
         name=name,
         measured=f"{ratio:.2f}x ({ms(sorted(pair.a)[len(pair.a) // 2])})",
-        floor=f"{ms(sorted(pair.b)[len(pair.b) // 2])} for {size / workloads.MB:.1f} MB",
+        floor=f"{ms(sorted(pair.b)[len(pair.b) // 2])} CPU for {size / workloads.MB:.1f} MB",
         spread=pair.ratio_spread(),
         target=f"<= {target}x",
         passed=ratio <= target,
     )
+
+
+def _stress_row(name: str, pair_fns, rounds: int, size: int) -> Row:
+    """Measured and printed like a row, judged by nothing: a case to watch, not a target."""
+    row = _row(name, pair_fns, float("inf"), rounds, size)
+    row.target = "none: each credential costs a regular-expression match in Python"
+    row.judged = False
+    return row
 
 
 _RSS_CHILD = """
@@ -132,6 +141,7 @@ def run(quick: bool = False) -> list[Row]:
     pods = workloads.encoded(workloads.pod_list(SIZE))
     stream = workloads.watch_stream(SIZE)
     logs = workloads.logs(SIZE)
+    dense_logs = workloads.dense_logs(SIZE)
     return [
         _row(
             "masking a 5 MB SecretList",
@@ -149,7 +159,19 @@ def run(quick: bool = False) -> list[Row]:
         ),
         _row("masking a 5 MB PodList", _document_pair(pods, "pods"), 1.3, rounds, len(pods)),
         _row("masking a 5 MB watch stream", _watch_pair(stream), 1.3, rounds, len(stream)),
-        _row("masking 5 MB of logs", _logs_pair(logs), 2.0, rounds, len(logs.encode())),
+        _row(
+            "masking 5 MB of logs (1 line in 10 names a trigger word, 1 in 100 a credential)",
+            _logs_pair(logs),
+            2.0,
+            rounds,
+            len(logs.encode()),
+        ),
+        _stress_row(
+            "masking 5 MB of dense logs (2 lines in 5 hold a credential; stress, no target)",
+            _logs_pair(dense_logs),
+            rounds,
+            len(dense_logs.encode()),
+        ),
         peak_rss(quick),
     ]
 

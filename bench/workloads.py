@@ -182,17 +182,47 @@ def watch_stream(size: int = 5 * MB) -> bytes:
 
 
 def logs(size: int = 5 * MB) -> str:
-    """Application logs with the occasional credential in them."""
+    """Application logs as a busy service writes them: one line in ten names a word that may
+    introduce a credential (a token, a connection, a URL) without holding one, and one in a
+    hundred holds a credential."""
+    return _log_lines(size, trigger_every=10, credential_every=100)
+
+
+def dense_logs(size: int = 5 * MB) -> str:
+    """A stress case, not a typical log: two lines in five hold a credential."""
+    return _log_lines(size, trigger_every=5, credential_every=5, credential_lines=2)
+
+
+_PLAIN_LOG_LINES = (
+    "{t} INFO request id={i} path=/api/cart status=200 ms=12",
+    "{t} DEBUG user=alice@example.com cart={i} items=3 total=42.10",
+    "{t} WARN retrying upstream=payments attempt=2 id={i}",
+    "{t} INFO order {i} shipped to warehouse 7",
+)
+_TRIGGER_LOG_LINES = (
+    "{t} INFO token refreshed for client web-{i}",
+    "{t} WARN db connection pool at 80% ({i} in use)",
+    "{t} INFO calling https://payments.internal/api/v1/charge/{i}",
+)
+_CREDENTIAL_LOG_LINES = (
+    "{t} ERROR db connect failed password=hunter{i} host=db",
+    "{t} INFO using key AKIAIOSFODNN7EXAMPLE for s3 upload {i}",
+)
+
+
+def _log_lines(
+    size: int, trigger_every: int, credential_every: int, credential_lines: int = 1
+) -> str:
     lines, total, i = [], 0, 0
-    samples = [
-        "2026-11-28T10:00:{s:02d}Z INFO request id={i} path=/api/cart status=200 ms=12",
-        "2026-11-28T10:00:{s:02d}Z DEBUG user=alice@example.com cart={i} items=3 total=42.10",
-        "2026-11-28T10:00:{s:02d}Z WARN retrying upstream=payments attempt=2 id={i}",
-        "2026-11-28T10:00:{s:02d}Z ERROR db connect failed password=hunter{i} host=db",
-        "2026-11-28T10:00:{s:02d}Z INFO using key AKIAIOSFODNN7EXAMPLE for s3 upload {i}",
-    ]
     while total < size:
-        line = samples[i % len(samples)].format(s=i % 60, i=i) + "\n"
+        stamp = f"2026-11-28T10:{i // 60 % 60:02d}:{i % 60:02d}Z"
+        if i % credential_every < credential_lines:
+            samples = _CREDENTIAL_LOG_LINES
+        elif i % trigger_every == 0:
+            samples = _TRIGGER_LOG_LINES
+        else:
+            samples = _PLAIN_LOG_LINES
+        line = samples[i % len(samples)].format(t=stamp, i=i) + "\n"
         lines.append(line)
         total += len(line)
         i += 1

@@ -22,6 +22,7 @@ a ``binaryData`` value that is not text (unless the policy keeps those).
 from __future__ import annotations
 
 import gc
+import io
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,7 +34,7 @@ from chalicelib.masking.documents import (
     make_context,
     mask_value,
 )
-from chalicelib.masking.jsoncodec import dumps, loads
+from chalicelib.masking.jsoncodec import dumps, has_long_number, loads
 from chalicelib.masking.kinds import kind_for_resource
 from chalicelib.masking.lists import mask_list_answer
 from chalicelib.masking.scanner import MASK, scanner_for
@@ -143,22 +144,26 @@ def _mask_watch_lines(chunk: bytes, settings: MaskingSettings, resource_kind: st
         shared = make_context(settings, chunk, None, resource_kind)
     except ValueError:
         shared = None
-    out = []
+    long_numbers = has_long_number(chunk)
+    out = io.BytesIO()
     for line in chunk.split(b"\n"):
         if not line.strip():
             continue
         try:
-            event = loads(line)
+            event = loads(line, long_numbers=long_numbers)
             if not isinstance(event, dict):
                 raise ValueError("a watch event is a JSON object")
             ctx = (
                 shared if shared is not None else make_context(settings, line, event, resource_kind)
             )
-            out.append(dumps(mask_value(event, ctx, resource_kind)) + b"\n")
+            masked = dumps(mask_value(event, ctx, resource_kind))
         except (ValueError, RecursionError):  # ValueError covers bad UTF-8 and bad JSON
             # One bad (or absurdly nested) line must not end the stream, nor pass unmasked.
-            out.append(_WITHHELD_LINE)
-    return b"".join(out)
+            out.write(_WITHHELD_LINE)
+            continue
+        out.write(masked)
+        out.write(b"\n")
+    return out.getvalue()
 
 
 @contextmanager

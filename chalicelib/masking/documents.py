@@ -62,7 +62,7 @@ class _AllStrings:
 class _Context:
     """One masking run: the settings, their scanner, and the document's suspect strings."""
 
-    __slots__ = ("settings", "scanner", "suspects", "_masked", "_verdicts")
+    __slots__ = ("settings", "scanner", "suspects", "string_keys", "_masked", "_verdicts")
 
     def __init__(
         self,
@@ -80,6 +80,17 @@ class _Context:
             suspects if suspects is not None else _AllStrings(scanner, self._verdicts)
         )
         self._masked: dict[str, str] = {}
+        # Key -> whether a string under it is looked at for its key alone (the last-applied
+        # annotation, a credential-named key); most keys repeat in every object of an answer.
+        self.string_keys: dict[str, bool] = {}
+
+    def key_decides(self, key: str) -> bool:
+        decides = self.string_keys.get(key)
+        if decides is None:
+            decides = self.string_keys[key] = key == LAST_APPLIED_ANNOTATION or _keyed_sensitive(
+                key, self.settings.families
+            )
+        return decides
 
     def text(self, value: str) -> str:
         """Pattern masking of one string value found in a document."""
@@ -473,13 +484,17 @@ def _walk_dict(obj: dict[str, Any], ctx: _Context, owner_kind: str) -> dict[str,
     """Walk an object's fields; ``owner_kind`` is the real kind of the object whose
     last-applied annotation may appear inside ("" for none known, "?" for unknown)."""
     suspects = ctx.suspects
+    string_keys = ctx.string_keys
     changed: dict[str, Any] | None = None
     for key, value in obj.items():
         kind_of_value = type(value)
         if kind_of_value is str:
-            if key == LAST_APPLIED_ANNOTATION:
+            key_decides = string_keys.get(key)
+            if key_decides is None:
+                key_decides = ctx.key_decides(key)
+            if key_decides and key == LAST_APPLIED_ANNOTATION:
                 masked: Any = _mask_last_applied(value, ctx, owner_kind)
-            elif value and _keyed_sensitive(key, ctx.settings.families):
+            elif key_decides and value:
                 masked = MASK
             elif value in suspects:
                 masked = ctx.text(value)

@@ -37,9 +37,18 @@ def _has_long_number(raw: bytes | str) -> bool:
     return raw.translate(_DIGITS_AS_ZERO).find(b"0" * 20) != -1
 
 
-def loads(raw: bytes | str) -> Any:
-    """Decode JSON; NaN and Infinity (not JSON, and refused by Go clients) are errors."""
-    if _has_long_number(raw):
+def has_long_number(raw: bytes | str) -> bool:
+    """Whether ``raw`` may hold an integer orjson would not read exactly (20+ digits)."""
+    return _has_long_number(raw)
+
+
+def loads(raw: bytes | str, *, long_numbers: bool = True) -> Any:
+    """Decode JSON; NaN and Infinity (not JSON, and refused by Go clients) are errors.
+
+    ``long_numbers=False``: the caller has checked (``has_long_number``, once for a whole
+    answer rather than once per piece) that ``raw`` holds no 20-digit run.
+    """
+    if long_numbers and _has_long_number(raw):
         return _standard_loads(raw)
     try:
         return orjson.loads(raw)

@@ -22,7 +22,7 @@ from chalicelib.masking.documents import (
     mask_list_fields,
     mask_list_item,
 )
-from chalicelib.masking.jsoncodec import dumps, loads
+from chalicelib.masking.jsoncodec import dumps, has_long_number, loads
 from chalicelib.masking.settings import MaskingSettings
 
 _decoders: tuple[Any, Any, type[Exception]] | None = None
@@ -58,6 +58,7 @@ def mask_list_answer(body: bytes, settings: MaskingSettings, resource_kind: str)
         items = items_decoder.decode(raw_items)
     except split_error:
         return None
+    long_numbers = has_long_number(body)
     kind = fields.get("kind")
     item_kind = list_item_kind(kind if isinstance(kind, str) else "", resource_kind)
     # A Secret's strings are checked one by one (its data is replaced whole), so a SecretList
@@ -73,7 +74,10 @@ def mask_list_answer(body: bytes, settings: MaskingSettings, resource_kind: str)
         for index, raw in enumerate(items):
             if index:
                 out.write(b",")
-            out.write(dumps(mask_list_item(loads(bytes(raw)), ctx, item_kind)))
+            # One expression, so no name keeps an item alive while the next is decoded.
+            out.write(
+                dumps(mask_list_item(loads(bytes(raw), long_numbers=long_numbers), ctx, item_kind))
+            )
     except RecursionError:
         raise ValueError("the document is nested too deeply to mask") from None
     out.write(b"]}")

@@ -57,17 +57,23 @@ class Scanner:
             if "password-assignment" in families
             else []
         )
-        # Any tool a flag rule is for, in one search (most texts name none).
-        self._any_tool = re.compile(
-            "|".join(re.escape(tool) for tools, _ in TOOL_FLAG_RULES for tool in tools)
-        )
+        # Every tool a flag rule is for (most texts name none).
+        self._tools = tuple(tool for tools, _ in TOOL_FLAG_RULES for tool in tools)
         self._pem = "private-key" in families
         triggers = sorted({t for f in families for t in TRIGGERS[f]})
         self._has_triggers = bool(triggers)
+        # Over whole texts the tools that flag rules are for are searched along with the
+        # triggers (a tool found is not a trigger: no rule is tried where it starts).
+        tools_only = sorted(set(self._tools) - set(triggers)) if self._tool_flags else []
+        text_patterns = [*triggers, *tools_only]
         self._text_automaton = ahocorasick_rs.BytesAhoCorasick(
-            [t.encode() for t in triggers or ["\x00never"]],
+            [t.encode() for t in text_patterns or ["\x00never"]],
             implementation=ahocorasick_rs.Implementation.DFA,
         )
+        self._tool_patterns = frozenset(
+            index for index, pattern in enumerate(text_patterns) if pattern in self._tools
+        )
+        self._trigger_count = len(triggers)
         self._str_automaton = ahocorasick_rs.AhoCorasick(
             triggers or ["\x00never"], implementation=ahocorasick_rs.Implementation.DFA
         )
@@ -99,7 +105,8 @@ class Scanner:
         # Every tool flag rule starts with a dash and needs its tool named.
         if self._tool_flags and "-" in out:
             tool_text = plain_lower if out is text else out.lower()
-            for tools, flag in self._tool_flags if self._any_tool.search(tool_text) else ():
+            named = any(tool in tool_text for tool in self._tools)
+            for tools, flag in self._tool_flags if named else ():
                 if any(tool in tool_text for tool in tools):
                     out = flag.sub(_mask_secret_groups, out)
         # A key fragment ends with an END line or (at the start) opens with a long base64 run.
@@ -112,7 +119,7 @@ class Scanner:
         only where a trigger starts (the rest of the text cannot start one of their matches).
         ``lowered`` is ``text`` in lower case, index for index."""
         leading: list[re.Match[str]] = []
-        if self._leading is not None and _LEADING_MARK.search(text) is not None:
+        if self._leading is not None and _has_leading_mark(text):
             leading = list(self._leading.finditer(text))
         hits: list[int] = []
         if self._anchored is not None:
@@ -159,9 +166,14 @@ class Scanner:
     def _mask_in_windows(self, text: str, at_start: bool) -> str:
         raw = text.encode("utf-8", "surrogatepass")
         lowered = raw.lower()
-        windows = self._windows(raw, lowered, at_start)
+        # Every trigger, overlapping ones too, reported in the order they end (so line by line).
+        hits = self._text_automaton.find_matches_as_indexes(lowered, overlapping=True)
+        windows = self._windows(raw, lowered, at_start, hits)
         if not windows:
             return text
+        if text.isascii() and self._anchored is not None:
+            # Byte offsets are character offsets: the windows are slices of the text itself.
+            return self._mask_ascii_windows(text, windows, hits, at_start)
         pieces: list[str] = []
         cursor = 0
         for start, end in windows:
@@ -172,9 +184,66 @@ class Scanner:
         pieces.append(raw[cursor:].decode("utf-8", "surrogatepass"))
         return "".join(pieces)
 
-    def _windows(self, raw: bytes, lowered: bytes, at_start: bool) -> list[tuple[int, int]]:
-        """Byte ranges (whole lines) that may hold a credential, merged, in order."""
-        hits = self._text_automaton.find_matches_as_indexes(lowered)
+    def _mask_ascii_windows(
+        self,
+        text: str,
+        windows: list[tuple[int, int]],
+        hits: list[tuple[int, int, int]],
+        at_start: bool,
+    ) -> str:
+        """``_mask_window`` of each window, the usual ones with the triggers already found.
+
+        A usual window (no leading-rule mark, no tool flag, no PEM line, not opening the text)
+        only needs the anchored rules at its triggers' starts, and those are known from the
+        search over the whole text: no second search per window.
+        """
+        triggers = self._trigger_count
+        starts = sorted({start for index, start, _ in hits if index < triggers})
+        tools = sorted(start for index, start, _ in hits if index in self._tool_patterns)
+        match_at = self._anchored.match  # type: ignore[union-attr]
+        pieces: list[str] = []
+        cursor = 0
+        next_start = next_tool = 0
+        for start, end in windows:
+            pieces.append(text[cursor:start])
+            cursor = end
+            while next_start < len(starts) and starts[next_start] < start:
+                next_start += 1
+            while next_tool < len(tools) and tools[next_tool] < start:
+                next_tool += 1
+            window = text[start:end]
+            opening = at_start and start == 0
+            names_tool = next_tool < len(tools) and tools[next_tool] < end
+            if opening or names_tool or self._needs_whole_window(window):
+                pieces.append(self._mask_window(window, opening))
+                continue
+            # The anchored rules at the window's trigger starts, as ``_mask_rules`` tries them.
+            matches: list[re.Match[str]] = []
+            matched_to = 0
+            while next_start < len(starts) and starts[next_start] < end:
+                position = starts[next_start] - start
+                next_start += 1
+                if position >= matched_to:
+                    found = match_at(window, position)
+                    if found is not None:
+                        matches.append(found)
+                        matched_to = found.end()
+            pieces.append(_masked_matches(window, matches))
+        pieces.append(text[cursor:])
+        return "".join(pieces)
+
+    def _needs_whole_window(self, window: str) -> bool:
+        """Whether a window that names no tool needs more than the anchored rules: a leading
+        rule's mark or a PEM line (a fragment's END line)."""
+        return (self._leading is not None and _has_leading_mark(window)) or (
+            self._pem and "-----" in window
+        )
+
+    def _windows(
+        self, raw: bytes, lowered: bytes, at_start: bool, hits: list[tuple[int, int, int]]
+    ) -> list[tuple[int, int]]:
+        """Byte ranges (whole lines) that may hold a credential, merged, in order; ``hits``
+        are the triggers in ``lowered``, in the order they end."""
         spans: list[tuple[int, int]] = []
         if self._pem and at_start:
             leading_end = _leading_key_lines_end(raw)
@@ -182,14 +251,26 @@ class Scanner:
                 spans.append((0, leading_end))
         line_done = 0
         reach = _Reach(raw, lowered)
+        in_order = True
         for _, hit_start, _ in hits:
             if hit_start < line_done:
                 continue  # another trigger on a line already taken
             start = raw.rfind(b"\n", 0, hit_start) + 1
-            end = _end_of_line(raw, hit_start)
+            end = raw.find(b"\n", hit_start) + 1 or len(raw)
             line_done = end
-            spans.append(self._extend(reach, start, end))
-        spans.sort()
+            line = lowered[start:end]
+            # Only a PEM, XML or YAML block line grows its window (see ``_extend``).
+            if b"-----" in line or b"<" in line or b"|" in line or b">" in line:
+                grown_start, end = self._extend(reach, start, end)
+                in_order = in_order and grown_start == start
+                start = grown_start
+            if spans and start <= spans[-1][1]:  # lines come in order: merge as they come
+                spans[-1] = (spans[-1][0], max(spans[-1][1], end))
+            else:
+                spans.append((start, end))
+        if in_order:
+            return spans
+        spans.sort()  # a PEM END line's window reached back over earlier ones
         merged: list[tuple[int, int]] = []
         for start, end in spans:
             if merged and start <= merged[-1][1]:
@@ -202,19 +283,23 @@ class Scanner:
         """Grow a line's window over what a rule on that line needs to see."""
         raw = reach.raw
         line = reach.lowered[start:end]
-        if self._pem and b"-----begin" in line:
+        if self._pem and b"-----" in line and b"-----begin" in line:
             end = max(end, reach.line_holding(b"-----end", end))
-        if self._pem and b"-----end" in line:
+        if self._pem and b"-----" in line and b"-----end" in line:
             while start > 0:
                 previous = raw.rfind(b"\n", 0, start - 1) + 1
                 text = raw[previous : start - 1].decode("utf-8", "replace")
                 if not _PEM_BODY_LINE.fullmatch(text):
                     break
                 start = previous
-        if _OPEN_TAG_LINE.search(line):
+        if b"<" in line and _OPEN_TAG_LINE.search(line):
             # An XML element whose value starts on the next line: take it up to its end tag.
             end = max(end, reach.line_holding(b"</", end))
-        if start >= reach.yaml_until and _YAML_BLOCK_LINE.search(line):
+        if (
+            start >= reach.yaml_until
+            and (b"|" in line or b">" in line)
+            and _YAML_BLOCK_LINE.search(line)
+        ):
             # (A block inside an earlier block ends no later than it: nothing to add.)
             indent = len(_INDENT.match(line).group(0))  # type: ignore[union-attr]
             block_end = end
@@ -320,8 +405,12 @@ def _compile(rules: list[str]) -> re.Pattern[str] | None:
     return re.compile("|".join(f"(?:{r})" for r in rules), re.ASCII) if rules else None
 
 
-# What a leading rule's match starts with (or needs): a YAML block indicator, "<", "--".
-_LEADING_MARK = re.compile(r"[|<>]|--")
+def _has_leading_mark(text: str) -> bool:
+    """Whether ``text`` holds what a leading rule's match starts with (or needs): a YAML block
+    indicator, "<", "--". (Four substring tests are several times faster than one regex.)"""
+    return "|" in text or ">" in text or "<" in text or "--" in text
+
+
 _ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 
 

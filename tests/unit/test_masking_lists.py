@@ -160,8 +160,8 @@ def test_only_one_item_is_decoded_at_a_time(monkeypatch: pytest.MonkeyPatch) -> 
         def __del__(self) -> None:
             live.pop()
 
-    def tracking_loads(raw: bytes) -> Any:
-        value = real_loads(raw)
+    def tracking_loads(raw: bytes, **options: Any) -> Any:
+        value = real_loads(raw, **options)
         if isinstance(value, dict) and "metadata" in value:
             value = Tracked(value)
             live.append(1)
