@@ -198,29 +198,37 @@ class Scanner:
         search over the whole text: no second search per window.
         """
         triggers = self._trigger_count
+        beyond = len(text) + 1  # a sentinel after the last of each list: no bounds checks
         starts = sorted({start for index, start, _ in hits if index < triggers})
+        starts.append(beyond)
         tools = sorted(start for index, start, _ in hits if index in self._tool_patterns)
+        tools.append(beyond)
         match_at = self._anchored.match  # type: ignore[union-attr]
+        leading, pem = self._leading is not None, self._pem
         pieces: list[str] = []
         cursor = 0
         next_start = next_tool = 0
         for start, end in windows:
             pieces.append(text[cursor:start])
             cursor = end
-            while next_start < len(starts) and starts[next_start] < start:
+            while starts[next_start] < start:
                 next_start += 1
-            while next_tool < len(tools) and tools[next_tool] < start:
+            while tools[next_tool] < start:
                 next_tool += 1
             window = text[start:end]
             opening = at_start and start == 0
-            names_tool = next_tool < len(tools) and tools[next_tool] < end
-            if opening or names_tool or self._needs_whole_window(window):
+            if (
+                opening
+                or tools[next_tool] < end  # names a tool: its flags need the window
+                or (leading and _has_leading_mark(window))
+                or (pem and "-----" in window)
+            ):
                 pieces.append(self._mask_window(window, opening))
                 continue
             # The anchored rules at the window's trigger starts, as ``_mask_rules`` tries them.
             matches: list[re.Match[str]] = []
             matched_to = 0
-            while next_start < len(starts) and starts[next_start] < end:
+            while starts[next_start] < end:
                 position = starts[next_start] - start
                 next_start += 1
                 if position >= matched_to:
@@ -228,16 +236,9 @@ class Scanner:
                     if found is not None:
                         matches.append(found)
                         matched_to = found.end()
-            pieces.append(_masked_matches(window, matches))
+            pieces.append(_masked_matches(window, matches) if matches else window)
         pieces.append(text[cursor:])
         return "".join(pieces)
-
-    def _needs_whole_window(self, window: str) -> bool:
-        """Whether a window that names no tool needs more than the anchored rules: a leading
-        rule's mark or a PEM line (a fragment's END line)."""
-        return (self._leading is not None and _has_leading_mark(window)) or (
-            self._pem and "-----" in window
-        )
 
     def _windows(
         self, raw: bytes, lowered: bytes, at_start: bool, hits: list[tuple[int, int, int]]
@@ -252,11 +253,13 @@ class Scanner:
         line_done = 0
         reach = _Reach(raw, lowered)
         in_order = True
+        rfind, find, size = raw.rfind, raw.find, len(raw)
+        window_start, window_end = spans[0] if spans else (-1, -1)
         for _, hit_start, _ in hits:
             if hit_start < line_done:
                 continue  # another trigger on a line already taken
-            start = raw.rfind(b"\n", 0, hit_start) + 1
-            end = raw.find(b"\n", hit_start) + 1 or len(raw)
+            start = rfind(b"\n", 0, hit_start) + 1
+            end = find(b"\n", hit_start) + 1 or size
             line_done = end
             line = lowered[start:end]
             # Only a PEM, XML or YAML block line grows its window (see ``_extend``).
@@ -264,9 +267,11 @@ class Scanner:
                 grown_start, end = self._extend(reach, start, end)
                 in_order = in_order and grown_start == start
                 start = grown_start
-            if spans and start <= spans[-1][1]:  # lines come in order: merge as they come
-                spans[-1] = (spans[-1][0], max(spans[-1][1], end))
+            if start <= window_end:  # lines come in order: merge them as they come
+                window_start, window_end = min(window_start, start), max(window_end, end)
+                spans[-1] = (window_start, window_end)
             else:
+                window_start, window_end = start, end
                 spans.append((start, end))
         if in_order:
             return spans
