@@ -447,16 +447,31 @@ def _walk(value: Any, ctx: _Context) -> Any:
     if type(value) is list:
         return _walk_list(value, ctx)
     if type(value) is dict:
-        if _is_embedded_object(value):
+        if "kind" in value and _is_embedded_object(value):
             return _mask_object(value, ctx, implied_kind="")
         return _walk_dict(value, ctx, owner_kind="")
     return value
 
 
 def _walk_list(items: list[Any], ctx: _Context) -> list[Any]:
+    # ``_walk`` of each item, inlined: lists of containers, ports and conditions are long.
+    suspects = ctx.suspects
     changed: list[Any] | None = None
     for index, item in enumerate(items):
-        masked = _walk(item, ctx)
+        kind_of_item = type(item)
+        if kind_of_item is dict:
+            if "kind" in item and _is_embedded_object(item):
+                masked: Any = _mask_object(item, ctx, implied_kind="")
+            else:
+                masked = _walk_dict(item, ctx, owner_kind="")
+        elif kind_of_item is str:
+            if item not in suspects:
+                continue
+            masked = ctx.text(item)
+        elif kind_of_item is list:
+            masked = _walk_list(item, ctx)
+        else:
+            continue
         if masked is not item:
             if changed is None:
                 changed = list(items)
