@@ -59,7 +59,8 @@ _deserializer = TypeDeserializer()
 
 def record_to_item(record: SessionRecord) -> dict[str, Any]:
     """The DynamoDB item (attribute-value map, version 2) for ``record``."""
-    data = record.to_json_dict()
+    # Read, not copied: nothing below changes a value (it is on every request's path).
+    data = {name: getattr(record, name) for name in RECORD_FIELDS}
     item: dict[str, Any] = {"v": {"N": str(ITEM_VERSION)}}
     for name in _TOP_LEVEL:
         if name in INDEX_KEYS and data[name] == "":

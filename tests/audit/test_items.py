@@ -227,3 +227,28 @@ def test_an_unreadable_compact_item_is_still_exported_verbatim():
     assert "unreadable_item" in exported
     assert exported["unreadable_item"]["z"]["B"] == base64.b64encode(b"garbage").decode()
     json.dumps(exported)
+
+
+def test_a_session_begun_in_version_1_items_goes_on_in_version_2(dynamodb, clock):
+    # Records stored before this version stay where they are; a new Lambda reads the chain's
+    # head from the old item and chains the next record onto it.
+    from chalicelib.audit.store import DynamoAuditStore
+    from tests.audit.conftest import AUDIT_TABLE
+
+    old = sealed_chain(SID, 2)
+    for record in old:
+        dynamodb.put_item(TableName=AUDIT_TABLE, Item=record_to_item_v1(record))
+    store = DynamoAuditStore(dynamodb, AUDIT_TABLE, clock=clock, sleep=lambda _: None)
+    new = store.append(request_event(SID, name="after-upgrade"))
+    assert new.seq == 2 and new.prev_hash == old[-1].hash
+    stored = dynamodb.get_item(
+        TableName=AUDIT_TABLE, Key={"session_id": {"S": SID}, "seq": {"N": "2"}}
+    )["Item"]
+    assert stored["v"] == {"N": "2"}
+    records = store.records(SID)
+    assert records == [*old, new]
+    assert verify_chain(SID, records).ok
+    # Both forms are listed, and the decision filter reads the packed decision.
+    listed = store.sessions(subject=old[0].subject, decision="allow")
+    assert [(s.session_id, s.records) for s in listed] == [(SID, 3)]
+    assert store.sessions(subject=old[0].subject, decision="deny") == []
