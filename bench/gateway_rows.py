@@ -213,6 +213,7 @@ class AuditCost:
     records_per_request: float
     record_sizes: list[int]  # DynamoDB item size of each record written, bytes
     v1_sizes: list[int]  # the same records in the previous item form
+    v1_wru: float  # per request, table and indexes, in the previous item form
     table_wru: float  # per request
     index_wru: float  # per request, all global secondary indexes
     transactional_writes: float  # per request
@@ -251,7 +252,9 @@ def cost_model(handler_seconds: float, upstream_seconds: float, audit: AuditCost
         f"(previous item form: {old} bytes)",
         f"  DynamoDB writes per get: {audit.table_wru:.2f} WRU table + {audit.index_wru:.2f} "
         "WRU for the by-subject and by-cluster indexes (projection ALL: each record written "
-        f"again per index) = {audit.write_units:.2f} WRU; {audit.transactional_writes:.0f} "
+        f"again per index) = {audit.write_units:.2f} WRU (previous item form: "
+        f"{audit.v1_wru:.2f} WRU, ${audit.v1_wru * DYNAMODB_WRITE_PER_MILLION:.2f}); "
+        f"{audit.transactional_writes:.0f} "
         "transactional writes (2x; only a Slack decision uses one); the stream adds no write "
         "charge. There is no sessions table: a session is its signed token.",
         f"  DynamoDB reads per get: 1 consistent read of the chain's head per session per "
@@ -329,12 +332,16 @@ def _audit_cost(appended: list[dict], calls: int) -> AuditCost:
     written = [store.append(fields) for fields in appended]
     cpu = time.process_time() - started
     bill = table.settle()
+    previous = MeteredAuditTable()
+    for record in written:
+        previous.put_item(TableName="eksgate-bench-audit", Item=record_to_item_v1(record))
     # One get's records, as an example of the sizes: the last request and its response.
     last = bill.item_sizes[-2:]
     return AuditCost(
         records_per_request=len(appended) / calls,
         record_sizes=last,
         v1_sizes=[dynamodb_item_size(record_to_item_v1(r)) for r in written[-2:]],
+        v1_wru=previous.settle().write_units / calls,
         table_wru=bill.table_writes / calls,
         index_wru=bill.index_writes / calls,
         transactional_writes=bill.transactions / calls,
