@@ -252,3 +252,14 @@ def test_a_session_begun_in_version_1_items_goes_on_in_version_2(dynamodb, clock
     listed = store.sessions(subject=old[0].subject, decision="allow")
     assert [(s.session_id, s.records) for s in listed] == [(SID, 3)]
     assert store.sessions(subject=old[0].subject, decision="deny") == []
+
+
+def test_a_search_of_stored_items_must_unpack_them_to_see_what_they_hold():
+    # Why the leak scans (tests/e2e/conftest.py) unpack compact items: the packed bytes do
+    # not show a value, even base64-encoded as a stream or a scan prints them.
+    planted = "hunter2-planted-value"
+    record = _sealed(detail={"note": planted})
+    item = record_to_item(record)
+    raw = json.dumps(item, default=lambda b: base64.b64encode(b).decode())
+    assert planted not in raw
+    assert planted in json.dumps(exported_from_item(item))
