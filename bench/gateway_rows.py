@@ -24,7 +24,7 @@ from bench.dynamo_meter import MeteredAuditTable
 from bench.harness import Row, interleave, spread
 from chalicelib.audit.items import dynamodb_item_size, record_to_item_v1
 from chalicelib.audit.recorder import GatewayAudit
-from chalicelib.audit.store import DynamoAuditStore
+from chalicelib.audit.store import DEFAULT_RETENTION_SECONDS, DynamoAuditStore
 from chalicelib.config import DEFAULT_POLICY_DIR, ClusterConfig
 from chalicelib.credentials.eks_token import AwsCredentials
 from chalicelib.credentials.session_token import SessionTokenCodec
@@ -197,6 +197,10 @@ API_GATEWAY_HTTP_PER_MILLION = 1.00  # for the "what would get it under" line on
 DYNAMODB_WRITE_PER_MILLION = 0.625  # on-demand write request units
 DYNAMODB_READ_PER_MILLION = 0.125  # on-demand read request units
 S3_PUT_PER_MILLION = 5.00  # S3 Standard PUT, $0.005 per 1,000
+DYNAMODB_GB_MONTH = 0.25  # table class Standard
+PITR_GB_MONTH = 0.20  # continuous backups, on in infra/template.yaml
+RETENTION_DAYS = DEFAULT_RETENTION_SECONDS // 86400  # records' TTL
+ITEM_OVERHEAD_BYTES = 100  # DynamoDB stores 100 bytes per item (and index entry) more
 FULL_VCPU_MB = 1769  # Lambda gives one full vCPU at 1,769 MB, CPU in proportion below it
 TARGET = 5.00
 # Assumptions the bench cannot measure here, printed with the model.
@@ -219,6 +223,9 @@ class AuditCost:
     transactional_writes: float  # per request
     head_reads_measured: float  # per request, in this run (one container, one session)
     append_cpu_seconds: float  # per request: sealing and encoding both records
+    table_bytes: float  # per request, stored in the table (DynamoDB's 100 B per item included)
+    index_bytes: float  # per request, stored in the indexes (likewise)
+    v1_stored_bytes: float  # per request, table and indexes, in the previous item form
 
     @property
     def write_units(self) -> float:
@@ -278,6 +285,7 @@ def cost_model(handler_seconds: float, upstream_seconds: float, audit: AuditCost
             f"{'PASS' if total <= TARGET else 'FAIL'}"
         )
     lines += _stream_lines(audit.records_per_request)
+    lines += _storage_lines(audit)
     floor = (
         LAMBDA_PER_MILLION
         + API_GATEWAY_REST_PER_MILLION
@@ -306,6 +314,22 @@ def cost_model(handler_seconds: float, upstream_seconds: float, audit: AuditCost
     return lines
 
 
+def _storage_lines(audit: AuditCost) -> list[str]:
+    """What keeping a get's records costs over the retention (TTL deletes are free)."""
+    months = RETENTION_DAYS / (365.25 / 12)
+    stored = (audit.table_bytes + audit.index_bytes) * 1e6 / 1e9  # GB per million gets
+    storage = stored * months * DYNAMODB_GB_MONTH
+    backup = audit.table_bytes * 1e6 / 1e9 * months * PITR_GB_MONTH
+    old = audit.v1_stored_bytes * 1e6 / 1e9 * months * DYNAMODB_GB_MONTH
+    return [
+        f"  storage, paid over the {RETENTION_DAYS}-day retention (not in the total above): "
+        f"{audit.table_bytes:.0f} B per get in the table + {audit.index_bytes:.0f} B in the "
+        f"indexes (100 B per item each) -> ${storage:.2f} per million gets at "
+        f"${DYNAMODB_GB_MONTH}/GB-month + point-in-time recovery ${backup:.2f} "
+        f"(${PITR_GB_MONTH}/GB-month of table); previous item form: ${old:.2f} storage",
+    ]
+
+
 def _stream_lines(records_per_request: float) -> list[str]:
     """Downstream of the table: the stream export's invocations and S3 objects per get."""
     lines = [
@@ -321,6 +345,10 @@ def _stream_lines(records_per_request: float) -> list[str]:
             "million gets"
         )
     return lines
+
+
+def _stored(sizes: list[int]) -> int:
+    return sum(sizes) + ITEM_OVERHEAD_BYTES * len(sizes)
 
 
 def _audit_cost(appended: list[dict], calls: int) -> AuditCost:
@@ -342,6 +370,13 @@ def _audit_cost(appended: list[dict], calls: int) -> AuditCost:
         record_sizes=last,
         v1_sizes=[dynamodb_item_size(record_to_item_v1(r)) for r in written[-2:]],
         v1_wru=previous.settle().write_units / calls,
+        table_bytes=_stored(bill.item_sizes) / calls,
+        index_bytes=sum(_stored(sizes) for sizes in bill.index_entry_sizes.values()) / calls,
+        v1_stored_bytes=(
+            _stored(previous.bill.item_sizes)
+            + sum(_stored(sizes) for sizes in previous.bill.index_entry_sizes.values())
+        )
+        / calls,
         table_wru=bill.table_writes / calls,
         index_wru=bill.index_writes / calls,
         transactional_writes=bill.transactions / calls,
