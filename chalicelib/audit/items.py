@@ -7,7 +7,9 @@ for the table and once for each index the item appears in, so items are written 
 (version 2, ``"v": 2``):
 
 - the key (``session_id``, ``seq``), the index keys (``subject``, ``cluster``, ``time``) and
-  the TTL (``expires_at``) stay top-level attributes under their own names;
+  the TTL (``expires_at``) stay top-level attributes under their own names; a response
+  keeps ``subject`` and ``cluster`` packed, so the indexes do not copy it (its request,
+  written just before, is what finds the session: ``DynamoAuditStore.sessions``);
 - ``hash`` and ``prev_hash`` are their 32 raw bytes (``h``, ``p``) instead of 64 hex digits;
 - every other field is packed into ``z``: the fields' JSON, raw-deflated with a preset
   dictionary (``item_dictionary``), so each field's name costs a few bits, not its bytes.
@@ -46,6 +48,10 @@ ITEM_VERSION = 2
 _V2_ATTRIBUTES = ("v", "z", "h", "p")
 # Record fields that stay top-level in version 2: the key, the index keys and the TTL.
 _TOP_LEVEL = ("session_id", "seq", "time", "subject", "cluster", "expires_at")
+# A response follows its request in the same session at once: the indexes find the session by
+# the request, so the response is not copied into them (it keeps subject and cluster packed).
+UNINDEXED_KINDS = frozenset({"response"})
+_TOP_LEVEL_UNINDEXED = tuple(name for name in _TOP_LEVEL if name not in INDEX_KEYS)
 _HASHES = (("hash", "h"), ("prev_hash", "p"))
 _HEX_DIGEST = re.compile(r"[0-9a-f]{64}")
 # Raw deflate: the hash chain already proves the bytes intact, so no zlib header or checksum.
@@ -62,7 +68,8 @@ def record_to_item(record: SessionRecord) -> dict[str, Any]:
     # Read, not copied: nothing below changes a value (it is on every request's path).
     data = {name: getattr(record, name) for name in RECORD_FIELDS}
     item: dict[str, Any] = {"v": {"N": str(ITEM_VERSION)}}
-    for name in _TOP_LEVEL:
+    top_level = _TOP_LEVEL if is_indexed(record) else _TOP_LEVEL_UNINDEXED
+    for name in top_level:
         if name in INDEX_KEYS and data[name] == "":
             continue  # DynamoDB refuses an empty string as an index key
         item[name] = _serializer.serialize(data[name])
@@ -75,10 +82,15 @@ def record_to_item(record: SessionRecord) -> dict[str, Any]:
     packed = {
         name: value
         for name, value in data.items()
-        if name not in _TOP_LEVEL and name not in ("hash", "prev_hash")
+        if name not in top_level and name not in ("hash", "prev_hash")
     }
     item["z"] = {"B": _deflate(json.dumps(packed, separators=(",", ":"), ensure_ascii=False))}
     return item
+
+
+def is_indexed(record: SessionRecord) -> bool:
+    """Whether ``record``'s item is copied into the by-subject and by-cluster indexes."""
+    return record.kind not in UNINDEXED_KINDS
 
 
 def record_to_item_v1(record: SessionRecord) -> dict[str, Any]:
@@ -190,7 +202,7 @@ def _fields(item: Mapping[str, Any]) -> dict[str, Any]:
     unpacked = json.loads(_inflate(_raw_bytes(packed["B"])))
     if not isinstance(unpacked, dict):
         raise ValueError("audit item's packed fields are not a JSON object")
-    data = {**unpacked, **{key: "" for key in INDEX_KEYS}}
+    data = {**{key: "" for key in INDEX_KEYS}, **unpacked}
     for name, short in _HASHES:
         if short in item:
             data[name] = _raw_bytes(item[short]["B"]).hex()

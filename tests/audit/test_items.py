@@ -6,6 +6,7 @@ import base64
 import hashlib
 import json
 import zlib
+from datetime import timedelta
 
 import pytest
 
@@ -263,3 +264,80 @@ def test_a_search_of_stored_items_must_unpack_them_to_see_what_they_hold():
     raw = json.dumps(item, default=lambda b: base64.b64encode(b).decode())
     assert planted not in raw
     assert planted in json.dumps(exported_from_item(item))
+
+
+def test_responses_stay_out_of_the_indexes_yet_listings_count_them(store, dynamodb):
+    # Each index copy is a write unit: the indexes find a session by its request, and the
+    # listing counts the session's records from the table.
+    from tests.audit.conftest import AUDIT_TABLE
+
+    subject = "repo:shop/app:ref:refs/heads/main"
+    store.append(request_event(SID, subject=subject, cluster="prod"))
+    response = new_event(
+        "response",
+        session_id=SID,
+        subject=subject,
+        cluster="prod",
+        upstream_status=200,
+        response_body={"inline": POD, "size": len(POD)},
+    )
+    store.append(response)
+    stored = dynamodb.get_item(
+        TableName=AUDIT_TABLE, Key={"session_id": {"S": SID}, "seq": {"N": "1"}}
+    )["Item"]
+    assert "subject" not in stored and "cluster" not in stored
+    for index, key, value in (
+        ("by-subject", "subject", subject),
+        ("by-cluster", "cluster", "prod"),
+    ):
+        copied = dynamodb.query(
+            TableName=AUDIT_TABLE,
+            IndexName=index,
+            KeyConditionExpression="#k = :v",
+            ExpressionAttributeNames={"#k": key},
+            ExpressionAttributeValues={":v": {"S": value}},
+        )["Items"]
+        assert [int(i["seq"]["N"]) for i in copied] == [0]
+    records = store.records(SID)
+    assert [(r.kind, r.subject, r.cluster) for r in records] == [
+        ("request", subject, "prod"),
+        ("response", subject, "prod"),
+    ]
+    assert verify_chain(SID, records).ok
+    (listed,) = store.sessions(subject=subject)
+    assert (listed.records, listed.decisions, listed.last_time) == (
+        2,
+        {"allow": 1},
+        records[1].time,
+    )
+    assert [s.records for s in store.sessions(cluster="prod", decision="allow")] == [1]
+    assert store.sessions(subject=subject, cluster="staging") == []
+    # Only the response is in range: its request, just before, still finds the session.
+    (after,) = store.sessions(subject=subject, since=records[1].time)
+    assert (after.records, after.first_time, after.decisions) == (1, records[1].time, {})
+
+
+def test_a_response_moved_into_an_index_by_hand_is_an_altered_record(store, dynamodb):
+    from tests.audit.conftest import AUDIT_TABLE
+
+    store.append(request_event(SID, cluster="prod"))
+    store.append(new_event("response", session_id=SID, cluster="prod", upstream_status=200))
+    dynamodb.update_item(
+        TableName=AUDIT_TABLE,
+        Key={"session_id": {"S": SID}, "seq": {"N": "1"}},
+        UpdateExpression="SET #c = :c",
+        ExpressionAttributeNames={"#c": "cluster"},
+        ExpressionAttributeValues={":c": {"S": "staging"}},
+    )
+    report = verify_chain(SID, store.records(SID))
+    assert not report.ok and report.first_problem.code == "altered"
+
+
+def test_a_session_read_further_back_is_not_listed_without_a_record_in_range(store):
+    from chalicelib.audit.timestamps import format_time, parse_time
+
+    subject = "repo:shop/app:ref:refs/heads/main"
+    (request,) = [store.append(request_event(SID, subject=subject))]
+    just_after = format_time(parse_time(request.time) + timedelta(milliseconds=1))
+    assert store.sessions(subject=subject, since=just_after) == []
+    assert [s.records for s in store.sessions(subject=subject, since=request.time)] == [1]
