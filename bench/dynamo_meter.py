@@ -131,8 +131,8 @@ class MeteredAuditTable:
         self.bill.puts += 1
         key = self._key(Item)
         if ConditionExpression and key in self.items:
-            # A conditional write that fails is billed for the item it would have written.
-            self.bill.failed_writes += _write_units(dynamodb_item_size(Item))
+            # A conditional write that fails is billed by the size of the item already there.
+            self.bill.failed_writes += _write_units(dynamodb_item_size(self.items[key]))
             raise _conditional_failure()
         self.items[key] = Item
         self._unbilled.append((Item, 1))
