@@ -236,7 +236,7 @@ def _inflate(data: bytes) -> str:
 def _raw_bytes(value: Any) -> bytes:
     """Binary attribute values arrive as bytes (boto3), Binary (moto) or base64 (streams)."""
     if isinstance(value, Binary):
-        return bytes(value.value)
+        return bytes(value)
     if isinstance(value, (bytes, bytearray)):
         return bytes(value)
     if isinstance(value, str):
