@@ -32,7 +32,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from boto3.dynamodb.types import Binary, TypeDeserializer, TypeSerializer
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from chalicelib.audit.item_dictionary import ITEM_DICTIONARY_V2
 from chalicelib.audit.records import (
@@ -234,9 +234,8 @@ def _inflate(data: bytes) -> str:
 
 
 def _raw_bytes(value: Any) -> bytes:
-    """Binary attribute values arrive as bytes (boto3), Binary (moto) or base64 (streams)."""
-    if isinstance(value, Binary):
-        return bytes(value)
+    """Binary attribute values arrive as bytes (boto3's client) or base64 text (a stream
+    event that reached Lambda as JSON)."""
     if isinstance(value, (bytes, bytearray)):
         return bytes(value)
     if isinstance(value, str):
