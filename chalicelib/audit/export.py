@@ -7,13 +7,14 @@ exist here, with their hashes. Objects are JSON Lines, one per stream batch, und
 
 from __future__ import annotations
 
+import base64
 import json
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from chalicelib.audit.items import plain_from_item
+from chalicelib.audit.items import exported_from_item, plain_from_item
 from chalicelib.observability import logger
 
 # TTL deletions are REMOVE events made by this principal; any other REMOVE, or any MODIFY,
@@ -25,8 +26,10 @@ def records_from_stream(event: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The records a DynamoDB stream event inserted, as plain JSON dicts, in stream order.
 
     Every attribute of the new item is kept (not just the ones SessionRecord knows), so the
-    copy is what was written. MODIFY and REMOVE events carry no new record and are skipped;
-    those that TTL did not make are logged as warnings.
+    copy is what was written; a compact (version 2) item is written out as the record it
+    holds, every field under its own name, as a version 1 item is (``exported_from_item``).
+    MODIFY and REMOVE events carry no new record and are skipped; those that TTL did not
+    make are logged as warnings.
     """
     inserted = []
     for entry in event.get("Records") or []:
@@ -70,12 +73,24 @@ def write_jsonl(
 
 def _plain_image(image: Mapping[str, Any]) -> dict[str, Any]:
     try:
-        return plain_from_item(image)
-    except (TypeError, ValueError):
-        # Not something eksgate writes (a binary or set attribute): keep it verbatim rather
-        # than fail the batch, which Lambda would retry forever.
+        return exported_from_item(image)
+    except (TypeError, ValueError, KeyError):
+        # Not something eksgate writes (a binary or set attribute, a packed field that does
+        # not inflate): keep it verbatim rather than fail the batch, which Lambda would
+        # retry forever.
         logger.warning("audit stream carried an item eksgate did not write")
-        return {"unreadable_item": dict(image)}
+        return {"unreadable_item": _json_safe(image)}
+
+
+def _json_safe(value: Any) -> Any:
+    """``value`` with binary values as base64 text (a stream event's own spelling)."""
+    if isinstance(value, (bytes, bytearray)):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if isinstance(value, Mapping):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [_json_safe(v) for v in value]
+    return value
 
 
 def _by_ttl(entry: Mapping[str, Any]) -> bool:

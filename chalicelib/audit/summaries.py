@@ -85,6 +85,18 @@ def summarize_newest_first(
     return summaries
 
 
+def summarize_session(records: Iterable[SessionRecord]) -> SessionSummary | None:
+    """The summary of one session's ``records`` (already filtered); None if there are none."""
+    tally: _Tally | None = None
+    for record in records:
+        if tally is None:
+            tally = _Tally(
+                record.session_id, record.subject, record.cluster, record.time, record.time
+            )
+        tally.add(record)
+    return tally.summary() if tally else None
+
+
 def _earlier(time: str, span: timedelta) -> str | None:
     try:
         return format_time(parse_time(time) - span)

@@ -10,7 +10,7 @@ from boto3.dynamodb.types import TypeSerializer
 
 from chalicelib.audit.bodies import summarize_body
 from chalicelib.audit.chain import verify_chain
-from chalicelib.audit.items import record_from_item, record_to_item
+from chalicelib.audit.items import record_from_item, record_to_item, record_to_item_v1
 from chalicelib.audit.records import (
     decision_dict,
     identity_dict,
@@ -29,10 +29,17 @@ SID = "0123456789abcdef0123456789abcdef"
 
 def test_a_record_survives_dynamodb_items_with_its_hash_intact():
     records = sealed_chain(SID, 3)
-    item = record_to_item(records[1])
+    back = [record_from_item(record_to_item(r)) for r in records]
+    assert back == records
+    assert verify_chain(SID, back).ok
+
+
+def test_records_stored_before_version_2_still_read_and_verify():
+    records = sealed_chain(SID, 3)
+    item = record_to_item_v1(records[1])
     assert item["latency_ms"] == {"N": "12.5"}
     assert item["request"]["M"]["verb"] == {"S": "get"}
-    back = [record_from_item(record_to_item(r)) for r in records]
+    back = [record_from_item(record_to_item_v1(r)) for r in records]
     assert back == records
     assert verify_chain(SID, back).ok
 
@@ -49,7 +56,7 @@ def test_dynamodb_normalized_numbers_still_verify():
         "expires_at": 1,
     }
     record = seal(fields, genesis_hash(SID))
-    item = record_to_item(record)
+    item = record_to_item_v1(record)
     item["latency_ms"] = {"N": "12"}
     assert verify_chain(SID, [record_from_item(item)]).ok
 
@@ -165,4 +172,4 @@ def test_times_are_fixed_width_utc_with_milliseconds():
 def test_serializer_would_refuse_floats_so_items_carry_decimals():
     with pytest.raises(TypeError):
         TypeSerializer().serialize(1.5)
-    assert record_to_item(sealed_chain(SID, 1)[0])["latency_ms"]["N"] == str(Decimal("12.5"))
+    assert record_to_item_v1(sealed_chain(SID, 1)[0])["latency_ms"]["N"] == str(Decimal("12.5"))

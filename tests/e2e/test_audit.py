@@ -16,6 +16,9 @@ from eksgate_local.kube_emulator.seed import SENSITIVE_VALUES
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from chalicelib.audit.items import record_from_item
+from tests.e2e.conftest import stored_item_texts
+
 pytestmark = pytest.mark.e2e
 
 
@@ -197,18 +200,14 @@ def test_a_direct_grant_is_approved_recorded_and_ends_with_its_window(stack):
     )
     assert again.status == 403 and "eksgate token --mode direct" in again.json()["message"]
     scan = stack.aws("dynamodb").scan(TableName="eksgate-local-audit")["Items"]
-    issued = [i for i in scan if i["kind"]["S"] == "direct_token_issued"]
-    assert any(approval_id in json.dumps(i) and "source_identity" in json.dumps(i) for i in issued)
+    records = [record_from_item(i).to_json_dict() for i in scan]
+    issued = [r for r in records if r["kind"] == "direct_token_issued"]
+    assert any(approval_id in json.dumps(r) and "source_identity" in json.dumps(r) for r in issued)
 
 
 def test_no_stored_item_holds_a_secret_value_or_a_token(stack, recorded_session):
     _, session_token, _ = recorded_session
-    dynamodb = stack.aws("dynamodb")
-    stored = []
-    for table in dynamodb.list_tables()["TableNames"]:
-        paginator = dynamodb.get_paginator("scan")
-        for page in paginator.paginate(TableName=table):
-            stored.extend(json.dumps(item) for item in page["Items"])
+    stored = stored_item_texts(stack)
     text = "\n".join(stored)
     assert stored, "the suite recorded something"
     for value in SENSITIVE_VALUES:
