@@ -39,17 +39,32 @@ def _text(mapping: Mapping[str, Any] | None, key: str) -> str:
     return value if isinstance(value, str) else ""
 
 
-def replayed_request(recorded: Mapping[str, Any]) -> KubeRequest:
+def replayed_request(
+    recorded: Mapping[str, Any], detail: Mapping[str, Any] | None = None
+) -> KubeRequest:
     """The recorded request resolved again; EksgateError if it no longer resolves.
 
     Refusal records carry no query, and a query is what makes a GET a watch: when the
-    recorded verb is ``watch`` and the query is missing, the recorded verb is kept.
+    recorded verb is ``watch`` and the query is missing, the recorded verb is kept. An exec
+    through ``/v1/exec`` keeps its argv in the record's ``detail``; a ``pods/exec`` rule that
+    names commands decides by it, so the replay carries it too.
     """
     request = resolve(_text(recorded, "method"), _text(recorded, "path"), _text(recorded, "query"))
     verb = _text(recorded, "verb")
     if not _text(recorded, "query") and verb == "watch" and request.verb == "list":
         request = replace(request, verb="watch")
+    argv = _exec_argv(detail)
+    if argv is not None and request.subresource == "exec":
+        request = replace(request, command=argv)
     return request
+
+
+def _exec_argv(detail: Mapping[str, Any] | None) -> tuple[str, ...] | None:
+    exec_detail = (detail or {}).get("exec")
+    argv = exec_detail.get("argv") if isinstance(exec_detail, Mapping) else None
+    if isinstance(argv, list) and argv and all(isinstance(part, str) for part in argv):
+        return tuple(argv)
+    return None
 
 
 def evidence(records: Iterable[SessionRecord]) -> list[Evidence]:
@@ -62,7 +77,7 @@ def evidence(records: Iterable[SessionRecord]) -> list[Evidence]:
         if effect not in ("allow", "approve", "deny"):
             continue
         try:
-            request = replayed_request(record.request)
+            request = replayed_request(record.request, record.detail)
         except (EksgateError, TypeError):
             continue
         found.append(

@@ -79,6 +79,8 @@ def shape_to_rule(shape: RuleShape, origin: dict[str, Any] | None) -> dict[str, 
             rule["namespaces"] = sorted(shape.namespaces)
         if shape.names is not None:
             rule["resourceNames"] = sorted(shape.names)
+        if shape.commands is not None:
+            rule["commands"] = [list(argv) for argv in sorted(shape.commands)]
     if shape.effect == "approve" and origin:
         for key in ("reason", "approvers", "approval"):
             if key in origin:
@@ -223,6 +225,8 @@ def literal(request: KubeRequest) -> bool:
         if request.is_resource_request
         else (request.path,)
     )
+    # An argv element is a command pattern element: ``*``, ``?`` and ``**`` are wildcards there.
+    parts += request.command or ()
     return not any(c in part for part in parts for c in "*?[")
 
 

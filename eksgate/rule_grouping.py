@@ -12,6 +12,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from chalicelib.kube.request import KubeRequest
 
@@ -21,7 +22,7 @@ from chalicelib.kube.request import KubeRequest
 _GENERATED_SUFFIX = re.compile(r"-[bcdfghjklmnpqrstvwxz2456789]{5,10}$")
 MAX_STABLE_NAMES = 5
 # Merge order: verbs first (get+list+watch of one thing), then names, resources, namespaces.
-_DIMENSIONS = ("verbs", "names", "resources", "namespaces", "api_groups", "urls")
+_DIMENSIONS = ("verbs", "names", "resources", "namespaces", "api_groups", "urls", "commands")
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,8 @@ class RuleShape:
     namespaces: frozenset[str] | None = None
     names: frozenset[str] | None = None
     urls: frozenset[str] = frozenset()
+    # pods/exec: the argvs run (each a command pattern matching itself); None: not an exec.
+    commands: frozenset[tuple[str, ...]] | None = None
     uses: Counter[str] = field(default_factory=Counter, compare=False, hash=False)
 
     @property
@@ -104,6 +107,8 @@ def _cells(observed: list[Observed]) -> list[RuleShape]:
                 frozenset({r.resource_with_subresource}),
                 frozenset({r.namespace}) if r.namespace else None,
                 names[key + (r.namespace, r.verb)],
+                # An exec is allowed for the command it ran, never for any command.
+                commands=frozenset({r.command}) if r.command else None,
             )
         else:
             cell = RuleShape(item.effect, origin, frozenset({r.verb}), urls=frozenset({r.path}))
@@ -131,7 +136,7 @@ def _merge_along(rules: list[RuleShape], dimension: str) -> list[RuleShape]:
     return merged
 
 
-def _within(inner: frozenset[str] | None, outer: frozenset[str] | None) -> bool:
+def _within(inner: frozenset[Any] | None, outer: frozenset[Any] | None) -> bool:
     return outer is None or (inner is not None and inner <= outer)
 
 
@@ -145,6 +150,7 @@ def covers(outer: RuleShape, inner: RuleShape) -> bool:
         and inner.urls <= outer.urls
         and _within(inner.namespaces, outer.namespaces)
         and _within(inner.names, outer.names)
+        and _within(inner.commands, outer.commands)
     )
 
 

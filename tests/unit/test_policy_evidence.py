@@ -389,3 +389,70 @@ def test_bad_input_is_a_clear_error_not_a_trace(capsys):
         main(["policy", "suggest", "--policy", "nobody", "--gateway", "https://127.0.0.1:9"]) == 2
     )
     assert "policy 'nobody' is not in" in capsys.readouterr().err
+
+
+EXEC_POLICY = """
+name: ci-agent
+subjects:
+  - issuer: https://oidc.eksgate.local
+    claims: {repository: acme/shop, environment: production}
+clusters: [demo]
+role: arn:aws:iam::123456789012:role/eksgate-ci-agent
+rules:
+  - name: read-app-config
+    effect: allow
+    verbs: [create]
+    resources: [pods/exec]
+    namespaces: [shop]
+    commands: [["cat", "/etc/app/*"]]
+  - name: run-scripts
+    effect: approve
+    verbs: [create]
+    resources: [pods/exec]
+    namespaces: [shop]
+    commands: [["sh", "-c", "**"]]
+    approvers: [slack-group:platform-oncall]
+    approval: {mode: once, ttl: 15m, min_approvers: 1}
+"""
+
+
+def test_an_exec_replays_with_the_argv_it_ran():
+    """A pods/exec rule decides by the command: the replay must see the recorded argv, or an
+    allowed ``cat`` would replay as whatever the rules say of an exec with no command."""
+    exec_record = record(
+        0, "request", "POST", "/api/v1/namespaces/shop/pods/web-1/exec", "allow", "read-app-config"
+    )
+    exec_record["detail"] = {"exec": {"argv": ["cat", "/etc/app/config.yaml"], "container": ""}}
+    (item,) = evidence(chain(exec_record))
+    assert item.request.command == ("cat", "/etc/app/config.yaml")
+    policies = tuple(load_policy_text(EXEC_POLICY))
+    decision = replay_decision(recorded_identity(item.record), "demo", item.request, policies)
+    assert (decision.effect, decision.rule_label) == ("allow", "read-app-config")
+
+
+def test_exec_rules_name_the_commands_that_ran_and_no_other():
+    """An allowed ``ls`` beside an approved ``sh -c`` in the same namespace: the allow rule
+    names ``ls`` only, so a suggestion never turns the shell into an allow (nor ``ls`` into an
+    approval)."""
+    from dataclasses import replace
+
+    exec_path = "/api/v1/namespaces/shop/pods/web-1/exec"
+    ls = replace(resolve("POST", exec_path), command=("ls", "/etc/app"))
+    cat = replace(resolve("POST", exec_path), command=("cat", "/etc/app/a"))
+    shell = replace(resolve("POST", exec_path), command=("sh", "-c", "date"))
+    rules = smallest_rules(
+        [
+            Observed(ls, "allow", "read-app-config"),
+            Observed(cat, "allow", "read-app-config"),
+            Observed(shell, "approve", "run-scripts"),
+        ]
+    )
+    by_effect = {rule.effect: rule for rule in rules}
+    assert len(rules) == 2
+    assert by_effect["allow"].commands == {("ls", "/etc/app"), ("cat", "/etc/app/a")}
+    assert by_effect["approve"].commands == {("sh", "-c", "date")}
+    assert not covers(by_effect["allow"], next(iter(_cells_of(shell))))
+
+
+def _cells_of(request):
+    return smallest_rules([Observed(request, "allow", "read-app-config")])
