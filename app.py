@@ -13,7 +13,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from chalice import Chalice, Rate, Response
-from chalice.app import Request
 
 from chalicelib.errors import EksgateError, ServiceUnavailable
 from chalicelib.identity import Caller
@@ -22,6 +21,8 @@ from chalicelib.routes.requests import request_body
 from chalicelib.routes.responses import json_error, json_response, json_route, proxy_response
 
 if TYPE_CHECKING:
+    from chalice.app import Request
+
     from chalicelib.services import Services
 
 # Logging is powertools' (chalicelib/observability.py); Chalice would otherwise take over the
@@ -91,12 +92,9 @@ def token() -> Response:
     from chalicelib.routes.token import issue_token
 
     request = current_request()
+    body = request_body(request)
     return json_route(
-        lambda: (
-            issue_token(
-                services(), request.headers, request_body(request), caller()
-            ).exec_credential
-        )
+        lambda: issue_token(services(), request.headers, body, caller()).exec_credential
     )
 
 
