@@ -9,16 +9,20 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from chalice import Chalice, Rate, Response
 
 from chalicelib.errors import EksgateError, ServiceUnavailable
 from chalicelib.identity import Caller
 from chalicelib.observability import flush_metrics, logger
+from chalicelib.routes.requests import request_body
 from chalicelib.routes.responses import json_error, json_response, json_route, proxy_response
 
 if TYPE_CHECKING:
+    from chalice.app import Request
+
     from chalicelib.services import Services
 
 # Logging is powertools' (chalicelib/observability.py); Chalice would otherwise take over the
@@ -44,8 +48,16 @@ def services() -> Services:
     return _services
 
 
+def current_request() -> Request:
+    """The request being handled: Chalice sets it before any route runs, so None is a bug."""
+    request = app.current_request
+    if request is None:
+        raise RuntimeError("no current request: called outside a route")
+    return request
+
+
 @app.middleware("http")
-def observe(event, get_response):  # type: ignore[no-untyped-def]
+def observe(event: Request, get_response: Callable[[Request], Response]) -> Response:
     """Correlate logs by request id, log one line per request, flush metrics."""
     logger.set_correlation_id(event.context.get("requestId"))
     started = time.monotonic()
@@ -69,7 +81,7 @@ def observe(event, get_response):  # type: ignore[no-untyped-def]
 
 
 def caller() -> Caller:
-    identity = app.current_request.context.get("identity") or {}
+    identity = current_request().context.get("identity") or {}
     return Caller(
         source_ip=identity.get("sourceIp") or "", user_agent=identity.get("userAgent") or ""
     )
@@ -79,9 +91,10 @@ def caller() -> Caller:
 def token() -> Response:
     from chalicelib.routes.token import issue_token
 
-    request = app.current_request
+    request = current_request()
+    body = request_body(request)
     return json_route(
-        lambda: issue_token(services(), request.headers, request.raw_body, caller()).exec_credential
+        lambda: issue_token(services(), request.headers, body, caller()).exec_credential
     )
 
 
@@ -89,21 +102,21 @@ def token() -> Response:
 def approval(approval_id: str) -> Response:
     from chalicelib.routes.approvals import approval_status
 
-    return json_route(lambda: approval_status(services(), app.current_request.headers, approval_id))
+    return json_route(lambda: approval_status(services(), current_request().headers, approval_id))
 
 
 @app.route("/v1/whoami", methods=["GET"])
 def who_am_i() -> Response:
     from chalicelib.routes.whoami import whoami_response
 
-    return json_route(lambda: whoami_response(services(), app.current_request.headers))
+    return json_route(lambda: whoami_response(services(), current_request().headers))
 
 
 @app.route("/v1/sessions", methods=["GET"])
 def sessions() -> Response:
     from chalicelib.routes.sessions import sessions_list
 
-    request = app.current_request
+    request = current_request()
     return json_route(lambda: sessions_list(services(), request.headers, request.query_params))
 
 
@@ -111,7 +124,7 @@ def sessions() -> Response:
 def session(session_id: str) -> Response:
     from chalicelib.routes.sessions import session_detail
 
-    return json_route(lambda: session_detail(services(), app.current_request.headers, session_id))
+    return json_route(lambda: session_detail(services(), current_request().headers, session_id))
 
 
 @app.route(
@@ -120,13 +133,13 @@ def session(session_id: str) -> Response:
 def slack_interactions() -> Response:
     from chalicelib.routes.slack import handle_slack_interaction
 
-    request = app.current_request
+    request = current_request()
     try:
         # The idempotency layer learns when this invocation times out, so a retried delivery
         # of a timed-out click is processed instead of waiting out the idempotency period.
         services().approvals.register_lambda_context(app.lambda_context)
         answer = handle_slack_interaction(
-            services(), request.headers, request.raw_body or b"", caller()
+            services(), request.headers, request_body(request), caller()
         )
     except EksgateError as error:
         return json_error(error)
@@ -136,7 +149,7 @@ def slack_interactions() -> Response:
 
 
 @app.lambda_function(name="audit_export")
-def audit_export(event, context):  # type: ignore[no-untyped-def]
+def audit_export(event: dict[str, Any], context: Any) -> dict[str, int]:
     """The audit table's stream (mapped in infra/template.yaml) -> anchors and JSON lines in S3."""
     import boto3
 
@@ -152,7 +165,7 @@ def audit_export(event, context):  # type: ignore[no-untyped-def]
 
 
 @app.schedule(Rate(1, unit=Rate.MINUTES))
-def expire_overdue_approvals(event) -> None:  # type: ignore[no-untyped-def]
+def expire_overdue_approvals(event: Any) -> None:
     from chalicelib.routes.slack import expire_approvals
 
     expire_approvals(services())
@@ -162,9 +175,9 @@ def expire_overdue_approvals(event) -> None:  # type: ignore[no-untyped-def]
 def exec_command(cluster: str) -> Response:
     from chalicelib.exec.api import exec_route
 
-    request = app.current_request
+    request = current_request()
     return json_route(
-        lambda: exec_route(services(), cluster, request.headers, request.raw_body, caller())
+        lambda: exec_route(services(), cluster, request.headers, request_body(request), caller())
     )
 
 
@@ -181,7 +194,7 @@ def k8s_root(cluster: str) -> Response:
 @app.route("/k8s/{cluster}/{proxy+}", methods=PROXY_METHODS, content_types=["*/*"])
 def k8s_proxy(cluster: str) -> Response:
     # Chalice passes no view argument for a greedy parameter; API Gateway names it "proxy".
-    return _proxy(cluster, app.current_request.to_original_event()["pathParameters"]["proxy"])
+    return _proxy(cluster, current_request().to_original_event()["pathParameters"]["proxy"])
 
 
 @app.route("/{proxy+}", methods=PROXY_METHODS, content_types=["*/*"])
@@ -190,12 +203,12 @@ def outside_k8s() -> Response:
     # names the prefix, not API Gateway's "Missing Authentication Token".
     from chalicelib.routes.proxy import outside_prefix
 
-    path = "/" + app.current_request.to_original_event()["pathParameters"]["proxy"]
-    return proxy_response(outside_prefix(path, app.current_request.method))
+    path = "/" + current_request().to_original_event()["pathParameters"]["proxy"]
+    return proxy_response(outside_prefix(path, current_request().method))
 
 
 def _proxy(cluster: str, path: str) -> Response:
     from chalicelib.routes.proxy import handle_proxy, incoming_request
 
-    incoming = incoming_request(app.current_request, app.lambda_context, cluster, path, caller())
+    incoming = incoming_request(current_request(), app.lambda_context, cluster, path, caller())
     return proxy_response(handle_proxy(services, incoming))

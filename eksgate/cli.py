@@ -12,6 +12,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
     from pathlib import Path
+    from typing import NoReturn
 
 
 def _policy_dir(value: str | None) -> Path:
@@ -63,7 +64,13 @@ def build_parser() -> argparse.ArgumentParser:
     class Version(argparse.Action):
         """Like argparse's version action, but reads the installed version only when asked."""
 
-        def __call__(self, parser, namespace, values, option_string=None):  # type: ignore
+        def __call__(
+            self,
+            parser: argparse.ArgumentParser,
+            namespace: argparse.Namespace,
+            values: object,
+            option_string: str | None = None,
+        ) -> NoReturn:
             print(f"eksgate {_version()}")
             parser.exit()
 

@@ -7,7 +7,7 @@ from the Kubernetes ``Status`` the gateway answered with (``details.causes``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 
@@ -104,7 +104,7 @@ def _containers(spec: Mapping[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-def describe(obj: Mapping[str, Any], events: list[Mapping[str, Any]] = ()) -> dict[str, Any]:
+def describe(obj: Mapping[str, Any], events: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
     """A ``kubectl describe``-like summary: identity, state, containers, recent events."""
     metadata = obj.get("metadata") or {}
     spec = obj.get("spec") or {}

@@ -117,9 +117,9 @@ def build_server(tools: KubeTools, digest: str) -> Any:
             name=name,
             description=f"{text}\n\n{digest}",
             annotations=ToolAnnotations(
-                readOnlyHint=not changes,
-                destructiveHint=changes,
-                openWorldHint=False,
+                read_only_hint=not changes,
+                destructive_hint=changes,
+                open_world_hint=False,
             ),
         )
     return server

@@ -360,7 +360,7 @@ def kubeconfig_entry(
 
 def merge_kubeconfig(existing: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
     """``existing`` with ``entry``'s cluster, user and context replaced or added."""
-    merged = dict(existing) if existing else {"apiVersion": "v1", "kind": "Config"}
+    merged: dict[str, Any] = dict(existing) if existing else {"apiVersion": "v1", "kind": "Config"}
     for section in ("clusters", "users", "contexts"):
         names = {item["name"] for item in entry[section]}
         merged[section] = [i for i in merged.get(section) or [] if i.get("name") not in names]

@@ -121,11 +121,12 @@ def token_identity(oidc_token: str) -> str:
 def sha256_hex(data: bytes) -> str:
     """SHA-256 from the interpreter's own module when it has one: ``hashlib`` loads OpenSSL,
     which costs more than the rest of the warm path together."""
+    # CPython's private hash modules have no stubs (typeshed covers only public ones).
     try:
-        from _sha2 import sha256  # Python 3.12+
+        from _sha2 import sha256  # type: ignore[import-not-found]  # Python 3.12+
     except ImportError:
         try:
-            from _sha256 import sha256  # Python 3.11
+            from _sha256 import sha256  # type: ignore[import-not-found]  # Python 3.11
         except ImportError:
             from hashlib import sha256
     return sha256(data).hexdigest()

@@ -15,7 +15,7 @@ from chalicelib.credentials.role_credentials import RoleCredentialCache, role_se
 from chalicelib.credentials.session_token import SessionTokenCodec
 from chalicelib.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge
 from chalicelib.identity import Identity
-from chalicelib.policy import Policy, PolicyIndex, select_policy
+from chalicelib.policy import Policy, PolicyIndex, PolicySet, select_policy
 
 MODES = ("gateway", "direct")
 # (identity, cluster, policy) -> (an approved, open direct grant, its role ARN) or None
@@ -90,8 +90,9 @@ class Broker:
         self._direct_grants = direct_grants
         self._settings = settings
         # Compiled once: choosing a caller's policy is a keyed lookup, not a walk over all.
-        index = getattr(policies, "index", None)
-        self._policies = index if isinstance(index, PolicyIndex) else PolicyIndex(policies)
+        self._policies = (
+            policies.selection_index if isinstance(policies, PolicySet) else PolicyIndex(policies)
+        )
         self._sessions = sessions
         self._roles = role_credentials
         self._clock = clock

@@ -195,7 +195,7 @@ class _Connection:
     def _check_handshake(self, response: Response) -> None:
         error = self.protocol.handshake_exc if self.protocol else None
         if isinstance(error, InvalidStatus):
-            raise _refusal(self.cluster, response.status_code, response.body or b"")
+            raise _refusal(self.cluster, response.status_code, bytes(response.body))
         if error is not None:
             raise BadGateway(
                 f"cluster {self.cluster!r} refused the WebSocket upgrade for exec: {error}"
@@ -283,10 +283,10 @@ def _converse(
             if protocol == PROTOCOL_V5:
                 conn.send(close_stdin_message())
                 stdin_closed = True
-        for message in conn.messages():
-            if not message:
+        for frame in conn.messages():
+            if not frame:
                 continue
-            channel, data = message[0], message[1:]
+            channel, data = frame[0], frame[1:]
             if channel == STDOUT:
                 stdout.add(data)
             elif channel == STDERR:

@@ -57,8 +57,8 @@ class HttpsUpstream:
         with self._lock:
             if key not in self._pools:
                 parts = urlsplit(cluster.url)
-                if parts.scheme != "https":
-                    raise BadGateway(f"cluster {cluster.name!r} endpoint must be https")
+                if parts.scheme != "https" or not parts.hostname:
+                    raise BadGateway(f"cluster {cluster.name!r} endpoint must be an https URL")
                 self._pools[key] = urllib3.HTTPSConnectionPool(
                     parts.hostname,
                     parts.port or 443,

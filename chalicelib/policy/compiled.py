@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from fnmatch import translate
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from chalicelib.policy.commands import any_command_matches
@@ -203,6 +204,14 @@ class PolicyIndex:
             if position in on_cluster and subject.matches(identity)
         }
         return [self.policies[i] for i in sorted(hits)]
+
+
+class PolicySet(tuple[Policy, ...]):
+    """The loaded policies, a tuple, with their selection index built on first use."""
+
+    @cached_property
+    def selection_index(self) -> PolicyIndex:
+        return PolicyIndex(self)
 
 
 class RuleTable:

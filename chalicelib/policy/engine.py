@@ -5,13 +5,13 @@ Deny beats approve beats allow; a request no rule matches is denied.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from chalicelib.errors import Forbidden
 from chalicelib.identity import Identity
 from chalicelib.kube.request import KubeRequest, is_discovery
-from chalicelib.policy.compiled import PolicyIndex
+from chalicelib.policy.compiled import PolicyIndex, PolicySet
 from chalicelib.policy.model import Policy, Rule
 
 DISCOVERY_REASON = "discovery is open to every session"
@@ -41,9 +41,11 @@ def select_policy(
     ``policies`` is best a ``PolicyIndex`` (``load_policies`` returns a ``PolicySet`` that
     carries one); any other iterable is checked policy by policy.
     """
-    index = policies if isinstance(policies, PolicyIndex) else getattr(policies, "index", None)
-    if isinstance(index, PolicyIndex):
-        matching = index.matching(identity, cluster)
+    if isinstance(policies, PolicySet):
+        policies = policies.selection_index
+    matching: Sequence[Policy]
+    if isinstance(policies, PolicyIndex):
+        matching = policies.matching(identity, cluster)
     else:
         matching = [p for p in policies if p.applies_to(identity, cluster)]
     if not matching:

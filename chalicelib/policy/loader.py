@@ -7,14 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from chalicelib.policy.commands import pattern_problem
-from chalicelib.policy.compiled import PolicyIndex
+from chalicelib.policy.compiled import PolicySet
 from chalicelib.policy.conformance import Check, UnsupportedSchema, compile_schema
 from chalicelib.policy.durations import parse_duration
 from chalicelib.policy.model import ApprovalSettings, Policy, Rule, Subject
@@ -353,20 +352,12 @@ def load_policy_text(text: str, file: str = "<policy>") -> list[Policy]:
     return policies
 
 
-class PolicySet(tuple):
-    """The loaded policies, a tuple, with their selection index built on first use."""
-
-    @cached_property
-    def index(self) -> PolicyIndex:
-        return PolicyIndex(self)
-
-
 def policy_files(directory: Path) -> list[Path]:
     """The policy files of a directory (``*.yaml``/``*.yml``, not its ``tests/``), sorted."""
     return sorted(p for p in directory.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
 
 
-def load_policies(directory: Path | str, files: Iterable[Path] | None = None) -> tuple[Policy, ...]:
+def load_policies(directory: Path | str, files: Iterable[Path] | None = None) -> PolicySet:
     """Every policy in ``directory``; PolicyError listing all problems in all files.
 
     Names must be unique: approvals and audit records refer to policies by name.

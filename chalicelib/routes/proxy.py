@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalicelib.errors import EksgateError, NotFound
 from chalicelib.gateway.answers import ProxyResponse
 from chalicelib.gateway.exchange import IncomingRequest
 from chalicelib.identity import Caller
 from chalicelib.observability import count, logger
+from chalicelib.routes.requests import request_body
 from chalicelib.routes.responses import status_for_exception, status_response
 from chalicelib.services import Services
+
+if TYPE_CHECKING:
+    from chalice.app import Request
 
 DEFAULT_REMAINING_SECONDS = 29.0
 
 
 def incoming_request(
-    request: Any, lambda_context: Any, cluster: str, proxy_path: str, caller: Caller
+    request: Request, lambda_context: Any, cluster: str, proxy_path: str, caller: Caller
 ) -> IncomingRequest:
     """What API Gateway delivered, as the gateway's value (header names lower-cased)."""
     remaining = (
@@ -25,14 +29,14 @@ def incoming_request(
         if lambda_context
         else DEFAULT_REMAINING_SECONDS
     )
-    params = request.query_params or {}
+    params = request.query_params
     return IncomingRequest(
         cluster=cluster,
         method=request.method,
         path="/" + proxy_path,
-        query={name: params.getlist(name) for name in params},
+        query={name: params.getlist(name) for name in params} if params else {},
         headers={k.lower(): v for k, v in dict(request.headers).items()},
-        body=request.raw_body or None,
+        body=request_body(request) or None,
         remaining_seconds=min(remaining, DEFAULT_REMAINING_SECONDS),
         caller=caller,
     )

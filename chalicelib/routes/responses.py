@@ -30,7 +30,7 @@ def json_response(body: dict, status: int = 200, headers: dict | None = None) ->
 
 def json_error(error: EksgateError) -> Response:
     """The API's error shape: ``{"code", "message", "details"}`` with the HTTP status."""
-    body = {"code": error.reason, "message": error.message}
+    body: dict[str, Any] = {"code": error.reason, "message": error.message}
     if error.details:
         body["details"] = error.details
     headers = {"WWW-Authenticate": 'Bearer realm="eksgate"'} if error.status == 401 else None

@@ -7,6 +7,7 @@ transaction as the decision (no record, no decision), a refused click as refused
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from chalicelib.errors import EksgateError
@@ -17,7 +18,7 @@ from chalicelib.slack.interactions import parse_interaction, verify_slack_reques
 
 
 def handle_slack_interaction(
-    services: Services, headers: dict, raw_body: bytes, caller: Caller
+    services: Services, headers: Mapping[str, str], raw_body: bytes, caller: Caller
 ) -> dict[str, Any] | None:
     """The body to answer Slack with (None: an empty 200); EksgateError for bad requests."""
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from chalicelib.audit.recorder import SessionOpening
@@ -18,7 +19,10 @@ NO_CALLER = Caller()  # where a token request came from, when the route does not
 
 
 def issue_token(
-    services: Services, headers: dict, body: bytes | None, caller: Caller = NO_CALLER
+    services: Services,
+    headers: Mapping[str, str],
+    body: bytes | None,
+    caller: Caller = NO_CALLER,
 ) -> IssuedCredential:
     """The credential for this request, or an EksgateError saying why not (logged, counted).
 
@@ -62,7 +66,7 @@ def record_issue(
         opening = SessionOpening(
             issued.session_id, identity, matched, issued.cluster, issued.policy
         )
-        detail = {"mode": "gateway", "expires_at": issued.expires_at.isoformat()}
+        detail: dict[str, Any] = {"mode": "gateway", "expires_at": issued.expires_at.isoformat()}
         services.audit.token_issued("token_issued", opening, caller, detail)
         return
     # Direct tokens leave eksgate's view; SourceIdentity and the role session name are what

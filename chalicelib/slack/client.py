@@ -29,6 +29,6 @@ class LazySlackClient:
                 token = self._credentials.get().bot_token
             except EksgateError as exc:
                 raise SlackClientError(exc.message) from exc
-            kwargs = {"base_url": self._base_url} if self._base_url else {}
-            self._client = WebClient(token=token, timeout=5, **kwargs)
+            base_url = self._base_url or WebClient.BASE_URL  # "": Slack's own API
+            self._client = WebClient(token=token, timeout=5, base_url=base_url)
         return getattr(self._client, name)

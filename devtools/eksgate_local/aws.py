@@ -10,7 +10,7 @@ import threading
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from typing import Any
+from typing import Any, Literal
 
 import boto3
 import yaml
@@ -72,6 +72,10 @@ def atomic_dynamodb() -> Iterator[None]:
         DynamoHandler._dispatch = original  # type: ignore[method-assign]
 
 
+# The services the local stack uses (boto3's stubs know each client by its literal name).
+LocalService = Literal["dynamodb", "dynamodbstreams", "s3", "secretsmanager"]
+
+
 class LocalAws:
     """moto's server on a free loopback port, for every AWS service the app calls."""
 
@@ -112,7 +116,7 @@ class LocalAws:
             **LOCAL_CREDENTIALS,
         }
 
-    def client(self, service: str) -> Any:
+    def client(self, service: LocalService) -> Any:
         return boto3.client(
             service,
             endpoint_url=self.endpoint_url,

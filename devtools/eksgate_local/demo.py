@@ -13,9 +13,9 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 import jwt
@@ -25,6 +25,10 @@ from chalicelib.credentials.eks_token import decode_eks_token
 from chalicelib.masking import MASK
 from eksgate_local.oidc_issuer import DEMO_IDENTITIES
 from eksgate_local.stack import CLUSTER, ComponentError, LocalStack, write_kubeconfig
+
+if TYPE_CHECKING:  # the kubernetes client is imported by the steps that use it
+    from kubernetes.client import V1Pod
+    from kubernetes.client.exceptions import ApiException
 
 BOLD, DIM, GREEN, RED, YELLOW, RESET = (
     "\033[1m",
@@ -162,7 +166,7 @@ def step_refusals(stack: LocalStack, n: Narrator) -> None:
         ),
     ]
     for label, kwargs in cases:
-        result = eksgate_token(stack, cache=False, **kwargs)  # type: ignore[arg-type]
+        result = eksgate_token(stack, cache=False, **kwargs)
         if result.returncode == 0:
             n.fail(f"{label}: a credential was issued")
         else:
@@ -255,7 +259,7 @@ def step_allowed_read(stack: LocalStack, n: Narrator) -> None:
     pods = client.CoreV1Api(kube_client(stack, "ci-agent")).list_namespaced_pod("shop")
     n.ok(
         f"python kubernetes client: {len(pods.items)} pods in shop "
-        f"({', '.join(p.metadata.name for p in pods.items[:3])})"
+        f"({', '.join(_names(pods.items)[:3])})"
     )
     reached = (
         [c for c in stack.kube.calls if c.path == "/api/v1/namespaces/shop/pods"]
@@ -283,7 +287,8 @@ def step_masked_secret(stack: LocalStack, n: Narrator) -> None:
         "db-credentials", "shop"
     )
     for key, value in sorted((secret.data or {}).items()):
-        n.say(f"data.{key}: {value}  (decodes to {base64.b64decode(value).decode()!r})")
+        shown = value.decode() if isinstance(value, bytes) else value
+        n.say(f"data.{key}: {shown}  (decodes to {base64.b64decode(value).decode()!r})")
     if secret.data and all(base64.b64decode(v).decode() == MASK for v in secret.data.values()):
         n.ok("every value is masked: valid base64, same marker for all, no length revealed")
     else:
@@ -299,10 +304,23 @@ def step_refused_delete(stack: LocalStack, n: Narrator) -> None:
         client.CoreV1Api(kube_client(stack, "ci-agent")).delete_namespace("shop")
         n.fail("the namespace delete was forwarded")
     except ApiException as err:
-        n.refused(f"HTTP {err.status} {json.loads(err.body)['message']}")
+        n.refused(f"HTTP {err.status} {_status(err)['message']}")
     result = kubectl(stack, "delete", "namespace", "shop")
     if result is not None:
         n.say(f"kubectl says: {result.stderr.strip().splitlines()[-1]}")
+
+
+def _names(pods: Iterable[V1Pod]) -> list[str]:
+    """The names of listed pods (the API names every object it lists)."""
+    return [p.metadata.name for p in pods if p.metadata and p.metadata.name]
+
+
+def _status(err: ApiException) -> dict[str, Any]:
+    """The Kubernetes Status of a refused call (the gateway always sends one)."""
+    if not err.body:
+        raise RuntimeError(f"HTTP {err.status} came without a Status body")
+    status: dict[str, Any] = json.loads(err.body)
+    return status
 
 
 def _indent(text: str, n: Narrator) -> None:
@@ -317,7 +335,7 @@ def _approval_refusal(call: Callable[[], Any]) -> tuple[str, str]:
     try:
         call()
     except ApiException as err:
-        body = json.loads(err.body)
+        body = _status(err)
         return body.get("details", {}).get("name", ""), body["message"]
     raise RuntimeError("the request went through without an approval")
 
@@ -413,7 +431,7 @@ def step_exec(stack: LocalStack, n: Narrator) -> None:
 
     n.title("A command in a pod: `eksgate exec`, decided, masked and recorded")
     pods = client.CoreV1Api(kube_client(stack, "ci-agent")).list_namespaced_pod("shop").items
-    pod = sorted(p.metadata.name for p in pods if p.metadata.name.startswith("web-"))[0]
+    pod = sorted(name for name in _names(pods) if name.startswith("web-"))[0]
     result = eksgate_exec(stack, pod, "cat", "/etc/app/config.yaml")
     n.say(f"eksgate exec -n shop {pod} -- cat /etc/app/config.yaml  (exit {result.returncode})")
     _indent(result.stdout.rstrip() or result.stderr.rstrip(), n)

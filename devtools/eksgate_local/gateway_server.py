@@ -166,14 +166,15 @@ class LocalApiGateway:
         self, app: Any, host: str = "127.0.0.1", port: int = 0, tls: ssl.SSLContext | None = None
     ) -> None:
         self._app = app
+        self._host = host
         self._routes = [_Route(path) for path in app.routes]
         self._server = _Server((host, port), self._handler_class(), tls)
         self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"{'https' if self._server.tls else 'http'}://{host}:{port}"
+        scheme = "https" if self._server.tls else "http"
+        return f"{scheme}://{self._host}:{self._server.server_port}"
 
     def start(self) -> LocalApiGateway:
         self._thread = threading.Thread(

@@ -173,6 +173,7 @@ class LocalStack:
         """Call the app's scheduled handler as EventBridge would, every ``schedule_seconds``."""
         from eksgate_local.gateway_server import LambdaContext
 
+        app_module = self._loaded_app()
         event = {
             "version": "0",
             "detail-type": "Scheduled Event",
@@ -188,7 +189,7 @@ class LocalStack:
         def run() -> None:
             while not self._stop_scheduler.wait(self.schedule_seconds):
                 try:
-                    self.app_module.expire_overdue_approvals(event, LambdaContext())
+                    app_module.expire_overdue_approvals(event, LambdaContext())
                 except Exception as exc:  # keep the schedule going, as EventBridge would
                     print(f"warning: scheduled expiry failed: {exc}", file=sys.stderr)
 
@@ -199,6 +200,7 @@ class LocalStack:
         does in AWS: the anchors and the export follow the trail within a second."""
         from eksgate_local.gateway_server import LambdaContext
 
+        app_module = self._loaded_app()
         table = os.environ["EKSGATE_AUDIT_TABLE"]
         arn = self.aws.client("dynamodb").describe_table(TableName=table)["Table"][
             "LatestStreamArn"
@@ -206,7 +208,7 @@ class LocalStack:
         self.stream = StreamPump(
             self.aws.client("dynamodbstreams"),
             arn,
-            lambda event: self.app_module.audit_export(event, LambdaContext()),
+            lambda event: app_module.audit_export(event, LambdaContext()),
         ).start()
 
     def stop(self) -> None:
@@ -314,7 +316,13 @@ class LocalStack:
         self.slack.interactions_url = f"{self.gateway.url}/slack/interactions"
         self.slack.ca_file = str(self.gateway_ca_file)
 
-    def mint(self, identity: str, **overrides: Any) -> str:
+    def _loaded_app(self) -> ModuleType:
+        """The app module the gateway runs (loaded by _start_gateway, which starts first)."""
+        if self.app_module is None:
+            raise RuntimeError("the local gateway has not been started")
+        return self.app_module
+
+    def mint(self, identity: str | dict[str, Any], **overrides: Any) -> str:
         return self.oidc.mint(identity, **overrides)
 
     def endpoints(self) -> dict[str, str]:

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypeVar
 
 import pytest
@@ -31,6 +29,7 @@ from chalicelib.kube.request import canonical_query, resolve
 from chalicelib.policy.model import ApprovalSettings, Rule
 from chalicelib.slack.directory import SlackDirectory
 from chalicelib.slack.interactions import parse_interaction, verify_slack_request
+from tests.loopback import Answer, LoopbackServer, Request, json_answer
 
 SIGNING_SECRET = "approvals-test-signing-secret"
 TABLES = {
@@ -108,41 +107,24 @@ class Endpoint:
 def endpoint() -> Iterator[Endpoint]:
     state = Endpoint()
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            try:
-                verify_slack_request(SIGNING_SECRET, dict(self.headers.items()), body)
-                assert state.service is not None
-                answer = state.service.handle_interaction(parse_interaction(body), state.witness)
-                status, payload = 200, b"" if answer is None else json.dumps(answer).encode()
-            except EksgateError as error:
-                status, payload = error.status, json.dumps({"message": error.message}).encode()
-            state.answers.append((status, payload))
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
+    def answer(request: Request) -> Answer:
+        """What the app's /slack/interactions route does, against the test's service."""
+        try:
+            verify_slack_request(SIGNING_SECRET, request.headers, request.body)
+            assert state.service is not None
+            decided = state.service.handle_interaction(
+                parse_interaction(request.body), state.witness
+            )
+            reply = (200, b"" if decided is None else json.dumps(decided).encode())
+        except EksgateError as error:
+            reply = json_answer(error.status, {"message": error.message})
+        state.answers.append(reply)
+        return reply
 
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    class Server(ThreadingHTTPServer):
-        daemon_threads = True
-        request_queue_size = 128  # thirty clicks at once must not overflow the backlog
-
-    server = Server(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
-    )
-    thread.start()
-    state.url = f"http://127.0.0.1:{server.server_address[1]}/slack/interactions"
-    try:
+    # Thirty clicks at once must not overflow the listen backlog.
+    with LoopbackServer(answer, backlog=128) as server:
+        state.url = f"{server.url}/slack/interactions"
         yield state
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def start_fake(endpoint: Endpoint, workspace: Workspace | None = None) -> SlackFake:

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import threading
-import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
 from typing import Any
 
@@ -21,6 +18,7 @@ from eksgate.sessions_cmd import (
     cmd_sessions_verify,
 )
 from tests.audit.helpers import sealed_chain
+from tests.loopback import Answer, LoopbackServer, Request, json_answer
 
 SID = "5f0c1d2e3a4b5c6d7e8f90a1b2c3d4e5"
 TAMPERED = "tampered0000000000000000000000000"
@@ -70,38 +68,21 @@ class Gateway:
     def __init__(self) -> None:
         self.answers = _answers()
         self.seen: list[dict[str, Any]] = []
-        gateway = self
+        self.server = LoopbackServer(self._answer).start()
+        self.url = self.server.url
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                url = urllib.parse.urlsplit(self.path)
-                gateway.seen.append(
-                    {
-                        "path": url.path,
-                        "query": dict(urllib.parse.parse_qsl(url.query)),
-                        "authorization": self.headers.get("Authorization"),
-                    }
-                )
-                status, body = gateway.answers.get(url.path, (404, {"message": "no route"}))
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        ).start()
+    def _answer(self, request: Request) -> Answer:
+        self.seen.append(
+            {
+                "path": request.path,
+                "query": request.query,
+                "authorization": request.header("Authorization"),
+            }
+        )
+        return json_answer(*self.answers.get(request.path, (404, {"message": "no route"})))
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.close()
 
 
 @pytest.fixture()

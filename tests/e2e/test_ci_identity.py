@@ -14,15 +14,14 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
 import time
-import urllib.parse
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 import urllib3
+
+from tests.loopback import Answer, LoopbackServer, Request, json_answer
 
 pytestmark = pytest.mark.e2e
 
@@ -43,52 +42,27 @@ class GitHubTokenStandIn:
         self.issued: list[str] = []
         self.audiences: list[str] = []
         self.next_times: list[tuple[float, int]] = []  # (iat, ttl) for the next tokens
-        standin = self
+        self.server = LoopbackServer(self._answer).start()
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
-                url = urllib.parse.urlsplit(self.path)
-                query = dict(urllib.parse.parse_qsl(url.query))
-                if self.headers.get("Authorization") != f"bearer {REQUEST_TOKEN}":
-                    self._reply(401, {"message": "bad request token"})
-                    return
-                if url.path != "/_apis/pipelines/1/runs/7/idtoken" or "api-version" not in query:
-                    self._reply(404, {"message": "unknown path"})
-                    return
-                audience = query.get("audience", "")
-                issued_at, ttl = (
-                    standin.next_times.pop(0) if standin.next_times else (time.time(), 300)
-                )
-                token = standin.stack.mint(
-                    "ci-agent", audience=audience, now=issued_at, ttl_seconds=ttl
-                )
-                standin.issued.append(token)
-                standin.audiences.append(audience)
-                self._reply(200, {"value": token})
-
-            def _reply(self, status: int, body: dict) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+    def _answer(self, request: Request) -> Answer:
+        if request.header("Authorization") != f"bearer {REQUEST_TOKEN}":
+            return json_answer(401, {"message": "bad request token"})
+        query = request.query
+        if request.path != "/_apis/pipelines/1/runs/7/idtoken" or "api-version" not in query:
+            return json_answer(404, {"message": "unknown path"})
+        audience = query.get("audience", "")
+        issued_at, ttl = self.next_times.pop(0) if self.next_times else (time.time(), 300)
+        token = self.stack.mint("ci-agent", audience=audience, now=issued_at, ttl_seconds=ttl)
+        self.issued.append(token)
+        self.audiences.append(audience)
+        return json_answer(200, {"value": token})
 
     @property
     def request_url(self) -> str:
-        port = self.server.server_address[1]
-        return f"http://127.0.0.1:{port}/_apis/pipelines/1/runs/7/idtoken?api-version=2.0"
+        return f"{self.server.url}/_apis/pipelines/1/runs/7/idtoken?api-version=2.0"
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.close()
 
 
 @pytest.fixture

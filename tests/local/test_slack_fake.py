@@ -15,7 +15,6 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -28,6 +27,8 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.webhook import WebhookClient
+
+from tests.loopback import Answer, LoopbackServer, Request
 
 SECRET = "test-signing-secret"
 
@@ -114,30 +115,13 @@ class Recorder:
 def recorder() -> Iterator[Recorder]:
     rec = Recorder(url="")
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            rec.requests.append(Recorded(self.path, dict(self.headers), body))
-            status, answer = rec.answers.pop(0) if rec.answers else (200, b"")
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(answer)))
-            self.end_headers()
-            self.wfile.write(answer)
+    def answer(request: Request) -> Answer:
+        rec.requests.append(Recorded(request.target, request.headers, request.body))
+        return rec.answers.pop(0) if rec.answers else (200, b"")
 
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01})
-    thread.start()
-    rec.url = f"http://127.0.0.1:{server.server_address[1]}/slack/interactions"
-    try:
+    with LoopbackServer(answer) as server:
+        rec.url = f"{server.url}/slack/interactions"
         yield rec
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
 
 
 @pytest.fixture

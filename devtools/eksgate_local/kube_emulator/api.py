@@ -76,7 +76,7 @@ def parse_list_options(info: ResourceInfo, query: dict[str, list[str]]) -> ListO
     limit: int | None = None
     if limit_raw not in (None, ""):
         try:
-            limit = int(limit_raw)  # type: ignore[arg-type]
+            limit = int(limit_raw)
         except ValueError as exc:
             raise bad_request(f"invalid limit {limit_raw!r}") from exc
         if limit <= 0:

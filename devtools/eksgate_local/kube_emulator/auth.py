@@ -39,7 +39,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -282,7 +282,7 @@ def _find_secret(node: Any, access_key_id: str) -> str | None:
             node.get("secret_access_key"), str
         ):
             return node["secret_access_key"]
-        children = node.values()
+        children: Iterable[Any] = node.values()
     elif isinstance(node, list):
         children = node
     else:

@@ -180,7 +180,7 @@ class KubeEmulator:
         if requested in (None, ""):
             return cap
         try:
-            value = float(requested)  # type: ignore[arg-type]
+            value = float(requested)
         except ValueError as exc:
             raise bad_request(f"invalid timeoutSeconds: {requested}") from exc
         return cap if value <= 0 else min(value, cap)

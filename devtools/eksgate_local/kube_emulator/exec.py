@@ -275,14 +275,20 @@ class ExecSession:
         )
         stopping_watch.start()
         tty = self.options["tty"]
+
+        def write_stdout(data: bytes) -> None:
+            if self.options["stdout"]:
+                self.send_channel(STDOUT, data)
+
+        def write_stderr(data: bytes) -> None:
+            # With a terminal, stderr is merged into stdout as a real terminal would show it.
+            if self.options["stderr"] or tty:
+                self.send_channel(STDOUT if tty else STDERR, data)
+
         io = ExecIO(
             read_stdin=self.read_stdin,
-            write_stdout=lambda d: self.options["stdout"] and self.send_channel(STDOUT, d),
-            write_stderr=lambda d: (
-                self.send_channel(STDOUT if tty else STDERR, d)
-                if (self.options["stderr"] or tty)
-                else None
-            ),
+            write_stdout=write_stdout,
+            write_stderr=write_stderr,
             stopped=self.stopped,
         )
         env = container_env(

@@ -22,7 +22,7 @@ from chalicelib.gateway.upstream import UpstreamRequest, UpstreamResponse
 from .server import _Handler
 
 if TYPE_CHECKING:
-    from chalicelib.clusters import ClusterEndpoint
+    from chalicelib.gateway.clusters import ClusterEndpoint
 
     from .emulator import KubeEmulator
 
@@ -47,21 +47,31 @@ class _Output(io.BytesIO):
 
 
 class _InMemoryHandler(_Handler):
-    """The emulator's handler with a byte buffer for a connection (no TLS, no tracking)."""
+    """The emulator's handler on one buffered request (no socket, no TLS, no tracking)."""
+
+    def __init__(self, raw_request: bytes, output: _Output, emulator: KubeEmulator) -> None:
+        # Not BaseRequestHandler.__init__: that takes a socket and a server, and of the server
+        # the handler needs only the emulator. The same three steps, on byte buffers.
+        self._raw_request = raw_request
+        self._output = output
+        self._emulator = emulator
+        self.client_address = ("in-process", 0)
+        self.setup()
+        try:
+            self.handle()
+        finally:
+            self.finish()
+
+    @property
+    def emulator(self) -> KubeEmulator:
+        return self._emulator
 
     def setup(self) -> None:
-        self.rfile = io.BytesIO(self.request[0])
-        self.wfile = self.request[1]
+        self.rfile = io.BytesIO(self._raw_request)
+        self.wfile = self._output
 
     def finish(self) -> None:
         pass
-
-
-class _Server:
-    """The little the handler asks of its server."""
-
-    def __init__(self, emulator: KubeEmulator) -> None:
-        self.emulator = emulator
 
 
 class _Recorded:
@@ -101,11 +111,7 @@ class InProcessUpstream:
         self, cluster: ClusterEndpoint, request: UpstreamRequest, max_bytes: int
     ) -> UpstreamResponse:
         output = _Output(request)
-        _InMemoryHandler(
-            (_http_request(cluster.name, request), output),
-            ("in-process", 0),
-            _Server(self.emulator),
-        )
+        _InMemoryHandler(_http_request(cluster.name, request), output, self.emulator)
         written = output.getvalue()
         if not written:
             raise BadGateway(f"cluster {cluster.name!r} (in-process emulator) sent no answer")

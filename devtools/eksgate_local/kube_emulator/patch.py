@@ -297,15 +297,15 @@ def _smp_list(field: str, original: list[Any] | None, patch: list[Any]) -> list[
                 result.pop(idx)
             continue
         if idx is None:
-            merged = _smp_map({}, {k: v for k, v in item.items() if k != "$patch"})
-            if merged is not None:
-                result.append(merged)
+            added = _smp_map({}, {k: v for k, v in item.items() if k != "$patch"})
+            if added is not None:
+                result.append(added)
         else:
-            merged = _smp_map(result[idx], item)
-            if merged is None:
+            updated = _smp_map(result[idx], item)
+            if updated is None:
                 result.pop(idx)
             else:
-                result[idx] = merged
+                result[idx] = updated
     return result
 
 

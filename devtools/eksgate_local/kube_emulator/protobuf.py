@@ -121,11 +121,12 @@ def _varint(data: bytes, at: int) -> tuple[int, int]:
 
 def fields(data: bytes) -> list[tuple[int, int, Any]]:
     """(field number, wire type, value) in order: varints as int, length-delimited as bytes."""
-    found = []
+    found: list[tuple[int, int, Any]] = []
     at = 0
     while at < len(data):
         key, at = _varint(data, at)
         number, wire = key >> 3, key & 7
+        value: int | bytes
         if wire == 0:
             value, at = _varint(data, at)
         elif wire == 2:

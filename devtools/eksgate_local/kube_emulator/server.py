@@ -542,18 +542,20 @@ class _Handler(StreamingMixin, BaseHTTPRequestHandler):
             )
             return
         if method == "DELETE":
-            options = self._delete_options(raw)
+            delete_options = self._delete_options(raw)
             if name is None:
                 self._verb = "deletecollection"
                 list_options = parse_list_options(info, query)
                 result = api.delete_collection(
-                    info, ns, list_options, options, dry_run=self._dry_run
+                    info, ns, list_options, delete_options, dry_run=self._dry_run
                 )
                 result["items"] = [strip_type_meta(o) for o in result["items"]]
                 self._send_json(200, result)
             else:
                 self._verb = "delete"
-                self._send_json(200, api.delete(info, ns, name, options, dry_run=self._dry_run))
+                self._send_json(
+                    200, api.delete(info, ns, name, delete_options, dry_run=self._dry_run)
+                )
             return
         raise method_not_allowed("the server does not allow this method on the requested resource")
 

@@ -9,6 +9,7 @@ Callers hold :attr:`ObjectStore.lock` for read-modify-write sequences.
 
 from __future__ import annotations
 
+import builtins
 import copy
 import queue
 import threading
@@ -158,7 +159,7 @@ class ObjectStore:
         since: int | None,
         *,
         initial_filter: Callable[[Object], bool] | None = None,
-    ) -> tuple[list[StoreEvent], Watcher]:
+    ) -> tuple[builtins.list[StoreEvent], Watcher]:
         """Register a watcher atomically with its starting point.
 
         ``since`` None means "current state first": synthetic ADDED events for every existing

@@ -44,7 +44,7 @@ def _int_param(query: dict[str, list[str]], name: str) -> int | None:
     if raw in (None, ""):
         return None
     try:
-        return int(raw)  # type: ignore[arg-type]
+        return int(raw)
     except ValueError as exc:
         raise bad_request(f"{name}: Invalid value: {raw!r}: must be an integer") from exc
 
@@ -56,10 +56,13 @@ class StreamingMixin:
     ``_send_bytes`` / ``_start_stream`` / ``_chunk`` / ``_end_stream`` writers.
     """
 
-    emulator: KubeEmulator
     headers: Any
     _query: dict[str, list[str]]
     _verb: str
+
+    @property
+    def emulator(self) -> KubeEmulator:  # the handler's: its server's emulator
+        raise NotImplementedError
 
     def _send_bytes(self, code: int, data: bytes, content_type: str) -> None:
         raise NotImplementedError
@@ -168,7 +171,7 @@ class StreamingMixin:
         since: int | None = None
         if rv_param not in (None, "", "0"):
             try:
-                since = int(rv_param)  # type: ignore[arg-type]
+                since = int(rv_param)
             except ValueError as exc:
                 raise bad_request(f"invalid resource version: {rv_param}") from exc
         send_initial = query_flag(query, "sendInitialEvents")
