@@ -366,23 +366,59 @@ def policy_files(directory: Path) -> list[Path]:
     return sorted(p for p in directory.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
 
 
+@dataclass(frozen=True)
+class PolicyFile:
+    """One policy file's bytes as read once: the snapshot key and a full load see the same."""
+
+    path: Path
+    data: bytes | None  # None: it could not be read (``error`` says why)
+    error: str = ""
+
+
+def read_policy_files(directory: Path | str) -> list[PolicyFile]:
+    """The bytes of every policy file of ``directory``; PolicyError if it is not a directory."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise PolicyError([Problem(str(directory), 0, "", "policy directory does not exist")])
+    return [_read(path) for path in policy_files(directory)]
+
+
+def _read(path: Path) -> PolicyFile:
+    try:
+        return PolicyFile(path, path.read_bytes())
+    except OSError as exc:
+        return PolicyFile(path, None, f"cannot read: {exc}")
+
+
 def load_policies(directory: Path | str, files: Iterable[Path] | None = None) -> tuple[Policy, ...]:
     """Every policy in ``directory``; PolicyError listing all problems in all files.
 
     Names must be unique: approvals and audit records refer to policies by name.
     """
-    directory = Path(directory)
-    if not directory.is_dir():
+    if files is None:
+        return load_policy_files(read_policy_files(directory))
+    if not Path(directory).is_dir():
         raise PolicyError([Problem(str(directory), 0, "", "policy directory does not exist")])
+    return load_policy_files([_read(path) for path in files])
+
+
+def load_policy_files(files: Iterable[PolicyFile]) -> PolicySet:
+    """Parse and validate files already read: the full load, with every problem named."""
     policies: list[Policy] = []
     problems: list[Problem] = []
-    for path in files if files is not None else policy_files(directory):
+    for file in files:
+        if file.data is None:
+            problems.append(Problem(str(file.path), 0, "", file.error))
+            continue
         try:
-            policies.extend(load_policy_text(path.read_text(encoding="utf-8"), str(path)))
+            text = file.data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            problems.append(Problem(str(file.path), 0, "", f"cannot read: {exc}"))
+            continue
+        try:
+            policies.extend(load_policy_text(text, str(file.path)))
         except PolicyError as exc:
             problems.extend(exc.problems)
-        except (OSError, UnicodeDecodeError) as exc:
-            problems.append(Problem(str(path), 0, "", f"cannot read: {exc}"))
     seen: dict[str, Policy] = {}
     for policy in policies:
         if policy.name in seen:
