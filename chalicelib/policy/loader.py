@@ -24,9 +24,31 @@ MAX_SESSION_CEILING = 900  # an EKS token lives 15 minutes; no session outlives 
 MAX_APPROVAL_SECONDS = 24 * 3600
 
 Path_ = tuple[Any, ...]
-# libyaml's parser is about twenty times faster than PyYAML's pure-Python one, and a cold start
-# pays for every policy file; its nodes carry the same line marks.
-_YamlLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_STR_TAG = "tag:yaml.org,2002:str"
+_UNREADABLE = object()  # a scalar the YAML constructor refused (the problem is recorded)
+_RESOLVED_LIMIT = 4096
+
+
+class _YamlLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """libyaml's parser (about twenty times faster than PyYAML's pure-Python one; its nodes carry
+    the same line marks), with each scalar's tag resolution remembered.
+
+    PyYAML resolves every scalar's tag in Python, trying its implicit regexes (int, bool,
+    timestamp ...) in turn: a third of composing a policy file. Policies repeat the same words
+    (verbs, effects, groups), and a tag depends only on the text and how it was written (the
+    safe loader has no path resolvers), so remembering it changes no answer.
+    """
+
+    _resolved: dict[tuple[Any, Any, Any], str] = {}
+
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> str:
+        key = (kind, value, implicit)
+        tag = self._resolved.get(key)
+        if tag is None:
+            if len(self._resolved) >= _RESOLVED_LIMIT:
+                self._resolved.clear()
+            tag = self._resolved[key] = super().resolve(kind, value, implicit)
+        return tag
 
 
 @dataclass(frozen=True)
@@ -69,6 +91,7 @@ class _LineTracker:
         self.file = file
         self.lines: dict[Path_, int] = {}
         self.problems: list[Problem] = []
+        self.unreadable = 0  # scalars the constructor refused: their documents are not judged
         self._constructor = yaml.SafeLoader("")
 
     def build(self, node: yaml.Node, path: Path_) -> Any:
@@ -76,7 +99,9 @@ class _LineTracker:
         if isinstance(node, yaml.MappingNode):
             result: dict[Any, Any] = {}
             for key_node, value_node in node.value:
-                key = self._constructor.construct_object(key_node, deep=True)
+                key = self._scalar(key_node, path)
+                if key is _UNREADABLE:
+                    continue
                 if not isinstance(key, str):
                     self.problems.append(
                         Problem(
@@ -102,7 +127,29 @@ class _LineTracker:
             return result
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, path + (i,)) for i, item in enumerate(node.value)]
-        return self._constructor.construct_object(node, deep=True)
+        return self._scalar(node, path)
+
+    def _scalar(self, node: yaml.Node, path: Path_) -> Any:
+        # A plain string is its text (what SafeConstructor returns for it); other tags (int,
+        # bool, null, timestamp ...) go through the constructor.
+        if node.tag == _STR_TAG and isinstance(node, yaml.ScalarNode):
+            return node.value
+        try:
+            return self._constructor.construct_object(node, deep=True)
+        except (yaml.YAMLError, ValueError, TypeError, OverflowError) as exc:
+            # `2020-13-45` (a timestamp that is no date), bad `!!binary`, unknown tags: a
+            # problem at its line, never a stack trace.
+            reason = getattr(exc, "problem", None) or str(exc)
+            self.problems.append(
+                Problem(
+                    self.file,
+                    node.start_mark.line + 1,
+                    field_name(path[1:]),
+                    f"not a value policies can hold: {reason}",
+                )
+            )
+            self.unreadable += 1
+            return _UNREADABLE
 
     def line(self, path: Path_) -> int:
         while path not in self.lines and path:
@@ -336,7 +383,10 @@ def load_policy_text(text: str, file: str = "<policy>") -> list[Policy]:
         if node is None:
             continue
         prefix: Path_ = (index,)
+        unreadable = tracker.unreadable
         document = tracker.build(node, prefix)
+        if tracker.unreadable > unreadable:
+            continue  # named where it is; judging the rest would only add noise about it
         if not isinstance(document, dict):
             problems.append(
                 Problem(file, node.start_mark.line + 1, "", "a policy must be a mapping")
