@@ -148,8 +148,11 @@ def compile_snapshot(directory: Path | str) -> tuple[Path, int]:
     policies = load_policy_files(files)  # from the very bytes the key is computed over
     target = snapshot_path(directory)
     temporary = target.with_name(f"{target.name}.{os.getpid()}.tmp")
-    temporary.write_bytes(encode_snapshot(files, policies))
-    os.replace(temporary, target)
+    try:
+        temporary.write_bytes(encode_snapshot(files, policies))
+        os.replace(temporary, target)
+    finally:
+        temporary.unlink(missing_ok=True)
     return target, len(policies)
 
 
