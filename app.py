@@ -29,11 +29,14 @@ if TYPE_CHECKING:
 # logger of the same name and set it to ERROR, silently dropping the gateway's own log lines.
 app = Chalice(app_name="eksgate", configure_logs=False)
 # Run by the Chalice CLI (deploy, package): complete the API definition it generates
-# (eksgate/api_definition.py). The Lambda never loads chalice.deploy, nor this import.
+# (eksgate/api_definition.py) and compile the policy snapshot into the package
+# (eksgate/policy_packaging.py). The Lambda never loads chalice.deploy, nor these imports.
 if "chalice.deploy.swagger" in sys.modules:
     from eksgate.api_definition import use_complete_definitions
+    from eksgate.policy_packaging import compile_when_packaging
 
     use_complete_definitions()
+    compile_when_packaging()
 _services: Services | None = None
 # Chalice's ANY does not reach greedy routes on API Gateway; list every method kubectl uses.
 PROXY_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]

@@ -31,7 +31,8 @@ from chalicelib.gateway.pipeline import Gateway
 from chalicelib.gateway.upstream import HttpsUpstream, Upstream
 from chalicelib.identity.oidc import IdentityVerifier, JwksCache, http_jwks_fetcher
 from chalicelib.observability import logger
-from chalicelib.policy import Policy, PolicyError, load_policies
+from chalicelib.policy import Policy, PolicyError
+from chalicelib.policy.snapshot import load_with_snapshot
 from chalicelib.slack.client import LazySlackClient
 from chalicelib.slack.credentials import SlackCredentialStore
 from chalicelib.slack.directory import SlackDirectory
@@ -58,7 +59,8 @@ def build_services(
     settings = settings or load_settings()
     session = session or boto3.session.Session(region_name=settings.region)
     try:
-        policies = load_policies(settings.policy_dir)
+        # From the snapshot packaging compiled, if it matches the files byte for byte.
+        loaded = load_with_snapshot(settings.policy_dir)
     except PolicyError as exc:
         # The details go to the log for operators; callers only learn that we fail closed.
         logger.error("policies failed to load", extra={"problems": str(exc)})
@@ -66,6 +68,14 @@ def build_services(
             "policies failed to load; every request is refused until "
             "they are fixed (see the function's log)"
         ) from exc
+    policies = loaded.policies
+    if loaded.snapshot != "used":
+        # Names the snapshot's state, never policy content; the policies loaded from the files.
+        log = logger.info if loaded.snapshot == "absent" else logger.warning
+        log(
+            "policy snapshot not used; policies loaded from their files",
+            extra={"snapshot": loaded.snapshot, "reason": loaded.detail},
+        )
     http = urllib3.PoolManager(num_pools=4)
     verifier = IdentityVerifier(
         settings.issuers,

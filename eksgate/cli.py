@@ -128,6 +128,12 @@ def build_parser() -> argparse.ArgumentParser:
     lint.add_argument("dir", nargs="?")
     test = policy_commands.add_parser("test", help="run the cases in DIR/tests/*.yaml")
     test.add_argument("dir", nargs="?")
+    compile_ = policy_commands.add_parser(
+        "compile",
+        help="validate policies and write DIR/.eksgate-snapshot.json, which a cold start loads "
+        "instead of the YAML while it matches the files (chalice deploy/package do this)",
+    )
+    compile_.add_argument("dir", nargs="?")
     policy_suggest = policy_commands.add_parser(
         "suggest", help="the smallest policy the audit trail shows is needed (auditors)"
     )
@@ -327,7 +333,11 @@ def _run(argv: list[str]) -> int:
             if args.policy_command == "suggest":
                 return policy_trail_cmd.cmd_suggest(args, _policy_dir(args.policies))
             return policy_trail_cmd.cmd_simulate(args, _policy_dir(args.dir))
-        run = policy_cmd.cmd_lint if args.policy_command == "lint" else policy_cmd.cmd_test
+        run = {
+            "lint": policy_cmd.cmd_lint,
+            "test": policy_cmd.cmd_test,
+            "compile": policy_cmd.cmd_compile,
+        }[args.policy_command]
         return run(_policy_dir(args.dir))
     if args.command == "can-i":
         from eksgate.policy_cmd import cmd_can_i

@@ -168,6 +168,24 @@ def cmd_lint(directory: Path) -> int:
     return 0
 
 
+def cmd_compile(directory: Path) -> int:
+    """Write the policy snapshot a cold start loads; exit 1 with lint's errors if any."""
+    from chalicelib.policy.snapshot import compile_snapshot
+
+    try:
+        path, count = compile_snapshot(directory)
+    except PolicyError as exc:
+        for problem in exc.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        print(f"{len(exc.problems)} error(s); no snapshot written", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"error: cannot write the snapshot: {exc}", file=sys.stderr)
+        return 1
+    print(f"{count} policies compiled into {path}")
+    return 0
+
+
 # ---- requests and identities as tests and can-i write them ----------------------------------
 
 

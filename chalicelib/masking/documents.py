@@ -597,7 +597,8 @@ def _mask_last_applied(value: str, ctx: _Context, owner_kind: str) -> str:
         return MASK
     if not isinstance(parsed, dict):
         return MASK
-    claimed = parsed.get("kind") if isinstance(parsed.get("kind"), str) else ""
+    raw_claimed = parsed.get("kind")
+    claimed = raw_claimed if isinstance(raw_claimed, str) else ""
     if owner_kind in ("", "?"):
         unknown_with_data = not _is_secret_kind(claimed) and any(
             key in parsed for key in ("data", "stringData", "binaryData")

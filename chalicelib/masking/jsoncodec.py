@@ -54,7 +54,8 @@ def loads(raw: bytes | str, *, long_numbers: bool = True) -> Any:
         return orjson.loads(raw)
     except orjson.JSONDecodeError:
         # Lone surrogates (\ud800) are valid JSON escapes orjson refuses; json accepts them.
-        if (b"\\u" if isinstance(raw, bytes) else "\\u") not in raw:
+        escaped = b"\\u" in raw if isinstance(raw, bytes) else "\\u" in raw
+        if not escaped:
             raise
     return _standard_loads(raw)
 

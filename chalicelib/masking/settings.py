@@ -40,7 +40,9 @@ class MaskingSettings:
         object.__setattr__(self, "families", frozenset(self.patterns))
 
     @classmethod
-    def excepting(cls, excepted: tuple[str, ...] = (), **options: str) -> MaskingSettings:
+    def excepting(
+        cls, excepted: tuple[str, ...] = (), unscannable_binary: str = "withhold"
+    ) -> MaskingSettings:
         """Every family but ``excepted``: a family added later is on for these settings too."""
         unknown = sorted(set(excepted) - PATTERN_NAMES)
         if unknown:
@@ -48,7 +50,8 @@ class MaskingSettings:
                 f"unknown masking pattern(s) {', '.join(unknown)}; "
                 f"choose from {', '.join(sorted(PATTERN_NAMES))}"
             )
-        return cls(patterns=tuple(sorted(PATTERN_NAMES - set(excepted))), **options)
+        patterns = tuple(sorted(PATTERN_NAMES - set(excepted)))
+        return cls(patterns=patterns, unscannable_binary=unscannable_binary)
 
 
 DEFAULT_SETTINGS = MaskingSettings()

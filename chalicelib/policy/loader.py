@@ -23,9 +23,31 @@ MAX_SESSION_CEILING = 900  # an EKS token lives 15 minutes; no session outlives 
 MAX_APPROVAL_SECONDS = 24 * 3600
 
 Path_ = tuple[Any, ...]
-# libyaml's parser is about twenty times faster than PyYAML's pure-Python one, and a cold start
-# pays for every policy file; its nodes carry the same line marks.
-_YamlLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_STR_TAG = "tag:yaml.org,2002:str"
+_UNREADABLE = object()  # a scalar the YAML constructor refused (the problem is recorded)
+_RESOLVED_LIMIT = 4096
+
+
+class _YamlLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """libyaml's parser (about twenty times faster than PyYAML's pure-Python one; its nodes carry
+    the same line marks), with each scalar's tag resolution remembered.
+
+    PyYAML resolves every scalar's tag in Python, trying its implicit regexes (int, bool,
+    timestamp ...) in turn: a third of composing a policy file. Policies repeat the same words
+    (verbs, effects, groups), and a tag depends only on the text and how it was written (the
+    safe loader has no path resolvers), so remembering it changes no answer.
+    """
+
+    _resolved: dict[tuple[Any, Any, Any], str] = {}
+
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> str:
+        key = (kind, value, implicit)
+        tag = self._resolved.get(key)
+        if tag is None:
+            if len(self._resolved) >= _RESOLVED_LIMIT:
+                self._resolved.clear()
+            tag = self._resolved[key] = super().resolve(kind, value, implicit)
+        return tag
 
 
 @dataclass(frozen=True)
@@ -68,6 +90,7 @@ class _LineTracker:
         self.file = file
         self.lines: dict[Path_, int] = {}
         self.problems: list[Problem] = []
+        self.unreadable = 0  # scalars the constructor refused: their documents are not judged
         self._constructor = yaml.SafeLoader("")
 
     def build(self, node: yaml.Node, path: Path_) -> Any:
@@ -75,7 +98,9 @@ class _LineTracker:
         if isinstance(node, yaml.MappingNode):
             result: dict[Any, Any] = {}
             for key_node, value_node in node.value:
-                key = self._constructor.construct_object(key_node, deep=True)
+                key = self._scalar(key_node, path)
+                if key is _UNREADABLE:
+                    continue
                 if not isinstance(key, str):
                     self.problems.append(
                         Problem(
@@ -101,7 +126,29 @@ class _LineTracker:
             return result
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, path + (i,)) for i, item in enumerate(node.value)]
-        return self._constructor.construct_object(node, deep=True)
+        return self._scalar(node, path)
+
+    def _scalar(self, node: yaml.Node, path: Path_) -> Any:
+        # A plain string is its text (what SafeConstructor returns for it); other tags (int,
+        # bool, null, timestamp ...) go through the constructor.
+        if node.tag == _STR_TAG and isinstance(node, yaml.ScalarNode):
+            return node.value
+        try:
+            return self._constructor.construct_object(node, deep=True)
+        except (yaml.YAMLError, ValueError, TypeError, OverflowError) as exc:
+            # `2020-13-45` (a timestamp that is no date), bad `!!binary`, unknown tags: a
+            # problem at its line, never a stack trace.
+            reason = getattr(exc, "problem", None) or str(exc)
+            self.problems.append(
+                Problem(
+                    self.file,
+                    node.start_mark.line + 1,
+                    field_name(path[1:]),
+                    f"not a value policies can hold: {reason}",
+                )
+            )
+            self.unreadable += 1
+            return _UNREADABLE
 
     def line(self, path: Path_) -> int:
         while path not in self.lines and path:
@@ -335,7 +382,10 @@ def load_policy_text(text: str, file: str = "<policy>") -> list[Policy]:
         if node is None:
             continue
         prefix: Path_ = (index,)
+        unreadable = tracker.unreadable
         document = tracker.build(node, prefix)
+        if tracker.unreadable > unreadable:
+            continue  # named where it is; judging the rest would only add noise about it
         if not isinstance(document, dict):
             problems.append(
                 Problem(file, node.start_mark.line + 1, "", "a policy must be a mapping")
@@ -357,23 +407,59 @@ def policy_files(directory: Path) -> list[Path]:
     return sorted(p for p in directory.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
 
 
+@dataclass(frozen=True)
+class PolicyFile:
+    """One policy file's bytes as read once: the snapshot key and a full load see the same."""
+
+    path: Path
+    data: bytes | None  # None: it could not be read (``error`` says why)
+    error: str = ""
+
+
+def read_policy_files(directory: Path | str) -> list[PolicyFile]:
+    """The bytes of every policy file of ``directory``; PolicyError if it is not a directory."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise PolicyError([Problem(str(directory), 0, "", "policy directory does not exist")])
+    return [_read(path) for path in policy_files(directory)]
+
+
+def _read(path: Path) -> PolicyFile:
+    try:
+        return PolicyFile(path, path.read_bytes())
+    except OSError as exc:
+        return PolicyFile(path, None, f"cannot read: {exc}")
+
+
 def load_policies(directory: Path | str, files: Iterable[Path] | None = None) -> PolicySet:
     """Every policy in ``directory``; PolicyError listing all problems in all files.
 
     Names must be unique: approvals and audit records refer to policies by name.
     """
-    directory = Path(directory)
-    if not directory.is_dir():
+    if files is None:
+        return load_policy_files(read_policy_files(directory))
+    if not Path(directory).is_dir():
         raise PolicyError([Problem(str(directory), 0, "", "policy directory does not exist")])
+    return load_policy_files([_read(path) for path in files])
+
+
+def load_policy_files(files: Iterable[PolicyFile]) -> PolicySet:
+    """Parse and validate files already read: the full load, with every problem named."""
     policies: list[Policy] = []
     problems: list[Problem] = []
-    for path in files if files is not None else policy_files(directory):
+    for file in files:
+        if file.data is None:
+            problems.append(Problem(str(file.path), 0, "", file.error))
+            continue
         try:
-            policies.extend(load_policy_text(path.read_text(encoding="utf-8"), str(path)))
+            text = file.data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            problems.append(Problem(str(file.path), 0, "", f"cannot read: {exc}"))
+            continue
+        try:
+            policies.extend(load_policy_text(text, str(file.path)))
         except PolicyError as exc:
             problems.extend(exc.problems)
-        except (OSError, UnicodeDecodeError) as exc:
-            problems.append(Problem(str(path), 0, "", f"cannot read: {exc}"))
     seen: dict[str, Policy] = {}
     for policy in policies:
         if policy.name in seen:

@@ -7,6 +7,7 @@ started is stopped. Ports are picked free at start, so two stacks never collide.
 from __future__ import annotations
 
 import base64
+import contextlib
 import importlib
 import importlib.util
 import json
@@ -84,6 +85,21 @@ def load_app_module(project_dir: Path = PROJECT_DIR) -> ModuleType:
     sys.modules["app"] = module
     spec.loader.exec_module(module)
     return module
+
+
+def _compile_policy_snapshot(policy_dir: Path | None) -> None:
+    """Compile the snapshot the app loads at its cold start, as packaging does for Lambda.
+
+    Policies that do not load are left to the app, which refuses every request and logs each
+    problem (as a deployed function would); a directory that cannot be written costs only the
+    snapshot: the app then loads the files themselves.
+    """
+    from chalicelib.config import DEFAULT_POLICY_DIR
+    from chalicelib.policy import PolicyError
+    from chalicelib.policy.snapshot import compile_snapshot
+
+    with contextlib.suppress(PolicyError, OSError):
+        compile_snapshot(policy_dir or DEFAULT_POLICY_DIR)
 
 
 class LocalStack:
@@ -292,6 +308,7 @@ class LocalStack:
         }
         if self.policy_dir:
             env["EKSGATE_POLICY_DIR"] = str(self.policy_dir.resolve())
+        _compile_policy_snapshot(self.policy_dir)
         for name, value in env.items():
             self._saved_env.setdefault(name, os.environ.get(name))
             os.environ[name] = value

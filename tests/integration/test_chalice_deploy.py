@@ -15,6 +15,9 @@ import pytest
 from eksgate_local.stage import PROJECT_DIR
 from moto.server import ThreadedMotoServer
 
+from chalicelib.policy import load_policies
+from chalicelib.policy.snapshot import load_with_snapshot
+
 PROXY_METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 REGION = "us-east-1"
 
@@ -142,6 +145,23 @@ def test_the_lambda_package_holds_the_app_and_no_operator_tools(deployed):
     names = zipfile.ZipFile(package).namelist()
     assert "app.py" in names and "chalicelib/__init__.py" in names
     assert not [name for name in names if name.startswith("eksgate/")]
+
+
+def test_the_lambda_package_holds_the_policy_snapshot_of_its_files(deployed, tmp_path):
+    """Packaging compiled the snapshot of exactly the policies it ships; the function's cold
+    start, reading the package, uses it (eksgate/policy_packaging.py)."""
+    _, _, project, _ = deployed
+    assert "eksgate: compiled 3 policies into chalicelib/policies/.eksgate-snapshot.json" in (
+        deployed[0].stdout
+    )
+    (package,) = (project / ".chalice" / "deployments").glob("*.zip")
+    with zipfile.ZipFile(package) as archive:
+        assert "chalicelib/policies/.eksgate-snapshot.json" in archive.namelist()
+        archive.extractall(tmp_path / "task")
+    policies = tmp_path / "task" / "chalicelib" / "policies"
+    loaded = load_with_snapshot(policies)
+    assert loaded.snapshot == "used", loaded.detail
+    assert tuple(loaded.policies) == tuple(load_policies(policies))
 
 
 def test_a_second_deploy_updates_the_same_api(deployed):

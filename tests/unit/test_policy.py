@@ -511,3 +511,36 @@ def test_fast_schema_check_agrees_with_jsonschema(change):
     document = yaml.safe_load(VALID.replace(*change) if change[0] else VALID)
     fast = compile_schema(POLICY_SCHEMA)(document)
     assert fast == jsonschema.Draft202012Validator(POLICY_SCHEMA).is_valid(document)
+
+
+@pytest.mark.parametrize(
+    "line, expected",
+    [
+        ("description: 2020-13-45", "2: description: not a value policies can hold: month"),
+        ("description: !!binary xx", "2: description: not a value policies can hold: failed"),
+        ("description: !!python/object:os.system x", "could not determine a constructor"),
+        ("? !!binary xx\n: b", "2: not a value policies can hold: failed to decode base64"),
+    ],
+)
+def test_values_yaml_cannot_construct_are_errors_at_their_line(line, expected):
+    text = VALID.replace("name: team\n", f"name: team\n{line}\n", 1)
+    (error,) = errors_for(text)
+    assert error.startswith("policies/team.yaml:") and expected in error
+
+
+def test_the_remembered_yaml_tags_change_no_value():
+    """The loader remembers each scalar's resolved tag; the values are PyYAML's own."""
+    import yaml
+
+    text = "a: [1, '1', true, 'true', null, ~, 1.5, 0x1f, 2020-01-02, yes, on, '', x]\n"
+    for _ in range(2):
+        assert load_policy_text_values(text) == yaml.safe_load(text)
+
+
+def load_policy_text_values(text):
+    import yaml
+
+    from chalicelib.policy.loader import _LineTracker, _YamlLoader
+
+    (node,) = yaml.compose_all(text, Loader=_YamlLoader)
+    return _LineTracker("t.yaml").build(node, (0,))
