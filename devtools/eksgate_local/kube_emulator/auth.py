@@ -260,6 +260,9 @@ def presigned_signature(
     return hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest()
 
 
+STATE_DUMP_TIMEOUT = 30.0
+
+
 def moto_secret_lookup(endpoint_url: str, *, timeout: float = 5.0) -> Callable[[str], str | None]:
     """Return ``access_key_id -> secret`` backed by moto's ``/moto-api/data.json``.
 
@@ -315,7 +318,11 @@ class EksTokenAuthenticator:
         self._base = f"{parts.scheme}://{parts.netloc}"
         self.cluster_name = cluster_name
         self._verify_signature = verify_signature
-        self._secret_lookup = secret_lookup or moto_secret_lookup(self._base, timeout=timeout)
+        # The dump holds all of moto's state (every audit item the tests wrote too): it grows
+        # as a test run goes on, and on a loaded machine takes seconds to build.
+        self._secret_lookup = secret_lookup or moto_secret_lookup(
+            self._base, timeout=max(timeout, STATE_DUMP_TIMEOUT)
+        )
         self._cache_ttl = cache_ttl
         self._timeout = timeout
         self._cache: dict[str, tuple[str, float]] = {}
