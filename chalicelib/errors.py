@@ -43,6 +43,14 @@ class NotFound(EksgateError):
     reason = "NotFound"
 
 
+class UnknownCluster(NotFound):
+    """A ``/k8s/{cluster}`` path this gateway does not serve. kubectl meets it first in API
+    discovery, which prints a fixed "could not find the requested resource" for any 404 and
+    drops the Status; the answer repeats its message as a ``Warning``, which kubectl prints."""
+
+    as_warning = True
+
+
 class MethodNotAllowed(EksgateError):
     status = 405
     reason = "MethodNotAllowed"

@@ -37,7 +37,12 @@ class ProxyResponse:
 
     def with_warning(self, text: str) -> ProxyResponse:
         """The same answer with a ``Warning`` header, which kubectl prints as ``Warning: ...``."""
-        warning = f'299 - "{text}"'
+        # A quoted-string (RFC 9111): quotes and backslashes escaped, no control characters,
+        # so text that echoes the request (a cluster name) can neither break nor add a header.
+        quoted = "".join(
+            "\\" + c if c in '"\\' else c if c.isprintable() and c.isascii() else "?" for c in text
+        )
+        warning = f'299 - "{quoted}"'
         if self.headers.get("warning"):  # the cluster's own warnings stay
             warning = f"{self.headers['warning']}, {warning}"
         return ProxyResponse(

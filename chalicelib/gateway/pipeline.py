@@ -31,8 +31,8 @@ from chalicelib.errors import (
     BadRequest,
     EksgateError,
     Forbidden,
-    NotFound,
     Unauthorized,
+    UnknownCluster,
 )
 from chalicelib.gateway.answers import ProxyResponse, masked_response
 from chalicelib.gateway.exchange import (
@@ -46,6 +46,7 @@ from chalicelib.gateway.exchange import (
 from chalicelib.gateway.forward import Forwarder
 from chalicelib.identity.bearer import bearer_token
 from chalicelib.permissions.access_review import answer_self_review, is_self_review
+from chalicelib.permissions.whoami import identity_review, is_identity_review
 from chalicelib.policy import Decision, Policy
 from chalicelib.policy.engine import decide_request
 
@@ -88,6 +89,8 @@ class Gateway:
             exchange = open_exchange(authenticated, self._limits, self._clock())
             if is_self_review(exchange.request):
                 return self._answer_self_review(exchange)  # kubectl auth can-i
+            if is_identity_review(exchange.request):
+                return self._answer_identity_review(exchange)  # kubectl auth whoami
             decision = self.decide(exchange)
             approval = self.clear(exchange, decision)
         except NoChange as unchanged:
@@ -131,7 +134,7 @@ class Gateway:
             )
         return Authenticated(incoming, session, policy)
 
-    def _unknown_cluster(self, token: str, cluster: str) -> NotFound:
+    def _unknown_cluster(self, token: str, cluster: str) -> UnknownCluster:
         """A 404 for a cluster path this gateway does not serve (a typo, most likely), naming
         the clusters the caller may use when their token proves who they are. A 401 here
         would send kubectl into re-login loops that hide the real reason."""
@@ -139,7 +142,7 @@ class Gateway:
             claimed = str(jwt.decode(token, options={"verify_signature": False}).get("cls", ""))
             session = self._sessions.verify(token, claimed)
         except (jwt.PyJWTError, EksgateError):
-            return NotFound(
+            return UnknownCluster(
                 f"eksgate serves no cluster {cluster!r} (check the path /k8s/<cluster>)"
             )
         policy = self._policies.get(session.policy)
@@ -148,7 +151,7 @@ class Gateway:
             for name in self._forward.cluster_names()
             if policy is not None and policy.applies_to_cluster(name)
         ]
-        return NotFound(
+        return UnknownCluster(
             f"eksgate serves no cluster {cluster!r}; your session is for cluster "
             f"{session.cluster!r}, and your policy may use: {', '.join(usable) or 'none'}",
             details={"name": cluster, "kind": "cluster"},
@@ -257,6 +260,14 @@ class Gateway:
         review = answer_self_review(
             exchange.policy, exchange.request, exchange.body or b"", exchange.media_type
         )
+        body = json.dumps(review, separators=(",", ":"))
+        self._audit.response(exchange, Outcome(201, None, body, note=SELF_REVIEW_NOTE))
+        return ProxyResponse(201, "application/json", body, {"cache-control": "no-store"})
+
+    def _answer_identity_review(self, exchange: Exchange) -> ProxyResponse:
+        """``kubectl auth whoami`` names the caller the gateway verified (the cluster would
+        name the policy's role); the body asks nothing, so it is not read."""
+        review = identity_review(exchange.session, exchange.request.api_version or "v1")
         body = json.dumps(review, separators=(",", ":"))
         self._audit.response(exchange, Outcome(201, None, body, note=SELF_REVIEW_NOTE))
         return ProxyResponse(201, "application/json", body, {"cache-control": "no-store"})

@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 from chalicelib.credentials.session_token import GatewaySession
+from chalicelib.kube.request import KubeRequest
 from chalicelib.policy.model import Policy, Rule
 
 EFFECT_SECTIONS = {"allow": "allowed", "approve": "needs_approval", "deny": "denied"}
@@ -150,3 +151,43 @@ def _rule_line(entry: dict[str, Any]) -> str:
     if entry.get("reason"):
         text += f": {entry['reason']}"
     return text
+
+
+def is_identity_review(request: KubeRequest) -> bool:
+    """Is ``request`` ``kubectl auth whoami`` (a SelfSubjectReview, any version)?
+
+    The gateway answers it from the session: the cluster would name the policy's IAM role,
+    which is who the gateway is, not who the caller is.
+    """
+    return (
+        request.is_resource_request
+        and request.verb == "create"
+        and request.api_group == "authentication.k8s.io"
+        and request.resource == "selfsubjectreviews"
+        and request.api_version in ("v1", "v1beta1", "v1alpha1")
+        and not request.subresource
+        and not request.name
+    )
+
+
+def identity_review(session: GatewaySession, api_version: str) -> dict[str, Any]:
+    """The SelfSubjectReview answer for ``session``: the verified subject, its groups, and the
+    eksgate policy, session and cluster as ``extra`` (what `kubectl auth whoami` prints)."""
+    identity = session.identity
+    return {
+        "apiVersion": f"authentication.k8s.io/{api_version}",
+        "kind": "SelfSubjectReview",
+        "metadata": {"creationTimestamp": None},
+        "status": {
+            "userInfo": {
+                "username": identity.subject,
+                "groups": list(identity.groups),
+                "extra": {
+                    "eksgate.io/issuer": [identity.issuer],
+                    "eksgate.io/policy": [session.policy],
+                    "eksgate.io/session": [session.session_id],
+                    "eksgate.io/cluster": [session.cluster],
+                },
+            }
+        },
+    }

@@ -56,12 +56,13 @@ def json_route(handler: Callable[[], Any]) -> Response:
 def status_response(error: EksgateError) -> ProxyResponse:
     from chalicelib.gateway.answers import ProxyResponse
 
-    return ProxyResponse(
+    answer = ProxyResponse(
         error.status,
         "application/json",
         json.dumps(status_body(error)),
         {"cache-control": "no-store"},
     )
+    return answer.with_warning(error.message) if getattr(error, "as_warning", False) else answer
 
 
 def status_for_exception(exc: BaseException) -> EksgateError:

@@ -1,7 +1,7 @@
 """`kubectl auth can-i` and `eksgate whoami` through the gateway answer from the policy.
 
-kubectl 1.32+ sends the review as protobuf; the oldest kubectl here sends JSON. Both are
-run explicitly (not through the version dispatcher).
+kubectl 1.32+ sends the review as protobuf; the oldest supported kubectl (1.31) sends JSON.
+Both are run by path (`tests/kubectl_versions.py`), not through the version dispatcher.
 """
 
 from __future__ import annotations
@@ -13,17 +13,9 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = [pytest.mark.e2e]
+from tests.e2e.conftest import KUBECTLS
 
-KUBECTL_DIR = Path("/usr/lib/google-cloud-sdk/bin")
-VERSIONS = (
-    sorted(
-        (p.name for p in KUBECTL_DIR.glob("kubectl.1.*")), key=lambda n: int(n.rsplit(".", 1)[1])
-    )
-    if KUBECTL_DIR.is_dir()
-    else []
-)
-CHOSEN = sorted({VERSIONS[0], VERSIONS[-1]}) if VERSIONS else []
+pytestmark = [pytest.mark.e2e]
 
 
 @pytest.fixture
@@ -60,7 +52,7 @@ def kubeconfig(stack, tmp_path):
 def can_i(stack, kubectl: str, kubeconfig: Path, tmp_path: Path, *args: str):
     return subprocess.run(
         [
-            str(KUBECTL_DIR / kubectl),
+            kubectl,
             "--kubeconfig",
             str(kubeconfig),
             "--certificate-authority",
@@ -80,9 +72,9 @@ def can_i(stack, kubectl: str, kubeconfig: Path, tmp_path: Path, *args: str):
     )
 
 
-@pytest.mark.skipif(not CHOSEN, reason="no versioned kubectl binaries on this machine")
-@pytest.mark.parametrize("kubectl", CHOSEN)
-def test_can_i_answers_from_the_policy(stack, kubeconfig, tmp_path, kubectl):
+@pytest.mark.skipif(not KUBECTLS, reason="kubectl is not installed")
+def test_can_i_answers_from_the_policy(stack, kubeconfig, tmp_path, kubectl_binary):
+    kubectl = kubectl_binary
     delete = can_i(stack, kubectl, kubeconfig, tmp_path, "delete", "namespaces")
     assert delete.returncode == 1 and delete.stdout.startswith("no")
     assert "no-namespace-deletes" in delete.stdout + delete.stderr

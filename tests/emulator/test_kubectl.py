@@ -159,7 +159,25 @@ def test_dry_run_server_and_errors(kubectl) -> None:
 
 
 def test_protobuf_bodies_from_typed_commands(kubectl, emulator: KubeEmulator) -> None:
-    # create configmap / create namespace / auth can-i / auth whoami send protobuf from 1.32 on
+    # create deployment / configmap / secret / namespace and auth can-i / whoami send protobuf
+    # from 1.32 on; what is stored is what was asked for (replicas: 0 is not defaulted to 1)
+    kubectl(
+        "create", "deployment", "proto-web", "-n", "shop", "--image=nginx:1.27", "--port=80",
+        "--replicas=0", "--", "nginx", "-g", "daemon off;",
+    )  # fmt: skip
+    deployment = emulator.get_object("apps", "deployments", "shop", "proto-web")
+    assert deployment is not None and deployment["spec"]["replicas"] == 0
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == "nginx:1.27"
+    assert container["command"] == ["nginx", "-g", "daemon off;"]
+    assert container["ports"][0]["containerPort"] == 80
+    kubectl("delete", "deployment", "proto-web", "-n", "shop")
+    kubectl("create", "secret", "generic", "proto-s", "-n", "shop", "--from-literal=k=v")
+    secret = emulator.get_object("", "secrets", "shop", "proto-s")
+    assert secret is not None and secret["data"] == {"k": "dg=="} and secret["type"] == "Opaque"
+    kubectl("delete", "secret", "proto-s", "-n", "shop")
+    listed = kubectl("auth", "can-i", "--list", "-n", "shop")
+    assert "*.*" in listed.stdout
     kubectl("create", "configmap", "proto-cm", "-n", "shop", "--from-literal=colour=blue")
     stored = emulator.get_object("", "configmaps", "shop", "proto-cm")
     assert stored is not None and stored["data"] == {"colour": "blue"}

@@ -324,3 +324,32 @@ def test_a_review_of_the_other_kind_or_media_is_refused():
     assert not is_self_review(
         resolve("GET", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews")
     )
+
+
+from chalicelib.permissions.whoami import identity_review, is_identity_review  # noqa: E402
+
+
+@pytest.mark.parametrize("version", ["v1", "v1beta1", "v1alpha1"])
+def test_kubectl_auth_whoami_is_answered_with_the_verified_caller(version):
+    request = resolve("POST", f"/apis/authentication.k8s.io/{version}/selfsubjectreviews")
+    assert is_identity_review(request)
+    answer = identity_review(session(), version)
+    assert answer["apiVersion"] == f"authentication.k8s.io/{version}"
+    user = answer["status"]["userInfo"]
+    assert user["username"] == session().identity.subject
+    assert user["extra"]["eksgate.io/policy"] == ["ci-agent"]
+    assert user["extra"]["eksgate.io/session"] == [session().session_id]
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/apis/authentication.k8s.io/v1/selfsubjectreviews"),
+        ("POST", "/apis/authentication.k8s.io/v1/tokenreviews"),
+        ("POST", "/apis/authentication.k8s.io/v9/selfsubjectreviews"),
+        ("POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews/x"),
+        ("POST", "/apis/authorization.k8s.io/v1/selfsubjectreviews"),
+    ],
+)
+def test_only_a_self_subject_review_is_answered_by_the_gateway(method, path):
+    assert not is_identity_review(resolve(method, path))  # the rest is decided by policy

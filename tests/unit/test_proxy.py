@@ -461,3 +461,16 @@ def test_an_exec_refusal_says_what_the_callers_policy_offers():
     # The ci-agent's policy has no rule for exec at all: no advice to seek a grant it lacks.
     assert "offers no direct grant for it either" in refused.value.message
     assert "no rule of policy 'ci-agent'" in refused.value.message
+
+
+def test_a_cluster_path_typo_repeats_its_reason_as_a_warning_kubectl_prints():
+    # kubectl's discovery prints a fixed text for any 404 and drops the Status message.
+    gw, _ = gateway(FakeUpstream())
+    with pytest.raises(NotFound) as typo:
+        gw.handle(incoming("/api/v1/namespaces/shop/pods", cluster='dm"eo\r\nX-Evil: 1'))
+    answer = status_response(typo.value)
+    assert answer.status == 404
+    warning = answer.headers["warning"]
+    assert warning.startswith('299 - "eksgate serves no cluster ') and "may use: demo" in warning
+    assert '\\"' in warning and "\r" not in warning and "\n" not in warning
+    assert warning.endswith('"') and warning.count('"') - warning.count('\\"') == 2

@@ -1,12 +1,16 @@
 """Kubernetes protobuf request bodies (``application/vnd.kubernetes.protobuf``), decoded to JSON.
 
-Current kubectl sends typed objects as protobuf (``create configmap``, ``create namespace``,
-``auth can-i``, ``auth whoami``). kube-apiserver wraps them in the ``k8s\\x00`` envelope, a
-``runtime.Unknown`` holding the type and the object's bytes. This module decodes the protobuf
-wire format itself and knows the field numbers of the kinds the emulator's seed and tests use
-(from k8s.io/api ``generated.proto``). Go's protobuf encoder writes every non-pointer field,
-zero or not, so an unknown field that holds a zero value is skipped; an unknown field with a
-value is refused (415) rather than silently dropped.
+Current kubectl sends typed objects as protobuf (``create deployment``, ``create configmap``,
+``create secret``, ``create namespace``, ``auth can-i``, ``auth whoami``). kube-apiserver wraps
+them in the ``k8s\\x00`` envelope, a ``runtime.Unknown`` holding the type and the object's
+bytes. This module decodes the protobuf wire format itself, by the field tables in
+``protobuf_kinds`` (taken from k8s.io/api's ``generated.proto``).
+
+Go's encoder writes every non-pointer field, zero or not, and a pointer field only when it is
+set, so a field's presence means something only for pointers: ``replicas: 0`` is written and
+kept, while an empty ``restartPolicy`` is left out as JSON's omitempty would. A field the
+tables do not know, or know but do not decode, is refused (415) whenever it could carry a
+value: the emulator never builds an object that differs from the one the client sent.
 """
 
 from __future__ import annotations
@@ -16,90 +20,26 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .errors import ApiError
+from .protobuf_kinds import (
+    BOOL,
+    BYTES,
+    BYTES_MAP,
+    INT,
+    INT_OR_STRING,
+    KINDS,
+    MANY,
+    POINTER,
+    QUANTITY_MAP,
+    REFUSED,
+    STRING,
+    STRING_MAP,
+    TIME,
+    Schema,
+)
 
 CONTENT_TYPE = "application/vnd.kubernetes.protobuf"
 MAGIC = b"k8s\x00"
-
-# field number -> (JSON name, kind, repeated); kind is a wire kind or a nested schema
-Schema = dict[int, tuple[str, Any, bool]]
-STRING, BYTES, INT, BOOL, TIME, STRING_MAP, BYTES_MAP = (
-    "string",
-    "bytes",
-    "int",
-    "bool",
-    "time",
-    "string_map",
-    "bytes_map",
-)
-
-OWNER_REFERENCE: Schema = {
-    1: ("kind", STRING, False),
-    3: ("name", STRING, False),
-    4: ("uid", STRING, False),
-    5: ("apiVersion", STRING, False),
-    6: ("controller", BOOL, False),
-    7: ("blockOwnerDeletion", BOOL, False),
-}
-OBJECT_META: Schema = {
-    1: ("name", STRING, False),
-    2: ("generateName", STRING, False),
-    3: ("namespace", STRING, False),
-    4: ("selfLink", STRING, False),
-    5: ("uid", STRING, False),
-    6: ("resourceVersion", STRING, False),
-    7: ("generation", INT, False),
-    8: ("creationTimestamp", TIME, False),
-    9: ("deletionTimestamp", TIME, False),
-    10: ("deletionGracePeriodSeconds", INT, False),
-    11: ("labels", STRING_MAP, False),
-    12: ("annotations", STRING_MAP, False),
-    13: ("ownerReferences", OWNER_REFERENCE, True),
-    14: ("finalizers", STRING, True),
-}
-CONFIG_MAP: Schema = {
-    1: ("metadata", OBJECT_META, False),
-    2: ("data", STRING_MAP, False),
-    3: ("binaryData", BYTES_MAP, False),
-    4: ("immutable", BOOL, False),
-}
-NAMESPACE: Schema = {
-    1: ("metadata", OBJECT_META, False),
-    2: ("spec", {1: ("finalizers", STRING, True)}, False),
-    3: ("status", {1: ("phase", STRING, False)}, False),
-}
-RESOURCE_ATTRIBUTES: Schema = {
-    1: ("namespace", STRING, False),
-    2: ("verb", STRING, False),
-    3: ("group", STRING, False),
-    4: ("version", STRING, False),
-    5: ("resource", STRING, False),
-    6: ("subresource", STRING, False),
-    7: ("name", STRING, False),
-}
-SELF_SUBJECT_ACCESS_REVIEW: Schema = {
-    1: ("metadata", OBJECT_META, False),
-    2: (
-        "spec",
-        {
-            1: ("resourceAttributes", RESOURCE_ATTRIBUTES, False),
-            2: (
-                "nonResourceAttributes",
-                {1: ("path", STRING, False), 2: ("verb", STRING, False)},
-                False,
-            ),
-        },
-        False,
-    ),
-    3: ("status", {}, False),
-}
-SELF_SUBJECT_REVIEW: Schema = {1: ("metadata", OBJECT_META, False), 2: ("status", {}, False)}
-
-KINDS: dict[tuple[str, str], Schema] = {
-    ("v1", "ConfigMap"): CONFIG_MAP,
-    ("v1", "Namespace"): NAMESPACE,
-    ("authorization.k8s.io/v1", "SelfSubjectAccessReview"): SELF_SUBJECT_ACCESS_REVIEW,
-    ("authentication.k8s.io/v1", "SelfSubjectReview"): SELF_SUBJECT_REVIEW,
-}
+MAPS = (STRING_MAP, BYTES_MAP, QUANTITY_MAP)
 
 
 def _refuse(message: str) -> ApiError:
@@ -119,8 +59,10 @@ def _varint(data: bytes, at: int) -> tuple[int, int]:
             return value, at
 
 
-def fields(data: bytes) -> list[tuple[int, int, Any]]:
+def fields(data: Any) -> list[tuple[int, int, Any]]:
     """(field number, wire type, value) in order: varints as int, length-delimited as bytes."""
+    if not isinstance(data, bytes):
+        raise ApiError(400, "BadRequest", "protobuf body: a number where a message belongs")
     found: list[tuple[int, int, Any]] = []
     at = 0
     while at < len(data):
@@ -136,6 +78,8 @@ def fields(data: bytes) -> list[tuple[int, int, Any]]:
             value, at = data[at : at + size], at + size
         elif wire in (1, 5):
             width = 8 if wire == 1 else 4
+            if at + width > len(data):
+                raise ApiError(400, "BadRequest", "protobuf body: truncated field")
             value, at = int.from_bytes(data[at : at + width], "little"), at + width
         else:
             raise ApiError(400, "BadRequest", f"protobuf body: unsupported wire type {wire}")
@@ -151,13 +95,29 @@ def _is_zero(value: Any) -> bool:
         return False
     try:
         return all(_is_zero(inner) for _, _, inner in fields(value))
-    except ApiError:
-        return False  # not a message: a non-empty string or bytes
+    except (ApiError, RecursionError):
+        return False  # not a message (a non-empty string or bytes), or nested beyond reason
 
 
-def _scalar(kind: str, value: Any) -> Any:
-    if kind == STRING:
+def _expect(wire: int, kind: Any, where: str) -> None:
+    """A varint where a varint belongs, bytes where bytes belong: else the body is not this kind."""
+    varint = kind in (INT, BOOL)
+    if wire != (0 if varint else 2):
+        raise ApiError(400, "BadRequest", f"protobuf body: {where} has the wrong wire type")
+
+
+def _text(value: Any, where: str) -> str:
+    if not isinstance(value, bytes):
+        raise ApiError(400, "BadRequest", f"protobuf body: {where} is not a string")
+    try:
         return bytes(value).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ApiError(400, "BadRequest", f"protobuf body: {where} is not UTF-8") from exc
+
+
+def _scalar(kind: str, value: Any, where: str) -> Any:
+    if kind == STRING:
+        return _text(value, where)
     if kind == BYTES:
         return base64.b64encode(value).decode()
     if kind == BOOL:
@@ -165,38 +125,62 @@ def _scalar(kind: str, value: Any) -> Any:
     if kind == INT:
         return value - (1 << 64) if value >= 1 << 63 else value
     if kind == TIME:
-        parts = {n: v for n, _, v in fields(value)}
-        if not parts.get(1):
+        seconds = {n: v for n, _, v in fields(value)}.get(1, 0)
+        if not isinstance(seconds, int) or not 0 <= seconds < 253402300800:  # before year 10000
+            raise ApiError(400, "BadRequest", f"protobuf body: {where} is not a time")
+        if not seconds:
             return None
-        moment = datetime.fromtimestamp(parts[1], UTC)
+        moment = datetime.fromtimestamp(seconds, UTC)
         return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    if kind == INT_OR_STRING:
+        parts = {n: v for n, _, v in fields(value)}
+        if parts.get(1, 0) == 1:
+            return _text(parts.get(3, b""), where)
+        number = parts.get(2, 0)
+        if not isinstance(number, int):
+            raise ApiError(400, "BadRequest", f"protobuf body: {where} is not a number")
+        return _scalar(INT, number, where)
     raise AssertionError(kind)
 
 
+def _map_entry(kind: str, value: bytes, where: str) -> tuple[str, Any]:
+    entry = {n: v for n, _, v in fields(value)}
+    key = _text(entry.get(1, b""), where)
+    raw = entry.get(2, b"")
+    if kind == STRING_MAP:
+        return key, _text(raw, where)
+    if kind == BYTES_MAP:
+        return key, _scalar(BYTES, raw, where)
+    quantity = {n: v for n, _, v in fields(raw)}  # resource.Quantity: 1 = its string form
+    return key, _text(quantity.get(1, b""), where)
+
+
 def decode_message(data: bytes, schema: Schema, where: str) -> dict[str, Any]:
-    """One message as the JSON object kube would accept; zero values left out, as JSON does."""
+    """One message as the JSON object kube would accept: what was sent, nothing else."""
     out: dict[str, Any] = {}
-    for number, _wire, value in fields(data):
+    for number, wire, value in fields(data):
         if number not in schema:
-            if _is_zero(value):
-                continue  # a field Go writes even when empty
             raise _refuse(f"the emulator does not know field {number} of {where}")
-        name, kind, repeated = schema[number]
-        if kind in (STRING_MAP, BYTES_MAP):
-            entry = {n: v for n, _, v in fields(value)}
-            key = bytes(entry.get(1, b"")).decode("utf-8")
-            raw = entry.get(2, b"")
-            out.setdefault(name, {})[key] = _scalar(STRING if kind == STRING_MAP else BYTES, raw)
+        name, kind, mode = schema[number]
+        path = f"{where}.{name}"
+        if kind == REFUSED:
+            if mode == POINTER or mode == MANY or not _is_zero(value):
+                raise _refuse(f"the emulator does not decode {path}")
+            continue  # a non-pointer struct Go writes even when empty
+        _expect(wire, kind if not isinstance(kind, dict) else "message", path)
+        if kind in MAPS:
+            key, decoded = _map_entry(kind, value, path)
+            out.setdefault(name, {})[key] = decoded
             continue
         if isinstance(kind, dict):
-            decoded: Any = decode_message(value, kind, f"{where}.{name}")
-            if not decoded and not repeated:
-                continue
+            decoded = decode_message(value, kind, path)
+            if not decoded and mode not in (POINTER, MANY):
+                continue  # an empty non-pointer struct: what JSON's omitempty leaves out
         else:
-            decoded = _scalar(kind, value)
-            if decoded in (None, "", 0, False) and not repeated:
-                continue
-        if repeated:
+            decoded = _scalar(kind, value, path)
+            if decoded in (None, "", 0, False) and mode not in (POINTER, MANY):
+                continue  # Go wrote a non-pointer zero; absent means the same
+        if mode == MANY:
             out.setdefault(name, []).append(decoded)
         else:
             out[name] = decoded
@@ -208,7 +192,7 @@ def decode_object(body: bytes) -> dict[str, Any]:
     if not body.startswith(MAGIC):
         raise ApiError(400, "BadRequest", "protobuf body: missing the k8s envelope")
     envelope = {n: v for n, _, v in fields(body[len(MAGIC) :])}
-    type_meta = {n: bytes(v).decode("utf-8") for n, _, v in fields(envelope.get(1, b""))}
+    type_meta = {n: _text(v, "typeMeta") for n, _, v in fields(envelope.get(1, b""))}
     api_version, kind = type_meta.get(1, ""), type_meta.get(2, "")
     if envelope.get(3):
         raise _refuse("compressed (contentEncoding) bodies are not supported")
