@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC
 from typing import Any
 
@@ -26,6 +27,7 @@ from chalicelib.audit.k8s_policy import (
 )
 from chalicelib.audit.records import SessionRecord
 from chalicelib.audit.timestamps import parse_time
+from chalicelib.gateway.gateway_calls import PURPOSES
 
 ANNOTATION_PREFIX = "eksgate.io/"
 _LEGACY_NAMESPACE = uuid.UUID("6f1d6c4e-3d3f-4b8e-9f55-0b8e2a2f7a11")
@@ -38,19 +40,42 @@ def k8s_audit_events(
     consumed = {
         r.approval_id: r for r in records if r.kind == "approval_consumed" and r.approval_id
     }
+    gateway_calls: dict[str, list[str]] = {}
+    for record in records:
+        if record.kind == "gateway_request" and record.detail.get("for_audit_id"):
+            served = str(record.detail["for_audit_id"])
+            gateway_calls.setdefault(served, []).append(audit_id_of(record))
     events = []
     for first, last in _requests(records):
-        event = _event(first, last, consumed.get(first.approval_id or ""), policy)
+        context = _Context(
+            consumed.get(first.approval_id or ""), gateway_calls.get(audit_id_of(first), [])
+        )
+        event = _event(first, last, context, policy)
         if event is not None:
             events.append(event)
     return events
 
 
+@dataclass(frozen=True)
+class _Context:
+    """What other records of the session say about a request: the approval that cleared
+    it, and the Audit-IDs of the gateway's own requests made for it."""
+
+    approval: SessionRecord | None
+    gateway_calls: list[str]
+
+
+_OPENING_KINDS = frozenset({"request", "gateway_request"})
+_ANSWER_KINDS = frozenset({"response", "gateway_response"})
+
+
 def _requests(
     records: Sequence[SessionRecord],
 ) -> Iterator[tuple[SessionRecord, SessionRecord | None]]:
-    """(request, response) pairs and (refusal, refusal); a request with no answer yet has
-    None. The gateway's own dry-run record is not a request of the caller."""
+    """(request, response) pairs, the gateway's own (request, response) pairs, and
+    (refusal, refusal); a request with no answer yet has None. A response no request record
+    opened (a write the dry run showed changes nothing, ``kubectl auth can-i``: answered
+    without forwarding) is (response, response)."""
     waiting: dict[str, SessionRecord] = {}
     order: list[str] = []
     answered: dict[str, SessionRecord] = {}
@@ -59,14 +84,19 @@ def _requests(
             key = f"refusal:{record.seq}"
             waiting[key], answered[key] = record, record
             order.append(key)
-        elif record.kind == "request" and not record.detail.get("purpose"):
+        elif record.kind in _OPENING_KINDS and not record.detail.get("purpose"):
+            # (A "request" with a purpose is the dry-run record of older gateways: it shares
+            # its client request's Audit-ID and is not a request of its own.)
             key = _join_key(record)
             waiting[key] = record
             order.append(key)
-        elif record.kind == "response":
+        elif record.kind in _ANSWER_KINDS:
             key = _join_key(record)
             if key in waiting and key not in answered:
                 answered[key] = record
+            elif key not in waiting and record.kind == "response" and record.detail.get("outcome"):
+                waiting[key], answered[key] = record, record
+                order.append(key)
     for key in order:
         yield waiting[key], answered.get(key)
 
@@ -91,7 +121,7 @@ def audit_id_of(record: SessionRecord) -> str:
 def _event(
     first: SessionRecord,
     last: SessionRecord | None,
-    approval: SessionRecord | None,
+    context: _Context,
     policy: AuditPolicy,
 ) -> dict[str, Any] | None:
     request = first.request or {}
@@ -128,7 +158,7 @@ def _event(
         "userAgent": first.user_agent,
         "requestReceivedTimestamp": _micro(first.time),
         "stageTimestamp": _micro((last or first).time),
-        "annotations": _annotations(first, last, approval),
+        "annotations": _annotations(first, last, context),
     }
     if not event["sourceIPs"]:
         del event["sourceIPs"]
@@ -140,7 +170,7 @@ def _event(
         event["responseStatus"] = _response_status(last)
     if level in ("Request", "RequestResponse"):
         _add_body(event, "requestObject", first.request_body)
-    if level == "RequestResponse" and last is not None and last.kind == "response":
+    if level == "RequestResponse" and last is not None and last.kind in _ANSWER_KINDS:
         _add_body(event, "responseObject", last.response_body)
     if omits_managed_fields(policy, matching_rule(policy, attributes)):
         for field in ("requestObject", "responseObject"):
@@ -198,6 +228,9 @@ def _response_status(last: SessionRecord) -> dict[str, Any]:
             if detail.get(key):
                 status[key] = str(detail[key])
         return status
+    exec_detail = (last.detail or {}).get("exec")
+    if isinstance(exec_detail, dict):
+        return _exec_status(last, exec_detail)
     if last.upstream_status is None:
         # Forwarded, but the answer was withheld (malformed, too large, cut off): the caller
         # got eksgate's error instead of the cluster's.
@@ -214,9 +247,25 @@ def _response_status(last: SessionRecord) -> dict[str, Any]:
     return status
 
 
+def _exec_status(last: SessionRecord, exec_detail: Mapping[str, Any]) -> dict[str, Any]:
+    """An exec's status as kube-apiserver logs it: 101 once the stream was upgraded (its
+    ``upstream_status`` is then the command's exit code, or None when it had none), else
+    the error the caller got."""
+    error = (last.detail or {}).get("error")
+    if isinstance(error, dict):
+        status: dict[str, Any] = {"metadata": {}, "status": "Failure"}
+        if isinstance(error.get("status"), int):
+            status["code"] = error["status"]
+        if error.get("message"):
+            status["message"] = str(error["message"])
+        return status
+    return {"metadata": {}, "code": 101}
+
+
 def _annotations(
-    first: SessionRecord, last: SessionRecord | None, approval: SessionRecord | None
+    first: SessionRecord, last: SessionRecord | None, context: _Context
 ) -> dict[str, str]:
+    approval = context.approval
     decision = (last.decision if last and last.kind == "refusal" else None) or first.decision
     notes: dict[str, str] = {
         "session-id": first.session_id,
@@ -233,6 +282,9 @@ def _annotations(
                 "reason": str(decision.get("reason") or ""),
             }
         )
+    exec_detail = (last.detail if last is not None else {}).get("exec")
+    if isinstance(exec_detail, dict) and exec_detail.get("exit_code") is not None:
+        notes["exec-exit-code"] = str(exec_detail["exit_code"])
     approval_id = first.approval_id
     if approval_id:
         notes["approval-id"] = approval_id
@@ -243,13 +295,30 @@ def _annotations(
             notes["approvers"] = ",".join(approvers)
         if detail.get("diff_sha256"):
             notes["dry-run-diff-sha256"] = str(detail["diff_sha256"])
+    notes.update(_gateway_call_notes(first, context))
     out = {ANNOTATION_PREFIX + k: v for k, v in notes.items() if v}
     # The same keys kube-apiserver's authorizer writes, so SIEM rules for them apply here.
-    forwarded = last is not None and last.kind == "response"
+    forwarded = last is not None and last.kind in _ANSWER_KINDS
     out["authorization.k8s.io/decision"] = "allow" if forwarded else "forbid"
     if decision and decision.get("reason"):
         out["authorization.k8s.io/reason"] = f"eksgate: {decision['reason']}"
     return out
+
+
+def _gateway_call_notes(first: SessionRecord, context: _Context) -> dict[str, str]:
+    """Ties between a client request and the gateway's own requests made for it: on the
+    gateway's, what it was and which request it served; on the client's, their Audit-IDs."""
+    notes = {"gateway-calls": ",".join(context.gateway_calls)}
+    if first.kind == "gateway_request":
+        purpose = str(first.detail.get("gateway_call") or "")
+        notes.update(
+            {
+                "gateway-call": purpose,
+                "for-audit-id": str(first.detail.get("for_audit_id") or ""),
+                "gateway-call-purpose": PURPOSES.get(purpose, ""),
+            }
+        )
+    return notes
 
 
 def _add_body(event: dict[str, Any], field: str, summary: Mapping[str, Any] | None) -> None:

@@ -138,8 +138,12 @@ def _resource_matches(group: GroupResources, a: Attributes) -> bool:
     for pattern in group.resources:
         if pattern in ("*", combined):
             return True
-        # "*/scale" and "pods/*" name subresources only: "pods/*" does not match pods itself.
-        if a.subresource and pattern in (f"*/{a.subresource}", f"{a.resource}/*"):
+        # "*/scale" matches scale subresources only. "pods/*" matches pods and all of its
+        # subresources: kube-apiserver's checker compares only the part before "/*" with
+        # the resource (pkg/audit/policy/checker.go), whatever its doc comment says.
+        if a.subresource and pattern == f"*/{a.subresource}":
+            return True
+        if pattern == f"{a.resource}/*":
             return True
     return False
 
@@ -196,7 +200,7 @@ def _rule(raw: Any, where: str) -> PolicyRule:
             f"{where}: nonResourceURLs cannot be combined with resources or namespaces"
         )
     for url in urls:
-        if not url.startswith("/") or "*" in url[:-1]:
+        if url != "*" and (not url.startswith("/") or "*" in url[:-1]):  # kube's own checks
             raise AuditPolicyError(
                 f"{where}.nonResourceURLs: {url!r} must start with / and may end with one *"
             )

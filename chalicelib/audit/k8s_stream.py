@@ -15,7 +15,7 @@ from chalicelib.audit.k8s_events import ANNOTATION_PREFIX, k8s_audit_events
 from chalicelib.audit.k8s_policy import METADATA_FOR_ALL, AuditPolicy
 from chalicelib.audit.records import SessionRecord
 
-_LAST_KINDS = ("response", "refusal")
+_LAST_KINDS = ("response", "refusal", "gateway_response")
 
 
 def events_for_batch(

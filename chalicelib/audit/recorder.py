@@ -20,6 +20,7 @@ from chalicelib.audit.store import AuditStore
 from chalicelib.credentials.session_token import GatewaySession
 from chalicelib.errors import EksgateError
 from chalicelib.gateway.exchange import Authenticated, Exchange
+from chalicelib.gateway.gateway_calls import GatewayCall
 from chalicelib.identity import Caller, Identity
 from chalicelib.masking import MaskingSettings, kind_for_resource, mask_document
 from chalicelib.observability import logger
@@ -201,16 +202,33 @@ class GatewayAudit:
             ),
         )
 
-    def dry_run(self, exchange: Exchange, decision: Decision) -> None:
-        """The dry run and the read of the current object reach the cluster too: no record,
-        no forward holds for them as for the request itself."""
+    def gateway_request(self, exchange: Exchange, decision: Decision, call: GatewayCall) -> None:
+        """The gateway's own request for this exchange (a dry run, a read of the current
+        object) reaches the cluster too: no record, no forward holds for it as for the request
+        itself. Recorded as sent, under its own Audit-ID, with the client request it serves."""
         self.session_event(
-            "request",
+            "gateway_request",
             exchange.session,
             exchange.caller,
-            request=_recorded_request(exchange),
+            request=_gateway_call_request(exchange, call),
             decision=decision_dict(decision),
-            detail={"purpose": "dry run and current object, for the approver's diff"},
+            detail=_gateway_call_detail(call),
+        )
+
+    def gateway_response(self, exchange: Exchange, call: GatewayCall, outcome: Outcome) -> None:
+        """The cluster's answer to the gateway's own request: its status only (the dry run's
+        answer reaches people as the approver's diff, whose hash the approval records)."""
+        detail = _gateway_call_detail(call)
+        if outcome.error:
+            detail["error"] = outcome.error
+        self.session_event(
+            "gateway_response",
+            exchange.session,
+            exchange.caller,
+            request=_gateway_call_request(exchange, call),
+            upstream_status=outcome.status,
+            latency_ms=None if outcome.latency_ms is None else round(outcome.latency_ms, 1),
+            detail=detail,
         )
 
     def response(self, exchange: Exchange, outcome: Outcome) -> None:
@@ -309,3 +327,14 @@ def _recorded_request(exchange: Exchange) -> dict[str, Any]:
     recorded = request_dict(exchange.request, exchange.method, exchange.forwarded_query)
     recorded["audit_id"] = exchange.incoming.audit_id
     return recorded
+
+
+def _gateway_call_request(exchange: Exchange, call: GatewayCall) -> dict[str, Any]:
+    """The gateway's own request as sent: its method, verb, query and Audit-ID."""
+    recorded = request_dict(exchange.request, call.method, call.query)
+    recorded.update(verb=call.verb, audit_id=call.audit_id)
+    return recorded
+
+
+def _gateway_call_detail(call: GatewayCall) -> dict[str, Any]:
+    return {"gateway_call": call.purpose, "for_audit_id": call.for_audit_id}

@@ -27,6 +27,11 @@ EVENT_KINDS = frozenset(
         "request",
         "response",
         "refusal",
+        # The gateway's own requests for a client request (its dry run, its read of the
+        # current object): before (no record, no forward) and after, each under its own
+        # Audit-ID. Not requests of the caller, so readers of "request" never count them.
+        "gateway_request",
+        "gateway_response",
         "approval_requested",
         "approval_posted",
         "approval_decided",

@@ -156,6 +156,13 @@ def render_sessions(summaries: Sequence[SessionSummary]) -> list[str]:
     ]
 
 
+# The gateway's own requests for an approver's diff (chalicelib/gateway/gateway_calls.py).
+_GATEWAY_CALLS = {
+    "dry-run": "dry run (dryRun=All, changes nothing)",
+    "current-object": "read of the current object",
+}
+
+
 def _describe(record: SessionRecord) -> str:
     kind = record.kind
     step = exec_step(record)
@@ -180,7 +187,11 @@ def _describe(record: SessionRecord) -> str:
         if approval:
             parts.append(f"approval {approval}")
         return "  ".join(parts)
-    if kind == "response":
+    if kind == "gateway_request":
+        what = _GATEWAY_CALLS.get(str(detail.get("gateway_call")), "own request")
+        command = kubectl_equivalent(record.request) if record.request else "(no request)"
+        return f"gateway {what}: {command}"
+    if kind in ("response", "gateway_response"):
         status = "no answer" if record.upstream_status is None else str(record.upstream_status)
         latency = f"  {round(record.latency_ms)}ms" if record.latency_ms is not None else ""
         return f"  -> {status}{latency}"

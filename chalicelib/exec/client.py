@@ -62,6 +62,7 @@ class ExecTarget:
     pod: str
     container: str | None
     argv: tuple[str, ...]
+    audit_id: str = ""  # sent as Audit-ID: the cluster's audit event joins eksgate's record
 
 
 @dataclass(frozen=True)
@@ -140,7 +141,7 @@ class WebSocketExecClient:
         url = exec_url(cluster, target, stdin is not None)
         conn = _Connection(cluster.name, deadline)
         try:
-            conn.open(url, cluster.ca_pem, token, self._connect_timeout)
+            conn.open(url, cluster.ca_pem, token, self._connect_timeout, target.audit_id)
             return _converse(conn, stdin, deadline, started)
         finally:
             conn.close()
@@ -157,7 +158,9 @@ class _Connection:
         self.subprotocol = ""
         self._fragments: list[bytes] = []
 
-    def open(self, url: str, ca_pem: bytes, token: str, connect_timeout: float) -> None:
+    def open(
+        self, url: str, ca_pem: bytes, token: str, connect_timeout: float, audit_id: str
+    ) -> None:
         parts = urllib.parse.urlsplit(url)
         context = ssl.create_default_context(cadata=ca_pem.decode())
         try:
@@ -183,6 +186,8 @@ class _Connection:
         request = self.protocol.connect()
         request.headers["Authorization"] = f"Bearer {token}"
         request.headers["User-Agent"] = "eksgate-exec"
+        if audit_id:
+            request.headers["Audit-ID"] = audit_id
         self.protocol.send_request(request)
         self._flush()
         while self.protocol.state == State.CONNECTING:

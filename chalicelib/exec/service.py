@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -108,13 +109,15 @@ class _Recorder:
     caller: Caller
     kube: KubeRequest
     detail: dict[str, Any]
+    # One Audit-ID per exec, as for proxied requests: sent to the cluster, recorded, answered.
+    audit_id: str = field(default_factory=lambda: str(uuid.uuid4()))
 
     def event(self, kind: str, **fields: Any) -> None:
-        self.audit.session_event(
-            kind, self.session, self.caller, request=_request_dict(self.kube), **fields
-        )
+        request = {**_request_dict(self.kube), "audit_id": self.audit_id}
+        self.audit.session_event(kind, self.session, self.caller, request=request, **fields)
 
     def refuse(self, decision: Decision, error: EksgateError) -> None:
+        error.details.setdefault("audit_id", self.audit_id)
         self.event(
             "refusal",
             decision=_decision(decision),
@@ -162,10 +165,13 @@ def run_exec(
     record.event(
         "request", decision=_decision(decision), approval_id=approval_id, detail=record.detail
     )
-    target = ExecTarget(request.namespace, request.pod, request.container, request.argv)
+    target = ExecTarget(
+        request.namespace, request.pod, request.container, request.argv, record.audit_id
+    )
     try:
         result = ports.run(target, request.stdin, deadline)
     except EksgateError as error:
+        error.details.setdefault("audit_id", record.audit_id)
         record.event(
             "response",
             latency_ms=round((ports.clock() - started) * 1000, 1),
@@ -205,6 +211,7 @@ def run_exec(
         "namespace": request.namespace,
         "pod": request.pod,
         "argv": list(request.argv),
+        "audit_id": record.audit_id,
         **outcome,
         "stdout": output_field(stdout),
         "stderr": output_field(stderr),

@@ -15,8 +15,8 @@ from chalicelib.credentials.role_credentials import RoleCredentialCache, role_se
 from chalicelib.errors import EksgateError
 from chalicelib.gateway.clusters import ClusterDirectory
 from chalicelib.gateway.exchange import ANSWER_MARGIN_SECONDS, Exchange
+from chalicelib.gateway.gateway_calls import GatewayCall
 from chalicelib.gateway.upstream import Upstream, UpstreamRequest, UpstreamResponse
-from chalicelib.kube.request import ParsedQuery, canonical_query
 
 MAX_UPSTREAM_BYTES = 16 * 1024 * 1024
 EKS_TOKEN_REUSE_MARGIN = timedelta(minutes=5)
@@ -44,19 +44,16 @@ class Forwarder:
 
     def send(self, exchange: Exchange) -> UpstreamResponse:
         """The exchange itself; the answer is not masked yet."""
-        return self._send(exchange, exchange.method, exchange.forwarded_query, exchange.body)
+        query, audit_id = exchange.forwarded_query, exchange.incoming.audit_id
+        return self._send(exchange, exchange.method, query, exchange.body, audit_id)
 
-    def dry_run(self, exchange: Exchange) -> UpstreamResponse:
-        """The same write with ``dryRun=All``: what it would do, with nothing changed."""
-        query = canonical_query(ParsedQuery({**exchange.query, "dryRun": ["All"]}))
-        return self._send(exchange, exchange.method, query, exchange.body)
-
-    def read_current(self, exchange: Exchange) -> UpstreamResponse:
-        """A GET of the object the exchange names, as it is now."""
-        return self._send(exchange, "GET", "", None)
+    def send_gateway_call(self, exchange: Exchange, call: GatewayCall) -> UpstreamResponse:
+        """One of the gateway's own requests for this exchange (its dry run, its read of the
+        current object), under that call's own Audit-ID."""
+        return self._send(exchange, call.method, call.query, call.body, call.audit_id)
 
     def _send(
-        self, exchange: Exchange, method: str, query: str, body: bytes | None
+        self, exchange: Exchange, method: str, query: str, body: bytes | None, audit_id: str
     ) -> UpstreamResponse:
         try:
             cluster = self._clusters.endpoint(exchange.cluster)
@@ -88,7 +85,7 @@ class Forwarder:
                 "authorization": f"Bearer {eks.token}",
                 "accept": exchange.accept,
                 "accept-encoding": "gzip",
-                "audit-id": exchange.incoming.audit_id,
+                "audit-id": audit_id,
             }
         )
         now = self._clock()

@@ -44,6 +44,8 @@ from chalicelib.gateway.exchange import (
     open_exchange,
 )
 from chalicelib.gateway.forward import Forwarder
+from chalicelib.gateway.gateway_calls import GatewayCall, current_object_call, dry_run_call
+from chalicelib.gateway.upstream import UpstreamResponse
 from chalicelib.identity.bearer import bearer_token
 from chalicelib.permissions.access_review import answer_self_review, is_self_review
 from chalicelib.permissions.whoami import identity_review, is_identity_review
@@ -245,13 +247,30 @@ class Gateway:
         request = exchange.request
         if request.verb not in MUTATING_VERBS or request.subresource in CONNECTION_SUBRESOURCES:
             return ""
-        self._audit.dry_run(exchange, decision)
-        dry_run = self._forward.dry_run(exchange)
+        dry_run = self._gateway_call(exchange, decision, dry_run_call(exchange))
         current: Any = None
         if request.name and dry_run.status < 400:
-            answer = self._forward.read_current(exchange)
+            answer = self._gateway_call(exchange, decision, current_object_call(exchange))
             current = json.loads(answer.body) if answer.status == 200 and answer.body else None
         return proposed_change(request, dry_run, current, exchange.policy.masking)
+
+    def _gateway_call(
+        self, exchange: Exchange, decision: Decision, call: GatewayCall
+    ) -> UpstreamResponse:
+        """One of the gateway's own requests, under its own Audit-ID, recorded before it is
+        sent (no record, no forward) and with the cluster's answer."""
+        self._audit.gateway_request(exchange, decision, call)
+        started = self._clock()
+        try:
+            answer = self._forward.send_gateway_call(exchange, call)
+        except EksgateError as failure:
+            elapsed = (self._clock() - started) * 1000
+            outcome = Outcome(None, elapsed, None, error=failure.message)
+            self._audit.gateway_response(exchange, call, outcome)
+            raise
+        elapsed = (self._clock() - started) * 1000
+        self._audit.gateway_response(exchange, call, Outcome(answer.status, elapsed, None))
+        return answer
 
     def _answer_self_review(self, exchange: Exchange) -> ProxyResponse:
         """``kubectl auth can-i`` is answered from the eksgate policy, not forwarded: the
@@ -288,10 +307,26 @@ class Gateway:
         decision: Decision | None,
         refused: DryRunRefused,
     ) -> ProxyResponse:
-        """The cluster's own answer to the dry run goes back (masked); no one was asked."""
-        error = BadRequest(f"dry run refused with HTTP {refused.response.status}")
-        self._audit.refusal(authenticated, exchange, decision, error)
-        return masked_response(refused.response, exchange.request, exchange.policy.masking)
+        """The cluster's own answer to the dry run goes back (masked); no one was asked. The
+        refusal is recorded with the status and Status the caller gets."""
+        answer = masked_response(refused.response, exchange.request, exchange.policy.masking)
+        self._audit.refusal(authenticated, exchange, decision, _dry_run_refusal(answer))
+        return answer
+
+
+def _dry_run_refusal(answer: ProxyResponse) -> EksgateError:
+    """The refusal the caller got from the cluster's answer to the gateway's dry run: its
+    status, and its Status reason and message when it has them (masked already)."""
+    try:
+        body = json.loads(answer.body)
+    except ValueError:
+        body = None
+    status = body if isinstance(body, dict) and body.get("kind") == "Status" else {}
+    message = f": {status['message']}" if status.get("message") else ""
+    error = BadRequest(f"the cluster refused the dry run (HTTP {answer.status}){message}")
+    error.status = answer.status  # what the caller saw, not eksgate's own 400
+    error.reason = str(status.get("reason") or "") or error.reason
+    return error
 
 
 def _truthful_failure(exc: BaseException, exchange: Exchange) -> EksgateError:

@@ -486,6 +486,58 @@ def step_audit_replay(stack: LocalStack, n: Narrator) -> None:
         n.fail(f"verify: {verify.stdout.strip()} {verify.stderr.strip()}")
 
 
+K8S_AUDIT_FILE = LOG_FILE.parent / "demo-k8s-audit.jsonl"
+CLUSTER_CALLS_FILE = LOG_FILE.parent / "demo-cluster-calls.jsonl"
+ANSWERS_FILE = LOG_FILE.parent / "demo-answers.jsonl"
+
+
+def _write_jsonl(path: Path, rows: list[Any]) -> None:
+    path.write_text("".join(json.dumps(row, default=str) + "\n" for row in rows))
+
+
+def step_k8s_audit_join(stack: LocalStack, n: Narrator) -> None:
+    import dataclasses
+
+    n.title("Everything above as Kubernetes audit events, joined to the cluster's own log")
+    env = dict(os.environ, EKSGATE_AUDITOR_TOKEN=stack.mint("auditor"))
+    export = subprocess.run(
+        [
+            *(sys.executable, "-m", "eksgate.cli", "sessions", "export", "--cluster", CLUSTER),
+            *("--format", "k8s-audit", "--gateway", stack.gateway_url),
+            *("--ca-file", str(stack.gateway_ca_file), "--oidc-token-env", "EKSGATE_AUDITOR_TOKEN"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    if export.returncode != 0:
+        n.fail(f"eksgate sessions export: {export.stderr.strip()}")
+        return
+    K8S_AUDIT_FILE.write_text(export.stdout)
+    events = [json.loads(line) for line in export.stdout.splitlines()]
+    # The emulator's call log stands in for EKS's audit log; the local API Gateway's answers
+    # for what each client saw. Both are written beside the export for the join test.
+    calls = [dataclasses.asdict(c) for c in stack.kube.calls] if stack.kube else []
+    _write_jsonl(CLUSTER_CALLS_FILE, calls)
+    _write_jsonl(ANSWERS_FILE, stack.gateway.answers() if stack.gateway else [])
+    ids = [e["auditID"] for e in events]
+    at_cluster = [c["audit_id"] for c in calls]
+    # One request, one ID: an ID the cluster saw twice would stand for two requests.
+    unmatched = [i for i in at_cluster if ids.count(i) != 1 or at_cluster.count(i) != 1]
+    refused = [e for e in events if e["annotations"]["authorization.k8s.io/decision"] == "forbid"]
+    n.say(f"eksgate sessions export --cluster {CLUSTER} --format k8s-audit > {K8S_AUDIT_FILE}")
+    if unmatched or not calls:
+        n.fail(f"{len(unmatched)} of {len(calls)} cluster calls lack exactly one event")
+        return
+    own = sum(1 for e in events if "eksgate.io/gateway-call" in e["annotations"])
+    n.ok(
+        f"{len(calls)} requests reached the cluster; each has exactly one event with its "
+        f"Audit-ID ({own} of them the gateway's own dry runs and reads for an approver's diff)"
+    )
+    n.ok(f"{len(refused)} refusals are events too, with the status the agent saw; none ran")
+
+
 STEPS: list[Callable[[LocalStack, Narrator], None]] = [
     step_token_issued,
     step_refusals,
@@ -498,6 +550,7 @@ STEPS: list[Callable[[LocalStack, Narrator], None]] = [
     step_approval,
     step_self_approval,
     step_audit_replay,
+    step_k8s_audit_join,
 ]
 
 

@@ -9,6 +9,7 @@ routing, middleware and every route run exactly as deployed.
 from __future__ import annotations
 
 import base64
+import json
 import re
 import socket
 import ssl
@@ -155,6 +156,16 @@ class _Server(ThreadingHTTPServer):
         pass  # clients that hang up or reject our CA are routine here
 
 
+def _small_json(data: bytes) -> Any:
+    """A JSON answer under 64 KiB, parsed; None for anything else."""
+    if len(data) > 64 * 1024 or data[:1] != b"{":
+        return None
+    try:
+        return json.loads(data)
+    except ValueError:
+        return None
+
+
 class LocalApiGateway:
     """A threaded HTTP(S) server in front of a Chalice app object.
 
@@ -170,6 +181,36 @@ class LocalApiGateway:
         self._routes = [_Route(path) for path in app.routes]
         self._server = _Server((host, port), self._handler_class(), tls)
         self._thread: threading.Thread | None = None
+        self._answers: list[dict[str, Any]] = []
+        self._answers_lock = threading.Lock()
+
+    def answers(self) -> list[dict[str, Any]]:
+        """What each client was answered, oldest first: method, path, status, the Audit-ID
+        (the header; for ``/v1/exec``, the answer's ``audit_id``), and an error's reason and
+        message: the client's side of the audit join. No other body is kept."""
+        with self._answers_lock:
+            return list(self._answers)
+
+    def _remember(self, method: str, path: str, status: int, headers: dict, data: bytes) -> None:
+        lower = {str(k).lower(): v for k, v in headers.items()}
+        header = lower.get("audit-id", "")
+        answer: dict[str, Any] = {
+            "method": method,
+            "path": urlsplit(path).path,
+            "status": status,
+            "audit_id": header[-1] if isinstance(header, list) else header,
+        }
+        body = _small_json(data) if status >= 400 or answer["path"].startswith("/v1/") else None
+        if isinstance(body, dict):
+            details = body.get("details") if isinstance(body.get("details"), dict) else {}
+            answer["audit_id"] = answer["audit_id"] or str(
+                body.get("audit_id") or details.get("audit_id") or ""
+            )
+            if status >= 400:
+                answer["reason"] = str(body.get("reason") or body.get("code") or "")
+                answer["message"] = str(body.get("message") or "")
+        with self._answers_lock:
+            self._answers.append(answer)
 
     @property
     def url(self) -> str:
@@ -245,6 +286,7 @@ class LocalApiGateway:
                 self._reply(result.get("statusCode", 200), headers, data)
 
             def _reply(self, status: int, headers: dict[str, Any], data: bytes) -> None:
+                gateway._remember(self.command, self.path, status, headers, data)
                 self.send_response(status)
                 for name, value in headers.items():
                     if name.lower() in ("content-length", "connection", "transfer-encoding"):

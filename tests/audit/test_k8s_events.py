@@ -288,3 +288,126 @@ def test_omit_managed_fields_drops_them_from_bodies(store):
     [omitted] = r.events(omit)
     assert kept["responseObject"]["items"][0]["metadata"]["managedFields"] == [{}]
     assert omitted["responseObject"]["items"][0]["metadata"] == {"name": "web"}
+
+
+# ---- the gateway's own requests (dry run, current object): events of their own ----------
+
+
+def _approval_asked(store, dry_run_status=200):
+    """A patch that needs approval, through a gateway that dry-runs it and reads the object:
+    (the client's Audit-ID, the session's records)."""
+    from tests.unit.test_audit_id import ClusterOfOneDeployment, approval_gateway, patch_web
+
+    r = Recorded(store)
+    gw = approval_gateway(ClusterOfOneDeployment(dry_run_status), GatewayAudit(store))
+    request = patch_web(-1 if dry_run_status >= 400 else 4, token=r.token)
+    try:
+        gw.handle(request)
+    except EksgateError:
+        pass
+    return request.audit_id, store.records(r.session_id)
+
+
+def test_the_gateways_own_requests_are_events_of_their_own_tied_to_the_request(store):
+    audit_id, records = _approval_asked(store)
+    events = by_id(k8s_audit_events(records))
+    dry_run_id, current_id = f"{audit_id}-dry-run", f"{audit_id}-current-object"
+    assert set(events) == {audit_id, dry_run_id, current_id}  # one event per request
+    for event in events.values():
+        VALIDATOR.validate(event)
+    dry_run, current, asked = events[dry_run_id], events[current_id], events[audit_id]
+    assert dry_run["verb"] == "patch" and dry_run["requestURI"].endswith("?dryRun=All")
+    assert current["verb"] == "get" and "?" not in current["requestURI"]
+    for own, purpose in ((dry_run, "dry-run"), (current, "current-object")):
+        notes = own["annotations"]
+        assert notes["eksgate.io/gateway-call"] == purpose
+        assert notes["eksgate.io/for-audit-id"] == audit_id
+        assert notes["authorization.k8s.io/decision"] == "allow"  # it reached the cluster
+        assert own["responseStatus"]["code"] == 200
+        assert own["objectRef"]["name"] == "web" and own["user"] == asked["user"]
+    assert "changes nothing" in dry_run["annotations"]["eksgate.io/gateway-call-purpose"]
+    # The client's own request: refused (waiting), naming the calls made for it.
+    assert asked["responseStatus"]["code"] == 403
+    assert asked["annotations"]["authorization.k8s.io/decision"] == "forbid"
+    assert asked["annotations"]["eksgate.io/gateway-calls"] == f"{dry_run_id},{current_id}"
+
+
+def test_a_refused_dry_run_is_the_callers_event_with_the_clusters_status(store):
+    audit_id, records = _approval_asked(store, dry_run_status=422)
+    events = by_id(k8s_audit_events(records))
+    assert set(events) == {audit_id, f"{audit_id}-dry-run"}
+    refused = events[audit_id]["responseStatus"]
+    assert refused["code"] == 422 and refused["reason"] == "Invalid"
+    assert events[f"{audit_id}-dry-run"]["responseStatus"]["code"] == 422
+
+
+def test_a_policy_levels_the_gateways_own_requests_like_any_other(store):
+    audit_id, records = _approval_asked(store)
+    policy = audit_policy("  - level: None\n    verbs: [get]\n  - level: RequestResponse\n")
+    events = by_id(k8s_audit_events(records, policy))
+    assert set(events) == {audit_id, f"{audit_id}-dry-run"}  # the read is a get: level None
+    assert events[audit_id]["requestObject"] == {"spec": {"replicas": 4}}
+
+
+def test_the_stream_writes_a_gateway_call_when_its_answer_arrives(store):
+    from chalicelib.audit.k8s_stream import events_for_batch
+
+    audit_id, records = _approval_asked(store)
+    dry_run_answer = next(r for r in records if r.kind == "gateway_response")
+    [event] = events_for_batch([dry_run_answer.to_json_dict()], lambda _: records)
+    assert event["auditID"] == f"{audit_id}-dry-run"
+
+
+def test_records_of_older_gateways_keep_their_dry_run_inside_the_request(store):
+    """Before the gateway's own requests had IDs of their own, one "request" record with a
+    purpose stood for them under the client's ID: still not an event of its own."""
+    legacy = [r for r in _approved_session() if r.kind != "approval_consumed"]
+    purpose = {"purpose": "dry run and current object, for the approver's diff"}
+    fields = {**legacy[0].sealed_fields(), "detail": purpose, "approval_id": None}
+    fields.pop("prev_hash")
+    dry_run = seal(fields, genesis_hash("s-approved"))
+    events = k8s_audit_events([dry_run, *legacy])
+    assert [e["auditID"] for e in events] == [legacy[0].request["audit_id"]]
+
+
+def _exec_records(**response_fields):
+    request = {
+        "method": "POST",
+        "path": "/api/v1/namespaces/shop/pods/web-1/exec",
+        "query": "",
+        "verb": "create",
+        "api_group": "",
+        "api_version": "v1",
+        "resource": "pods",
+        "subresource": "exec",
+        "namespace": "shop",
+        "name": "web-1",
+        "audit_id": "6c1e0000-0000-4000-8000-000000000002",
+    }
+    base = dict(session_id="s-exec", subject="sub-1", cluster="demo", request=request)
+    detail = {"exec": {"argv": ["ls"], "container": ""}}
+    fields = [
+        new_event("request", **base, detail=detail),
+        new_event("response", **base, **response_fields),
+    ]
+    records, prev = [], genesis_hash("s-exec")
+    for seq, item in enumerate(fields):
+        sealing = {"seq": seq, "time": "2026-11-22T13:40:00.000Z", "expires_at": 1}
+        record = seal({**item, **sealing}, prev)
+        records.append(record)
+        prev = record.hash
+    return records
+
+
+def test_an_exec_is_logged_as_kube_apiserver_logs_it_with_the_exit_code_beside():
+    ran = _exec_records(upstream_status=3, detail={"exec": {"exit_code": 3, "outcome": "exited"}})
+    [event] = k8s_audit_events(ran)
+    assert event["responseStatus"] == {"metadata": {}, "code": 101}  # the upgraded stream
+    assert event["annotations"]["eksgate.io/exec-exit-code"] == "3"
+    assert event["objectRef"]["subresource"] == "exec"
+    VALIDATOR.validate(event)
+    failed = _exec_records(detail={"exec": {}, "error": {"status": 504, "message": "too slow"}})
+    [event] = k8s_audit_events(failed)
+    assert event["responseStatus"]["code"] == 504
+    assert event["responseStatus"]["message"] == "too slow"
+    assert "eksgate.io/exec-exit-code" not in event["annotations"]

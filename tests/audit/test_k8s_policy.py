@@ -76,7 +76,11 @@ def test_resource_patterns_follow_kube_apiserver():
         "        resources: [deployments]\n        resourceNames: [web]\n"
     )
     assert level_for(p, pods(subresource="log"))[0] == "Request"
-    assert level_for(p, pods())[0] == "None"  # pods/* is subresources only, not pods
+    # kube-apiserver's checker matches "pods/*" to pods itself too (it compares the resource
+    # with what precedes "/*"), though the field's doc comment says subresources only.
+    assert level_for(p, pods())[0] == "Request"
+    assert level_for(p, pods(resource="services"))[0] == "None"
+    assert level_for(p, pods(resource="services", subresource="log"))[0] == "None"
     assert (
         level_for(p, pods(resource="replicationcontrollers", subresource="scale"))[0] == "Request"
     )
@@ -94,6 +98,9 @@ def test_resource_and_non_resource_rules_never_cross():
     assert level_for(p, version(path="/healthz/etcd"))[0] == "Metadata"
     assert level_for(p, version(path="/metrics"))[0] == "None"
     assert level_for(p, pods())[0] == "Request"
+    everything = policy("  - level: Metadata\n    nonResourceURLs: ['*']\n")
+    assert level_for(everything, version(path="/openapi/v3"))[0] == "Metadata"
+    assert level_for(everything, pods())[0] == "None"
     only_urls = policy("  - level: Request\n    nonResourceURLs: ['/*']\n")
     assert level_for(only_urls, pods())[0] == "None"
     only_namespaces = policy("  - level: Request\n    namespaces: [shop]\n")

@@ -196,3 +196,19 @@ def kube_config(stack):
         return client.ApiClient(configuration)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory):
+    """``eksgate local demo`` run once, as the README's first command runs it: its result and
+    the folder it ran in (``.eksgate-local/`` holds its log and its audit evidence)."""
+    workdir = tmp_path_factory.mktemp("demo")
+    result = subprocess.run(
+        [sys.executable, "-m", "eksgate.cli", "local", "demo"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=workdir,
+        env={**os.environ, "XDG_CACHE_HOME": str(workdir / "cache")},
+    )
+    return result, workdir
