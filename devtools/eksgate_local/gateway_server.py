@@ -202,7 +202,8 @@ class LocalApiGateway:
         }
         body = _small_json(data) if status >= 400 or answer["path"].startswith("/v1/") else None
         if isinstance(body, dict):
-            details = body.get("details") if isinstance(body.get("details"), dict) else {}
+            raw_details = body.get("details")
+            details: dict[str, Any] = raw_details if isinstance(raw_details, dict) else {}
             answer["audit_id"] = answer["audit_id"] or str(
                 body.get("audit_id") or details.get("audit_id") or ""
             )
