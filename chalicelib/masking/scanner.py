@@ -334,7 +334,13 @@ class Scanner:
         annotations = _annotation_spans(raw)
         next_annotation = annotations.pop() if annotations else (len(raw) + 1, len(raw) + 1)
         string_end = -1
-        for _, hit_start, _ in self._json_automaton.find_matches_as_indexes(raw.lower()):
+        # The same strings come back in every object of a list (an image, an env name): a hit
+        # whose surroundings were seen before has its string where it was then, relative to
+        # the hit. Only kept when both quotes lay inside those surroundings and the opening
+        # one was plainly unescaped, so the same bytes around give the same string.
+        seen_around: dict[bytes, tuple[int, int]] = {}
+        reach = _SEEN_AROUND_REACH
+        for _, hit_start, hit_end in self._json_automaton.find_matches_as_indexes(raw.lower()):
             if hit_start < string_end:
                 continue
             while hit_start >= next_annotation[1] and annotations:
@@ -342,15 +348,29 @@ class Scanner:
             if next_annotation[0] <= hit_start < next_annotation[1]:
                 string_end = next_annotation[1]
                 continue
+            around_start = hit_start - reach
+            around = raw[around_start : hit_end + reach] if around_start >= 0 else b""
+            known = seen_around.get(around) if around else None
+            if known is not None:
+                opening, string_end = around_start + known[0], around_start + known[1]
+                continue  # its literal was taken when these surroundings were first seen
             # Triggers never hold a quote, and JSON has no text outside strings that could
             # hold one, so the hit is inside a string: find its unescaped quotes.
-            opening = rfind(b'"', 0, hit_start)
+            opening = first = rfind(b'"', 0, hit_start)
             while opening > 0 and raw[opening - 1] == 0x5C and _escaped(raw, opening):
                 opening = rfind(b'"', 0, opening)
             rest = string_rest(raw, hit_start)
             if opening == -1 or rest is None:
                 raise ValueError("not JSON: a string without its quotes")
             string_end = rest.end()
+            if (
+                around
+                and opening == first
+                and opening > around_start
+                and raw[opening - 1] != 0x5C
+                and string_end <= hit_end + reach
+            ):
+                seen_around[around] = (opening - around_start, string_end - around_start)
             literal = raw[opening:string_end]
             if literal not in literals:
                 literals.add(literal)
@@ -367,6 +387,10 @@ class Scanner:
             )
         )
 
+
+# How far around a trigger ``suspects_in_json`` compares bytes to recognise a string it has
+# seen: most keys and values of Kubernetes objects are shorter.
+_SEEN_AROUND_REACH = 48
 
 # The rest of a JSON string from inside it: up to and including its closing quote.
 _STRING_REST = re.compile(rb'[^"\\]*+(?:\\.[^"\\]*+)*+"', re.DOTALL)
