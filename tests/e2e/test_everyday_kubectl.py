@@ -33,15 +33,18 @@ def kubectl(stack, *args, context="demo-ci-agent", binary=KUBECTL, kubeconfig=No
 def latest_request(stack, verb: str, resource: str, namespace: str) -> dict:
     """The gateway's newest audit record of a ``verb`` request on ``resource`` in ``namespace``
     (a create names no object in its URL; the tests run one at a time)."""
-    from boto3.dynamodb.types import TypeDeserializer
+    from chalicelib.audit.items import record_from_item
 
-    deserialize = TypeDeserializer().deserialize
     dynamodb = stack.aws("dynamodb")
     found = []
     for table in dynamodb.list_tables()["TableNames"]:
         for page in dynamodb.get_paginator("scan").paginate(TableName=table):
             for item in page["Items"]:
-                record = {k: deserialize(v) for k, v in item.items()}
+                # Stored compactly (chalicelib.audit.items): read as the record it holds.
+                try:
+                    record = record_from_item(item).to_json_dict()
+                except (ValueError, TypeError, KeyError):
+                    continue  # an item of another table (approvals, idempotency)
                 request = record.get("request") or {}
                 wanted = (verb, resource, namespace)
                 if record.get("kind") == "request" and wanted == (
