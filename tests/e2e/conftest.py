@@ -144,6 +144,20 @@ def stack():
     assert not Path(running.workdir).exists(), f"{running.workdir} left behind"
 
 
+def gateway_flags(stack: Stack, token_file: Path | None = None) -> list[str]:
+    """The ``eksgate token``/``kubeconfig`` flags that point a command at this stack's gateway
+    (and, given one, at a file holding the caller's OIDC token)."""
+    flags = [
+        "--cluster",
+        stack.cluster,
+        "--gateway",
+        stack.gateway_url,
+        "--ca-file",
+        stack.gateway_ca_file,
+    ]
+    return flags + (["--oidc-token-file", str(token_file)] if token_file is not None else [])
+
+
 def stored_item_texts(stack: Stack) -> list[str]:
     """Every item of every table as JSON text, and every compact audit item also unpacked:
     a search of the packed bytes alone would find nothing, whatever they hold."""

@@ -10,6 +10,8 @@ import urllib3
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from tests.e2e.conftest import gateway_flags
+
 pytestmark = pytest.mark.e2e
 
 
@@ -195,12 +197,7 @@ def test_approvals_wait_returns_when_someone_decides(stack, kube_config):
             "approvals",
             "wait",
             approval_id,
-            "--cluster",
-            stack.cluster,
-            "--gateway",
-            stack.gateway_url,
-            "--ca-file",
-            stack.gateway_ca_file,
+            *gateway_flags(stack),
             "--timeout",
             "60",
         ],

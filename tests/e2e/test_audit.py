@@ -17,7 +17,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from chalicelib.audit.items import record_from_item
-from tests.e2e.conftest import stored_item_texts
+from tests.e2e.conftest import gateway_flags, stored_item_texts
 
 pytestmark = pytest.mark.e2e
 
@@ -175,12 +175,7 @@ def test_a_direct_grant_is_approved_recorded_and_ends_with_its_window(stack):
             "-m",
             "eksgate.cli",
             "token",
-            "--cluster",
-            stack.cluster,
-            "--gateway",
-            stack.gateway_url,
-            "--ca-file",
-            stack.gateway_ca_file,
+            *gateway_flags(stack),
             "--mode",
             "direct",
             "--no-cache",

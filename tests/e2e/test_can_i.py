@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import KUBECTLS
+from tests.e2e.conftest import KUBECTLS, gateway_flags
 
 pytestmark = [pytest.mark.e2e]
 
@@ -29,14 +29,7 @@ def kubeconfig(stack, tmp_path):
             "-m",
             "eksgate.cli",
             "kubeconfig",
-            "--cluster",
-            stack.cluster,
-            "--gateway",
-            stack.gateway_url,
-            "--ca-file",
-            stack.gateway_ca_file,
-            "--oidc-token-file",
-            str(token_file),
+            *gateway_flags(stack, token_file),
             "--merge",
             str(path),
         ],
@@ -96,14 +89,7 @@ def test_eksgate_whoami_prints_identity_policy_and_rules(stack, tmp_path):
             "-m",
             "eksgate.cli",
             "whoami",
-            "--cluster",
-            stack.cluster,
-            "--gateway",
-            stack.gateway_url,
-            "--ca-file",
-            stack.gateway_ca_file,
-            "--oidc-token-file",
-            str(token_file),
+            *gateway_flags(stack, token_file),
         ],
         capture_output=True,
         text=True,

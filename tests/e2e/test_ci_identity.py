@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 import urllib3
 
+from tests.e2e.conftest import gateway_flags
 from tests.loopback import Answer, LoopbackServer, Request, json_answer
 
 pytestmark = pytest.mark.e2e
@@ -85,12 +86,7 @@ def eksgate_token(stack, cache: Path, *args: str, env: dict | None = None):
             "-m",
             "eksgate.cli",
             "token",
-            "--cluster",
-            stack.cluster,
-            "--gateway",
-            stack.gateway_url,
-            "--ca-file",
-            stack.gateway_ca_file,
+            *gateway_flags(stack),
             *args,
         ],
         capture_output=True,
@@ -235,12 +231,7 @@ def test_kubectl_in_a_github_actions_job_needs_no_glue(stack, standin, tmp_path)
             "-m",
             "eksgate.cli",
             "kubeconfig",
-            "--cluster",
-            stack.cluster,
-            "--gateway",
-            stack.gateway_url,
-            "--ca-file",
-            stack.gateway_ca_file,
+            *gateway_flags(stack),
             "--github-actions",
             "--merge",
             str(kubeconfig),

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import KUBECTLS
+from tests.e2e.conftest import KUBECTLS, gateway_flags
 
 # The newest kubectl installed, chosen by path (the PATH dispatcher picks by server version).
 KUBECTL = str(KUBECTLS.get("newest") or shutil.which("kubectl") or "")
@@ -234,14 +234,7 @@ def test_eksgate_version_and_a_closed_pipe_print_no_traceback(stack, tmp_path):
     token_file.write_text(stack.mint("ci-agent"))
     piped = eksgate(
         "token",
-        "--cluster",
-        stack.cluster,
-        "--gateway",
-        stack.gateway_url,
-        "--ca-file",
-        stack.gateway_ca_file,
-        "--oidc-token-file",
-        str(token_file),
+        *gateway_flags(stack, token_file),
         shell_tail=" | head -c1",
         env={"XDG_CACHE_HOME": str(tmp_path / "cache")},
     )

@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 import urllib3
 
+from tests.e2e.conftest import gateway_flags
+
 pytestmark = pytest.mark.e2e
 
 mcp = pytest.importorskip("mcp")
@@ -31,14 +33,7 @@ def server_parameters(stack, token_file: Path, cache: Path):
             "-m",
             "eksgate.cli",
             "mcp",
-            "--cluster",
-            stack.cluster,
-            "--gateway",
-            stack.gateway_url,
-            "--ca-file",
-            stack.gateway_ca_file,
-            "--oidc-token-file",
-            str(token_file),
+            *gateway_flags(stack, token_file),
         ],
         env={"XDG_CACHE_HOME": str(cache), "PATH": os.environ.get("PATH", "")},
     )

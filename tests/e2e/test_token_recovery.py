@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.conftest import gateway_flags
+
 pytestmark = pytest.mark.e2e
 
 
@@ -41,14 +43,7 @@ def agent_kubeconfig(stack, tmp_path):
             "-m",
             "eksgate.cli",
             "kubeconfig",
-            "--cluster",
-            stack.cluster,
-            "--gateway",
-            stack.gateway_url,
-            "--ca-file",
-            stack.gateway_ca_file,
-            "--oidc-token-file",
-            str(token_file),
+            *gateway_flags(stack, token_file),
             "--merge",
             str(kubeconfig),
         ],
@@ -122,14 +117,7 @@ def eksgate_token(stack, token_file: Path, cache: Path, *args: str):
             "-m",
             "eksgate.cli",
             "token",
-            "--cluster",
-            stack.cluster,
-            "--gateway",
-            stack.gateway_url,
-            "--ca-file",
-            stack.gateway_ca_file,
-            "--oidc-token-file",
-            str(token_file),
+            *gateway_flags(stack, token_file),
             *args,
         ],
         capture_output=True,
