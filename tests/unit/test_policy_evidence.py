@@ -391,14 +391,10 @@ def test_bad_input_is_a_clear_error_not_a_trace(capsys):
     assert "policy 'nobody' is not in" in capsys.readouterr().err
 
 
-EXEC_POLICY = """
-name: ci-agent
-subjects:
-  - issuer: https://oidc.eksgate.local
-    claims: {repository: acme/shop, environment: production}
-clusters: [demo]
-role: arn:aws:iam::123456789012:role/eksgate-ci-agent
-rules:
+# The same caller and cluster as POLICY, with pods/exec rules that name commands.
+EXEC_POLICY = (
+    POLICY[: POLICY.index("rules:")]
+    + """rules:
   - name: read-app-config
     effect: allow
     verbs: [create]
@@ -414,6 +410,7 @@ rules:
     approvers: [slack-group:platform-oncall]
     approval: {mode: once, ttl: 15m, min_approvers: 1}
 """
+)
 
 
 def test_an_exec_replays_with_the_argv_it_ran():
