@@ -11,6 +11,7 @@ inside a key): base64 lines before an END line, and base64 lines at the very sta
 
 from __future__ import annotations
 
+import bisect
 import functools
 import re
 import string
@@ -168,6 +169,10 @@ class Scanner:
         lowered = raw.lower()
         # Every trigger, overlapping ones too, reported in the order they end (so line by line).
         hits = self._text_automaton.find_matches_as_indexes(lowered, overlapping=True)
+        if text.isascii() and self._anchored is not None:
+            plain = self._mask_plain_lines(text, raw, lowered, hits, at_start)
+            if plain is not None:
+                return plain
         windows = self._windows(raw, lowered, at_start, hits)
         if not windows:
             return text
@@ -182,6 +187,75 @@ class Scanner:
             pieces.append(self._mask_window(window, at_start and start == 0))
             cursor = end
         pieces.append(raw[cursor:].decode("utf-8", "surrogatepass"))
+        return "".join(pieces)
+
+    def _mask_plain_lines(
+        self,
+        text: str,
+        raw: bytes,
+        lowered: bytes,
+        hits: list[tuple[int, int, int]],
+        at_start: bool,
+    ) -> str | None:
+        """The usual log, in as few Python steps per line as possible; None when it is not one.
+
+        Usual: all ASCII, no tool named, and no line holding a trigger holds a mark that grows
+        a window or needs a leading rule (``--``, ``<``, ``|``, ``>``; ``-----`` among them), nor
+        opens the text where a key fragment may start. Then ``_windows`` gives each run of
+        adjacent trigger lines as a window and ``_mask_window`` needs only the anchored rules at
+        its triggers' starts: the same windows and matches, found with comprehensions and one
+        regular-expression search over the text for the marks.
+        """
+        triggers, tool_patterns = self._trigger_count, self._tool_patterns
+        if tool_patterns and any(index in tool_patterns for index, _, _ in hits):
+            return None
+        starts = sorted({start for index, start, _ in hits if index < triggers})
+        if not starts:
+            return None  # nothing to mask, or only an opening key fragment: the usual route
+        if at_start and self._pem and _PEM_LEADING_START.match(text):
+            return None  # the text may open with the rest of a key (a window of its own)
+        rfind, find, size = raw.rfind, raw.find, len(raw)
+        lines: list[int] = []  # where each line holding a trigger starts
+        ends: list[int] = []  # and where its window ends (through the next line)
+        line_done = 0
+        for start in starts:
+            if start < line_done:
+                continue  # one search per line, however many triggers it holds (linear)
+            line_done = find(b"\n", start) + 1 or size
+            lines.append(rfind(b"\n", 0, start) + 1)
+            ends.append(_through_next_line(raw, line_done))
+        if _mark_in_lines(lowered, lines, ends):
+            return None
+        match_at = self._anchored.match  # type: ignore[union-attr]
+        pieces: list[str] = []
+        emitted = 0
+        next_start = 0
+        starts.append(size + 1)  # a sentinel: no bounds checks below
+        at = 0
+        while at < len(lines):
+            window_start, window_end = lines[at], ends[at]
+            at += 1
+            while at < len(lines) and lines[at] <= window_end:  # adjacent lines: one window
+                window_end = max(window_end, ends[at])
+                at += 1
+            window = text[window_start:window_end]
+            matches: list[re.Match[str]] = []
+            matched_to = 0
+            while starts[next_start] < window_end:
+                position = starts[next_start] - window_start
+                next_start += 1
+                if position >= matched_to:
+                    found = match_at(window, position)
+                    if found is not None:
+                        matches.append(found)
+                        matched_to = found.end()
+            if matches:
+                pieces.append(text[emitted:window_start])
+                pieces.append(_masked_matches(window, matches))
+                emitted = window_end
+        if not pieces:
+            return text
+        pieces.append(text[emitted:])
         return "".join(pieces)
 
     def _mask_ascii_windows(
@@ -267,6 +341,7 @@ class Scanner:
                 grown_start, end = self._extend(reach, start, end)
                 in_order = in_order and grown_start == start
                 start = grown_start
+            end = _through_next_line(raw, end)
             if start <= window_end:  # lines come in order: merge them as they come
                 window_start, window_end = min(window_start, start), max(window_end, end)
                 spans[-1] = (window_start, window_end)
@@ -434,6 +509,29 @@ def _compile(rules: list[str]) -> re.Pattern[str] | None:
     return re.compile("|".join(f"(?:{r})" for r in rules), re.ASCII) if rules else None
 
 
+# What sends a line holding a trigger off the plain route: a leading rule's mark or a mark
+# that grows its window (``_extend``: PEM, XML, YAML block lines; "-----" holds "--").
+_PLAIN_LINE_MARKS = (b"--", b"<", b"|", b">")
+
+
+def _mark_in_lines(lowered: bytes, lines: list[int], ends: list[int]) -> bool:
+    """Whether any of the lines (starts and ends, in order) holds one of ``_PLAIN_LINE_MARKS``.
+
+    Each mark is found with ``bytes.find`` (a regular expression over megabytes is many times
+    slower), and the search stops at the first one inside a line."""
+    for mark in _PLAIN_LINE_MARKS:
+        at = lowered.find(mark)
+        while at != -1:
+            line = bisect.bisect_right(lines, at) - 1
+            if line >= 0 and at < ends[line]:
+                return True
+            # Not in a line holding a trigger: go on from the next such line.
+            if line + 1 >= len(lines):
+                break
+            at = lowered.find(mark, max(at + 1, lines[line + 1]))
+    return False
+
+
 def _has_leading_mark(text: str) -> bool:
     """Whether ``text`` holds what a leading rule's match starts with (or needs): a YAML block
     indicator, "<", "--". (Four substring tests are several times faster than one regex.)"""
@@ -462,6 +560,19 @@ class _Reach:
             found = len(self.raw) if at == -1 else _end_of_line(self.raw, at)
             self._found[marker] = found
         return found
+
+
+def _through_next_line(raw: bytes, end: int) -> int:
+    """A window ending at ``end`` (a line's end) grown over the next line that holds anything
+    but blanks: a rule may look past a line break (``Bearer`` ending one line, its token
+    opening the next), as it would in the text masked whole."""
+    size = len(raw)
+    while end < size:
+        following = raw.find(b"\n", end) + 1 or size
+        if not raw[end:following].isspace():
+            return following
+        end = following
+    return end
 
 
 def _end_of_line(raw: bytes, position: int) -> int:
