@@ -199,12 +199,12 @@ class Scanner:
     ) -> str | None:
         """The usual log, in as few Python steps per line as possible; None when it is not one.
 
-        Usual: all ASCII, no tool named, and no line holding a trigger holds a mark that grows
-        a window or needs a leading rule (``--``, ``<``, ``|``, ``>``; ``-----`` among them), nor
-        opens the text where a key fragment may start. Then ``_windows`` gives each run of
-        adjacent trigger lines as a window and ``_mask_window`` needs only the anchored rules at
-        its triggers' starts: the same windows and matches, found with comprehensions and one
-        regular-expression search over the text for the marks.
+        Usual: all ASCII, no tool named, no key fragment opening the text, and no window (a
+        line holding a trigger and the line after it) holding a mark that grows a window or
+        needs a leading rule (``--``, ``<``, ``|``, ``>``; ``-----`` among them). Then the
+        windows are those ``_windows`` gives, and ``_mask_window`` of each needs only the
+        anchored rules at its triggers' starts: the same windows and matches, found with one
+        search per line and ``bytes.find`` for the marks.
         """
         triggers, tool_patterns = self._trigger_count, self._tool_patterns
         if tool_patterns and any(index in tool_patterns for index, _, _ in hits):
