@@ -42,7 +42,7 @@ def test_an_approver_whose_token_lacks_an_email_cannot_approve_their_own_request
     # Bob is on call; his token carries no email, so eksgate cannot tell his Slack account
     # from him: nobody may decide, Bob least of all.
     token = stack.session_token("approver", email=None, email_verified=None)
-    approval_id = ask_for_a_change(kube_config, token, "nginx:1.27.9")
+    approval_id = ask_for_a_change(kube_config, token, "nginx:1.26.9")
     stack.click(approval_id, "eksgate_approve", "U0BOB")
     stack.click(approval_id, "eksgate_approve", "U0CAROL")
     assert status(stack, approval_id, token) == "pending"
@@ -54,7 +54,7 @@ def test_an_unverified_email_claim_locks_no_approver_out(stack, kube_config):
     # The agent's token claims Carol's address without verification: Carol may still decide,
     # and the message shows the claim for what it is.
     token = stack.session_token("ci-agent", email="carol@example.com", email_verified=False)
-    approval_id = ask_for_a_change(kube_config, token, "nginx:1.27.8")
+    approval_id = ask_for_a_change(kube_config, token, "nginx:1.26.8")
     text = json.dumps(stack.slack_message_for(approval_id)["blocks"])
     assert "claims carol@example.com (UNVERIFIED)" in text
     stack.click(approval_id, "eksgate_approve", "U0CAROL")
@@ -63,7 +63,7 @@ def test_an_unverified_email_claim_locks_no_approver_out(stack, kube_config):
 
 def test_a_person_with_only_an_unverified_email_is_told_apart_from_no_one(stack, kube_config):
     token = stack.session_token("engineer", email="carol@example.com", email_verified=False)
-    approval_id = ask_for_a_change(kube_config, token, "nginx:1.27.7")
+    approval_id = ask_for_a_change(kube_config, token, "nginx:1.26.7")
     stack.click(approval_id, "eksgate_approve", "U0BOB")
     assert status(stack, approval_id, token) == "pending"
     refusals = [
@@ -77,7 +77,7 @@ def test_an_approval_required_refusal_names_its_approval_in_the_record(stack, ku
     import urllib3
 
     token = stack.session_token("ci-agent")
-    approval_id = ask_for_a_change(kube_config, token, "nginx:1.27.6")
+    approval_id = ask_for_a_change(kube_config, token, "nginx:1.26.6")
     session_id = jwt.decode(token, options={"verify_signature": False})["sid"]
     http = urllib3.PoolManager(ca_certs=stack.gateway_ca_file)
     answer = http.request(
