@@ -505,20 +505,18 @@ def _walk_dict(obj: dict[str, Any], ctx: _Context, owner_kind: str) -> dict[str,
         kind_of_value = type(value)
         if kind_of_value is str:
             key_decides = string_keys.get(key)
-            if key_decides is False:  # the usual key: only the value's content can matter
+            if key_decides is None:
+                key_decides = ctx.key_decides(key)
+            if not key_decides:  # the usual key: only the value's content can matter
                 if value not in suspects:
                     continue
                 masked: Any = ctx.text(value)
-            elif key_decides is None and not ctx.key_decides(key) and value not in suspects:
-                continue
             elif key == LAST_APPLIED_ANNOTATION:
                 masked = _mask_last_applied(value, ctx, owner_kind)
-            elif ctx.key_decides(key) and value:
-                masked = MASK
-            elif value in suspects:
-                masked = ctx.text(value)
+            elif value:
+                masked = MASK  # a credential-named key: its value whole
             else:
-                continue
+                continue  # an empty value hides nothing
         elif not value:
             continue  # an empty dict or list (or a number or a falsy scalar): nothing to mask
         elif kind_of_value is dict:

@@ -30,16 +30,12 @@ _LONG_NUMBER = re.compile(r"[0-9]{20}")
 _DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
 
 
-def _has_long_number(raw: bytes | str) -> bool:
+def has_long_number(raw: bytes | str) -> bool:
+    """Whether ``raw`` may hold an integer orjson would not read exactly (20+ digits)."""
     if isinstance(raw, str):
         return _LONG_NUMBER.search(raw) is not None
     # Two native passes; a regular expression over megabytes of base64 is ten times slower.
     return raw.translate(_DIGITS_AS_ZERO).find(b"0" * 20) != -1
-
-
-def has_long_number(raw: bytes | str) -> bool:
-    """Whether ``raw`` may hold an integer orjson would not read exactly (20+ digits)."""
-    return _has_long_number(raw)
 
 
 def loads(raw: bytes | str, *, long_numbers: bool = True) -> Any:
@@ -48,7 +44,7 @@ def loads(raw: bytes | str, *, long_numbers: bool = True) -> Any:
     ``long_numbers=False``: the caller has checked (``has_long_number``, once for a whole
     answer rather than once per piece) that ``raw`` holds no 20-digit run.
     """
-    if long_numbers and _has_long_number(raw):
+    if long_numbers and has_long_number(raw):
         return _standard_loads(raw)
     try:
         return orjson.loads(raw)
