@@ -15,7 +15,7 @@ import bisect
 import functools
 import re
 import string
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from chalicelib.masking.vocabulary import (
     LEADING_RULES,
@@ -239,16 +239,9 @@ class Scanner:
                 window_end = max(window_end, ends[at])
                 at += 1
             window = text[window_start:window_end]
-            matches: list[re.Match[str]] = []
-            matched_to = 0
-            while starts[next_start] < window_end:
-                position = starts[next_start] - window_start
-                next_start += 1
-                if position >= matched_to:
-                    found = match_at(window, position)
-                    if found is not None:
-                        matches.append(found)
-                        matched_to = found.end()
+            matches, next_start = _anchored_matches(
+                match_at, window, window_start, starts, next_start
+            )
             if matches:
                 pieces.append(text[emitted:window_start])
                 pieces.append(_masked_matches(window, matches))
@@ -299,17 +292,7 @@ class Scanner:
             ):
                 pieces.append(self._mask_window(window, opening))
                 continue
-            # The anchored rules at the window's trigger starts, as ``_mask_rules`` tries them.
-            matches: list[re.Match[str]] = []
-            matched_to = 0
-            while starts[next_start] < end:
-                position = starts[next_start] - start
-                next_start += 1
-                if position >= matched_to:
-                    found = match_at(window, position)
-                    if found is not None:
-                        matches.append(found)
-                        matched_to = found.end()
+            matches, next_start = _anchored_matches(match_at, window, start, starts, next_start)
             pieces.append(_masked_matches(window, matches) if matches else window)
         pieces.append(text[cursor:])
         return "".join(pieces)
@@ -587,6 +570,30 @@ def _escaped(raw: bytes, quote: int) -> bool:
         backslashes += 1
         position -= 1
     return backslashes % 2 == 1
+
+
+def _anchored_matches(
+    match_at: Callable[[str, int], re.Match[str] | None],
+    window: str,
+    window_start: int,
+    starts: list[int],
+    next_start: int,
+) -> tuple[list[re.Match[str]], int]:
+    """The anchored rules tried at the window's trigger starts, as ``_mask_rules`` tries them
+    (leftmost first, never inside an accepted match): the matches, and the index of the first
+    start past the window (``starts`` is sorted and ends with a sentinel past the text)."""
+    window_end = window_start + len(window)
+    matches: list[re.Match[str]] = []
+    matched_to = 0
+    while starts[next_start] < window_end:
+        position = starts[next_start] - window_start
+        next_start += 1
+        if position >= matched_to:
+            found = match_at(window, position)
+            if found is not None:
+                matches.append(found)
+                matched_to = found.end()
+    return matches, next_start
 
 
 def _masked_matches(text: str, matches: list[re.Match[str]]) -> str:
