@@ -1,9 +1,11 @@
 """One scanner per set of enabled pattern families: finds credentials in text in one pass.
 
 Two stages keep multi-megabyte answers cheap. A multi-string search (Aho-Corasick, in native
-code) finds the few places that hold a trigger word; only the lines around them go through
-the combined regular expression, which holds every enabled rule as one alternation. Text
-without a trigger is returned as it is, at the cost of one native pass.
+code) finds the few places that hold a trigger word; the combined regular expression, which
+holds every enabled rule as one alternation, is tried only there. Text without a trigger is
+returned as it is, at the cost of one native pass. A usual log (ASCII, no mark a leading rule
+needs, no tool named) is masked in place; otherwise the lines around the triggers are masked
+as windows.
 
 PEM private keys are also recognised without their BEGIN line (a log window that starts
 inside a key): base64 lines before an END line, and base64 lines at the very start of a text.
@@ -64,9 +66,10 @@ class Scanner:
         triggers = sorted({t for f in families for t in TRIGGERS[f]})
         self._has_triggers = bool(triggers)
         # Over whole texts the tools that flag rules are for are searched along with the
-        # triggers (a tool found is not a trigger: no rule is tried where it starts).
+        # triggers (a tool found is not a trigger: no rule is tried where it starts), and so
+        # are the marks that send a text off the usual routes (``_PLAIN_LINE_MARKS``).
         tools_only = sorted(set(self._tools) - set(triggers)) if self._tool_flags else []
-        text_patterns = [*triggers, *tools_only]
+        text_patterns = [*triggers, *tools_only, *(m.decode() for m in _PLAIN_LINE_MARKS)]
         self._text_automaton = ahocorasick_rs.BytesAhoCorasick(
             [t.encode() for t in text_patterns or ["\x00never"]],
             implementation=ahocorasick_rs.Implementation.DFA,
@@ -75,6 +78,9 @@ class Scanner:
             index for index, pattern in enumerate(text_patterns) if pattern in self._tools
         )
         self._trigger_count = len(triggers)
+        self._first_mark = len(triggers) + len(tools_only)
+        # Triggers that name no tool: a text whose hits are all of these is a usual one.
+        self._plain_triggers = frozenset(range(len(triggers))) - self._tool_patterns
         self._str_automaton = ahocorasick_rs.AhoCorasick(
             triggers or ["\x00never"], implementation=ahocorasick_rs.Implementation.DFA
         )
@@ -167,10 +173,13 @@ class Scanner:
     def _mask_in_windows(self, text: str, at_start: bool) -> str:
         raw = text.encode("utf-8", "surrogatepass")
         lowered = raw.lower()
-        # Every trigger, overlapping ones too, reported in the order they end (so line by line).
-        hits = self._text_automaton.find_matches_as_indexes(lowered, overlapping=True)
+        hits, marks = self._hits_and_marks(lowered)
         if text.isascii() and self._anchored is not None:
-            plain = self._mask_plain_lines(text, raw, lowered, hits, at_start)
+            if not marks:
+                unmarked = self._mask_unmarked(text, hits, at_start)
+                if unmarked is not None:
+                    return unmarked
+            plain = self._mask_plain_lines(text, raw, hits, marks, at_start)
             if plain is not None:
                 return plain
         windows = self._windows(raw, lowered, at_start, hits)
@@ -189,12 +198,47 @@ class Scanner:
         pieces.append(raw[cursor:].decode("utf-8", "surrogatepass"))
         return "".join(pieces)
 
+    def _hits_and_marks(self, lowered: bytes) -> tuple[list[tuple[int, int, int]], list[int]]:
+        """One search of a lower-cased text: every trigger and tool, overlapping ones too, in
+        the order they end (so line by line), and where the marks start, in order."""
+        found = self._text_automaton.find_matches_as_indexes(lowered, overlapping=True)
+        first_mark = self._first_mark
+        hits = [hit for hit in found if hit[0] < first_mark]
+        if len(hits) == len(found):
+            return hits, []
+        return hits, sorted(start for index, start, _ in found if index >= first_mark)
+
+    def _mask_unmarked(
+        self, text: str, hits: list[tuple[int, int, int]], at_start: bool
+    ) -> str | None:
+        """The usual log, masked as ``_mask_window`` masks the whole text; None when it is not
+        one. Usual: all ASCII, no mark anywhere (checked by the caller), no tool named, no key
+        fragment opening the text.
+
+        Then ``_mask_window`` of the whole text is the anchored rules tried at the triggers'
+        starts and nothing else: ``_has_leading_mark`` is false (no leading rule is tried),
+        no tool flag applies, and with no ``--`` there is no PEM END line. The triggers were
+        found once over the whole text, and the rules run on it in place: no windows."""
+        if at_start and self._pem and _PEM_LEADING_START.match(text):
+            return None  # the text may open with the rest of a key (a window of its own)
+        plain = self._plain_triggers
+        if not all(index in plain for index, _, _ in hits):
+            return None  # a tool named: its flags need the window route
+        starts = {start for _, start, _ in hits}
+        if not starts:
+            return text
+        match_at = self._anchored.match  # type: ignore[union-attr]
+        ordered = sorted(starts)
+        ordered.append(len(text) + 1)  # the sentinel ``_anchored_matches`` needs
+        matches, _ = _anchored_matches(match_at, text, 0, ordered, 0)
+        return _masked_matches(text, matches)
+
     def _mask_plain_lines(
         self,
         text: str,
         raw: bytes,
-        lowered: bytes,
         hits: list[tuple[int, int, int]],
+        marks: list[int],
         at_start: bool,
     ) -> str | None:
         """The usual log, in as few Python steps per line as possible; None when it is not one.
@@ -204,7 +248,7 @@ class Scanner:
         needs a leading rule (``--``, ``<``, ``|``, ``>``; ``-----`` among them). Then the
         windows are those ``_windows`` gives, and ``_mask_window`` of each needs only the
         anchored rules at its triggers' starts: the same windows and matches, found with one
-        search per line and ``bytes.find`` for the marks.
+        search per line; ``marks`` are where the marks are in the text, in order.
         """
         triggers, tool_patterns = self._trigger_count, self._tool_patterns
         if tool_patterns and any(index in tool_patterns for index, _, _ in hits):
@@ -224,7 +268,7 @@ class Scanner:
             line_done = find(b"\n", start) + 1 or size
             lines.append(rfind(b"\n", 0, start) + 1)
             ends.append(_through_next_line(raw, line_done))
-        if _mark_in_lines(lowered, lines, ends):
+        if _mark_in_lines(marks, lines, ends):
             return None
         match_at = self._anchored.match  # type: ignore[union-attr]
         pieces: list[str] = []
@@ -497,21 +541,18 @@ def _compile(rules: list[str]) -> re.Pattern[str] | None:
 _PLAIN_LINE_MARKS = (b"--", b"<", b"|", b">")
 
 
-def _mark_in_lines(lowered: bytes, lines: list[int], ends: list[int]) -> bool:
-    """Whether any of the lines (starts and ends, in order) holds one of ``_PLAIN_LINE_MARKS``.
-
-    Each mark is found with ``bytes.find`` (a regular expression over megabytes is many times
-    slower), and the search stops at the first one inside a line."""
-    for mark in _PLAIN_LINE_MARKS:
-        at = lowered.find(mark)
-        while at != -1:
-            line = bisect.bisect_right(lines, at) - 1
-            if line >= 0 and at < ends[line]:
-                return True
-            # Not in a line holding a trigger: go on from the next such line.
-            if line + 1 >= len(lines):
-                break
-            at = lowered.find(mark, max(at + 1, lines[line + 1]))
+def _mark_in_lines(marks: list[int], lines: list[int], ends: list[int]) -> bool:
+    """Whether any of the lines (starts and ends, in order) holds a mark (``marks``: where
+    the marks start, in order); the search stops at the first mark inside a line."""
+    at = 0
+    while at < len(marks):
+        line = bisect.bisect_right(lines, marks[at]) - 1
+        if line >= 0 and marks[at] < ends[line]:
+            return True
+        # Not in a line holding a trigger: go on from the next such line.
+        if line + 1 >= len(lines):
+            break
+        at = bisect.bisect_left(marks, lines[line + 1], at + 1)
     return False
 
 
