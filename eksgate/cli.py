@@ -246,6 +246,12 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument(
         "--function-role", dest="function_role", help="the function's role: a logical id or an ARN"
     )
+    render.add_argument(
+        "--api",
+        choices=("http", "rest"),
+        default="http",
+        help="the front door: an HTTP API in place of Chalice's REST API (default), or REST",
+    )
 
     iam = infra_commands.add_parser(
         "iam-policy",

@@ -45,6 +45,7 @@ from eksgate.access_entries.model import (
     policies_tag_value,
 )
 from eksgate.access_entries.stages import PROJECT_DIR, load_stage
+from eksgate.http_api import REST_API, RouteError, app_routes, http_api_resources
 
 # What ``chalice package`` names the role of the app's functions (resource "default-role").
 DEFAULT_FUNCTION_ROLE = "DefaultRole"
@@ -302,13 +303,18 @@ def render_merge_template(
     *,
     policy_dir: Path | str | None = None,
     function_role: str | None = None,
+    api: str = "http",
 ) -> dict[str, Any]:
     """infra/template.yaml plus the stage's policy roles and access entries, as one template.
 
     Policies come from ``policy_dir`` (default: the project's chalicelib/policies), clusters
     from the stage's EKSGATE_CLUSTERS, the trusted function role from the stage's chalice
-    settings unless ``function_role`` names it.
+    settings unless ``function_role`` names it. ``api`` "http" (the default) also puts an HTTP
+    API in front of the function in place of Chalice's REST API (``eksgate.http_api``); "rest"
+    keeps the REST API.
     """
+    if api not in ("http", "rest"):
+        raise InfraRenderError(f"api must be 'http' or 'rest', not {api!r}")
     project = Path(project_dir)
     config = load_stage(stage, project)
     template = load_template(project / "infra" / "template.yaml")
@@ -346,14 +352,37 @@ def render_merge_template(
             merged["Resources"][logical_id]["Properties"]["TableName"] = name
     if conditions:
         merged["Conditions"] = {**template.get("Conditions", {}), **conditions}
+    if api == "http":
+        try:
+            front_door = http_api_resources(stage, app_routes(project))
+        except RouteError as exc:
+            raise InfraRenderError(str(exc)) from exc
+        clash = (set(front_door["Resources"]) - {REST_API}) & ids_in(merged)
+        if clash:
+            raise InfraRenderError(
+                f"the HTTP API's {', '.join(sorted(clash))} and the template's would be one "
+                "CloudFormation resource; rename the template's"
+            )
+        merged["Resources"] = {**merged["Resources"], **front_door["Resources"]}
+        merged["Outputs"] = {**merged.get("Outputs", {}), **front_door["Outputs"]}
     return merged
+
+
+def ids_in(template: Mapping[str, Any]) -> set[str]:
+    """Every logical id a template defines (resources, conditions, outputs)."""
+    return {
+        *template.get("Resources", {}),
+        *template.get("Conditions", {}),
+        *template.get("Outputs", {}),
+    }
 
 
 def cmd_render(args: Any) -> int:
     """Write the merge template as JSON to ``args.output`` (a path, or ``-`` for stdout).
 
     Optional args: ``project_dir``, ``policies`` (directory), ``function_role`` (logical id or
-    ARN). 0 on success; 1 with a message on stderr, never a traceback.
+    ARN), ``api`` ("http" or "rest"). 0 on success; 1 with a message on stderr, never a
+    traceback.
     """
     try:
         template = render_merge_template(
@@ -361,6 +390,7 @@ def cmd_render(args: Any) -> int:
             getattr(args, "project_dir", None) or PROJECT_DIR,
             policy_dir=getattr(args, "policies", None),
             function_role=getattr(args, "function_role", None),
+            api=getattr(args, "api", None) or "http",
         )
         text = json.dumps(template, indent=2) + "\n"
         output = getattr(args, "output", "-") or "-"
@@ -399,6 +429,14 @@ def _report(template: Mapping[str, Any], output: str) -> None:
         f"wrote {len(roles)} policy role(s) and {len(entries)} access entr"
         f"{'y' if len(entries) == 1 else 'ies'} to {where}\n"
     )
+    routes = [v for v in resources.values() if v.get("Type") == "AWS::ApiGatewayV2::Route"]
+    if routes:
+        sys.stderr.write(
+            f"front door: an HTTP API with {len(routes)} routes to the function (the REST API's "
+            "endpoint turned off); EndpointURL names it\n"
+        )
+    else:
+        sys.stderr.write("front door: Chalice's REST API (--api rest)\n")
     if regions:
         sys.stderr.write(
             f"access entries are created only when the stack is deployed in "

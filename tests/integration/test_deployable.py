@@ -138,6 +138,13 @@ def test_chalice_package_with_the_merge_template_passes_cfn_lint(tmp_path):
     handler = resources["APIHandler"]["Properties"]
     assert handler["Environment"]["Variables"]["EKSGATE_AUDIT_TABLE"] == "eksgate-prod-audit"
     assert resources["AuditTable"]["Properties"]["TableName"] == "eksgate-prod-audit"
+    # The front door: the HTTP API merged in, Chalice's REST API kept but not callable.
+    assert resources["HttpApi"]["Type"] == "AWS::ApiGatewayV2::Api"
+    rest = resources["RestAPI"]
+    assert rest["Type"] == "AWS::Serverless::Api"
+    assert rest["Properties"]["DisableExecuteApiEndpoint"] is True
+    assert rest["Properties"]["DefinitionBody"]["paths"]  # Chalice's own, merged into
+    assert "${HttpApi}" in template["Outputs"]["EndpointURL"]["Value"]["Fn::Sub"]
     assert resources["AuditExport"]["Properties"]["Handler"]  # merged, not replaced
     definition = resources["RestAPI"]["Properties"]["DefinitionBody"]  # eksgate/api_definition.py
     greedy = definition["paths"]["/k8s/{cluster}/{proxy+}"]["get"]
