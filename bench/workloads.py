@@ -188,6 +188,15 @@ def logs(size: int = 5 * MB) -> str:
     return _log_lines(size, trigger_every=10, credential_every=100)
 
 
+def marked_logs(size: int = 5 * MB) -> str:
+    """The typical logs with an arrow on 1 line in 50 (never a line holding a trigger):
+    marks that leading rules start with, away from where any could match."""
+    lines = logs(size).split("\n")
+    for index in range(7, len(lines), 50):
+        lines[index] += " step a -> b"
+    return "\n".join(lines)
+
+
 def dense_logs(size: int = 5 * MB) -> str:
     """A stress case, not a typical log: two lines in five hold a credential."""
     return _log_lines(size, trigger_every=5, credential_every=5, credential_lines=2)

@@ -67,9 +67,9 @@ class Scanner:
         self._has_triggers = bool(triggers)
         # Over whole texts the tools that flag rules are for are searched along with the
         # triggers (a tool found is not a trigger: no rule is tried where it starts), and so
-        # are the marks that send a text off the usual routes (``_PLAIN_LINE_MARKS``).
+        # are the marks that send a text off the usual routes (``_LEADING_MARKS``).
         tools_only = sorted(set(self._tools) - set(triggers)) if self._tool_flags else []
-        text_patterns = [*triggers, *tools_only, *(m.decode() for m in _PLAIN_LINE_MARKS)]
+        text_patterns = [*triggers, *tools_only, *(m.decode() for m in _LEADING_MARKS)]
         self._text_automaton = ahocorasick_rs.BytesAhoCorasick(
             [t.encode() for t in text_patterns or ["\x00never"]],
             implementation=ahocorasick_rs.Implementation.DFA,
@@ -175,13 +175,9 @@ class Scanner:
         lowered = raw.lower()
         hits, marks = self._hits_and_marks(lowered)
         if text.isascii() and self._anchored is not None:
-            if not marks:
-                unmarked = self._mask_unmarked(text, hits, at_start)
-                if unmarked is not None:
-                    return unmarked
-            plain = self._mask_plain_lines(text, raw, hits, marks, at_start)
-            if plain is not None:
-                return plain
+            in_place = self._mask_in_place(text, raw, hits, marks, at_start)
+            if in_place is not None:
+                return in_place
         windows = self._windows(raw, lowered, at_start, hits)
         if not windows:
             return text
@@ -208,32 +204,7 @@ class Scanner:
             return hits, []
         return hits, sorted(start for index, start, _ in found if index >= first_mark)
 
-    def _mask_unmarked(
-        self, text: str, hits: list[tuple[int, int, int]], at_start: bool
-    ) -> str | None:
-        """The usual log, masked as ``_mask_window`` masks the whole text; None when it is not
-        one. Usual: all ASCII, no mark anywhere (checked by the caller), no tool named, no key
-        fragment opening the text.
-
-        Then ``_mask_window`` of the whole text is the anchored rules tried at the triggers'
-        starts and nothing else: ``_has_leading_mark`` is false (no leading rule is tried),
-        no tool flag applies, and with no ``--`` there is no PEM END line. The triggers were
-        found once over the whole text, and the rules run on it in place: no windows."""
-        if at_start and self._pem and _PEM_LEADING_START.match(text):
-            return None  # the text may open with the rest of a key (a window of its own)
-        plain = self._plain_triggers
-        if not all(index in plain for index, _, _ in hits):
-            return None  # a tool named: its flags need the window route
-        starts = {start for _, start, _ in hits}
-        if not starts:
-            return text
-        match_at = self._anchored.match  # type: ignore[union-attr]
-        ordered = sorted(starts)
-        ordered.append(len(text) + 1)  # the sentinel ``_anchored_matches`` needs
-        matches, _ = _anchored_matches(match_at, text, 0, ordered, 0)
-        return _masked_matches(text, matches)
-
-    def _mask_plain_lines(
+    def _mask_in_place(
         self,
         text: str,
         raw: bytes,
@@ -241,59 +212,29 @@ class Scanner:
         marks: list[int],
         at_start: bool,
     ) -> str | None:
-        """The usual log, in as few Python steps per line as possible; None when it is not one.
+        """The usual log, masked as ``_mask_window`` masks the whole text; None when it is not
+        one. Usual: all ASCII, no tool named, no key fragment opening the text, and no mark
+        (``--``, ``<``, ``|``, ``>``; ``marks``: where they start) on a line holding a trigger.
 
-        Usual: all ASCII, no tool named, no key fragment opening the text, and no window (a
-        line holding a trigger and the line after it) holding a mark that grows a window or
-        needs a leading rule (``--``, ``<``, ``|``, ``>``; ``-----`` among them). Then the
-        windows are those ``_windows`` gives, and ``_mask_window`` of each needs only the
-        anchored rules at its triggers' starts: the same windows and matches, found with one
-        search per line; ``marks`` are where the marks are in the text, in order.
-        """
-        triggers, tool_patterns = self._trigger_count, self._tool_patterns
-        if tool_patterns and any(index in tool_patterns for index, _, _ in hits):
-            return None
-        starts = sorted({start for index, start, _ in hits if index < triggers})
-        if not starts:
-            return None  # nothing to mask, or only an opening key fragment: the usual route
+        Then ``_mask_window`` of the whole text is the anchored rules tried at the triggers'
+        starts and nothing else. A leading rule's match holds its mark and its keyword (a
+        trigger) on one line, so none can match; no tool flag applies; and every PEM END line
+        is a trigger line ("-----") holding a mark. The triggers were found once over the
+        whole text, and the rules run on it in place: no windows."""
         if at_start and self._pem and _PEM_LEADING_START.match(text):
             return None  # the text may open with the rest of a key (a window of its own)
-        rfind, find, size = raw.rfind, raw.find, len(raw)
-        lines: list[int] = []  # where each line holding a trigger starts
-        ends: list[int] = []  # and where its window ends (through the next line)
-        line_done = 0
-        for start in starts:
-            if start < line_done:
-                continue  # one search per line, however many triggers it holds (linear)
-            line_done = find(b"\n", start) + 1 or size
-            lines.append(rfind(b"\n", 0, start) + 1)
-            ends.append(_through_next_line(raw, line_done))
-        if _mark_in_lines(marks, lines, ends):
-            return None
-        match_at = self._anchored.match  # type: ignore[union-attr]
-        pieces: list[str] = []
-        emitted = 0
-        next_start = 0
-        starts.append(size + 1)  # a sentinel: no bounds checks below
-        at = 0
-        while at < len(lines):
-            window_start, window_end = lines[at], ends[at]
-            at += 1
-            while at < len(lines) and lines[at] <= window_end:  # adjacent lines: one window
-                window_end = max(window_end, ends[at])
-                at += 1
-            window = text[window_start:window_end]
-            matches, next_start = _anchored_matches(
-                match_at, window, window_start, starts, next_start
-            )
-            if matches:
-                pieces.append(text[emitted:window_start])
-                pieces.append(_masked_matches(window, matches))
-                emitted = window_end
-        if not pieces:
+        plain = self._plain_triggers
+        if not all(index in plain for index, _, _ in hits):
+            return None  # a tool named: its flags need the window route
+        starts = sorted({start for _, start, _ in hits})
+        if not starts:
             return text
-        pieces.append(text[emitted:])
-        return "".join(pieces)
+        if marks and _mark_on_a_line_of(raw, marks, starts):
+            return None  # a leading rule may match there: the window routes
+        match_at = self._anchored.match  # type: ignore[union-attr]
+        starts.append(len(text) + 1)  # the sentinel ``_anchored_matches`` needs
+        matches, _ = _anchored_matches(match_at, text, 0, starts, 0)
+        return _masked_matches(text, matches)
 
     def _mask_ascii_windows(
         self,
@@ -536,23 +477,27 @@ def _compile(rules: list[str]) -> re.Pattern[str] | None:
     return re.compile("|".join(f"(?:{r})" for r in rules), re.ASCII) if rules else None
 
 
-# What sends a line holding a trigger off the plain route: a leading rule's mark or a mark
+# What sends a line holding a trigger off the in-place route: a leading rule's mark or a mark
 # that grows its window (``_extend``: PEM, XML, YAML block lines; "-----" holds "--").
-_PLAIN_LINE_MARKS = (b"--", b"<", b"|", b">")
+_LEADING_MARKS = (b"--", b"<", b"|", b">")
 
 
-def _mark_in_lines(marks: list[int], lines: list[int], ends: list[int]) -> bool:
-    """Whether any of the lines (starts and ends, in order) holds a mark (``marks``: where
-    the marks start, in order); the search stops at the first mark inside a line."""
+def _mark_on_a_line_of(raw: bytes, marks: list[int], starts: list[int]) -> bool:
+    """Whether a mark lies on a line where a trigger starts (both lists sorted). Only marks on
+    the next line holding a trigger are looked at after each miss, so the work is bounded by
+    the fewer of marks and trigger lines."""
     at = 0
     while at < len(marks):
-        line = bisect.bisect_right(lines, marks[at]) - 1
-        if line >= 0 and marks[at] < ends[line]:
+        mark = marks[at]
+        line_start = raw.rfind(b"\n", 0, mark) + 1
+        line_end = raw.find(b"\n", mark)
+        trigger = bisect.bisect_left(starts, line_start)
+        if trigger == len(starts):
+            return False  # no trigger from this line on
+        if line_end == -1 or starts[trigger] < line_end:
             return True
-        # Not in a line holding a trigger: go on from the next such line.
-        if line + 1 >= len(lines):
-            break
-        at = bisect.bisect_left(marks, lines[line + 1], at + 1)
+        next_trigger_line = raw.rfind(b"\n", 0, starts[trigger]) + 1
+        at = bisect.bisect_left(marks, next_trigger_line, at + 1)
     return False
 
 

@@ -79,71 +79,86 @@ PLAIN_LINES = st.sampled_from(
 )
 
 
+def _in_place(scanner, text: str, at_start: bool):
+    raw = text.encode()
+    hits, marks = scanner._hits_and_marks(raw.lower())
+    return scanner._mask_in_place(text, raw, hits, marks, at_start)
+
+
 @settings(max_examples=150, deadline=None)
 @given(st.lists(PLAIN_LINES, min_size=60, max_size=300), st.booleans())
-def test_the_unmarked_route_masks_as_the_whole_text(lines, at_start):
+def test_a_log_without_marks_is_masked_in_place_as_the_whole_text(lines, at_start):
     """Logs without a mark or a tool anywhere are masked in place, without windows."""
     text = "\n".join(lines) + "\n"
     scanner = scanner_for(DEFAULT_SETTINGS.families)
-    hits, marks = scanner._hits_and_marks(text.encode().lower())
-    assert not marks
-    unmarked = scanner._mask_unmarked(text, hits, at_start)
-    # PLAIN_LINES name no tool, and none is a key line that could open a text.
-    assert unmarked is not None
-    assert scanner._mask_in_windows(text, at_start) == scanner._mask_window(text, at_start)
-    if unmarked is not None:
-        assert unmarked == scanner._mask_window(text, at_start)
+    in_place = _in_place(scanner, text, at_start)
+    # PLAIN_LINES name no tool, hold no mark, and none is a key line that could open a text.
+    assert in_place is not None
+    assert in_place == scanner._mask_window(text, at_start)
+    assert scanner._mask_in_windows(text, at_start) == in_place
 
 
-# Lines with marks (and, for two, a tool) but no trigger: beside the plain lines they send a
-# text to the plain route, or (next to a line holding a trigger) further.
+# Lines with marks, a tool, or a mark beside a trigger (where a leading rule could match, or
+# not: "--password V" is one only a leading rule masks).
 MARKED_LINES = st.sampled_from(
     [
         "a -> b | c > d",
         "see <http://example.com/> for more",
         "run with --verbose --dry-run",
         "mysql -u root shop",
+        "step a -> b failed password=Pl4ntValueD",
+        "--password Pl4ntValueE --verbose",
+        "<token>Pl4ntValueF</token>",
+        "  client_secret: |",
+        "    Pl4ntValueG",
     ]
 )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(
     st.lists(st.one_of(PLAIN_LINES, PLAIN_LINES, MARKED_LINES), min_size=60, max_size=300),
     st.booleans(),
 )
-def test_the_plain_route_masks_as_the_whole_text(lines, at_start):
-    """Logs whose marks and tools lie away from the lines holding triggers take the plain
-    route; it masks as the whole text does."""
+def test_a_log_with_marks_away_from_its_triggers_is_masked_in_place_as_the_whole_text(
+    lines, at_start
+):
+    """Marks and tools on lines without a trigger leave a log on the in-place route; a mark
+    on a line with a trigger (or a tool anywhere) sends it to the windows. Either way it is
+    masked as the whole text is."""
     text = "\n".join(lines) + "\n"
     scanner = scanner_for(DEFAULT_SETTINGS.families)
-    raw = text.encode()
-    hits, marks = scanner._hits_and_marks(raw.lower())
-    plain = scanner._mask_plain_lines(text, raw, hits, marks, at_start)
-    assert scanner._mask_in_windows(text, at_start) == scanner._mask_window(text, at_start)
-    if plain is not None:
-        assert plain == scanner._mask_window(text, at_start)
+    in_place = _in_place(scanner, text, at_start)
+    whole = scanner._mask_window(text, at_start)
+    assert scanner._mask_in_windows(text, at_start) == whole
+    if in_place is not None:
+        assert in_place == whole
+    beside = {"step a -> b failed password=Pl4ntValueD", "--password Pl4ntValueE --verbose"}
+    beside |= {"<token>Pl4ntValueF</token>", "  client_secret: |", "mysql -u root shop"}
+    beside |= {"see <http://example.com/> for more"}  # "://" is a trigger
+    if not beside & set(lines):
+        assert in_place is not None
 
 
 def test_each_route_is_taken_by_the_logs_it_is_for():
-    """The routes above are not vacuous: a usual log is masked in place, one with a mark
-    away from its triggers by plain lines, one with a mark beside a trigger by windows."""
+    """The routes above are not vacuous: a log with a mark away from its triggers is masked
+    in place, one with a mark on a trigger's line by windows."""
     scanner = scanner_for(DEFAULT_SETTINGS.families)
     padding = "2026-11-28T10:00:01Z INFO request id=7 path=/api/cart status=200\n" * 100
     credential = "db connect failed password=Pl4ntValue1 host=db\n"
+    flag = "--password Pl4ntValue2 --verbose\n"
     usual = padding + credential + padding
-    marked_away = padding + credential + padding + "a -> b\n" + padding
+    marked_away = padding + credential + "a -> b\n" + padding + "x | y\n"
     marked_beside = padding + "a -> b " + credential + padding
-    for text in (usual, marked_away, marked_beside):
-        assert "Pl4ntValue1" not in mask_text(text)
-    hits, marks = scanner._hits_and_marks(usual.encode().lower())
-    assert not marks and scanner._mask_unmarked(usual, hits, True) is not None
-    hits, marks = scanner._hits_and_marks(marked_away.encode().lower())
-    assert marks
-    assert scanner._mask_plain_lines(marked_away, marked_away.encode(), hits, marks, True)
-    hits, marks = scanner._hits_and_marks(marked_beside.encode().lower())
-    raw = marked_beside.encode()
-    assert scanner._mask_plain_lines(marked_beside, raw, hits, marks, True) is None
+    for text in (usual, marked_away, marked_beside, padding + flag + padding):
+        masked = mask_text(text)
+        assert "Pl4ntValue1" not in masked and "Pl4ntValue2" not in masked
+    assert _in_place(scanner, usual, True) is not None
+    assert _in_place(scanner, marked_away, True) is not None
+    assert _in_place(scanner, marked_beside, True) is None
+    assert _in_place(scanner, padding + flag + padding, True) is None
+    # The last line, with no newline after it, is a line too.
+    assert _in_place(scanner, padding + "a -> b password=Pl4ntValue3", True) is None
 
 
 def test_a_token_on_the_line_after_its_keyword_is_masked_in_a_large_text_too():
