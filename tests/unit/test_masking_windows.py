@@ -169,3 +169,27 @@ def test_a_token_on_the_line_after_its_keyword_is_masked_in_a_large_text_too():
     wrapped = "sent with Bearer\n\nAbCdEf0123456789xyzTOKENVALUE\n"
     assert "TOKENVALUE" not in mask_text(wrapped)
     assert "TOKENVALUE" not in mask_text(padding + wrapped + padding)
+
+
+# Pieces a leading rule is made of (keywords, marks, YAML and XML punctuation, line breaks,
+# indentation) and a little else, so generated texts come close to every leading rule.
+PIECES = st.sampled_from(
+    [
+        "password", "token", "client_secret", "db-pass", "auth", "curl", "mysql", "-p",
+        "--", "-", "<", ">", "</", "|", "|-", ">-", ":", "=", " ", "  ", "\t", "\n", "\n  ",
+        '"', "'", "V4lue", "x", "-----BEGIN PRIVATE KEY-----", "-----END PRIVATE KEY-----",
+        "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7",
+    ]
+)  # fmt: skip
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(PIECES, max_size=60), st.booleans())
+def test_the_in_place_route_never_disagrees_with_the_whole_text(pieces, at_start):
+    """Whenever the in-place route takes a text, it masks as the whole text masked at once:
+    marks away from a trigger's line never make a leading rule match."""
+    text = "".join(pieces)
+    scanner = scanner_for(DEFAULT_SETTINGS.families)
+    in_place = _in_place(scanner, text, at_start)
+    if in_place is not None:
+        assert in_place == scanner._mask_window(text, at_start)
