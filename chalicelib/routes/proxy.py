@@ -86,7 +86,7 @@ def outside_prefix(path: str, method: str) -> ProxyResponse:
             f"eksgate serves the Kubernetes API under /k8s/<cluster>/, not at {path!r}. "
             "kubectl get --raw sends its path from the host root: include the prefix, e.g. "
             f"kubectl get --raw /k8s/<cluster>{path if path.startswith('/') else '/' + path} "
-            "(behind the default execute-api URL, also the stage: /<stage>/k8s/<cluster>/...)",
+            "(behind a REST API's execute-api URL, also its stage: /<stage>/k8s/<cluster>/...)",
             details={"kind": "path", "name": path[:200], "method": method},
         )
     )

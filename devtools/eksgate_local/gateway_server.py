@@ -1,14 +1,17 @@
 """Serve the Chalice app on loopback the way API Gateway + Lambda would (local stack only).
 
 ``chalice local`` cannot match greedy ``{proxy+}`` routes, which the Kubernetes proxy needs.
-Rather than a second code path, this server turns each HTTP request into the same REST API
-proxy event API Gateway sends and calls the app's Lambda handler (``app(event, context)``):
-routing, middleware and every route run exactly as deployed.
+Rather than a second code path, this server turns each HTTP request into the proxy event API
+Gateway sends and calls the app's Lambda handler (``app(event, context)``): routing, middleware
+and every route run exactly as deployed. By default it is the event of the packaged stack's
+front door, an HTTP API with payload format 1.0 and a ``$default`` stage; ``front_door="rest"``
+gives the REST API's (``chalice deploy``), so tests cover the app under both.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import re
 import socket
@@ -16,16 +19,32 @@ import ssl
 import threading
 import time
 import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 API_GATEWAY_MAX_BODY = 10 * 1024 * 1024
+HTTP_API = "http"
+REST_API = "rest"
+# What each kind of API answers, itself, a request none of its routes takes.
+NO_ROUTE_ANSWERS = {
+    HTTP_API: (404, b'{"message":"Not Found"}'),
+    REST_API: (403, b'{"message":"Missing Authentication Token"}'),
+}
+# The stage in a REST API's URL (Chalice's default, /api/); an HTTP API's $default has none.
+REST_STAGE = "api"
+ACCOUNT_ID = "123456789012"
+API_ID = "eksgatelocal"
 
 
-class _Route:
-    def __init__(self, template: str) -> None:
+class Route:
+    """One path the app declares, with its methods: an HTTP API route key per method."""
+
+    def __init__(self, template: str, methods: Iterable[str]) -> None:
         self.template = template
+        self.methods = frozenset(methods)
         pattern = ""
         for part in template.strip("/").split("/") if template != "/" else []:
             if part.startswith("{") and part.endswith("+}"):
@@ -42,6 +61,23 @@ class _Route:
         self.rank = (template.count("+}"), -literals, template.count("{"), -len(template))
 
 
+def app_routes(app: Any) -> list[Route]:
+    """The routes of a Chalice app, with the methods each declares."""
+    return [Route(path, entries) for path, entries in app.routes.items()]
+
+
+@dataclass(frozen=True)
+class LocalRequest:
+    """An HTTP request as the local gateway received it."""
+
+    method: str
+    target: str  # path and query, as sent
+    headers: list[tuple[str, str]]  # as sent, repeats kept
+    body: bytes
+    source_ip: str
+    protocol: str = "HTTP/1.1"
+
+
 class LambdaContext:
     """The attributes of the Lambda context object that the app and powertools read."""
 
@@ -51,7 +87,7 @@ class LambdaContext:
         self.memory_limit_in_mb = 512
         self.aws_request_id = str(uuid.uuid4())
         self.invoked_function_arn = (
-            f"arn:aws:lambda:us-east-1:123456789012:function:{function_name}"
+            f"arn:aws:lambda:us-east-1:{ACCOUNT_ID}:function:{function_name}"
         )
         self.log_group_name = f"/aws/lambda/{function_name}"
         self._deadline = time.monotonic() + timeout_seconds
@@ -60,58 +96,100 @@ class LambdaContext:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
-def build_event(
-    routes: list[_Route],
-    method: str,
-    raw_path: str,
-    headers: list[tuple[str, str]],
-    body: bytes,
-    source_ip: str,
-) -> dict[str, Any] | None:
-    """The API Gateway REST proxy event for a request, or None when no route matches."""
-    parts = urlsplit(raw_path)
-    path = parts.path or "/"
-    match_path = path.rstrip("/") if path != "/" else path
-    for route in sorted(routes, key=lambda r: r.rank):
+def select_route(
+    routes: list[Route], method: str, path: str, front_door: str
+) -> tuple[Route, dict[str, str]] | None:
+    """The route API Gateway gives a request, with its path parameters; None when it answers
+    the request itself.
+
+    Both prefer the most specific path. An HTTP API matches method and path together (a route
+    key), so a method one path lacks can still reach ``/{proxy+}``; a REST API finds the
+    resource by path first, and a method that resource lacks goes no further.
+    """
+    match_path = path.rstrip("/") or "/"
+    candidates = [r for r in routes if front_door == REST_API or method in r.methods]
+    for route in sorted(candidates, key=lambda r: r.rank):
         found = route.regex.match(match_path)
         if found:
-            break
-    else:
+            return (route, found.groupdict()) if method in route.methods else None
+    return None
+
+
+def _resource_id(route: Route) -> str:
+    """A REST API's id for a resource (an HTTP API sends null): stable, like the real one."""
+    return hashlib.sha256(route.template.encode()).hexdigest()[:6]
+
+
+def _check_front_door(front_door: str) -> None:
+    if front_door not in NO_ROUTE_ANSWERS:
+        raise ValueError(f"front_door must be {HTTP_API!r} or {REST_API!r}, not {front_door!r}")
+
+
+def _grouped(pairs: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
+    grouped: dict[str, list[str]] = {}
+    for name, value in pairs:
+        grouped.setdefault(name, []).append(value)
+    return grouped
+
+
+def build_event(
+    routes: list[Route], request: LocalRequest, front_door: str = HTTP_API
+) -> dict[str, Any] | None:
+    """The Lambda proxy event API Gateway sends for ``request``; None when no route takes it.
+
+    ``front_door`` is ``"http"`` (an HTTP API, payload format 1.0, stage ``$default``: what the
+    packaged stack deploys) or ``"rest"`` (a REST API, stage ``api``: what ``chalice deploy``
+    makes). The two events differ where API Gateway's do: ``version``, header names (an HTTP
+    API lower-cases them), the stage, the stage prefix of ``requestContext.path``, and
+    ``resourceId``.
+    """
+    _check_front_door(front_door)
+    parts = urlsplit(request.target)
+    path = parts.path or "/"
+    selected = select_route(routes, request.method, path, front_door)
+    if selected is None:
         return None
-    multi_headers: dict[str, list[str]] = {}
-    for name, value in headers:
-        multi_headers.setdefault(name, []).append(value)
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    multi_query: dict[str, list[str]] = {}
-    for name, value in query:
-        multi_query.setdefault(name, []).append(value)
+    route, path_parameters = selected
+    http_api = front_door == HTTP_API
+    headers = _grouped((name.lower() if http_api else name, v) for name, v in request.headers)
+    lowered = {name.lower(): values[-1] for name, values in headers.items()}
+    domain = urlsplit("//" + lowered.get("host", "")).hostname or "localhost"
+    query = _grouped(parse_qsl(parts.query, keep_blank_values=True))
     request_id = str(uuid.uuid4())
-    return {
+    now = time.time()
+    event: dict[str, Any] = {
         "resource": route.template,
         "path": path,
-        "httpMethod": method,
-        "headers": {k: v[-1] for k, v in multi_headers.items()},
-        "multiValueHeaders": multi_headers,
-        "queryStringParameters": {k: v[-1] for k, v in multi_query.items()} or None,
-        "multiValueQueryStringParameters": multi_query or None,
-        "pathParameters": found.groupdict() or None,
+        "httpMethod": request.method,
+        "headers": {name: values[-1] for name, values in headers.items()},
+        "multiValueHeaders": headers,
+        "queryStringParameters": {name: values[-1] for name, values in query.items()} or None,
+        "multiValueQueryStringParameters": query or None,
+        "pathParameters": path_parameters or None,
         "stageVariables": None,
         "requestContext": {
-            "resourcePath": route.template,
-            "httpMethod": method,
-            "path": f"/local{path}",
-            "stage": "local",
-            "requestId": request_id,
+            "accountId": ACCOUNT_ID,
+            "apiId": API_ID,
+            "domainName": domain,
+            "domainPrefix": domain.split(".")[0],
             "extendedRequestId": request_id,
-            "requestTimeEpoch": int(time.time() * 1000),
-            "identity": {
-                "sourceIp": source_ip,
-                "userAgent": multi_headers.get("User-Agent", [""])[-1],
-            },
+            "httpMethod": request.method,
+            "identity": {"sourceIp": request.source_ip, "userAgent": lowered.get("user-agent", "")},
+            "path": path if http_api else f"/{REST_STAGE}{path}",
+            "protocol": request.protocol,
+            "requestId": request_id,
+            "requestTime": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
+            "requestTimeEpoch": int(now * 1000),
+            "resourceId": None if http_api else _resource_id(route),
+            "resourcePath": route.template,  # what Chalice dispatches on
+            "stage": "$default" if http_api else REST_STAGE,
         },
-        "body": base64.b64encode(body).decode() if body else None,
-        "isBase64Encoded": bool(body),
+        # Base64 whatever the content type: what API Gateway does for binary bodies
+        # (protobuf); the app decodes either way.
+        "body": base64.b64encode(request.body).decode() if request.body else None,
+        "isBase64Encoded": bool(request.body),
     }
+    return {"version": "1.0", **event} if http_api else event
 
 
 class _Server(ThreadingHTTPServer):
@@ -171,14 +249,22 @@ class LocalApiGateway:
 
     API Gateway is HTTPS only, and kubectl sends exec-plugin credentials only over TLS, so the
     local stack passes ``tls`` (the local CA's server context); tests may serve plain HTTP.
+    ``front_door`` chooses the API whose events and own answers it gives (see build_event).
     """
 
     def __init__(
-        self, app: Any, host: str = "127.0.0.1", port: int = 0, tls: ssl.SSLContext | None = None
+        self,
+        app: Any,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        tls: ssl.SSLContext | None = None,
+        front_door: str = HTTP_API,
     ) -> None:
+        _check_front_door(front_door)
         self._app = app
         self._host = host
-        self._routes = [_Route(path) for path in app.routes]
+        self.front_door = front_door
+        self._routes = app_routes(app)
         self._server = _Server((host, port), self._handler_class(), tls)
         self._thread: threading.Thread | None = None
         self._answers: list[dict[str, Any]] = []
@@ -260,21 +346,18 @@ class LocalApiGateway:
                     )
                     return
                 body = self.rfile.read(length) if length else b""
-                event = build_event(
-                    gateway._routes,
+                request = LocalRequest(
                     self.command,
                     self.path,
                     list(self.headers.items()),
                     body,
                     self.client_address[0],
+                    self.request_version,
                 )
-                if event is None:
-                    # What API Gateway answers for a path no route matches.
-                    self._reply(
-                        403,
-                        {"Content-Type": "application/json"},
-                        b'{"message": "Missing Authentication Token"}',
-                    )
+                event = build_event(gateway._routes, request, gateway.front_door)
+                if event is None:  # API Gateway answers this itself; the function never runs
+                    status, answer = NO_ROUTE_ANSWERS[gateway.front_door]
+                    self._reply(status, {"Content-Type": "application/json"}, answer)
                     return
                 result = gateway.invoke(event)
                 payload = result.get("body") or ""
