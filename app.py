@@ -203,11 +203,21 @@ def k8s_proxy(cluster: str) -> Response:
 @app.route("/{proxy+}", methods=PROXY_METHODS, content_types=["*/*"])
 def outside_k8s() -> Response:
     # Everything no other route takes (kubectl get --raw /metrics lands here): a Status that
-    # names the prefix, not API Gateway's "Missing Authentication Token".
-    from chalicelib.routes.proxy import outside_prefix
+    # names the prefix, not API Gateway's "Missing Authentication Token". Behind the HTTP API
+    # a declared path asked with another method lands here too: that is a 405.
+    from chalicelib.errors import MethodNotAllowed
+    from chalicelib.routes.proxy import declared_methods, outside_prefix
 
     path = "/" + current_request().to_original_event()["pathParameters"]["proxy"]
-    return proxy_response(outside_prefix(path, current_request().method))
+    method = current_request().method
+    allowed = declared_methods(path, app.routes)
+    if allowed:
+        answer = json_error(
+            MethodNotAllowed(f"{path[:200]} takes {', '.join(allowed)}, not {method}")
+        )
+        answer.headers["Allow"] = ", ".join(allowed)
+        return answer
+    return proxy_response(outside_prefix(path, method))
 
 
 def _proxy(cluster: str, path: str) -> Response:

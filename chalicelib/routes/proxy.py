@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from chalicelib.errors import EksgateError, NotFound
@@ -90,3 +90,33 @@ def outside_prefix(path: str, method: str) -> ProxyResponse:
             details={"kind": "path", "name": path[:200], "method": method},
         )
     )
+
+
+# The route that takes whatever no other route does (app.py ``outside_k8s``).
+CATCH_ALL = "/{proxy+}"
+
+
+def declared_methods(path: str, routes: Mapping[str, Iterable[str]]) -> list[str]:
+    """The methods the app declares for ``path`` on any route but the catch-all, sorted.
+
+    An HTTP API routes by method and path together, so ``GET /v1/token`` (a path declared
+    only for POST) reaches the catch-all: it should hear that the method is wrong, not that
+    the Kubernetes API lives elsewhere."""
+    methods: set[str] = set()
+    for template, route_methods in routes.items():
+        if template != CATCH_ALL and _template_matches(template, path):
+            methods.update(route_methods)
+    return sorted(methods)
+
+
+def _template_matches(template: str, path: str) -> bool:
+    """Whether an API Gateway path template (``/v1/sessions/{id}``, ``/k8s/{c}/{proxy+}``)
+    takes ``path``: a ``{name}`` is one segment, a ``{name+}`` the rest (one or more)."""
+    parts = [part for part in template.split("/") if part]
+    segments = [segment for segment in path.split("/") if segment]
+    for index, part in enumerate(parts):
+        if part.startswith("{") and part.endswith("+}"):
+            return len(segments) > index
+        if index >= len(segments) or not (part.startswith("{") or part == segments[index]):
+            return False
+    return len(segments) == len(parts)

@@ -118,3 +118,17 @@ def test_a_protobuf_body_arrives_intact_behind_both(call, oidc_issuer):
     assert [r.request_body["size"] for r in refusals] == [len(PROTOBUF)] * 2
     http_request, rest_request = ({**r.request, "audit_id": ""} for r in refusals)
     assert http_request == rest_request and http_request["query"] == "fieldManager=kubectl-create"
+
+
+def test_a_declared_path_asked_with_another_method_is_a_405_behind_the_http_api(call):
+    """The HTTP API routes by method and path, so ``GET /v1/token`` reaches the catch-all:
+    it answers 405 with the methods the path takes, not the Kubernetes prefix's 404."""
+    result = answer(call("http", "GET", "/v1/token"))
+    assert result[0] == 405 and result[2]["allow"] == "POST"
+    assert json.loads(result[1])["code"] == "MethodNotAllowed"
+    result = answer(call("http", "DELETE", "/v1/sessions/s-1"))
+    assert result[0] == 405 and result[2]["allow"] == "GET"
+    # A path no route declares is still the prefix's Status; so is one a segment too long.
+    for target in ("/metrics", "/v1/sessions/s-1/extra", "/k8s"):
+        status, data, _ = answer(call("http", "GET", target))
+        assert status == 404 and "/k8s/<cluster>/" in json.loads(data)["message"]

@@ -474,3 +474,22 @@ def test_a_cluster_path_typo_repeats_its_reason_as_a_warning_kubectl_prints():
     assert warning.startswith('299 - "eksgate serves no cluster ') and "may use: demo" in warning
     assert '\\"' in warning and "\r" not in warning and "\n" not in warning
     assert warning.endswith('"') and warning.count('"') - warning.count('\\"') == 2
+
+
+def test_declared_methods_match_path_templates_as_api_gateway_does():
+    from chalicelib.routes.proxy import declared_methods
+
+    routes = {
+        "/v1/token": ["POST"],
+        "/v1/sessions/{session_id}": ["GET"],
+        "/k8s/{cluster}/{proxy+}": ["GET", "PUT"],
+        "/{proxy+}": ["GET", "POST"],
+    }
+    assert declared_methods("/v1/token", routes) == ["POST"]
+    assert declared_methods("/v1/token/", routes) == ["POST"]
+    assert declared_methods("/v1/sessions/abc", routes) == ["GET"]
+    assert declared_methods("/v1/sessions", routes) == []
+    assert declared_methods("/v1/sessions/abc/def", routes) == []
+    assert declared_methods("/k8s/demo/api/v1/pods", routes) == ["GET", "PUT"]
+    assert declared_methods("/k8s/demo", routes) == []  # a greedy part needs a segment
+    assert declared_methods("/metrics", routes) == []  # the catch-all itself never counts
