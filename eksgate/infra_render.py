@@ -324,7 +324,7 @@ def render_merge_template(
     stage_clusters = {
         t.name: {"region": t.region, "eks_name": t.eks_name} for t in config.clusters.values()
     }
-    existing = {**template.get("Resources", {}), **template.get("Conditions", {})}
+    existing = _logical_ids(template)
     resources, conditions = _render(
         policies, stage_clusters, function_role or _function_role(config.settings), taken=existing
     )
@@ -357,7 +357,7 @@ def render_merge_template(
             front_door = http_api_resources(stage, app_routes(project))
         except RouteError as exc:
             raise InfraRenderError(str(exc)) from exc
-        clash = (set(front_door["Resources"]) - {REST_API}) & ids_in(merged)
+        clash = (set(front_door["Resources"]) - {REST_API}) & _logical_ids(merged)
         if clash:
             raise InfraRenderError(
                 f"the HTTP API's {', '.join(sorted(clash))} and the template's would be one "
@@ -368,7 +368,7 @@ def render_merge_template(
     return merged
 
 
-def ids_in(template: Mapping[str, Any]) -> set[str]:
+def _logical_ids(template: Mapping[str, Any]) -> set[str]:
     """Every logical id a template defines (resources, conditions, outputs)."""
     return {
         *template.get("Resources", {}),
